@@ -1,0 +1,1 @@
+"""Domain logic of the factory, in plain Python with no Dagster import."""

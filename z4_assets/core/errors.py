@@ -1,0 +1,10 @@
+"""The one error type users see: a one-line message that names the file at fault."""
+
+
+class Z4Error(Exception):
+    """Bad input or a broken promise; its message is shown to the user as is, on one line."""
+
+    def __init__(self, message: str, path: object | None = None):
+        self.path = str(path) if path is not None else None
+        text = f"{self.path}: {message}" if self.path else message
+        super().__init__(" ".join(text.split()))

@@ -1,0 +1,69 @@
+"""One MLflow run per factory run, shared by every stage and never left RUNNING.
+
+Each stage re-opens the run (found by its Dagster run id tag), logs its evidence, and
+terminates it: FINISHED when its gates passed, FAILED with the gate's name when one blocked.
+The last stage that runs therefore always leaves the final status, whichever stage it is.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+DAGSTER_RUN_TAG = "dagster.run_id"
+_CREDENTIALS = re.compile(r"(://)[^/@\s]+@")
+
+
+def redact_uri(uri: str) -> str:
+    """Drop user:password@ from a URI before it is shown anywhere."""
+    return _CREDENTIALS.sub(r"\1***@", uri)
+
+
+def default_tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+
+
+class RunRecorder:
+    def __init__(self, tracking_uri: str, experiment_name: str):
+        from mlflow.tracking import MlflowClient
+
+        self.tracking_uri = tracking_uri or default_tracking_uri()
+        self.client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+        exp = self.client.get_experiment_by_name(experiment_name)
+        self.experiment_id = exp.experiment_id if exp else self.client.create_experiment(experiment_name)
+
+    def open(self, dagster_run_id: str, run_name: str, tags: dict[str, str]) -> str:
+        found = self.client.search_runs(
+            [self.experiment_id], filter_string=f"tags.`{DAGSTER_RUN_TAG}` = '{dagster_run_id}'",
+            max_results=1)
+        if found:
+            run_id = found[0].info.run_id
+            self.client.update_run(run_id, status="RUNNING")
+        else:
+            run = self.client.create_run(self.experiment_id, run_name=run_name,
+                                         tags={DAGSTER_RUN_TAG: dagster_run_id, **tags})
+            run_id = run.info.run_id
+        return run_id
+
+    def log(self, run_id: str, params: dict | None = None, metrics: dict | None = None,
+            tags: dict | None = None) -> None:
+        import time
+
+        from mlflow.entities import Metric, Param, RunTag
+
+        now = int(time.time() * 1000)
+        self.client.log_batch(
+            run_id,
+            metrics=[Metric(k, float(v), now, 0) for k, v in (metrics or {}).items()],
+            params=[Param(k, str(v)[:6000]) for k, v in (params or {}).items()],
+            tags=[RunTag(k, str(v)[:5000]) for k, v in (tags or {}).items()],
+        )
+
+    def log_artifacts(self, run_id: str, local_dir: str | Path, artifact_path: str) -> None:
+        self.client.log_artifacts(run_id, str(local_dir), artifact_path)
+
+    def close(self, run_id: str, blocked_by: str | None) -> None:
+        if blocked_by:
+            self.client.set_tag(run_id, "z4.blocked_by", blocked_by)
+        self.client.set_terminated(run_id, status="FAILED" if blocked_by else "FINISHED")

@@ -1,0 +1,211 @@
+"""Z3 snapshots: immutable, hashed copies of a dataset, registered once and verified on every read."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from z4_assets import __version__
+from z4_assets.core.contract import DATASET_ID_RE, Contract, load_contract
+from z4_assets.core.errors import Z4Error
+from z4_assets.core.files import atomic_write_json, sha256_file
+from z4_assets.core.validation import conform_dtypes
+
+MANIFEST = "manifest.json"
+DATA_FILE = "data.parquet"
+CONTRACT_FILE = "contract.yaml"
+MANIFEST_FIELDS = ("dataset_id", "snapshot_id", "snapshot_at", "hash", "row_count",
+                   "feature_groups", "time_range", "contract_hash")
+
+
+@dataclass(frozen=True)
+class SnapshotRef:
+    """Where a snapshot lives and what its manifest says; passed between assets."""
+
+    dataset_id: str
+    snapshot_id: str
+    path: str
+    manifest: dict
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.path) / self.manifest.get("data_file", DATA_FILE)
+
+    @property
+    def contract_path(self) -> Path:
+        return Path(self.path) / self.manifest.get("contract_file", CONTRACT_FILE)
+
+    @property
+    def label(self) -> str:
+        return f"{self.dataset_id}@{self.snapshot_id}"
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Read a CSV or parquet file, turning every way it can be broken into one clear line."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    p = Path(path)
+    if not p.is_file():
+        raise Z4Error("no such data file", p)
+    if p.stat().st_size == 0:
+        raise Z4Error("data file is empty", p)
+    suffix = p.suffix.lower()
+    try:
+        if suffix == ".parquet":
+            table = pq.read_table(p)
+        elif suffix == ".csv":
+            table = pacsv.read_csv(p, read_options=pacsv.ReadOptions(block_size=64 << 20))
+        else:
+            raise Z4Error(f"unsupported data format {suffix or '(none)'!r}: use .csv or .parquet", p)
+    except Z4Error:
+        raise
+    except (pa.ArrowException, OSError, UnicodeDecodeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise Z4Error(f"not a readable {suffix[1:]} table (truncated or not tabular): {first}", p) from None
+    if table.num_columns < 2:
+        raise Z4Error(f"not tabular: found {table.num_columns} column(s)", p)
+    if table.num_rows == 0:
+        raise Z4Error("table has a header but no rows", p)
+    return table.to_pandas()
+
+
+def add_snapshot(root: str | Path, dataset_id: str, contract_path: str | Path,
+                 data_path: str | Path, now: datetime | None = None) -> tuple[SnapshotRef, bool]:
+    """Register DATA under ROOT/dataset_id/snapshot_id; returns (snapshot, created).
+
+    The snapshot is assembled in a hidden temp folder and renamed into place, so a reader
+    never sees it half-written. Identical data with an identical contract is not registered
+    twice: the existing snapshot is returned with created=False.
+    """
+    if not DATASET_ID_RE.match(dataset_id):
+        raise Z4Error(f"invalid dataset id {dataset_id!r}: must match {DATASET_ID_RE.pattern}")
+    contract, contract_hash = load_contract(contract_path)
+    if contract.dataset_id != dataset_id:
+        raise Z4Error(f"unknown dataset id {dataset_id!r}: this contract is for "
+                      f"{contract.dataset_id!r}", contract_path)
+    df = conform_dtypes(read_table(data_path), contract)
+    root = Path(root)
+    (root / dataset_id).mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{dataset_id}.staging-", dir=root))
+    try:
+        df.to_parquet(staging / DATA_FILE, index=False, compression="zstd")
+        data_hash = sha256_file(staging / DATA_FILE)
+        for existing in list_snapshots(root, dataset_id):
+            m = existing.manifest
+            if m["hash"] == data_hash and m["contract_hash"] == contract_hash:
+                return existing, False
+        shutil.copyfile(contract_path, staging / CONTRACT_FILE)
+        at = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+        snapshot_id = f"{at:%Y%m%dT%H%M%S}{at.microsecond:06d}Z-{data_hash[:12]}"
+        manifest = {
+            "schema_version": 1,
+            "dataset_id": dataset_id,
+            "snapshot_id": snapshot_id,
+            "snapshot_at": at.isoformat().replace("+00:00", "Z"),
+            "hash": data_hash,
+            "hash_algorithm": "sha256",
+            "data_file": DATA_FILE,
+            "row_count": int(len(df)),
+            "column_count": int(df.shape[1]),
+            "feature_groups": contract.feature_groups(),
+            "time_range": time_range(df, contract),
+            "contract_file": CONTRACT_FILE,
+            "contract_hash": contract_hash,
+            "source": {"file": Path(data_path).name, "sha256": sha256_file(data_path)},
+            "created_by": f"z4-model-factory {__version__}",
+        }
+        atomic_write_json(staging / MANIFEST, manifest)
+        for f in staging.iterdir():
+            os.chmod(f, 0o444)
+        final = root / dataset_id / snapshot_id
+        os.rename(staging, final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # gone already when the rename succeeded
+    return SnapshotRef(dataset_id, snapshot_id, str(final), manifest), True
+
+
+def time_range(df: pd.DataFrame, contract: Contract) -> dict | None:
+    if not contract.time or contract.time.column not in df:
+        return None
+    col = pd.to_datetime(df[contract.time.column], errors="coerce")
+    if col.notna().sum() == 0:
+        return {"column": contract.time.column, "min": None, "max": None}
+    return {"column": contract.time.column, "min": col.min().isoformat(), "max": col.max().isoformat()}
+
+
+def load_manifest(snapshot_dir: str | Path) -> dict:
+    path = Path(snapshot_dir) / MANIFEST
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise Z4Error("snapshot has no manifest (still being written?)", path) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise Z4Error(f"malformed manifest: {e}", path) from None
+    missing = [k for k in MANIFEST_FIELDS if k not in manifest] if isinstance(manifest, dict) else ["*"]
+    if missing:
+        raise Z4Error(f"malformed manifest: missing {', '.join(missing)}", path)
+    return manifest
+
+
+def list_snapshots(root: str | Path, dataset_id: str | None = None) -> list[SnapshotRef]:
+    """Every complete snapshot under root (oldest first); hidden staging folders are ignored."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    datasets = [dataset_id] if dataset_id else sorted(
+        d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    refs = []
+    for ds in datasets:
+        ds_dir = root / ds
+        if not ds_dir.is_dir():
+            continue
+        for snap in ds_dir.iterdir():
+            if snap.name.startswith(".") or not (snap / MANIFEST).is_file():
+                continue
+            try:
+                m = load_manifest(snap)
+            except Z4Error:
+                continue
+            refs.append(SnapshotRef(ds, snap.name, str(snap), m))
+    return sorted(refs, key=lambda r: (r.manifest["snapshot_at"], r.snapshot_id))
+
+
+def resolve_snapshot(root: str | Path, dataset_id: str = "", snapshot_id: str = "") -> SnapshotRef:
+    """The chosen snapshot, or the newest one (of a dataset, or of the whole root)."""
+    root = Path(root)
+    if dataset_id and not (root / dataset_id).is_dir():
+        known = sorted(r.dataset_id for r in list_snapshots(root))
+        raise Z4Error(f"unknown dataset id {dataset_id!r}; known: {sorted(set(known)) or 'none'}", root)
+    if snapshot_id:
+        candidates = [r for r in list_snapshots(root, dataset_id or None) if r.snapshot_id == snapshot_id]
+        if not candidates:
+            raise Z4Error(f"no snapshot {snapshot_id!r} for dataset {dataset_id or '(any)'}", root)
+        if len(candidates) > 1:
+            raise Z4Error(f"snapshot id {snapshot_id!r} is ambiguous: give dataset_id too", root)
+        return candidates[0]
+    refs = list_snapshots(root, dataset_id or None)
+    if not refs:
+        raise Z4Error("no snapshots registered: run `z4 snapshot add` first", root)
+    return refs[-1]
+
+
+def load_snapshot_frame(ref: SnapshotRef, contract: Contract) -> pd.DataFrame:
+    try:
+        df = pd.read_parquet(ref.data_path)
+    except Exception as e:  # pyarrow raises several types for a corrupt file
+        raise Z4Error(f"snapshot data is unreadable: {str(e).splitlines()[0]}", ref.data_path) from None
+    return conform_dtypes(df, contract)
+
+
+def scratch_name() -> str:
+    return uuid.uuid4().hex[:12]

@@ -1,0 +1,72 @@
+"""hygiene_report: duplicates, impossible values, leakage, holdout leaks and drift, each a blocking gate."""
+
+
+import dagster as dg
+import pandas as pd
+
+from z4_assets.checks import blocking_specs, check_results, first_failure
+from z4_assets.core.contract import load_contract
+from z4_assets.core.files import atomic_write_json, atomic_write_text
+from z4_assets.core.gates import render_markdown
+from z4_assets.core.hygiene import run_hygiene
+from z4_assets.core.refs import StageEvidence
+from z4_assets.core.z3 import SnapshotRef, load_snapshot_frame
+from z4_assets.resources import FactoryStorage, MlflowTracking, PolicyStore
+
+CHECKS = {
+    "duplicate_rows": "Share of exact duplicate rows stays under the policy maximum.",
+    "conflicting_labels": "Share of rows with identical features but different labels stays under the maximum.",
+    "impossible_values": "Rows hitting an impossible-value rule of the contract (or +-inf).",
+    "target_leakage": "No single feature predicts the label almost perfectly (single-feature AUC).",
+    "temporal_leakage": "No model feature is only known after the label's time.",
+    "holdout_leak": "No test row also appears in the training split.",
+    "drift": "PSI and KL per feature against the dataset's baseline profile.",
+}
+
+
+@dg.asset(group_name="hygiene", kinds={"pandas"}, code_version="1",
+          check_specs=blocking_specs("hygiene_report", CHECKS))
+def hygiene_report(context: dg.AssetExecutionContext, z3_snapshot: SnapshotRef, policy: PolicyStore,
+                   storage: FactoryStorage, mlflow: MlflowTracking):
+    """Evidence that the snapshot is clean enough to train on, and the split the model will use."""
+    ref = z3_snapshot
+    contract, _ = load_contract(ref.contract_path)
+    rules = policy.for_dataset(ref.dataset_id)
+    df = load_snapshot_frame(ref, contract)
+    baseline = storage.load_baseline(ref.dataset_id)
+    result = run_hygiene(df, contract, rules, baseline)
+
+    out = storage.run_dir(context.run_id, "hygiene")
+    report = {"snapshot": ref.label, "dataset_hash": ref.manifest["hash"],
+              "baseline": (baseline or {}).get("snapshot"), **result.report}
+    atomic_write_json(out / "hygiene_report.json", report)
+    atomic_write_json(out / "gates.json", [g.as_dict() for g in result.gates])
+    atomic_write_text(out / "hygiene_summary.md", render_markdown(
+        f"Hygiene report: {ref.label}", result.gates,
+        f"{len(df)} rows, positive rate {result.report['positive_rate']:.3f}, "
+        f"split {result.split_strategy} {result.report['split']['counts']}."))
+    split_path = out / "split.parquet"
+    pd.DataFrame({"row": range(len(df)), "split": result.split}).to_parquet(split_path, index=False)
+
+    baseline_note = "kept"
+    if baseline is None and result.passed:
+        storage.save_baseline(ref.dataset_id, {"snapshot": ref.label, **result.profile})
+        baseline_note = f"set to {ref.label}"
+
+    with mlflow.stage(context, ref) as rec:
+        rec.log(metrics={f"hygiene.{g.name}": float(g.value) for g in result.gates
+                         if isinstance(g.value, (int, float))},
+                tags={"hygiene.passed": str(result.passed).lower()})
+        rec.artifacts(out, "reports/hygiene")
+        rec.blocked_by = first_failure(result.gates)
+
+    return dg.MaterializeResult(
+        value=StageEvidence("hygiene", str(out), result.passed, {"split": str(split_path)}),
+        metadata={
+            "report": dg.MetadataValue.path(str(out / "hygiene_report.json")),
+            "summary": dg.MetadataValue.md(render_markdown("Hygiene", result.gates)),
+            "split": dg.MetadataValue.json(result.report["split"]["counts"]),
+            "baseline": baseline_note, "mlflow_run_id": rec.run_id,
+        },
+        check_results=check_results(result.gates),
+    )

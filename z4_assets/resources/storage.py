@@ -1,0 +1,30 @@
+"""Where a run's evidence and each dataset's drift baseline are kept (default ./data/factory)."""
+
+
+from pathlib import Path
+
+import dagster as dg
+from pydantic import Field
+
+from z4_assets.core.files import atomic_write_json, read_json
+
+
+class FactoryStorage(dg.ConfigurableResource):
+    """Per-run evidence folders and per-dataset baseline profiles."""
+
+    root: str = Field(description="root folder for runs/<dagster run id>/ and baselines/")
+
+    def run_dir(self, run_id: str, stage: str) -> Path:
+        d = Path(self.root) / "runs" / run_id / stage
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    def baseline_path(self, dataset_id: str) -> Path:
+        return Path(self.root) / "baselines" / f"{dataset_id}.json"
+
+    def load_baseline(self, dataset_id: str) -> dict | None:
+        p = self.baseline_path(dataset_id)
+        return read_json(p) if p.is_file() else None
+
+    def save_baseline(self, dataset_id: str, profile: dict) -> Path:
+        return atomic_write_json(self.baseline_path(dataset_id), profile)

@@ -1,0 +1,58 @@
+"""MLflow tracking as a small ConfigurableResource over the MLflow client (see README: why not dagster-mlflow)."""
+
+
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Iterator
+
+import dagster as dg
+from pydantic import Field
+
+from z4_assets.core.provenance import code_version
+from z4_assets.core.z3 import SnapshotRef
+
+
+class StageRecord:
+    """What one stage logs to the factory run's MLflow run."""
+
+    def __init__(self, recorder, run_id: str):
+        self.recorder, self.run_id = recorder, run_id
+        self.blocked_by: str | None = None
+
+    def log(self, params: dict | None = None, metrics: dict | None = None, tags: dict | None = None):
+        self.recorder.log(self.run_id, params, metrics, tags)
+
+    def artifacts(self, local_dir, artifact_path: str) -> None:
+        self.recorder.log_artifacts(self.run_id, local_dir, artifact_path)
+
+
+class MlflowTracking(dg.ConfigurableResource):
+    """One MLflow run per Dagster run, tagged with the data, code and seed behind it."""
+
+    tracking_uri: str = Field("", description="empty: $MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlflow.db")
+    experiment_name: str = Field("z4-model-factory", description="MLflow experiment for factory runs")
+
+    @contextmanager
+    def stage(self, context: dg.AssetExecutionContext, snapshot: SnapshotRef) -> Iterator[StageRecord]:
+        from z4_assets.core.tracking import RunRecorder
+
+        recorder = RunRecorder(self.tracking_uri, self.experiment_name)
+        code = code_version()
+        started = datetime.now(timezone.utc)
+        run_name = f"z4-{snapshot.dataset_id}-{started:%Y%m%d-%H%M}-{code['git_short']}"
+        m = snapshot.manifest
+        tags = {
+            "git_sha": code["git_sha"], "git_dirty": code["git_dirty"],
+            "dataset_id": snapshot.dataset_id, "snapshot_id": snapshot.snapshot_id,
+            "dataset_hash": m["hash"], "snapshot_at": m["snapshot_at"],
+            "contract_hash": m["contract_hash"], "orchestrator": "dagster",
+            "dagster.job": context.run.job_name,
+        }
+        run_id = recorder.open(context.run_id, run_name, tags)
+        record = StageRecord(recorder, run_id)
+        try:
+            yield record
+        except BaseException as e:
+            recorder.close(run_id, f"error in {context.asset_key.to_user_string()}: {type(e).__name__}")
+            raise
+        recorder.close(run_id, record.blocked_by)

@@ -1,0 +1,71 @@
+"""trained_model: a reproducible torch model on the clean split, gated on test AUC and KS."""
+
+
+import dagster as dg
+from pydantic import Field
+
+from z4_assets.checks import blocking_specs, check_results, first_failure
+from z4_assets.core.contract import load_contract
+from z4_assets.core.files import atomic_write_json
+from z4_assets.core.refs import StageEvidence
+from z4_assets.core.z3 import SnapshotRef, load_snapshot_frame
+from z4_assets.resources import FactoryStorage, MlflowTracking, PolicyStore
+
+CHECKS = {
+    "performance_auc": "Test-split AUC reaches the policy minimum.",
+    "performance_ks": "Test-split KS reaches the policy minimum.",
+}
+
+
+class TrainConfig(dg.Config):
+    hidden_sizes: list[int] = Field([64, 32], description="Width of each hidden layer of the MLP")
+    epochs: int = Field(8, description="Training epochs; the epoch with the best validation AUC is kept")
+    batch_size: int = Field(512, description="Mini-batch size")
+    learning_rate: float = Field(2e-3, description="Adam learning rate")
+    weight_decay: float = Field(1e-5, description="Adam weight decay (L2)")
+    seed: int = Field(7, description="Seed for torch, numpy, random and the batch order")
+    threads: int = Field(2, description="torch intra-op threads (pinned for reproducibility)")
+
+
+@dg.asset(group_name="training", kinds={"pytorch"}, code_version="1",
+          check_specs=blocking_specs("trained_model", CHECKS))
+def trained_model(context: dg.AssetExecutionContext, config: TrainConfig, z3_snapshot: SnapshotRef,
+                  hygiene_report: StageEvidence, policy: PolicyStore, storage: FactoryStorage,
+                  mlflow: MlflowTracking):
+    """The candidate model: weights, feature spec and metrics, with a bit-exact weights digest."""
+    from z4_assets.core.model_fit import (fit_and_evaluate, flat_metrics, load_split,
+                                          performance_gates, save_model)
+
+    ref = z3_snapshot
+    contract, _ = load_contract(ref.contract_path)
+    rules = policy.for_dataset(ref.dataset_id)
+    df = load_snapshot_frame(ref, contract)
+    split = load_split(hygiene_report.files["split"], len(df))
+    hp = config.model_dump()
+    outcome = fit_and_evaluate(df, contract, split, hp)
+    gates = performance_gates(outcome, rules)
+    out = storage.run_dir(context.run_id, "model")
+    save_model(out, outcome, contract)
+    atomic_write_json(out / "gates.json", [g.as_dict() for g in gates])
+
+    with mlflow.stage(context, ref) as rec:
+        rec.log(params={**hp, "features": len(outcome.spec.output_names),
+                        "excluded_sensitive": sorted(set(contract.candidate_features) - set(contract.model_features))},
+                metrics=flat_metrics(outcome.metrics),
+                tags={"seed": hp["seed"], "state_dict_sha256": outcome.train.digest})
+        rec.artifacts(out, "model")
+        rec.blocked_by = first_failure(gates)
+
+    test = outcome.metrics["test"]
+    return dg.MaterializeResult(
+        value=StageEvidence("model", str(out), all(g.passed for g in gates),
+                            {"weights": str(out / "weights.pt"), "digest": outcome.train.digest}),
+        metadata={
+            "state_dict_sha256": outcome.train.digest,
+            "test_auc": dg.MetadataValue.float(test["auc"]),
+            "test_ks": dg.MetadataValue.float(test["ks"]),
+            "train_seconds": dg.MetadataValue.float(round(outcome.train.seconds, 3)),
+            "model_dir": dg.MetadataValue.path(str(out)), "mlflow_run_id": rec.run_id,
+        },
+        check_results=check_results(gates),
+    )
