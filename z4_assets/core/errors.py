@@ -7,4 +7,5 @@ class Z4Error(Exception):
     def __init__(self, message: str, path: object | None = None):
         self.path = str(path) if path is not None else None
         text = f"{self.path}: {message}" if self.path else message
-        super().__init__(" ".join(text.split()))
+        text = "".join(c if c.isprintable() else "?" for c in " ".join(text.split()))
+        super().__init__(text if len(text) <= 400 else text[:397] + "...")

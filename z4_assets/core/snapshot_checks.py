@@ -30,8 +30,10 @@ def contract_gate(ref: SnapshotRef, contract: Contract) -> tuple[Gate, pd.DataFr
     except Z4Error as e:
         return Gate("contract", False, "unreadable", 0, "==", f"FAILED: {e}", {}), None
     result = validate_contract(df, contract)
+    worst = result.failures[0] if result.failures else None
+    where = f" [{worst['column']}: {worst['check']}, ...]" if worst else ""
     gate = compare("contract", result.failure_count, "==", 0,
-                   "contract violations (dtype, range, categories, nulls, columns)",
+                   f"contract violations (dtype, range, categories, nulls, columns){where}",
                    {"failures": result.failures[:50], "message": result.message})
     return gate, df
 

@@ -64,7 +64,8 @@ def read_table(path: str | Path) -> pd.DataFrame:
         if suffix == ".parquet":
             table = pq.read_table(p)
         elif suffix == ".csv":
-            table = pacsv.read_csv(p, read_options=pacsv.ReadOptions(block_size=64 << 20))
+            table = pacsv.read_csv(p, read_options=pacsv.ReadOptions(block_size=64 << 20),
+                                  convert_options=pacsv.ConvertOptions(strings_can_be_null=True))
         else:
             raise Z4Error(f"unsupported data format {suffix or '(none)'!r}: use .csv or .parquet", p)
     except Z4Error:
@@ -98,7 +99,10 @@ def add_snapshot(root: str | Path, dataset_id: str, contract_path: str | Path,
     (root / dataset_id).mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{dataset_id}.staging-", dir=root))
     try:
-        df.to_parquet(staging / DATA_FILE, index=False, compression="zstd")
+        try:
+            df.to_parquet(staging / DATA_FILE, index=False, compression="zstd")
+        except (ValueError, TypeError, ArithmeticError) as e:  # pyarrow's errors subclass these
+            raise Z4Error(f"cannot store as parquet: {str(e).splitlines()[0]}", data_path) from None
         data_hash = sha256_file(staging / DATA_FILE)
         for existing in list_snapshots(root, dataset_id):
             m = existing.manifest

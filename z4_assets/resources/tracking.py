@@ -26,6 +26,13 @@ class StageRecord:
         self.recorder.log_artifacts(self.run_id, local_dir, artifact_path)
 
 
+def _job_name(context: dg.AssetExecutionContext) -> str:
+    try:
+        return context.run.job_name
+    except dg.DagsterError:  # an asset invoked directly, outside any run
+        return "direct-invocation"
+
+
 class MlflowTracking(dg.ConfigurableResource):
     """One MLflow run per Dagster run, tagged with the data, code and seed behind it."""
 
@@ -46,7 +53,7 @@ class MlflowTracking(dg.ConfigurableResource):
             "dataset_id": snapshot.dataset_id, "snapshot_id": snapshot.snapshot_id,
             "dataset_hash": m["hash"], "snapshot_at": m["snapshot_at"],
             "contract_hash": m["contract_hash"], "orchestrator": "dagster",
-            "dagster.job": context.run.job_name,
+            "dagster.job": _job_name(context),
         }
         run_id = recorder.open(context.run_id, run_name, tags)
         record = StageRecord(recorder, run_id)

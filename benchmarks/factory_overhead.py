@@ -1,0 +1,135 @@
+"""Orchestrated vs bare: the model_factory job through the Dagster CLI against bare_factory.py.
+
+Both sides are fresh interpreters started the same way, in a fresh temp folder holding a
+Dagster home, a Z3 root with the bundled sample registered, a factory root and an MLflow
+sqlite file, so each pays the same imports, the same MLflow schema creation and the same disk.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sqlite3
+import sys
+import tempfile
+from pathlib import Path
+
+from measure import DATASET_ID, REPO, SAMPLE, clean_env, median, run_timed, spread
+
+DAGSTER_CMD = [sys.executable, "-m", "dagster", "job", "execute", "-m", "z4_assets.definitions",
+               "-j", "model_factory"]
+BARE_SCRIPT = Path(__file__).with_name("bare_factory.py")
+_ALL_STEPS = re.compile(r"Finished steps in process \(pid: \d+\) in ([\d.]+)(ms|s)\b")
+_ONE_STEP = re.compile(r'Finished execution of step "(\w+)" in ([\d.]+)(ms|s)\b')
+
+
+def _seconds(value: str, unit: str) -> float:
+    return float(value) / (1000 if unit == "ms" else 1)
+
+
+def train_defaults() -> dict:
+    """TrainConfig's defaults, read from the asset so the bare script trains the same model."""
+    from z4_assets.training.assets import TrainConfig
+
+    return TrainConfig().model_dump()
+
+
+def prepare(tmp: Path, empty_dagster_yaml: bool = False) -> dict:
+    """A fresh Dagster home, Z3 root (sample registered), factory root and MLflow db under TMP."""
+    from z4_assets.core.z3 import add_snapshot
+
+    home = tmp / "dagster_home"
+    home.mkdir()
+    if empty_dagster_yaml:
+        (home / "dagster.yaml").write_text("")
+    else:  # its storage paths are relative, so they land in TMP: both sides run with cwd=TMP
+        shutil.copyfile(REPO / "dagster.yaml", home / "dagster.yaml")
+    add_snapshot(tmp / "z3", DATASET_ID, SAMPLE / "contract.yaml", SAMPLE / "data.csv")
+    return clean_env(DAGSTER_HOME=str(home), Z4_Z3_ROOT=str(tmp / "z3"),
+                     Z4_FACTORY_ROOT=str(tmp / "factory"),
+                     MLFLOW_TRACKING_URI=f"sqlite:///{tmp / 'mlflow.db'}")
+
+
+def evidence(tmp: Path) -> dict:
+    """What the run left behind: verdicts per stage, the weights digest, what MLflow holds."""
+    runs = sorted((tmp / "factory" / "runs").iterdir())
+    if len(runs) != 1:
+        raise RuntimeError(f"expected one factory run under {tmp}, found {len(runs)}")
+    run = runs[0]
+    gates = {}
+    for stage in ("snapshot", "hygiene", "model"):
+        path = run / stage / "gates.json"
+        gates[stage] = all(g["passed"] for g in json.loads(path.read_text())) if path.is_file() else None
+    config = run / "model" / "model_config.json"
+    digest = json.loads(config.read_text())["state_dict_sha256"] if config.is_file() else None
+    with sqlite3.connect(tmp / "mlflow.db") as db:
+        status = [r[0] for r in db.execute("SELECT status FROM runs")]
+        params = db.execute("SELECT COUNT(*) FROM params").fetchone()[0]
+        metrics = db.execute("SELECT COUNT(*) FROM latest_metrics").fetchone()[0]
+    artifacts = sum(1 for p in (tmp / "mlruns").rglob("*") if p.is_file()) if (tmp / "mlruns").is_dir() else 0
+    return {"gates_passed": gates, "digest": digest, "mlflow_status": status,
+            "mlflow_params": params, "mlflow_metrics": metrics, "mlflow_artifacts": artifacts}
+
+
+def run_once(side: str, hp: dict, keep: bool = False) -> dict:
+    tmp = Path(tempfile.mkdtemp(prefix=f"z4bench-{side}-"))
+    try:
+        env = prepare(tmp)
+        if side == "dagster":
+            seconds, proc = run_timed(DAGSTER_CMD, env=env, cwd=tmp)
+            log_text = proc.stdout + proc.stderr
+            m = _ALL_STEPS.search(log_text)
+            inner = _seconds(*m.groups()) if m else None
+            steps = {name: _seconds(v, u) for name, v, u in _ONE_STEP.findall(log_text)}
+        else:
+            seconds, proc = run_timed([sys.executable, str(BARE_SCRIPT), "--hp", json.dumps(hp)],
+                                      env=env, cwd=tmp)
+            out = json.loads(proc.stdout.strip().splitlines()[-1])
+            inner, steps = out["work_s"], out["steps_s"]
+        return {"side": side, "seconds": seconds, "inner_seconds": inner, "steps_s": steps,
+                **evidence(tmp)}
+    finally:
+        if not keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def import_time(repeats: int) -> dict:
+    """Fresh-interpreter time of loading the definitions, next to a bare interpreter start."""
+    env = clean_env()
+    load = [run_timed([sys.executable, "-c", "import z4_assets.definitions"], env=env)[0]
+            for _ in range(repeats)]
+    bare = [run_timed([sys.executable, "-c", "pass"], env=env)[0] for _ in range(repeats)]
+    return {"definitions_import_s": spread(load), "python_startup_s": spread(bare)}
+
+
+def run(repeats: int, warmup: bool = True, log=print) -> dict:
+    """REPEATS interleaved pairs (bare, dagster, ...), after one untimed warm-up pair."""
+    hp = train_defaults()
+    if warmup:
+        log("  warm-up pair (not counted)")
+        run_once("bare", hp)
+        run_once("dagster", hp)
+    samples = {"bare": [], "dagster": []}
+    for i in range(repeats):
+        for side in ("bare", "dagster"):
+            r = run_once(side, hp)
+            samples[side].append(r)
+            log(f"  repeat {i + 1}/{repeats} {side:<7} {r['seconds']:6.2f} s")
+    secs = {side: [r["seconds"] for r in rs] for side, rs in samples.items()}
+    digests = {r["digest"] for rs in samples.values() for r in rs}
+    same_mlflow = len({(r["mlflow_params"], r["mlflow_metrics"], r["mlflow_artifacts"])
+                       for rs in samples.values() for r in rs}) == 1
+    all_passed = all(v for rs in samples.values() for r in rs for v in r["gates_passed"].values())
+    result = {
+        "bare_s": spread(secs["bare"]), "dagster_s": spread(secs["dagster"]),
+        "ratio_dagster_over_bare": median(secs["dagster"]) / median(secs["bare"]),
+        "bare_in_script_work_s": median([r["inner_seconds"] for r in samples["bare"]]),
+        "dagster_steps_s": median([r["inner_seconds"] for r in samples["dagster"]
+                                   if r["inner_seconds"] is not None]),
+        "same_model_digest": len(digests) == 1 and None not in digests,
+        "same_mlflow_counts": same_mlflow, "all_gates_passed": all_passed,
+        "runs": samples, "train_hp": hp, "warmup": warmup,
+    }
+    result.update(import_time(max(repeats, 3)))
+    return result

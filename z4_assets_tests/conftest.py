@@ -1,0 +1,98 @@
+"""Shared fixtures: the real sample, temp Z3 roots, and a factory wired to temp storage."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+import yaml
+
+from z4_assets.core.z3 import add_snapshot
+from z4_assets.definitions import defs as _defs  # noqa: F401  (definitions must load)
+from z4_assets.hygiene.assets import hygiene_report
+from z4_assets.resources import FactoryStorage, MlflowTracking, PolicyStore, Z3Store
+from z4_assets.snapshot.assets import z3_snapshot
+from z4_assets.training.assets import trained_model
+
+SAMPLE_DIR = Path(__file__).resolve().parents[1] / "z4_assets" / "sample_data" / "taiwan_credit_default"
+SAMPLE_CSV = SAMPLE_DIR / "data.csv"
+SAMPLE_CONTRACT = SAMPLE_DIR / "contract.yaml"
+DATASET = "taiwan_credit_default"
+TARGET = "default.payment.next.month"
+FACTORY_ASSETS = [z3_snapshot, hygiene_report, trained_model]
+FAST_TRAIN = {"epochs": 3}
+
+
+@pytest.fixture(scope="session")
+def sample_df() -> pd.DataFrame:
+    return pd.read_csv(SAMPLE_CSV)
+
+
+@pytest.fixture(scope="session")
+def sample_contract_doc() -> dict:
+    return yaml.safe_load(SAMPLE_CONTRACT.read_text())
+
+
+@pytest.fixture
+def z3_root(tmp_path) -> Path:
+    root = tmp_path / "z3"
+    root.mkdir()
+    return root
+
+
+@pytest.fixture
+def register(tmp_path, z3_root, sample_contract_doc):
+    """register(df, contract_doc=None, fmt="parquet") -> SnapshotRef in the temp Z3 root."""
+    counter = iter(range(10_000))
+
+    def _register(df: pd.DataFrame, contract_doc: dict | None = None, fmt: str = "parquet",
+                  dataset_id: str = DATASET):
+        n = next(counter)
+        doc = contract_doc or sample_contract_doc
+        contract = tmp_path / f"contract-{n}.yaml"
+        contract.write_text(yaml.safe_dump(doc, sort_keys=False))
+        data = tmp_path / f"data-{n}.{fmt}"
+        df.to_parquet(data, index=False) if fmt == "parquet" else df.to_csv(data, index=False)
+        ref, created = add_snapshot(z3_root, dataset_id, contract, data)
+        assert created
+        return ref
+
+    return _register
+
+
+@pytest.fixture
+def factory_resources(tmp_path, z3_root) -> dict:
+    return {
+        "z3": Z3Store(root=str(z3_root)),
+        "storage": FactoryStorage(root=str(tmp_path / "factory")),
+        "policy": PolicyStore(path=os.environ.get("Z4_TEST_POLICY", "")),
+        "mlflow": MlflowTracking(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+                                 experiment_name="z4-tests"),
+    }
+
+
+def run_factory(resources: dict, selection: dict | None = None, train: dict | None = None,
+                instance: dg.DagsterInstance | None = None) -> dg.ExecuteInJobResult:
+    config = {"ops": {"trained_model": {"config": {**FAST_TRAIN, **(train or {})}}}}
+    if selection:
+        config["ops"]["z3_snapshot"] = {"config": selection}
+    return dg.materialize(FACTORY_ASSETS, resources=resources, run_config=config,
+                          raise_on_error=False, instance=instance)
+
+
+def check_verdicts(result: dg.ExecuteInJobResult) -> dict[str, bool]:
+    return {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+
+
+def check_metadata(result: dg.ExecuteInJobResult, name: str) -> dict:
+    for e in result.get_asset_check_evaluations():
+        if e.check_name == name:
+            return {k: v.value for k, v in e.metadata.items()}
+    raise KeyError(name)
+
+
+def materialized(result: dg.ExecuteInJobResult) -> set[str]:
+    return {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}

@@ -1,0 +1,131 @@
+"""The whole factory on the real sample: gates, evidence, MLflow record, snapshot choice, drift."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from mlflow.tracking import MlflowClient
+
+from z4_assets_tests.conftest import (TARGET, check_metadata, check_verdicts, materialized,
+                                      run_factory)
+
+ALL_GATES = {"snapshot_hash", "contract", "legal_basis", "duplicate_rows", "conflicting_labels",
+             "impossible_values", "target_leakage", "temporal_leakage", "holdout_leak", "drift",
+             "performance_auc", "performance_ks"}
+
+
+def _mlflow_run(resources, result):
+    client = MlflowClient(resources["mlflow"].tracking_uri)
+    exp = client.get_experiment_by_name("z4-tests")
+    runs = client.search_runs([exp.experiment_id],
+                              filter_string=f"tags.`dagster.run_id` = '{result.run_id}'")
+    assert len(runs) == 1, "exactly one MLflow run per factory run"
+    return client, runs[0]
+
+
+def test_sample_snapshot_becomes_a_tracked_model(sample_df, register, factory_resources, tmp_path):
+    ref = register(sample_df)
+    result = run_factory(factory_resources)
+
+    assert result.success
+    verdicts = check_verdicts(result)
+    assert set(verdicts) == ALL_GATES and all(verdicts.values()), verdicts
+    assert materialized(result) == {"z3_snapshot", "hygiene_report", "trained_model"}
+    auc = check_metadata(result, "performance_auc")
+    assert auc["measured"] >= auc["threshold"] == 0.70
+
+    client, run = _mlflow_run(factory_resources, result)
+    assert run.info.status == "FINISHED"
+    tags, params = run.data.tags, run.data.params
+    assert tags["dataset_id"] == "taiwan_credit_default"
+    assert tags["dataset_hash"] == ref.manifest["hash"]
+    assert tags["snapshot_at"] == ref.manifest["snapshot_at"]
+    assert tags["seed"] == "7" and params["seed"] == "7"
+    assert tags["git_sha"]
+    assert params["epochs"] == "3" and "learning_rate" in params
+    assert run.data.metrics["test_auc"] == auc["measured"] or abs(run.data.metrics["test_auc"] - auc["measured"]) < 1e-5
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "reports/hygiene")}
+    assert "reports/hygiene/hygiene_report.json" in artifacts
+    model_files = {a.path for a in client.list_artifacts(run.info.run_id, "model")}
+    assert {"model/weights.pt", "model/feature_spec.json"} <= model_files
+
+    run_dir = Path(factory_resources["storage"].root) / "runs" / result.run_id
+    report = json.loads((run_dir / "hygiene" / "hygiene_report.json").read_text())
+    assert report["passed"] and report["dataset_hash"] == ref.manifest["hash"]
+    config = json.loads((run_dir / "model" / "model_config.json").read_text())
+    assert len(config["state_dict_sha256"]) == 64
+    spec = json.loads((run_dir / "model" / "feature_spec.json").read_text())
+    assert not {"SEX", "AGE", "MARRIAGE", "ID", TARGET} & {c["name"] for c in spec["columns"]}
+    assert "EDUCATION" in {c["name"] for c in spec["columns"]}  # the contract allows it
+    baseline = factory_resources["storage"].load_baseline("taiwan_credit_default")
+    assert baseline["snapshot"] == ref.label
+
+
+def test_newest_snapshot_by_default_and_a_chosen_one_on_request(sample_df, register, factory_resources):
+    older = register(sample_df.iloc[:12000])
+    newer = register(sample_df.iloc[12000:])
+    default = run_factory(factory_resources)
+    chosen = run_factory(factory_resources, selection={"snapshot_id": older.snapshot_id})
+
+    def snapshot_of(result):
+        mat = result.asset_materializations_for_node("z3_snapshot")[0]
+        return mat.metadata["snapshot_id"].value
+
+    assert snapshot_of(default) == newer.snapshot_id
+    assert snapshot_of(chosen) == older.snapshot_id
+
+
+def test_unknown_dataset_id_fails_clearly_and_materializes_nothing(sample_df, register, factory_resources):
+    register(sample_df.iloc[:3000])
+    result = run_factory(factory_resources, selection={"dataset_id": "no_such_dataset"})
+    assert not result.success
+    assert materialized(result) == set()
+    failure = result.failure_data_for_node("z3_snapshot")
+    assert "unknown dataset id 'no_such_dataset'" in failure.user_failure_data.description
+
+
+def test_performance_gate_blocks_a_model_trained_on_noise_and_mlflow_run_is_failed(
+        sample_df, register, factory_resources):
+    noisy = sample_df.copy()
+    noisy[TARGET] = np.random.default_rng(5).permutation(noisy[TARGET].to_numpy())
+    register(noisy)
+    result = run_factory(factory_resources)
+
+    verdicts = check_verdicts(result)
+    assert verdicts["performance_auc"] is False
+    meta = check_metadata(result, "performance_auc")
+    assert meta["measured"] < 0.6 and meta["threshold"] == 0.70
+    assert not result.success
+    _, run = _mlflow_run(factory_resources, result)
+    assert run.info.status == "FAILED", "a blocked run must not be left RUNNING"
+    assert "performance_auc" in run.data.tags["z4.blocked_by"]
+
+
+def test_run_blocked_at_the_snapshot_gate_still_closes_its_mlflow_run(
+        sample_df, sample_contract_doc, register, factory_resources):
+    register(sample_df.drop(columns=["AGE"]).iloc[:2000])
+    result = run_factory(factory_resources)
+    assert check_verdicts(result)["contract"] is False
+    _, run = _mlflow_run(factory_resources, result)
+    assert run.info.status == "FAILED"
+    assert run.data.tags["z4.blocked_by"] == "contract"
+
+
+def test_drift_against_the_first_accepted_snapshot(sample_df, register, factory_resources):
+    register(sample_df)
+    first = run_factory(factory_resources)
+    assert first.success
+    shifted = sample_df.copy()
+    shifted["LIMIT_BAL"] = (shifted["LIMIT_BAL"] * 3).clip(upper=9_000_000)
+    shifted["ID"] = shifted["ID"] + 100_000
+    register(shifted)
+    second = run_factory(factory_resources)
+
+    assert check_verdicts(second)["drift"] is False
+    meta = check_metadata(second, "drift")
+    assert meta["verdict"].startswith("FAILED: highest PSI against baseline (LIMIT_BAL)")
+    assert meta["measured"] > meta["threshold"] == 0.25
+    assert meta["evidence"]["per_feature"]["PAY_0"]["psi"] < 0.01
+    assert "trained_model" not in materialized(second)
