@@ -20,12 +20,17 @@ from measure import DATASET_ID, REPO, SAMPLE, clean_env, median, run_timed, spre
 DAGSTER_CMD = [sys.executable, "-m", "dagster", "job", "execute", "-m", "z4_assets.definitions",
                "-j", "model_factory"]
 BARE_SCRIPT = Path(__file__).with_name("bare_factory.py")
-_ALL_STEPS = re.compile(r"Finished steps in process \(pid: \d+\) in ([\d.]+)(ms|s)\b")
-_ONE_STEP = re.compile(r'Finished execution of step "(\w+)" in ([\d.]+)(ms|s)\b')
+_DURATION = r"((?:\d+h)?(?:\d+m(?!s))?(?:[\d.]+(?:ms|s))?)"
+_ALL_STEPS = re.compile(r"Finished steps in process \(pid: \d+\) in " + _DURATION)
+_ONE_STEP = re.compile(r'Finished execution of step "(\w+)" in ' + _DURATION)
 
 
-def _seconds(value: str, unit: str) -> float:
-    return float(value) / (1000 if unit == "ms" else 1)
+def _seconds(text: str) -> float:
+    """Dagster's format_duration back to seconds: 533ms, 2.1s, 4m52s, 1h4m."""
+    total = 0.0
+    for value, unit in re.findall(r"([\d.]+)(ms|h|m|s)", text):
+        total += float(value) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[unit]
+    return total
 
 
 def train_defaults() -> dict:
@@ -80,14 +85,15 @@ def run_once(side: str, hp: dict, keep: bool = False) -> dict:
             seconds, proc = run_timed(DAGSTER_CMD, env=env, cwd=tmp)
             log_text = proc.stdout + proc.stderr
             m = _ALL_STEPS.search(log_text)
-            inner = _seconds(*m.groups()) if m else None
-            steps = {name: _seconds(v, u) for name, v, u in _ONE_STEP.findall(log_text)}
+            inner = _seconds(m.group(1)) if m else None
+            steps = {name: _seconds(d) for name, d in _ONE_STEP.findall(log_text)}
         else:
             seconds, proc = run_timed([sys.executable, str(BARE_SCRIPT), "--hp", json.dumps(hp)],
                                       env=env, cwd=tmp)
             out = json.loads(proc.stdout.strip().splitlines()[-1])
             inner, steps = out["work_s"], out["steps_s"]
-        return {"side": side, "seconds": seconds, "inner_seconds": inner, "steps_s": steps,
+        return {"side": side, "seconds": seconds, "cpu_seconds": proc.cpu_seconds,
+                "load_before": proc.load_before, "inner_seconds": inner, "steps_s": steps,
                 **evidence(tmp)}
     finally:
         if not keep:
@@ -115,7 +121,9 @@ def run(repeats: int, warmup: bool = True, log=print) -> dict:
         for side in ("bare", "dagster"):
             r = run_once(side, hp)
             samples[side].append(r)
-            log(f"  repeat {i + 1}/{repeats} {side:<7} {r['seconds']:6.2f} s")
+            steps = " ".join(f"{k} {v:.2f}" for k, v in r["steps_s"].items())
+            log(f"  repeat {i + 1}/{repeats} {side:<7} {r['seconds']:6.2f} s wall, "
+                f"{r['cpu_seconds']:5.2f} s cpu, load {r['load_before']:.2f} before; steps: {steps}")
     secs = {side: [r["seconds"] for r in rs] for side, rs in samples.items()}
     digests = {r["digest"] for rs in samples.values() for r in rs}
     same_mlflow = len({(r["mlflow_params"], r["mlflow_metrics"], r["mlflow_artifacts"])
@@ -124,6 +132,9 @@ def run(repeats: int, warmup: bool = True, log=print) -> dict:
     result = {
         "bare_s": spread(secs["bare"]), "dagster_s": spread(secs["dagster"]),
         "ratio_dagster_over_bare": median(secs["dagster"]) / median(secs["bare"]),
+        "pairwise_ratio_median": median([d / b for b, d in zip(secs["bare"], secs["dagster"])]),
+        "bare_cpu_s": median([r["cpu_seconds"] for r in samples["bare"]]),
+        "dagster_cpu_s": median([r["cpu_seconds"] for r in samples["dagster"]]),
         "bare_in_script_work_s": median([r["inner_seconds"] for r in samples["bare"]]),
         "dagster_steps_s": median([r["inner_seconds"] for r in samples["dagster"]
                                    if r["inner_seconds"] is not None]),

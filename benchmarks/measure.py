@@ -27,13 +27,23 @@ def spread(values: list[float]) -> dict:
 
 def run_timed(cmd: list[str], env: dict | None = None, cwd: str | Path | None = None,
               timeout: float = 1800) -> tuple[float, subprocess.CompletedProcess]:
-    """Wall seconds of one subprocess (spawn to exit); raises with its stderr tail if it fails."""
+    """Wall seconds of one subprocess (spawn to exit); raises with its stderr tail if it fails.
+
+    The child's CPU seconds (user + sys, its own children included) and the 1-minute load
+    average before it started are attached as proc.cpu_seconds and proc.load_before: when
+    another process competes for the 2 cores, wall time grows while the work does not.
+    """
+    load_before = os.getloadavg()[0]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
     seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-25:])
         raise RuntimeError(f"{' '.join(cmd[:6])} ... exited {proc.returncode}:\n{tail}")
+    proc.cpu_seconds = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    proc.load_before = load_before
     return seconds, proc
 
 

@@ -49,7 +49,8 @@ def single_feature_auc(df: pd.DataFrame, y: np.ndarray, contract: Contract,
         else:
             vals = s.to_numpy(dtype="float64", na_value=np.nan)
             lo = np.nanmin(vals) if np.isfinite(vals).any() else 0.0
-            score = np.where(np.isnan(vals), lo - 1.0, vals)
+            score = np.nan_to_num(np.where(np.isnan(vals), lo - 1.0, vals),
+                                  posinf=np.finfo("float64").max, neginf=np.finfo("float64").min)
         auc = _auc(score, y)
         out[col] = round(max(auc, 1 - auc), 6)
     return out
