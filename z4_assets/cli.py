@@ -38,6 +38,40 @@ def cmd_snapshot_list(args) -> int:
     return 0
 
 
+def _signing_key() -> Path:
+    from z4_assets.definitions import DEFAULT_SIGNING_KEY
+
+    return Path(os.environ.get("Z4_SIGNING_KEY", DEFAULT_SIGNING_KEY))
+
+
+def cmd_keygen(args) -> int:
+    from z4_assets.core.packaging.signing import keygen
+
+    priv, pub = keygen(args.out or _signing_key())
+    print(f"private key: {priv} (0600, keep it secret; set Z4_SIGNING_KEY to this path)\n"
+          f"public key:  {pub} (give this to verifiers: z4 verify PACKAGE --key {pub})")
+    return 0
+
+
+def cmd_verify(args) -> int:
+    import json
+
+    from z4_assets.core.packaging.verify import verify_package
+
+    if not (args.key or args.identity):
+        raise Z4Error("give --key PUB.pem, or --identity and --issuer for keyless signatures")
+    report = verify_package(args.package, args.key, args.identity, args.issuer)
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2))
+    else:
+        for c in report.checks:
+            print(f"{'ok  ' if c['ok'] else 'FAIL'} {c['check']:<10} {c['detail']}")
+        print(f"{'VERIFIED' if report.ok else 'REJECTED'}: {args.package} ({report.seconds:.2f} s)")
+    if not report.ok:
+        print(f"z4: verify: {report.first_problem}", file=sys.stderr)
+    return 0 if report.ok else 1
+
+
 def _dagster_env() -> dict:
     env = dict(os.environ)
     if not env.get("DAGSTER_HOME"):
@@ -70,6 +104,11 @@ def cmd_run(args) -> int:
 def cmd_demo(args) -> int:
     from z4_assets.core.z3 import add_snapshot
 
+    if not _signing_key().exists():
+        from z4_assets.core.packaging.signing import keygen
+
+        priv, pub = keygen(_signing_key())
+        print(f"created a local signing key pair for the demo: {priv} (0600), {pub}")
     ref, created = add_snapshot(_z3_root(), "taiwan_credit_default", SAMPLE / "contract.yaml",
                                 SAMPLE / "data.csv")
     print(f"sample snapshot {'registered' if created else 'already registered'}: {ref.label}")
@@ -89,7 +128,7 @@ def _print_summary(env: dict) -> None:
         return
     print(f"\nEvidence of Dagster run {latest.name}: {latest}")
     print(f"{'stage':<9} {'gate':<20} {'verdict':<7} {'measured':>12}  threshold")
-    for stage in ("snapshot", "hygiene", "model"):
+    for stage in ("snapshot", "hygiene", "model", "promotion"):
         path = latest / stage / "gates.json"
         if not path.is_file():
             print(f"{stage:<9} (not run: an upstream gate blocked it)")
@@ -102,6 +141,12 @@ def _print_summary(env: dict) -> None:
     if model.is_file():
         cfg = read_json(model)
         print(f"\nmodel: {latest / 'model' / 'weights.pt'} (state_dict sha256 {cfg['state_dict_sha256'][:16]}...)")
+    promo = latest / "promotion" / "promotion.json"
+    if promo.is_file():
+        p = read_json(promo)
+        print(f"package: {latest / 'package.tar.gz'} (sha256 {p['package_sha256'][:16]}...)\n"
+              f"registered: {p['model']} version {p['version']} as @{p['alias']} | "
+              f"verify: z4 verify {latest / 'package.tar.gz'} --key {_signing_key().with_name(_signing_key().stem + '.pub.pem')}")
     print("MLflow UI: mlflow ui --backend-store-uri sqlite:///mlflow.db | "
           f"Dagster UI: DAGSTER_HOME={env['DAGSTER_HOME']} dagster dev")
 
@@ -123,6 +168,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dataset-id", default="")
     run.add_argument("--snapshot-id", default="")
     run.set_defaults(func=cmd_run)
+    kg = sub.add_parser("keygen", help="create an EC P-256 signing key pair (private key 0600)")
+    kg.add_argument("--out", default="", help="private key path (default: $Z4_SIGNING_KEY or .z4/keys/signing.pem)")
+    kg.set_defaults(func=cmd_keygen)
+    ver = sub.add_parser("verify", help="verify a signed package offline")
+    ver.add_argument("package", help="package folder or package.tar.gz")
+    ver.add_argument("--key", default="", help="public key PEM (EC key signatures)")
+    ver.add_argument("--identity", default="", help="signer identity (keyless Sigstore signatures)")
+    ver.add_argument("--issuer", default="", help="OIDC issuer (keyless Sigstore signatures)")
+    ver.add_argument("--json", action="store_true", help="print the report as JSON")
+    ver.set_defaults(func=cmd_verify)
     demo = sub.add_parser("demo", help="register the bundled sample and run model_factory on it")
     demo.set_defaults(func=cmd_demo)
     return parser

@@ -6,9 +6,14 @@ import dagster as dg
 
 from z4_assets.hygiene.assets import hygiene_report
 from z4_assets.jobs import model_factory
+from z4_assets.packaging.assets import promotion, signed_package
 from z4_assets.resources import FactoryStorage, MlflowTracking, PolicyStore, Z3Store
+from z4_assets.resources.signer import PackageSigner
 from z4_assets.snapshot.assets import z3_snapshot
 from z4_assets.training.assets import trained_model
+
+
+DEFAULT_SIGNING_KEY = ".z4/keys/signing.pem"  # created by `z4 keygen`; gitignored
 
 
 def resources_from_env() -> dict:
@@ -19,11 +24,14 @@ def resources_from_env() -> dict:
         "policy": PolicyStore(path=os.environ.get("Z4_POLICY", "")),
         "mlflow": MlflowTracking(tracking_uri=os.environ.get("MLFLOW_TRACKING_URI", ""),
                                  experiment_name=os.environ.get("Z4_MLFLOW_EXPERIMENT", "z4-model-factory")),
+        "signer": PackageSigner(mode=os.environ.get("Z4_SIGNING_MODE", "ec_key"),
+                                private_key_path=os.environ.get("Z4_SIGNING_KEY", DEFAULT_SIGNING_KEY),
+                                public_key_path=os.environ.get("Z4_SIGNING_PUBKEY", "")),
     }
 
 
 defs = dg.Definitions(
-    assets=[z3_snapshot, hygiene_report, trained_model],
+    assets=[z3_snapshot, hygiene_report, trained_model, signed_package, promotion],
     jobs=[model_factory],
     resources=resources_from_env(),
 )

@@ -14,6 +14,8 @@ from z4_assets.core.z3 import add_snapshot
 from z4_assets.definitions import defs as _defs  # noqa: F401  (definitions must load)
 from z4_assets.hygiene.assets import hygiene_report
 from z4_assets.resources import FactoryStorage, MlflowTracking, PolicyStore, Z3Store
+from z4_assets.packaging.assets import promotion, signed_package
+from z4_assets.resources.signer import PackageSigner
 from z4_assets.snapshot.assets import z3_snapshot
 from z4_assets.training.assets import trained_model
 
@@ -22,7 +24,9 @@ SAMPLE_CSV = SAMPLE_DIR / "data.csv"
 SAMPLE_CONTRACT = SAMPLE_DIR / "contract.yaml"
 DATASET = "taiwan_credit_default"
 TARGET = "default.payment.next.month"
-FACTORY_ASSETS = [z3_snapshot, hygiene_report, trained_model]
+FACTORY_ASSETS = [z3_snapshot, hygiene_report, trained_model, signed_package, promotion]
+BACKBONE = {"z3_snapshot", "hygiene_report", "trained_model"}
+ALL_ASSETS = BACKBONE | {"signed_package", "promotion"}
 FAST_TRAIN = {"epochs": 3}
 
 
@@ -63,11 +67,27 @@ def register(tmp_path, z3_root, sample_contract_doc):
     return _register
 
 
+@pytest.fixture(scope="session")
+def signing_key(tmp_path_factory) -> Path:
+    """One EC P-256 key pair for the session (a real key, made by the project's keygen)."""
+    from z4_assets.core.packaging.signing import keygen
+
+    priv, _ = keygen(tmp_path_factory.mktemp("keys") / "signing.pem")
+    return priv
+
+
+@pytest.fixture(scope="session")
+def cache_root(tmp_path_factory) -> Path:
+    """SBOMs depend only on the installed environment: generate once per session."""
+    return tmp_path_factory.mktemp("cache")
+
+
 @pytest.fixture
-def factory_resources(tmp_path, z3_root) -> dict:
+def factory_resources(tmp_path, z3_root, signing_key, cache_root) -> dict:
     return {
         "z3": Z3Store(root=str(z3_root)),
-        "storage": FactoryStorage(root=str(tmp_path / "factory")),
+        "storage": FactoryStorage(root=str(tmp_path / "factory"), cache_root=str(cache_root)),
+        "signer": PackageSigner(private_key_path=str(signing_key)),
         "policy": PolicyStore(path=os.environ.get("Z4_TEST_POLICY", "")),
         "mlflow": MlflowTracking(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
                                  experiment_name="z4-tests"),

@@ -60,10 +60,12 @@ class RunRecorder:
             tags=[RunTag(k, str(v)[:5000]) for k, v in (tags or {}).items()],
         )
 
-    def log_artifacts(self, run_id: str, local_dir: str | Path, artifact_path: str) -> None:
+    def log_artifacts(self, run_id: str, local_dir: str | Path, artifact_path: str | None) -> None:
         self.client.log_artifacts(run_id, str(local_dir), artifact_path)
 
     def close(self, run_id: str, blocked_by: str | None) -> None:
         if blocked_by:
             self.client.set_tag(run_id, "z4.blocked_by", blocked_by)
+            self.client.set_tag(run_id, "policy_decision", "FAIL")
+            self.client.set_tag(run_id, "policy_reasons", f"blocked by {blocked_by}")
         self.client.set_terminated(run_id, status="FAILED" if blocked_by else "FINISHED")

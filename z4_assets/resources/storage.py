@@ -13,6 +13,10 @@ class FactoryStorage(dg.ConfigurableResource):
     """Per-run evidence folders and per-dataset baseline profiles."""
 
     root: str = Field(description="root folder for runs/<dagster run id>/ and baselines/")
+    cache_root: str = Field("", description="cache of environment-derived files (SBOM); default <root>/cache")
+
+    def cache_dir(self) -> Path:
+        return Path(self.cache_root) if self.cache_root else Path(self.root) / "cache"
 
     def run_dir(self, run_id: str, stage: str) -> Path:
         d = Path(self.root) / "runs" / run_id / stage

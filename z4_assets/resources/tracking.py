@@ -22,8 +22,11 @@ class StageRecord:
     def log(self, params: dict | None = None, metrics: dict | None = None, tags: dict | None = None):
         self.recorder.log(self.run_id, params, metrics, tags)
 
-    def artifacts(self, local_dir, artifact_path: str) -> None:
+    def artifacts(self, local_dir, artifact_path: str | None) -> None:
         self.recorder.log_artifacts(self.run_id, local_dir, artifact_path)
+
+    def artifact_file(self, local_file, artifact_path: str | None) -> None:
+        self.recorder.client.log_artifact(self.run_id, str(local_file), artifact_path)
 
 
 def _job_name(context: dg.AssetExecutionContext) -> str:

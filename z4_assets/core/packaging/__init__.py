@@ -1,0 +1,1 @@
+"""The signed package: layout, provenance statements, signatures and their offline verification."""

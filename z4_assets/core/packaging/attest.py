@@ -1,0 +1,85 @@
+"""in-toto statements: SLSA provenance of the model, and a summary of every gate's verdict."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from z4_assets.core.files import sha256_file
+
+STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+SLSA_PROVENANCE = "https://slsa.dev/provenance/v1"
+VSA = "https://slsa.dev/verification_summary/v1"
+BUILD_TYPE = "https://github.com/z4-model-factory/model_factory@v1"
+BUILDER_ID = "https://github.com/z4-model-factory/dagster/model_factory"
+PROVENANCE_FILE = "provenance/provenance.intoto.json"
+SUMMARY_FILE = "provenance/verification_summary.intoto.json"
+
+
+def model_subjects(pkg: Path) -> list[dict]:
+    return [{"name": p.relative_to(pkg).as_posix(), "digest": {"sha256": sha256_file(p)}}
+            for p in sorted((pkg / "model").rglob("*")) if p.is_file()]
+
+
+def provenance_statement(pkg: Path, run: dict) -> dict:
+    """run: dataset/snapshot, git, lock digest, seeds, hyperparameters, run ids, times."""
+    deps = [
+        {"uri": run["snapshot_uri"], "digest": {"sha256": run["dataset_hash"]},
+         "annotations": {"contract_sha256": run["contract_hash"]}},
+        {"uri": f"git+{run['repo_url']}", "digest": {"gitCommit": run["git_sha"]}},
+        {"uri": run["environment_uri"], "digest": {"sha256": run["environment_digest"]}},
+        {"uri": "sbom/sbom.json", "digest": {"sha256": run["sbom_sha256"]}},
+    ]
+    return {
+        "_type": STATEMENT_TYPE,
+        "subject": model_subjects(pkg),
+        "predicateType": SLSA_PROVENANCE,
+        "predicate": {
+            "buildDefinition": {
+                "buildType": BUILD_TYPE,
+                "externalParameters": {"job": "model_factory", "snapshot": run["snapshot"]},
+                "internalParameters": {"seeds": run["seeds"], "hyperparameters": run["hyperparameters"]},
+                "resolvedDependencies": deps,
+            },
+            "runDetails": {
+                "builder": {"id": BUILDER_ID},
+                "metadata": {"invocationId": run["dagster_run_id"], "startedOn": run["started_at"],
+                             "finishedOn": run["finished_at"]},
+                "byproducts": [{"name": "mlflow_run", "uri": f"mlflow:runs/{run['mlflow_run_id']}"},
+                               {"name": "dagster_run", "uri": f"dagster:runs/{run['dagster_run_id']}"}],
+            },
+        },
+    }
+
+
+def gate_summary_statement(pkg: Path, gates: list[dict], run: dict) -> dict:
+    """One entry per gate with its verdict, threshold and the digest of its evidence file."""
+    passed = all(g["verdict"] == "PASS" for g in gates)
+    return {
+        "_type": STATEMENT_TYPE,
+        "subject": model_subjects(pkg),
+        "predicateType": VSA,
+        "predicate": {
+            "verifier": {"id": BUILDER_ID},
+            "timeVerified": run["finished_at"],
+            "resourceUri": run["snapshot_uri"],
+            "policy": {"uri": run["policy_uri"], "digest": {"sha256": run["policy_digest"]}},
+            "verificationResult": "PASSED" if passed else "FAILED",
+            "verifiedLevels": [],
+            "gates": gates,
+        },
+    }
+
+
+def gates_from_package(pkg: Path) -> list[dict]:
+    """Every gate recorded by a stage in the package, with the digest of its evidence file."""
+    out = []
+    for gates_file in sorted(pkg.glob("**/gates.json")):
+        rel = gates_file.relative_to(pkg).as_posix()
+        stage = gates_file.parent.name
+        for g in json.loads(gates_file.read_text()):
+            out.append({"stage": stage, "gate": g["name"], "verdict": "PASS" if g["passed"] else "FAIL",
+                        "measured": g["value"], "comparison": g["comparison"],
+                        "threshold": g["threshold"], "evidence": rel,
+                        "evidence_sha256": sha256_file(gates_file)})
+    return out

@@ -1,0 +1,90 @@
+"""Assemble a run's evidence into the package layout, with a checksum for every file."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tarfile
+from pathlib import Path
+
+from z4_assets.core.errors import Z4Error
+from z4_assets.core.files import atomic_write_json, sha256_file
+
+CHECKSUMS = "checksums.json"
+SIGNATURES = "signatures"
+SIGNATURE_FILE = f"{SIGNATURES}/model.sig"
+# Stage folders of a run and where they land in the package; intermediates stay out.
+STAGE_DIRS = {"model": "model", "snapshot": "reports/snapshot", "hygiene": "reports/hygiene",
+              "security": "reports/security", "fairness": "reports/fairness",
+              "governance": "reports/governance"}
+INTERMEDIATE_SUFFIXES = (".parquet", ".tmp")
+
+
+def package_files(root: Path) -> list[str]:
+    """Every regular file under root, as sorted posix relative paths (signatures excluded)."""
+    files = []
+    for p in sorted(root.rglob("*")):
+        rel = p.relative_to(root).as_posix()
+        if p.is_symlink():
+            raise Z4Error(f"symlinks are not allowed in a package: {rel}", root)
+        if p.is_file() and not rel.startswith(f"{SIGNATURES}/"):
+            files.append(rel)
+    return files
+
+
+def copy_evidence(run_dir: Path, pkg: Path) -> list[str]:
+    """Copy each stage's evidence into its package folder; returns the stages found."""
+    found = []
+    for stage, dest in STAGE_DIRS.items():
+        src = run_dir / stage
+        if not src.is_dir():
+            continue
+        found.append(stage)
+        for f in sorted(src.rglob("*")):
+            if f.is_file() and not f.name.endswith(INTERMEDIATE_SUFFIXES) and not f.name.startswith("."):
+                target = pkg / dest / f.relative_to(src)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(f, target)
+    card = run_dir / "governance" / "model_card.md"
+    if card.is_file():
+        shutil.copyfile(card, pkg / "model_card.md")
+    return found
+
+
+def write_checksums(pkg: Path) -> dict[str, str]:
+    sums = {rel: sha256_file(pkg / rel) for rel in package_files(pkg) if rel != CHECKSUMS}
+    atomic_write_json(pkg / CHECKSUMS, {"algorithm": "sha256", "files": sums})
+    return sums
+
+
+def make_tarball(pkg: Path, out: Path) -> Path:
+    """A reproducible tar.gz (sorted, zeroed owners and times), written atomically."""
+    tmp = out.with_name(f".{out.name}.tmp")
+
+    def clean(info: tarfile.TarInfo) -> tarfile.TarInfo:
+        info.uid = info.gid = 0
+        info.uname = info.gname = ""
+        info.mtime = 0
+        return info
+
+    with tarfile.open(tmp, "w:gz", compresslevel=6) as tar:
+        for p in sorted(pkg.rglob("*")):
+            tar.add(p, arcname=f"package/{p.relative_to(pkg).as_posix()}", recursive=False, filter=clean)
+    os.replace(tmp, out)
+    return out
+
+
+def extract_tarball(archive: Path, dest: Path) -> Path:
+    """Extract safely: regular files and folders only, nothing outside dest."""
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            for m in tar.getmembers():
+                if not (m.isfile() or m.isdir()):
+                    raise Z4Error(f"package member {m.name!r} is not a regular file", archive)
+            tar.extractall(dest, filter="data")
+    except (tarfile.TarError, OSError, EOFError) as e:
+        raise Z4Error(f"not a readable package archive: {e}", archive) from None
+    root = dest / "package"
+    if not root.is_dir():
+        raise Z4Error("archive has no package/ folder", archive)
+    return root

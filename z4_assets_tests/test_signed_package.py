@@ -1,0 +1,216 @@
+"""Signed package, offline verification, promotion, verified loading, and every tamper caught."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from z4_assets.core.errors import Z4Error
+from z4_assets.core.packaging import attest, layout
+from z4_assets.core.packaging.signing import keygen, sign_package
+from z4_assets.core.packaging.verify import verify_package
+from z4_assets.core.registry import load_model_by_alias
+from z4_assets_tests.conftest import check_verdicts, materialized, run_factory, ALL_ASSETS
+
+
+@pytest.fixture
+def passed_run(sample_df, register, factory_resources, signing_key):
+    register(sample_df.iloc[:12000])
+    result = run_factory(factory_resources)
+    assert result.success, check_verdicts(result)
+    run_dir = Path(factory_resources["storage"].root) / "runs" / result.run_id
+    return {"result": result, "run_dir": run_dir, "pkg": run_dir / "package",
+            "tar": run_dir / "package.tar.gz", "pub": signing_key.with_name("signing.pub.pem"),
+            "resources": factory_resources}
+
+
+def test_package_layout_and_it_verifies(passed_run):
+    pkg = passed_run["pkg"]
+    for rel in ("model/weights.pt", "model/feature_spec.json", "reports/hygiene/hygiene_report.json",
+                "sbom/sbom.json", "checksums.json", "metadata.json", attest.PROVENANCE_FILE,
+                attest.SUMMARY_FILE, layout.SIGNATURE_FILE):
+        assert (pkg / rel).is_file(), rel
+    assert not list(pkg.rglob("*.parquet")), "intermediates stay out of the package"
+    sbom = json.loads((pkg / "sbom/sbom.json").read_text())
+    assert sbom["bomFormat"] == "CycloneDX" and len(sbom["components"]) > 100
+    prov = json.loads((pkg / attest.PROVENANCE_FILE).read_text())
+    assert prov["_type"] == "https://in-toto.io/Statement/v1"
+    assert prov["predicateType"] == "https://slsa.dev/provenance/v1"
+    build = prov["predicate"]["buildDefinition"]
+    assert build["internalParameters"]["seeds"]["train"] == 7
+    assert build["internalParameters"]["hyperparameters"]["epochs"] == 3
+    uris = [d["uri"] for d in build["resolvedDependencies"]]
+    assert uris[0].startswith("z3://taiwan_credit_default/") and uris[1].startswith("git+")
+    assert prov["predicate"]["runDetails"]["metadata"]["invocationId"] == passed_run["result"].run_id
+    summary = json.loads((pkg / attest.SUMMARY_FILE).read_text())["predicate"]
+    assert {g["gate"] for g in summary["gates"]} >= {"contract", "drift", "performance_auc"}
+    for report in (verify_package(pkg, passed_run["pub"]), verify_package(passed_run["tar"], passed_run["pub"])):
+        assert report.ok, report.first_problem
+        assert [c["check"] for c in report.checks] == ["signature", "checksums", "statements", "gates", "sbom"]
+
+
+def _copy(passed_run, tmp_path) -> Path:
+    dst = tmp_path / "pkg"
+    shutil.copytree(passed_run["pkg"], dst)
+    return dst
+
+
+def _flip_weight(pkg, **_):
+    w = pkg / "model/weights.pt"
+    data = bytearray(w.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    w.write_bytes(bytes(data))
+
+
+def _edit_report(pkg, **_):
+    p = pkg / "reports/hygiene/hygiene_report.json"
+    p.write_text(p.read_text().replace('"passed": false', '"passed": true').replace("0.001", "0.000"))
+
+
+def _add_file(pkg, **_):
+    (pkg / "model/extra_layer.pt").write_bytes(b"\x00" * 64)
+
+
+def _remove_file(pkg, **_):
+    (pkg / "reports/hygiene/hygiene_summary.md").unlink()
+
+
+def _other_key(pkg, tmp_path, **_):
+    other, _ = keygen(tmp_path / "other" / "k.pem")
+    sign_package(pkg, other)
+
+
+def _flip_verdict(pkg, **_):
+    p = pkg / attest.SUMMARY_FILE
+    doc = json.loads(p.read_text())
+    doc["predicate"]["gates"][0]["verdict"] = "PASS" if doc["predicate"]["gates"][0]["verdict"] == "FAIL" else "FAIL"
+    p.write_text(json.dumps(doc))
+
+
+def _signature_of_run_b(pkg, run_b, **_):
+    shutil.copyfile(run_b / layout.SIGNATURE_FILE, pkg / layout.SIGNATURE_FILE)
+
+
+TAMPERS = {"weights_byte_flipped": _flip_weight, "report_edited": _edit_report, "file_added": _add_file,
+           "file_removed": _remove_file, "signed_by_another_key": _other_key,
+           "statement_verdict_changed": _flip_verdict, "signature_of_another_run": _signature_of_run_b}
+
+
+def test_every_tamper_is_detected_and_blocks_loading(passed_run, tmp_path, factory_resources):
+    run_b = run_factory(passed_run["resources"], train={"seed": 11})
+    assert run_b.success
+    pkg_b = Path(factory_resources["storage"].root) / "runs" / run_b.run_id / "package"
+
+    detected, seconds = {}, []
+    for name, tamper in TAMPERS.items():
+        pkg = _copy(passed_run, tmp_path / name)
+        tamper(pkg, tmp_path=tmp_path / name, run_b=pkg_b)
+        start = time.perf_counter()
+        report = verify_package(pkg, passed_run["pub"])
+        seconds.append(time.perf_counter() - start)
+        detected[name] = not report.ok
+        assert report.first_problem, name
+    print(f"\ntamper detection {sum(detected.values())}/{len(detected)}; "
+          f"verify median {sorted(seconds)[len(seconds) // 2]:.3f} s")
+    assert detected == {name: True for name in TAMPERS}
+
+
+def test_a_failed_gate_in_the_statement_is_rejected_even_with_a_valid_signature(passed_run, tmp_path, signing_key):
+    pkg = _copy(passed_run, tmp_path)
+    doc = json.loads((pkg / attest.SUMMARY_FILE).read_text())
+    doc["predicate"]["gates"][3]["verdict"] = "FAIL"
+    (pkg / attest.SUMMARY_FILE).write_text(json.dumps(doc))
+    layout.write_checksums(pkg)
+    sign_package(pkg, signing_key)  # signed by the right key, yet a gate says FAIL
+    report = verify_package(pkg, passed_run["pub"])
+    assert not report.ok and report.first_problem.startswith("gates: gate ")
+
+
+def test_promotion_registers_a_candidate_that_loads_only_after_verification(passed_run):
+    res = passed_run["resources"]
+    assert materialized(passed_run["result"]) == ALL_ASSETS
+    client = MlflowClient(res["mlflow"].tracking_uri)
+    version = client.get_model_version_by_alias("z4-taiwan_credit_default", "candidate")
+    assert version.tags["decision"] == "PASS"
+    assert version.tags["dagster_run_id"] == passed_run["result"].run_id
+    assert version.tags["package_sha256"] == __import__("hashlib").sha256(passed_run["tar"].read_bytes()).hexdigest()
+    run = client.get_run(version.run_id)
+    assert run.data.tags["policy_decision"] == "PASS"
+    top = {a.path for a in client.list_artifacts(version.run_id)}
+    assert {"model", "reports", "sbom", "provenance", "signatures", "checksums.json"} <= top
+
+    model, spec, config = load_model_by_alias("z4-taiwan_credit_default", passed_run["pub"],
+                                              tracking_uri=res["mlflow"].tracking_uri)
+    assert config["state_dict_sha256"] == json.loads((passed_run["pkg"] / "metadata.json").read_text())["state_dict_sha256"]
+
+    # tamper with the registered copy: loading must refuse
+    stored = Path(client.get_run(version.run_id).info.artifact_uri.replace("file://", "")) / "package" / "package.tar.gz"
+    data = bytearray(stored.read_bytes())
+    data[-100] ^= 0xFF
+    stored.write_bytes(bytes(data))
+    with pytest.raises(Z4Error, match="refusing to load|digest differs"):
+        load_model_by_alias("z4-taiwan_credit_default", passed_run["pub"], tracking_uri=res["mlflow"].tracking_uri)
+
+
+def test_a_blocked_run_registers_nothing_and_says_fail(sample_df, register, factory_resources):
+    register(sample_df.drop(columns=["AGE"]).iloc[:2000])
+    result = run_factory(factory_resources)
+    assert "promotion" not in materialized(result)
+    client = MlflowClient(factory_resources["mlflow"].tracking_uri)
+    assert client.search_registered_models() == []
+    run = client.search_runs([client.get_experiment_by_name("z4-tests").experiment_id])[0]
+    assert run.data.tags["policy_decision"] == "FAIL" and "contract" in run.data.tags["policy_reasons"]
+
+
+def test_private_key_never_leaves_its_file(passed_run, signing_key):
+    body = [line for line in signing_key.read_text().splitlines() if not line.startswith("-----")]
+    needles = [line.encode() for line in body if len(line) >= 20]
+    assert needles
+    res = passed_run["resources"]
+    roots = [Path(res["storage"].root), Path(res["mlflow"].tracking_uri.removeprefix("sqlite:///")).parent]
+    scanned = 0
+    for root in roots:
+        for f in root.rglob("*"):
+            if f.is_file() and f != signing_key:
+                data = f.read_bytes()
+                scanned += 1
+                assert not any(n in data for n in needles), f"key material in {f}"
+    instance_events = passed_run["result"].all_events
+    assert not any(n.decode() in str(e) for e in instance_events for n in needles)
+    assert scanned > 20
+
+
+def test_keygen_is_0600_and_never_overwrites(tmp_path):
+    priv, pub = keygen(tmp_path / "k" / "signing.pem")
+    assert priv.stat().st_mode & 0o777 == 0o600 and pub.is_file()
+    with pytest.raises(Z4Error, match="refusing to overwrite"):
+        keygen(priv)
+
+
+def test_keyless_signing_fails_fast_and_clearly(tmp_path):
+    pkg = tmp_path / "p"
+    (pkg / "model").mkdir(parents=True)
+    (pkg / "model" / "w").write_bytes(b"w")
+    start = time.perf_counter()
+    with pytest.raises(Z4Error, match="keyless Sigstore signing failed"):
+        sign_package(pkg, keyless=True)
+    assert time.perf_counter() - start < 30
+
+
+def test_z4_verify_cli_exit_codes_and_json(passed_run, tmp_path):
+    cmd = [sys.executable, "-m", "z4_assets.cli", "verify", str(passed_run["tar"]), "--key", str(passed_run["pub"])]
+    ok = subprocess.run(cmd + ["--json"], capture_output=True, text=True)
+    assert ok.returncode == 0 and json.loads(ok.stdout)["ok"] is True
+    pkg = _copy(passed_run, tmp_path)
+    _flip_weight(pkg)
+    bad = subprocess.run([*cmd[:4], str(pkg), "--key", str(passed_run["pub"])], capture_output=True, text=True)
+    assert bad.returncode == 1
+    assert "REJECTED" in bad.stdout and bad.stderr.startswith("z4: verify: signature:")
+    assert "weights.pt" in bad.stderr
