@@ -12,8 +12,9 @@ import yaml
 
 from z4_assets.core.z3 import add_snapshot
 from z4_assets.definitions import defs as _defs  # noqa: F401  (definitions must load)
+from z4_assets.cleanup.assets import cleanup_report
 from z4_assets.hygiene.assets import hygiene_report
-from z4_assets.resources import FactoryStorage, MlflowTracking, PolicyStore, Z3Store
+from z4_assets.resources import FactoryStorage, MlflowTracking, NoopRevoker, PolicyStore, Z3Store
 from z4_assets.snapshot.assets import z3_snapshot
 from z4_assets.training.assets import trained_model
 
@@ -23,6 +24,7 @@ SAMPLE_CONTRACT = SAMPLE_DIR / "contract.yaml"
 DATASET = "taiwan_credit_default"
 TARGET = "default.payment.next.month"
 FACTORY_ASSETS = [z3_snapshot, hygiene_report, trained_model]
+FACTORY_ASSETS.append(cleanup_report)
 FAST_TRAIN = {"epochs": 3}
 
 
@@ -71,6 +73,7 @@ def factory_resources(tmp_path, z3_root) -> dict:
         "policy": PolicyStore(path=os.environ.get("Z4_TEST_POLICY", "")),
         "mlflow": MlflowTracking(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
                                  experiment_name="z4-tests"),
+        "revoker": NoopRevoker(),
     }
 
 
