@@ -77,6 +77,26 @@ def cmd_demo(args) -> int:
     return cmd_run(args)
 
 
+def cmd_retention_apply(args) -> int:
+    from datetime import datetime, timezone
+
+    from z4_assets.core.cleanup.apply import apply_retention, render, write_report
+    from z4_assets.core.cleanup.retention import parse_time, retention_policy
+    from z4_assets.core.policy import load_policy
+
+    try:
+        now = parse_time(args.as_of) if args.as_of else datetime.now(timezone.utc)
+    except ValueError:
+        raise Z4Error(f"--as-of {args.as_of!r} is not an ISO date or time") from None
+    policy = load_policy(os.environ.get("Z4_POLICY") or None, "")
+    grace = retention_policy(policy.get("retention"), policy["source"]).scratch_grace_hours
+    root = Path(os.environ.get("Z4_FACTORY_ROOT", "data/factory"))
+    report = apply_retention(root, now, dry_run=args.dry_run, scratch_grace_hours=grace)
+    path = write_report(root, report)
+    print(render(report, path))
+    return 1 if report["refused"] else 0
+
+
 def _print_summary(env: dict) -> None:
     """The newest run's verdicts, read back from the evidence each stage wrote."""
     from z4_assets.core.files import read_json
@@ -125,6 +145,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
     demo = sub.add_parser("demo", help="register the bundled sample and run model_factory on it")
     demo.set_defaults(func=cmd_demo)
+    ret = sub.add_parser("retention", help="apply the retention policy to past runs").add_subparsers(
+        dest="retention_command", required=True)
+    apply = ret.add_parser("apply", help="delete artifacts whose retention expired; print and record "
+                                         "what was deleted and kept (never a signed or promoted run's evidence)")
+    apply.add_argument("--dry-run", action="store_true", help="report what would be deleted, delete nothing")
+    apply.add_argument("--as-of", default="", help="judge expiry as of this ISO time (default: now)")
+    apply.set_defaults(func=cmd_retention_apply)
     return parser
 
 

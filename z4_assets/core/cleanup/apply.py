@@ -132,6 +132,7 @@ def render(report: dict, path: Path | None) -> str:
         lines.append(f"kept: runs/{u['run_id']}: {u['reason']}")
     for r in report["refused"]:
         lines.append(f"REFUSED: runs/{r['run_id']}: {r['path']!r}: {r['reason']}")
-    lines.append(f"{len(report['deleted'])} file(s) {verb}, {report['deleted_bytes']} bytes; "
+    done = "to delete (dry run)" if report["dry_run"] else "deleted"
+    lines.append(f"{len(report['deleted'])} file(s) {done}, {report['deleted_bytes']} bytes; "
                  f"{len(report['kept'])} kept" + (f"; report: {path}" if path else ""))
     return "\n".join(lines)
