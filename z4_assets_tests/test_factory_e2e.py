@@ -62,6 +62,16 @@ def test_sample_snapshot_becomes_a_tracked_model(sample_df, register, factory_re
     baseline = factory_resources["storage"].load_baseline("taiwan_credit_default")
     assert baseline["snapshot"] == ref.label
 
+    # cleanup_report ran last: records in the run folder and the MLflow run, the split is RET-7
+    manifest = json.loads((run_dir / "postrun" / "retention_manifest.json").read_text())
+    classes = {e["path"]: e["class"] for e in manifest["entries"]}
+    assert classes["model/weights.pt"] == "RET-90" and classes["intermediate/split.parquet"] == "RET-7"
+    assert classes["postrun/cleanup_report.json"] == "RET-3650"
+    assert not (run_dir.parent.parent / "scratch" / result.run_id).exists()
+    assert {"postrun/cleanup_report.json", "postrun/retention_manifest.json"} <= {
+        a.path for a in client.list_artifacts(run.info.run_id, "postrun")}
+    assert tags["z4.cleanup.dagster_run_id"] == result.run_id and tags["z4.cleanup.complete"] == "true"
+
 
 def test_newest_snapshot_by_default_and_a_chosen_one_on_request(sample_df, register, factory_resources):
     older = register(sample_df.iloc[:12000])
