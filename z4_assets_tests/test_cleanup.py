@@ -171,3 +171,19 @@ def test_retention_rules_must_name_known_classes_and_default_to_evidence(policy)
         retention_policy({**policy["retention"], "rules": [{"glob": "*", "class": "RET-1"}]})
     with pytest.raises(Z4Error, match="default_class"):
         retention_policy({**policy["retention"], "default_class": "RET-7"})
+
+
+def test_the_delete_primitive_itself_refuses_anything_outside_its_base(tmp_path):
+    """Defence in depth: even a caller that skipped `contained` cannot delete outside BASE.
+    (Only harmless temp folders are used as targets, so a broken guard cannot do damage.)"""
+    from z4_assets.core.cleanup.paths import remove
+
+    base, victim = tmp_path / "base", tmp_path / "victim"
+    (base / "inner").mkdir(parents=True)
+    victim.mkdir()
+    (victim / "keep.txt").write_text("precious")
+    for target in (victim, base, base / ".." / "victim", base / "inner" / ".." / ".." / "victim"):
+        with pytest.raises(Z4Error, match="refusing to delete a path outside"):
+            remove(target, base)
+    assert (victim / "keep.txt").read_text() == "precious" and base.is_dir()
+    assert remove(base / "inner", base) == 0 and not (base / "inner").exists()

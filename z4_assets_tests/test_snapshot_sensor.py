@@ -152,3 +152,12 @@ def test_a_good_snapshot_is_requested_while_a_broken_one_waits(sample_df, regist
     t = tick(instance, store)
     assert [_selected(r)["snapshot_id"] for r in t.requests] == [good.snapshot_id]
     assert json.loads(t.cursor)["waiting"] == [broken.label]
+
+
+def test_an_unreadable_manifest_is_a_skip_not_a_crash(sample_df, register, instance, store):
+    ref = register(sample_df.iloc[:800])
+    os.chmod(ref.path + "/manifest.json", 0o644)
+    os.replace(ref.path + "/manifest.json", ref.path + "/manifest.tmp")
+    os.mkdir(ref.path + "/manifest.json")  # a folder where the manifest should be: read fails
+    t = tick(instance, store)
+    assert t.requests == [] and "cannot read manifest" in t.skip

@@ -153,6 +153,8 @@ def load_manifest(snapshot_dir: str | Path) -> dict:
         raw = path.read_bytes()
     except FileNotFoundError:
         raise Z4Error("snapshot has no manifest (still being written?)", path) from None
+    except OSError as e:
+        raise Z4Error(f"cannot read manifest: {e.strerror}", path) from None
     return parse_manifest(raw, path)
 
 

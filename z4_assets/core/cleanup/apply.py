@@ -79,7 +79,7 @@ def _apply_run(run_dir: Path, now: datetime, dry_run: bool, report: dict) -> Non
         else:
             item["size"] = target.lstat().st_size
             if not dry_run:
-                remove(target)
+                remove(target, run_dir)
             report["deleted"].append({**item, "expired_at": e["expires_at"]})
     if not dry_run:
         prune_empty_dirs(run_dir)
@@ -102,7 +102,7 @@ def _orphaned_scratch(scratch_root: Path, runs: Path, now: datetime, dry_run: bo
             continue
         size = sum(f.lstat().st_size for f in tree_files(target))
         if not dry_run:
-            remove(target)
+            remove(target, scratch_root)
         report["orphaned_scratch"].append({"run_id": d.name, "path": str(target), "size": size,
                                            "last_modified": age.isoformat()})
 

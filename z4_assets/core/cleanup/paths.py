@@ -81,8 +81,15 @@ def tree_files(root: Path) -> list[Path]:
     return sorted(out)
 
 
-def remove(target: Path) -> int:
-    """Delete a file, symlink or folder (without following links); returns the bytes freed."""
+def remove(target: Path, base: Path) -> int:
+    """Delete a file, symlink or folder strictly inside BASE (links are not followed); bytes freed.
+
+    The containment check lives here, not only in the callers, so no caller can delete `/`,
+    a parent of BASE or anything outside it by mistake.
+    """
+    target = Path(target)
+    if contained(target, base) != Path(os.path.realpath(target.parent)) / target.name:
+        raise Z4Error(f"refusing to delete a path outside {base}", target)
     if target.is_symlink() or target.is_file():
         size = target.lstat().st_size
         target.unlink()

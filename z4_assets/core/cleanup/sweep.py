@@ -57,7 +57,7 @@ def clean_run(paths: RunPaths, revoke: Revoke, now: datetime | None = None,
             what = ("secret file" if f.is_relative_to(secrets) else
                     "ledger" if f == paths.scratch / LEDGER else "scratch")
             _describe(f, paths.scratch, what, report, hash_max_bytes, secret=what == "secret file")
-        remove(paths.scratch)
+        remove(paths.scratch, paths.factory_root / "scratch")
     report["scratch_removed"] = not os.path.lexists(paths.scratch)
     report["finished_at"] = _iso(datetime.now(timezone.utc) if now is None else now)
     report["removed_bytes"] = sum(r["size"] for r in report["removed"])
@@ -87,7 +87,7 @@ def _remove_recorded(paths: RunPaths, recorded: str, report: dict) -> None:
 
 def _remove_one(target: Path, base: Path, what: str, report: dict, hash_max_bytes: int) -> None:
     _describe(target, base, what, report, hash_max_bytes)
-    remove(target)
+    remove(target, base)
 
 
 def _describe(f: Path, base: Path, what: str, report: dict, hash_max_bytes: int,
