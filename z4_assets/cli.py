@@ -87,9 +87,13 @@ def cmd_run(args) -> int:
 
     import yaml
 
+    import json
+    import uuid
+
     env = _dagster_env()
+    invocation = uuid.uuid4().hex
     cmd = [sys.executable, "-m", "dagster", "job", "execute", "-m", "z4_assets.definitions",
-           "-j", "model_factory"]
+           "-j", "model_factory", "--tags", json.dumps({INVOCATION_TAG: invocation})]
     selection = {k: v for k, v in (("dataset_id", args.dataset_id), ("snapshot_id", args.snapshot_id)) if v}
     with tempfile.TemporaryDirectory() as tmp:
         if selection:
@@ -97,8 +101,42 @@ def cmd_run(args) -> int:
             cfg.write_text(yaml.safe_dump({"ops": {"z3_snapshot": {"config": selection}}}))
             cmd += ["-c", str(cfg)]
         code = subprocess.call(cmd, env=env)
+    if code != 0:
+        _clean_failed_run(env, invocation)
     _print_summary(env)
     return code
+
+
+INVOCATION_TAG = "z4/invocation"
+
+
+def _clean_failed_run(env: dict, invocation: str) -> None:
+    """No daemon, no failure sensor: the CLI launches the same cleanup job for its failed run."""
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+        runs = instance.get_runs(filters=dg.RunsFilter(tags={INVOCATION_TAG: invocation}), limit=1)
+    if runs and runs[0].status == dg.DagsterRunStatus.FAILURE:
+        print(f"\nrun {runs[0].run_id} failed: cleaning it up (cleanup job)")
+        _run_cleanup(env, runs[0].run_id)
+
+
+def _run_cleanup(env: dict, run_id: str) -> int:
+    import tempfile
+
+    import yaml
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = Path(tmp) / "cleanup.yaml"
+        cfg.write_text(yaml.safe_dump({"ops": {"cleanup_failed_run": {"config": {"failed_run_id": run_id}}}}))
+        return subprocess.call([sys.executable, "-m", "dagster", "job", "execute", "-m",
+                                "z4_assets.definitions", "-j", "cleanup", "-c", str(cfg)], env=env)
+
+
+def cmd_cleanup(args) -> int:
+    from z4_assets.core.cleanup.paths import check_run_id
+
+    return _run_cleanup(_dagster_env(), check_run_id(args.run_id))
 
 
 def cmd_demo(args) -> int:
@@ -114,6 +152,26 @@ def cmd_demo(args) -> int:
     print(f"sample snapshot {'registered' if created else 'already registered'}: {ref.label}")
     args.dataset_id, args.snapshot_id = ref.dataset_id, ref.snapshot_id
     return cmd_run(args)
+
+
+def cmd_retention_apply(args) -> int:
+    from datetime import datetime, timezone
+
+    from z4_assets.core.cleanup.apply import apply_retention, render, write_report
+    from z4_assets.core.cleanup.retention import parse_time, retention_policy
+    from z4_assets.core.policy import load_policy
+
+    try:
+        now = parse_time(args.as_of) if args.as_of else datetime.now(timezone.utc)
+    except ValueError:
+        raise Z4Error(f"--as-of {args.as_of!r} is not an ISO date or time") from None
+    policy = load_policy(os.environ.get("Z4_POLICY") or None, "")
+    grace = retention_policy(policy.get("retention"), policy["source"]).scratch_grace_hours
+    root = Path(os.environ.get("Z4_FACTORY_ROOT", "data/factory"))
+    report = apply_retention(root, now, dry_run=args.dry_run, scratch_grace_hours=grace)
+    path = write_report(root, report)
+    print(render(report, path))
+    return 1 if report["refused"] else 0
 
 
 def _print_summary(env: dict) -> None:
@@ -180,6 +238,16 @@ def build_parser() -> argparse.ArgumentParser:
     ver.set_defaults(func=cmd_verify)
     demo = sub.add_parser("demo", help="register the bundled sample and run model_factory on it")
     demo.set_defaults(func=cmd_demo)
+    clean = sub.add_parser("cleanup", help="run the post-run cleanup for a (failed) model_factory run")
+    clean.add_argument("run_id", help="the Dagster run id")
+    clean.set_defaults(func=cmd_cleanup)
+    ret = sub.add_parser("retention", help="apply the retention policy to past runs").add_subparsers(
+        dest="retention_command", required=True)
+    apply = ret.add_parser("apply", help="delete artifacts whose retention expired; print and record "
+                                         "what was deleted and kept (never a signed or promoted run's evidence)")
+    apply.add_argument("--dry-run", action="store_true", help="report what would be deleted, delete nothing")
+    apply.add_argument("--as-of", default="", help="judge expiry as of this ISO time (default: now)")
+    apply.set_defaults(func=cmd_retention_apply)
     return parser
 
 

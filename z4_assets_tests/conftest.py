@@ -12,9 +12,10 @@ import yaml
 
 from z4_assets.core.z3 import add_snapshot
 from z4_assets.definitions import defs as _defs  # noqa: F401  (definitions must load)
+from z4_assets.cleanup.assets import cleanup_report
 from z4_assets.hygiene.assets import hygiene_report
-from z4_assets.resources import FactoryStorage, MlflowTracking, PolicyStore, Z3Store
 from z4_assets.packaging.assets import promotion, signed_package
+from z4_assets.resources import FactoryStorage, MlflowTracking, NoopRevoker, PolicyStore, Z3Store
 from z4_assets.resources.signer import PackageSigner
 from z4_assets.snapshot.assets import z3_snapshot
 from z4_assets.training.assets import trained_model
@@ -24,9 +25,9 @@ SAMPLE_CSV = SAMPLE_DIR / "data.csv"
 SAMPLE_CONTRACT = SAMPLE_DIR / "contract.yaml"
 DATASET = "taiwan_credit_default"
 TARGET = "default.payment.next.month"
-FACTORY_ASSETS = [z3_snapshot, hygiene_report, trained_model, signed_package, promotion]
+FACTORY_ASSETS = [z3_snapshot, hygiene_report, trained_model, signed_package, promotion, cleanup_report]
 BACKBONE = {"z3_snapshot", "hygiene_report", "trained_model"}
-ALL_ASSETS = BACKBONE | {"signed_package", "promotion"}
+ALL_ASSETS = {a.key.to_user_string() for a in FACTORY_ASSETS}
 FAST_TRAIN = {"epochs": 3}
 
 
@@ -91,6 +92,7 @@ def factory_resources(tmp_path, z3_root, signing_key, cache_root) -> dict:
         "policy": PolicyStore(path=os.environ.get("Z4_TEST_POLICY", "")),
         "mlflow": MlflowTracking(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
                                  experiment_name="z4-tests"),
+        "revoker": NoopRevoker(),
     }
 
 

@@ -13,7 +13,8 @@ from z4_assets_tests.conftest import (ALL_ASSETS, TARGET, check_metadata, check_
 
 ALL_GATES = {"snapshot_hash", "contract", "legal_basis", "duplicate_rows", "conflicting_labels",
              "impossible_values", "target_leakage", "temporal_leakage", "holdout_leak", "drift",
-             "performance_auc", "performance_ks", "package_verified", "release_gates_pass"}
+             "performance_auc", "performance_ks", "package_verified", "release_gates_pass",
+             "cleanup_complete"}
 
 
 def _mlflow_run(resources, result):
@@ -61,6 +62,16 @@ def test_sample_snapshot_becomes_a_tracked_model(sample_df, register, factory_re
     assert "EDUCATION" in {c["name"] for c in spec["columns"]}  # the contract allows it
     baseline = factory_resources["storage"].load_baseline("taiwan_credit_default")
     assert baseline["snapshot"] == ref.label
+
+    # cleanup_report ran last: records in the run folder and the MLflow run, the split is RET-7
+    manifest = json.loads((run_dir / "postrun" / "retention_manifest.json").read_text())
+    classes = {e["path"]: e["class"] for e in manifest["entries"]}
+    assert classes["model/weights.pt"] == "RET-90" and classes["intermediate/split.parquet"] == "RET-7"
+    assert classes["postrun/cleanup_report.json"] == "RET-3650"
+    assert not (run_dir.parent.parent / "scratch" / result.run_id).exists()
+    assert {"postrun/cleanup_report.json", "postrun/retention_manifest.json"} <= {
+        a.path for a in client.list_artifacts(run.info.run_id, "postrun")}
+    assert tags["z4.cleanup.dagster_run_id"] == result.run_id and tags["z4.cleanup.complete"] == "true"
 
 
 def test_newest_snapshot_by_default_and_a_chosen_one_on_request(sample_df, register, factory_resources):

@@ -11,8 +11,8 @@ import pytest
 from z4_assets_tests.conftest import (TARGET, check_metadata, check_verdicts, materialized,
                                       run_factory)
 
-DOWNSTREAM = {"z3_snapshot": {"hygiene_report", "trained_model", "signed_package", "promotion"},
-              "hygiene_report": {"trained_model", "signed_package", "promotion"}}
+DOWNSTREAM = {"z3_snapshot": {"hygiene_report", "trained_model", "signed_package", "promotion", "cleanup_report"},
+              "hygiene_report": {"trained_model", "signed_package", "promotion", "cleanup_report"}}
 
 
 def _missing_column(df, doc):

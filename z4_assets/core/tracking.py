@@ -46,6 +46,23 @@ class RunRecorder:
             run_id = run.info.run_id
         return run_id
 
+    def find(self, dagster_run_id: str) -> str | None:
+        """The MLflow run of a Dagster run (by its dagster.run_id tag), or None."""
+        found = self.client.search_runs(
+            [self.experiment_id], filter_string=f"tags.`{DAGSTER_RUN_TAG}` = '{dagster_run_id}'",
+            max_results=1)
+        return found[0].info.run_id if found else None
+
+    def find_or_create_failed(self, dagster_run_id: str, run_name: str) -> str:
+        """The run's MLflow run; one is created (and marked FAILED) if it failed before any stage logged."""
+        run_id = self.find(dagster_run_id)
+        if run_id is None:
+            run = self.client.create_run(self.experiment_id, run_name=run_name, tags={
+                DAGSTER_RUN_TAG: dagster_run_id, "z4.blocked_by": "failed before any stage was tracked"})
+            run_id = run.info.run_id
+            self.client.set_terminated(run_id, status="FAILED")
+        return run_id
+
     def log(self, run_id: str, params: dict | None = None, metrics: dict | None = None,
             tags: dict | None = None) -> None:
         import time

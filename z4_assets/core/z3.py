@@ -150,9 +150,18 @@ def time_range(df: pd.DataFrame, contract: Contract) -> dict | None:
 def load_manifest(snapshot_dir: str | Path) -> dict:
     path = Path(snapshot_dir) / MANIFEST
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise Z4Error("snapshot has no manifest (still being written?)", path) from None
+    except OSError as e:
+        raise Z4Error(f"cannot read manifest: {e.strerror}", path) from None
+    return parse_manifest(raw, path)
+
+
+def parse_manifest(raw: bytes, path: object) -> dict:
+    """A manifest's bytes as a dict, or one clear line saying why it is not a manifest."""
+    try:
+        manifest = json.loads(raw.decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise Z4Error(f"malformed manifest: {e}", path) from None
     missing = [k for k in MANIFEST_FIELDS if k not in manifest] if isinstance(manifest, dict) else ["*"]

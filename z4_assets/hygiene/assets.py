@@ -45,7 +45,7 @@ def hygiene_report(context: dg.AssetExecutionContext, z3_snapshot: SnapshotRef, 
         f"Hygiene report: {ref.label}", result.gates,
         f"{len(df)} rows, positive rate {result.report['positive_rate']:.3f}, "
         f"split {result.split_strategy} {result.report['split']['counts']}."))
-    split_path = out / "split.parquet"
+    split_path = storage.intermediate_dir(context.run_id) / "split.parquet"  # RET-7, not evidence
     pd.DataFrame({"row": range(len(df)), "split": result.split}).to_parquet(split_path, index=False)
 
     baseline_note = "kept"

@@ -6,6 +6,8 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
+from z4_assets.core.cleanup.paths import RunPaths
+from z4_assets.core.cleanup.scratch import RunScratch
 from z4_assets.core.files import atomic_write_json, read_json
 
 
@@ -32,3 +34,17 @@ class FactoryStorage(dg.ConfigurableResource):
 
     def save_baseline(self, dataset_id: str, profile: dict) -> Path:
         return atomic_write_json(self.baseline_path(dataset_id), profile)
+
+    def paths(self, run_id: str) -> RunPaths:
+        """runs/<run id>/ (evidence, intermediate/, postrun/) and scratch/<run id>/ of one run."""
+        return RunPaths(Path(self.root), run_id)
+
+    def scratch(self, run_id: str) -> RunScratch:
+        """The run's scratch space (temp files, caches, secrets); removed when the run ends."""
+        return RunScratch(self.paths(run_id))
+
+    def intermediate_dir(self, run_id: str) -> Path:
+        """runs/<run id>/intermediate/: debug sets and samples, kept per the RET-7 class."""
+        d = self.paths(run_id).intermediate
+        d.mkdir(parents=True, exist_ok=True)
+        return d

@@ -66,3 +66,13 @@ class MlflowTracking(dg.ConfigurableResource):
             recorder.close(run_id, f"error in {context.asset_key.to_user_string()}: {type(e).__name__}")
             raise
         recorder.close(run_id, record.blocked_by)
+
+    def record_postrun(self, dagster_run_id: str, postrun_dir, tags: dict, metrics: dict) -> str:
+        """Log a run's post-run records into its MLflow run without changing that run's status."""
+        from z4_assets.core.tracking import RunRecorder
+
+        recorder = RunRecorder(self.tracking_uri, self.experiment_name)
+        run_id = recorder.find_or_create_failed(dagster_run_id, f"z4-postrun-{dagster_run_id[:8]}")
+        recorder.log(run_id, metrics=metrics, tags=tags)
+        recorder.log_artifacts(run_id, postrun_dir, "postrun")
+        return run_id

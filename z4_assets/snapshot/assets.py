@@ -10,7 +10,7 @@ from z4_assets.core.errors import Z4Error
 from z4_assets.core.snapshot_checks import verify_snapshot
 from z4_assets.core.z3 import SnapshotRef
 from z4_assets.core.files import atomic_write_json
-from z4_assets.resources import FactoryStorage, MlflowTracking, PolicyStore, Z3Store
+from z4_assets.resources import FactoryStorage, MlflowTracking, PolicyStore, Z3SnapshotStore
 
 CHECKS = {
     "snapshot_hash": "Recomputed sha256 of the data and contract equal the manifest's.",
@@ -26,12 +26,14 @@ class SnapshotSelection(dg.Config):
 
 @dg.asset(group_name="snapshot", kinds={"parquet"}, code_version="1",
           check_specs=blocking_specs("z3_snapshot", CHECKS))
-def z3_snapshot(context: dg.AssetExecutionContext, config: SnapshotSelection, z3: Z3Store,
+def z3_snapshot(context: dg.AssetExecutionContext, config: SnapshotSelection, z3: Z3SnapshotStore,
                 policy: PolicyStore, storage: FactoryStorage,
                 mlflow: MlflowTracking):
     """The Z3 snapshot chosen for this run, re-hashed and checked against its contract."""
     try:
-        ref = z3.resolve(config.dataset_id, config.snapshot_id)
+        # a remote store copies the snapshot into the run's scratch, removed when the run ends
+        ref = z3.resolve(config.dataset_id, config.snapshot_id,
+                         cache_dir=storage.scratch(context.run_id).root / "z3")
         contract, _ = load_contract(ref.contract_path)
         rules = policy.for_dataset(ref.dataset_id)
     except Z4Error as e:

@@ -1,0 +1,1 @@
+"""Post-run cleanup and retention: scratch space, what is removed, what is kept and for how long."""
