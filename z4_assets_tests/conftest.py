@@ -118,3 +118,23 @@ def check_metadata(result: dg.ExecuteInJobResult, name: str) -> dict:
 
 def materialized(result: dg.ExecuteInJobResult) -> set[str]:
     return {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+
+
+@pytest.fixture(scope="session")
+def demo_project(tmp_path_factory):
+    """`z4 demo` run once, for real, in a fresh project folder: used by the CLI and UI tests."""
+    import shutil
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    project = tmp_path_factory.mktemp("project")
+    shutil.copy(root / "dagster.yaml", project / "dagster.yaml")
+    (project / "workspace.yaml").write_text(
+        "load_from:\n  - python_module:\n      module_name: z4_assets.definitions\n"
+        "      location_name: z4_assets\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("Z4_", "MLFLOW_", "DAGSTER_"))}
+    env["DAGSTER_HOME"] = str(project)
+    proc = subprocess.run([sys.executable, "-m", "z4_assets.cli", "demo"], cwd=project, env=env,
+                          capture_output=True, text=True, timeout=900)
+    return {"path": project, "env": env, "proc": proc}

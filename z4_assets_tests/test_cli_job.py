@@ -20,10 +20,8 @@ def _env(home: Path, **extra) -> dict:
     return {**env, "DAGSTER_HOME": str(home), **extra}
 
 
-def test_z4_demo_trains_the_bundled_sample_in_a_real_instance(tmp_path, monkeypatch):
-    shutil.copy(ROOT / "dagster.yaml", tmp_path / "dagster.yaml")
-    proc = subprocess.run([sys.executable, "-m", "z4_assets.cli", "demo"], cwd=tmp_path,
-                          env=_env(tmp_path), capture_output=True, text=True, timeout=600)
+def test_z4_demo_trains_the_bundled_sample_in_a_real_instance(demo_project, monkeypatch):
+    proc, tmp_path = demo_project["proc"], demo_project["path"]
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout
     assert "sample snapshot registered: taiwan_credit_default@" in out

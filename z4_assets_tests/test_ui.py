@@ -1,0 +1,106 @@
+"""What a user sees: the real dagster-webserver after a real run, driven by Debian's Chromium."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
+        "--disable-background-networking", "--disable-component-update"]
+SHOTS = Path(__file__).resolve().parents[1] / "data" / "screenshots"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def webserver(demo_project):
+    assert demo_project["proc"].returncode == 0, demo_project["proc"].stderr[-2000:]
+    port = _free_port()
+    log = open(demo_project["path"] / "webserver.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "dagster_webserver", "-h", "127.0.0.1", "-p", str(port),
+                             "-w", "workspace.yaml"], cwd=demo_project["path"], env=demo_project["env"],
+                            stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/server_info", timeout=2)
+                break
+            except OSError:
+                assert proc.poll() is None, (demo_project["path"] / "webserver.log").read_text()[-2000:]
+                assert time.monotonic() < deadline, "dagster-webserver did not answer in 120 s"
+                time.sleep(0.5)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def _open(page, url: str, wait_for: str) -> str:
+    page.goto(url)
+    skip = page.get_by_role("button", name="Skip")  # the community pop-up of a new profile
+    page.get_by_text(wait_for).first.wait_for(timeout=60_000)
+    if skip.count():
+        skip.first.click()
+    page.wait_for_timeout(1500)
+    return page.inner_text("body")
+
+
+def test_asset_graph_and_evidence_pages_show_every_asset_and_check(webserver):
+    from playwright.sync_api import sync_playwright
+
+    from z4_assets.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    assets = sorted(k.to_user_string() for k in graph.get_all_asset_keys())
+    checks = sorted(k.name for k in graph.asset_check_keys)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 2400, "height": 1200})
+
+        text = _open(page, f"{webserver}/assets", "trained_model")
+        for name in assets:
+            assert name in text, f"catalog does not list {name}"
+
+        last = "promotion" if "promotion" in assets else assets[-1]
+        page.goto(f"{webserver}/assets/{last}?view=lineage&lineageScope=upstream&lineageDepth={len(assets)}")
+        page.get_by_text("z3_snapshot").first.wait_for(timeout=60_000)
+        page.get_by_text("Passed").first.wait_for(timeout=60_000)
+        page.wait_for_timeout(3000)
+        text = page.inner_text("body")
+        page.screenshot(path=str(SHOTS / "asset_graph.png"))
+        for name in assets:
+            assert name in text, f"asset graph does not show {name}"
+        assert "3 / 3 Passed" in text and "7 / 7 Passed" in text  # snapshot and hygiene checks
+
+        text = _open(page, f"{webserver}/assets/hygiene_report?view=checks", "holdout_leak")
+        page.screenshot(path=str(SHOTS / "hygiene_checks.png"))
+        for name in ("duplicate_rows", "conflicting_labels", "impossible_values", "target_leakage",
+                     "temporal_leakage", "holdout_leak", "drift"):
+            assert name in text and name in checks
+        assert "This is a blocking asset check" in text
+        assert "threshold" in text and "measured" in text
+        assert "Failed" not in text
+
+        text = _open(page, f"{webserver}/assets/trained_model", "state_dict_sha256")
+        page.screenshot(path=str(SHOTS / "trained_model.png"), full_page=True)
+        assert "mlflow_run_id" in text and "test_auc" in text
+        browser.close()
+    assert (SHOTS / "asset_graph.png").stat().st_size > 20_000
