@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from measure import median, spread
+from measure import Background, median, spread, wait_for_idle
 
 _CHUNK = 64 << 20
 
@@ -76,20 +76,23 @@ def run(size: int, repeats: int, log=print) -> dict:
         names = list(methods)
         seconds: dict[str, list[float]] = {n: [] for n in names}
         digests: dict[str, set] = {n: set() for n in names}
-        for i in range(repeats):
-            order = names[i % len(names):] + names[:i % len(names)]
-            for name in order:
-                start = time.perf_counter()
-                digests[name].add(methods[name](path))
-                seconds[name].append(time.perf_counter() - start)
-            log("  repeat {}/{} ".format(i + 1, repeats)
-                + "  ".join(f"{n} {size / 1e9 / seconds[n][-1]:.2f} GB/s" for n in names))
+        wait_for_idle()
+        with Background() as background:
+            for i in range(repeats):
+                order = names[i % len(names):] + names[:i % len(names)]
+                for name in order:
+                    start = time.perf_counter()
+                    digests[name].add(methods[name](path))
+                    seconds[name].append(time.perf_counter() - start)
+                log(f"  repeat {i + 1}/{repeats} "
+                    + "  ".join(f"{n} {size / 1e9 / seconds[n][-1]:.2f} GB/s" for n in names))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     agree = len(set().union(*digests.values())) == 1
     gbps = {n: size / 1e9 / median(s) for n, s in seconds.items()}
     result = {
         "bytes": size, "repeats": repeats, "digests_agree": agree,
+        "background_cores": background.cores,
         "gb_per_s": gbps, "seconds": {n: spread(s) for n, s in seconds.items()},
         "ratio_project_over_hashlib": gbps["project"] / gbps["hashlib"],
         "sha256sum_version": sha256sum_version() if "sha256sum" in methods else None,

@@ -26,10 +26,11 @@ def _timed(fn, *args):
 
 def measure_size(rows: int, repeats: int) -> dict:
     """Runs inside the per-size interpreter."""
-    from synthetic_data import load_sample, resample
     from z4_assets.core.hygiene import run_hygiene
     from z4_assets.core.policy import load_policy
     from z4_assets.core.validation import conform_dtypes, validate_contract
+
+    from synthetic_data import load_sample, resample
 
     policy = load_policy(None, DATASET_ID)
     sample, contract = load_sample()
@@ -69,13 +70,15 @@ def run(sizes: list[int], repeats: int, log=print) -> dict:
                "--repeats", str(repeats)]
         wall, proc = run_timed(cmd, timeout=3600)
         r = json.loads(proc.stdout.strip().splitlines()[-1])
-        r["process_wall_s"] = wall
+        r["process_wall_s"], r["background_cores"] = wall, proc.background_cores
         per_size.append(r)
         log(f"  {rows:>9,} rows: stage {r['stage_s']['median']:.2f} s, "
             f"peak RSS {r['peak_rss_mib']:.0f} MiB ({wall:.0f} s incl. setup)")
     largest, previous = per_size[-1], per_size[-2] if len(per_size) > 1 else None
     growth = (largest["stage_s_per_1m_rows"] / previous["stage_s_per_1m_rows"]) if previous else None
-    return {"sizes": per_size, "growth_per_row_largest_over_previous": growth}
+    bg = [r["background_cores"] for r in per_size if r["background_cores"] is not None]
+    return {"sizes": per_size, "growth_per_row_largest_over_previous": growth,
+            "background_cores": median(bg) if bg else None}
 
 
 def main() -> int:

@@ -25,25 +25,77 @@ def spread(values: list[float]) -> dict:
             "max": max(values, default=float("nan")), "samples": list(values)}
 
 
+def _busy_seconds() -> float | None:
+    """CPU seconds all cores spent busy since boot (/proc/stat; steal counts as busy)."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+class Background:
+    """Cores used by other processes while a block ran: machine busy time minus ours.
+
+    On a shared 2-core machine this tells whether a slow sample was slow or crowded out.
+    """
+
+    def __enter__(self):
+        self._busy, self._ours, self._t = _busy_seconds(), _own_cpu(), time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        wall = time.perf_counter() - self._t
+        busy = _busy_seconds()
+        self.cores = (None if busy is None or self._busy is None or wall <= 0 else
+                      max(0.0, (busy - self._busy) - (_own_cpu() - self._ours)) / wall)
+        return False
+
+
+def _own_cpu() -> float:
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+IDLE = {"max_wait_s": 0.0, "cores": 0.25, "window_s": 3.0}  # run.py --wait-idle sets max_wait_s
+
+
+def wait_for_idle() -> float:
+    """Wait (up to IDLE max_wait_s) until other processes use under IDLE cores; returns seconds waited."""
+    start = time.perf_counter()
+    while time.perf_counter() - start < IDLE["max_wait_s"]:
+        with Background() as b:
+            time.sleep(IDLE["window_s"])
+        if b.cores is None or b.cores < IDLE["cores"]:
+            break
+    return time.perf_counter() - start
+
+
 def run_timed(cmd: list[str], env: dict | None = None, cwd: str | Path | None = None,
               timeout: float = 1800) -> tuple[float, subprocess.CompletedProcess]:
     """Wall seconds of one subprocess (spawn to exit); raises with its stderr tail if it fails.
 
-    The child's CPU seconds (user + sys, its own children included) and the 1-minute load
-    average before it started are attached as proc.cpu_seconds and proc.load_before: when
-    another process competes for the 2 cores, wall time grows while the work does not.
+    The child's CPU seconds (user + sys, its own children included), the 1-minute load average
+    before it started and the cores other processes used meanwhile are attached as
+    proc.cpu_seconds, proc.load_before and proc.background_cores. With --wait-idle it first
+    waits for the machine to go quiet (proc.waited_for_idle_s).
     """
+    waited = wait_for_idle()
     load_before = os.getloadavg()[0]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
-    seconds = time.perf_counter() - start
+    with Background() as background:
+        start = time.perf_counter()
+        proc = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True,
+                              timeout=timeout, check=False)
+        seconds = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-25:])
         raise RuntimeError(f"{' '.join(cmd[:6])} ... exited {proc.returncode}:\n{tail}")
     proc.cpu_seconds = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     proc.load_before = load_before
+    proc.background_cores, proc.waited_for_idle_s = background.cores, waited
     return seconds, proc
 
 

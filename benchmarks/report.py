@@ -37,17 +37,30 @@ def _line(label: str, value: str, goal: dict | None = None, note: str = "") -> s
     return text + (f"   {note}" if note else "")
 
 
+BUSY_MACHINE_CORES = 0.25    # other processes' average use above which a section is flagged
+
+
+def _background(section: dict) -> str:
+    cores = section.get("background_cores")
+    if cores is None:
+        return ""
+    text = f"other processes used {cores:.2f} cores meanwhile"
+    return text + ("  ** BUSY MACHINE: times inflated, rerun when idle **" if cores > BUSY_MACHINE_CORES else "")
+
+
 def _s(spread: dict) -> str:
     return f"{spread['median']:.2f} s"
 
 
 def render(results: dict) -> str:
     m, cfg, goals = results["machine"], results["config"], results["targets"]
-    lines = [f"z4 benchmarks: medians of {cfg['repeats']} repeats{' (--quick)' if cfg['quick'] else ''}; "
-             f"{m['cpus']} cpus, python {m['python']}, load {m['load_avg_at_start'][0]:.2f} at start"]
+    lines = [(f"z4 benchmarks: medians of {cfg['repeats']} repeats{' (--quick)' if cfg['quick'] else ''}; "
+              f"{m['cpus']} cpus, python {m['python']}, load {m['load_avg_at_start'][0]:.2f} at start")]
     if "factory" in results:
         f = results["factory"]
         lines += ["", "[1] orchestrated vs bare: model_factory on the 30k sample (fresh interpreters)",
+                  f"  stages: {', '.join(f.get('stages', []))}",
+                  f"  {_background(f)}",
                   _line("python -c 'pass'", _s(f["python_startup_s"])),
                   _line("python -c 'import z4_assets.definitions'", _s(f["definitions_import_s"])),
                   _line("bare script (wall)", _s(f["bare_s"]),
@@ -62,13 +75,14 @@ def render(results: dict) -> str:
                         note="(informative; less sensitive to drifting load)"),
                   _line("ratio of cpu seconds", f"{f['dagster_cpu_s'] / f['bare_cpu_s']:.2f}",
                         note="(informative; insensitive to other processes)"),
-                  f"  same work: model digest equal={f['same_model_digest']}, "
-                  f"mlflow params/metrics/artifacts equal={f['same_mlflow_counts']}, "
-                  f"all gates passed={f['all_gates_passed']}"]
+                  (f"  same work: model digest equal={f['same_model_digest']}, "
+                   f"mlflow params/metrics/artifacts/versions equal={f['same_mlflow_counts']}, "
+                   f"all gates passed={f['all_gates_passed']}")]
     if "hashing" in results:
         h = results["hashing"]
         g = h["gb_per_s"]
         lines += ["", f"[2] sha256 throughput: {h['bytes'] / (1 << 30):.2f} GiB random file, page cache warm",
+                  f"  {_background(h)}",
                   _line("z4_assets.core.files.sha256_file", f"{g['project']:.2f} GB/s"),
                   _line("hashlib.file_digest", f"{g['hashlib']:.2f} GB/s")]
         if "sha256sum" in g:
@@ -80,8 +94,9 @@ def render(results: dict) -> str:
         lines.append(f"  digests agree={h['digests_agree']}")
     if "hygiene" in results:
         lines += ["", "[3] hygiene scaling (one interpreter per size; stage = validate + hygiene vs baseline)",
-                  f"  {'rows':>9} {'conform':>8} {'validate':>9} {'hyg(none)':>10} {'hyg(base)':>10} "
-                  f"{'stage':>7} {'s/1M rows':>10} {'peak RSS':>10}  gates"]
+                  f"  {_background(results['hygiene'])}",
+                  (f"  {'rows':>9} {'conform':>8} {'validate':>9} {'hyg(none)':>10} {'hyg(base)':>10} "
+                   f"{'stage':>7} {'s/1M rows':>10} {'peak RSS':>10}  gates")]
         for s in results["hygiene"]["sizes"]:
             t = s["seconds"]
             gates = "ok" if s["contract_passed"] and not s["hygiene_failed_gates"] else \

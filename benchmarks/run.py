@@ -19,11 +19,11 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-import factory_overhead  # noqa: E402
-import hash_throughput  # noqa: E402
-import hygiene_scaling  # noqa: E402
-import report  # noqa: E402
-from measure import machine  # noqa: E402
+import factory_overhead
+import hash_throughput
+import hygiene_scaling
+import report
+from measure import IDLE, machine
 
 SECTIONS = ("factory", "hashing", "hygiene")
 FULL = {"hash_bytes": 1 << 30, "hygiene_rows": [30_000, 300_000, 1_000_000], "repeats": 3}
@@ -38,6 +38,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help=f"repeats per measurement (default {FULL['repeats']}, --quick {QUICK['repeats']})")
     p.add_argument("--only", default=",".join(SECTIONS),
                    help=f"comma-separated subset of {', '.join(SECTIONS)}")
+    p.add_argument("--train-threads", type=int, default=None,
+                   help="override TrainConfig.threads on both sides of [1] (default: the job's own)")
+    p.add_argument("--wait-idle", type=float, default=0.0, metavar="SECONDS",
+                   help="before each sample, wait up to SECONDS for other processes to use < 0.25 cores")
     p.add_argument("--out", type=Path, default=HERE / "results" / "latest.json")
     args = p.parse_args(argv)
     args.only = [s.strip() for s in args.only.split(",") if s.strip()]
@@ -53,10 +57,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     plan = dict(QUICK if args.quick else FULL)
     repeats = args.repeats or plan["repeats"]
+    IDLE["max_wait_s"] = args.wait_idle
     started = time.perf_counter()
     results: dict = {
         "started_at": datetime.now(timezone.utc).isoformat(), "machine": machine(),
-        "config": {"quick": args.quick, "repeats": repeats, "sections": args.only, **plan},
+        "config": {"quick": args.quick, "repeats": repeats, "sections": args.only,
+                   "train_threads": args.train_threads, "wait_idle_s": args.wait_idle, **plan},
     }
 
     def log(msg: str) -> None:
@@ -64,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if "factory" in args.only:
         log("[1] orchestrated vs bare")
-        results["factory"] = factory_overhead.run(repeats, warmup=not args.quick, log=log)
+        results["factory"] = factory_overhead.run(repeats, warmup=not args.quick,
+                                                      train_threads=args.train_threads, log=log)
     if "hashing" in args.only:
         log("[2] sha256 throughput")
         results["hashing"] = hash_throughput.run(plan["hash_bytes"], repeats, log=log)
