@@ -4,6 +4,8 @@ import os
 
 import dagster as dg
 
+from z4_assets.fairness.assets import fairness_report
+from z4_assets.governance.assets import model_card
 from z4_assets.hygiene.assets import hygiene_report
 from z4_assets.jobs import model_factory
 from z4_assets.resources import FactoryStorage, MlflowTracking, PolicyStore, Z3Store
@@ -23,7 +25,7 @@ def resources_from_env() -> dict:
 
 
 defs = dg.Definitions(
-    assets=[z3_snapshot, hygiene_report, trained_model],
+    assets=[z3_snapshot, hygiene_report, trained_model, fairness_report, model_card],
     jobs=[model_factory],
     resources=resources_from_env(),
 )

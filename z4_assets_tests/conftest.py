@@ -12,6 +12,8 @@ import yaml
 
 from z4_assets.core.z3 import add_snapshot
 from z4_assets.definitions import defs as _defs  # noqa: F401  (definitions must load)
+from z4_assets.fairness.assets import fairness_report
+from z4_assets.governance.assets import model_card
 from z4_assets.hygiene.assets import hygiene_report
 from z4_assets.resources import FactoryStorage, MlflowTracking, PolicyStore, Z3Store
 from z4_assets.snapshot.assets import z3_snapshot
@@ -20,9 +22,10 @@ from z4_assets.training.assets import trained_model
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "z4_assets" / "sample_data" / "taiwan_credit_default"
 SAMPLE_CSV = SAMPLE_DIR / "data.csv"
 SAMPLE_CONTRACT = SAMPLE_DIR / "contract.yaml"
+SAMPLE_DATASET_CONFIG = SAMPLE_DIR / "dataset.yaml"
 DATASET = "taiwan_credit_default"
 TARGET = "default.payment.next.month"
-FACTORY_ASSETS = [z3_snapshot, hygiene_report, trained_model]
+FACTORY_ASSETS = [z3_snapshot, hygiene_report, trained_model, fairness_report, model_card]
 FAST_TRAIN = {"epochs": 3}
 
 
@@ -45,18 +48,25 @@ def z3_root(tmp_path) -> Path:
 
 @pytest.fixture
 def register(tmp_path, z3_root, sample_contract_doc):
-    """register(df, contract_doc=None, fmt="parquet") -> SnapshotRef in the temp Z3 root."""
+    """register(df, contract_doc=None, fmt="parquet") -> SnapshotRef in the temp Z3 root.
+
+    The sample's dataset config (purpose, intended use) comes along for the sample's dataset id,
+    as `z4 demo` registers it; dataset_config=None registers without one.
+    """
     counter = iter(range(10_000))
+    default_config = object()
 
     def _register(df: pd.DataFrame, contract_doc: dict | None = None, fmt: str = "parquet",
-                  dataset_id: str = DATASET):
+                  dataset_id: str = DATASET, dataset_config=default_config):
         n = next(counter)
         doc = contract_doc or sample_contract_doc
         contract = tmp_path / f"contract-{n}.yaml"
         contract.write_text(yaml.safe_dump(doc, sort_keys=False))
         data = tmp_path / f"data-{n}.{fmt}"
         df.to_parquet(data, index=False) if fmt == "parquet" else df.to_csv(data, index=False)
-        ref, created = add_snapshot(z3_root, dataset_id, contract, data)
+        if dataset_config is default_config:
+            dataset_config = SAMPLE_DATASET_CONFIG if dataset_id == DATASET else None
+        ref, created = add_snapshot(z3_root, dataset_id, contract, data, dataset_config=dataset_config)
         assert created
         return ref
 
