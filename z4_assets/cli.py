@@ -103,6 +103,9 @@ def _print_summary(env: dict) -> None:
     if model.is_file():
         cfg = read_json(model)
         print(f"\nmodel: {latest / 'model' / 'weights.pt'} (state_dict sha256 {cfg['state_dict_sha256'][:16]}...)")
+    card = latest / "governance" / "model_card.md"
+    if card.is_file():
+        print(f"model card: {card}")
     print("MLflow UI: mlflow ui --backend-store-uri sqlite:///mlflow.db | "
           f"Dagster UI: DAGSTER_HOME={env['DAGSTER_HOME']} dagster dev")
 

@@ -106,3 +106,21 @@ def check_metadata(result: dg.ExecuteInJobResult, name: str) -> dict:
 
 def materialized(result: dg.ExecuteInJobResult) -> set[str]:
     return {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+
+
+@pytest.fixture(scope="session")
+def sample_factory_run(tmp_path_factory, sample_df):
+    """One whole factory run on the bundled sample (with its dataset config), shared read-only."""
+    root = tmp_path_factory.mktemp("sample_run")
+    data = root / "data.parquet"
+    sample_df.to_parquet(data, index=False)
+    ref, _ = add_snapshot(root / "z3", DATASET, SAMPLE_CONTRACT, data, dataset_config=SAMPLE_DATASET_CONFIG)
+    resources = {
+        "z3": Z3Store(root=str(root / "z3")),
+        "storage": FactoryStorage(root=str(root / "factory")),
+        "policy": PolicyStore(path=""),
+        "mlflow": MlflowTracking(tracking_uri=f"sqlite:///{root / 'mlflow.db'}", experiment_name="z4-tests"),
+    }
+    result = run_factory(resources)
+    run_dir = root / "factory" / "runs" / result.run_id
+    return {"result": result, "resources": resources, "run_dir": run_dir, "ref": ref}
