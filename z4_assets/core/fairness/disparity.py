@@ -11,6 +11,8 @@ adverse outcome (a credit applicant flagged as a likely defaulter), the favourab
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from z4_assets.core.fairness.kernel import METRICS, SortedGroups, group_metrics, resample_weights
@@ -20,12 +22,10 @@ DISPARITIES = ("demographic_parity_diff", "demographic_parity_ratio", "equalized
 
 
 def _spread(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    with np.errstate(all="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            return np.nanmax(m, axis=-1), np.nanmin(m, axis=-1)
+    """(max, min) over groups, ignoring a group a resample left without one class (NaN)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows stay NaN, on purpose
+        return np.nanmax(m, axis=-1), np.nanmin(m, axis=-1)
 
 
 def disparities(metrics: dict, keep: np.ndarray, favourable: str = "selected") -> dict[str, np.ndarray]:

@@ -28,10 +28,6 @@ class Grouping:
     codes: np.ndarray          # int64 code per row
     banding: dict              # how each attribute was grouped, for the report
 
-    @property
-    def is_intersection(self) -> bool:
-        return len(self.attributes) > 1
-
 
 def _fmt(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else f"{x:g}"

@@ -11,6 +11,7 @@ import pandas as pd
 from z4_assets.core.contract import Contract
 from z4_assets.core.fairness.disparity import (DISPARITIES, bootstrap, disparities, interval,
                                                offending_group)
+from z4_assets.core.fairness.gates import fairness_gates, gated_attributes
 from z4_assets.core.fairness.groups import Grouping, build_groupings
 from z4_assets.core.fairness.kernel import coarsen, group_metrics, sort_groups
 
@@ -101,9 +102,10 @@ def overall_metrics(y: np.ndarray, score: np.ndarray, threshold: float) -> dict:
 
 def build_report(test: pd.DataFrame, contract: Contract, y: np.ndarray, score: np.ndarray,
                  policy: dict, reference: pd.DataFrame | None = None) -> FairnessResult:
-    """Every grouping of the test split, assessed; the caller adds gates and provenance."""
-    from z4_assets.core.fairness.gates import fairness_gates, gated_attributes
+    """Every grouping of the test split assessed, and the gates over them; the caller adds provenance.
 
+    `reference` (the whole snapshot) fixes quantile bands of numeric attributes without bins.
+    """
     start = time.perf_counter()
     score = np.asarray(score, dtype=np.float64)
     threshold = selection_threshold(score, policy["selection"])
