@@ -130,3 +130,14 @@ def test_intersections_are_gated_only_on_request():
     assert default.passed and default.value == round(marginal, 6)
     assert not crossed.passed and crossed.details["offending_group"] == "G=c & H=v"
     assert crossed.details["attribute"] == "G x H"
+
+
+def test_without_sensitive_attributes_nothing_is_compared_and_nothing_blocks():
+    contract = Contract.model_validate({
+        "dataset_id": "synthetic", "target": {"column": "y", "positive": 1},
+        "columns": {"G": {"dtype": "string"}, "H": {"dtype": "string"},
+                    "y": {"dtype": "integer", "categories": [0, 1]}}})
+    gates, report = _gates(*_data(), contract)
+    assert report["attributes"] == {} and report["intersections"] == {}
+    assert all(g.passed for g in gates.values())
+    assert "no gated attribute with two comparable groups" in gates["fairness_ks_diff"].summary

@@ -97,7 +97,8 @@ def _gdpr(ev):
     sensitive = contract.get("sensitive") or {}
     leaked = [a for a in used if a in sensitive and not sensitive[a].get("use_as_feature")]
     idc = contract.get("id_column")
-    basis = next(g for g in ev.get("snapshot_gates") if g["name"] == "legal_basis")
+    basis = next((g for g in ev.get("snapshot_gates") if g["name"] == "legal_basis"),
+                 {"passed": False, "summary": "not in snapshot/gates.json"})
     bases = "; ".join(f"{a}: {v.get('legal_basis')} ({v.get('basis_reference', '')})" for a, v in sensitive.items())
     return ["| item | status | evidence |", "| --- | --- | --- |",
             f"| Data minimisation (GDPR art. 5(1)(c), LGPD art. 6 III) | {'met' if not leaked and idc not in used else 'NOT met'} | "
