@@ -20,7 +20,8 @@ def _z3_root() -> Path:
 def cmd_snapshot_add(args) -> int:
     from z4_assets.core.z3 import add_snapshot
 
-    ref, created = add_snapshot(_z3_root(), args.dataset_id, args.contract, args.data)
+    ref, created = add_snapshot(_z3_root(), args.dataset_id, args.contract, args.data,
+                                dataset_config=args.dataset_config)
     verb = "registered" if created else "already registered (same data and contract)"
     print(f"{verb}: {ref.label}\n  path: {ref.path}\n  sha256: {ref.manifest['hash']}\n"
           f"  rows: {ref.manifest['row_count']}")
@@ -148,7 +149,7 @@ def cmd_demo(args) -> int:
         priv, pub = keygen(_signing_key())
         print(f"created a local signing key pair for the demo: {priv} (0600), {pub}")
     ref, created = add_snapshot(_z3_root(), "taiwan_credit_default", SAMPLE / "contract.yaml",
-                                SAMPLE / "data.csv")
+                                SAMPLE / "data.csv", dataset_config=SAMPLE / "dataset.yaml")
     print(f"sample snapshot {'registered' if created else 'already registered'}: {ref.label}")
     args.dataset_id, args.snapshot_id = ref.dataset_id, ref.snapshot_id
     return cmd_run(args)
@@ -186,7 +187,7 @@ def _print_summary(env: dict) -> None:
         return
     print(f"\nEvidence of Dagster run {latest.name}: {latest}")
     print(f"{'stage':<9} {'gate':<20} {'verdict':<7} {'measured':>12}  threshold")
-    for stage in ("snapshot", "hygiene", "model", "promotion"):
+    for stage in ("snapshot", "hygiene", "model", "fairness", "governance", "promotion"):
         path = latest / stage / "gates.json"
         if not path.is_file():
             print(f"{stage:<9} (not run: an upstream gate blocked it)")
@@ -199,6 +200,9 @@ def _print_summary(env: dict) -> None:
     if model.is_file():
         cfg = read_json(model)
         print(f"\nmodel: {latest / 'model' / 'weights.pt'} (state_dict sha256 {cfg['state_dict_sha256'][:16]}...)")
+    card = latest / "governance" / "model_card.md"
+    if card.is_file():
+        print(f"model card: {card}")
     promo = latest / "promotion" / "promotion.json"
     if promo.is_file():
         p = read_json(promo)
@@ -217,6 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
     add = snap.add_parser("add", help="register DATA (.csv or .parquet) as an immutable snapshot")
     add.add_argument("--dataset-id", required=True)
     add.add_argument("--contract", required=True, help="the dataset's contract YAML")
+    add.add_argument("--dataset-config", default=None,
+                     help="purpose, intended use and out-of-scope uses (YAML), copied into the snapshot "
+                          "for the model card")
     add.add_argument("data")
     add.set_defaults(func=cmd_snapshot_add)
     ls = snap.add_parser("list", help="list registered snapshots, oldest first")

@@ -6,6 +6,8 @@ import dagster as dg
 
 from z4_assets.cleanup.assets import cleanup_report
 from z4_assets.cleanup.job import cleanup_job
+from z4_assets.fairness.assets import fairness_report
+from z4_assets.governance.assets import model_card
 from z4_assets.hygiene.assets import hygiene_report
 from z4_assets.jobs import model_factory
 from z4_assets.packaging.assets import promotion, signed_package
@@ -45,7 +47,8 @@ def resources_from_env() -> dict:
 
 
 defs = dg.Definitions(
-    assets=[z3_snapshot, hygiene_report, trained_model, signed_package, promotion, cleanup_report],
+    assets=[z3_snapshot, hygiene_report, trained_model, fairness_report, model_card, signed_package,
+            promotion, cleanup_report],
     jobs=[model_factory, cleanup_job],
     sensors=[z3_snapshot_sensor, cleanup_on_failure],
     resources=resources_from_env(),

@@ -13,6 +13,8 @@ import yaml
 from z4_assets.core.z3 import add_snapshot
 from z4_assets.definitions import defs as _defs  # noqa: F401  (definitions must load)
 from z4_assets.cleanup.assets import cleanup_report
+from z4_assets.fairness.assets import fairness_report
+from z4_assets.governance.assets import model_card
 from z4_assets.hygiene.assets import hygiene_report
 from z4_assets.packaging.assets import promotion, signed_package
 from z4_assets.resources import FactoryStorage, MlflowTracking, NoopRevoker, PolicyStore, Z3Store
@@ -23,9 +25,11 @@ from z4_assets.training.assets import trained_model
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "z4_assets" / "sample_data" / "taiwan_credit_default"
 SAMPLE_CSV = SAMPLE_DIR / "data.csv"
 SAMPLE_CONTRACT = SAMPLE_DIR / "contract.yaml"
+SAMPLE_DATASET_CONFIG = SAMPLE_DIR / "dataset.yaml"
 DATASET = "taiwan_credit_default"
 TARGET = "default.payment.next.month"
-FACTORY_ASSETS = [z3_snapshot, hygiene_report, trained_model, signed_package, promotion, cleanup_report]
+FACTORY_ASSETS = [z3_snapshot, hygiene_report, trained_model, fairness_report, model_card, signed_package,
+                  promotion, cleanup_report]
 BACKBONE = {"z3_snapshot", "hygiene_report", "trained_model"}
 ALL_ASSETS = {a.key.to_user_string() for a in FACTORY_ASSETS}
 FAST_TRAIN = {"epochs": 3}
@@ -50,18 +54,25 @@ def z3_root(tmp_path) -> Path:
 
 @pytest.fixture
 def register(tmp_path, z3_root, sample_contract_doc):
-    """register(df, contract_doc=None, fmt="parquet") -> SnapshotRef in the temp Z3 root."""
+    """register(df, contract_doc=None, fmt="parquet") -> SnapshotRef in the temp Z3 root.
+
+    The sample's dataset config (purpose, intended use) comes along for the sample's dataset id,
+    as `z4 demo` registers it; dataset_config=None registers without one.
+    """
     counter = iter(range(10_000))
+    default_config = object()
 
     def _register(df: pd.DataFrame, contract_doc: dict | None = None, fmt: str = "parquet",
-                  dataset_id: str = DATASET):
+                  dataset_id: str = DATASET, dataset_config=default_config):
         n = next(counter)
         doc = contract_doc or sample_contract_doc
         contract = tmp_path / f"contract-{n}.yaml"
         contract.write_text(yaml.safe_dump(doc, sort_keys=False))
         data = tmp_path / f"data-{n}.{fmt}"
         df.to_parquet(data, index=False) if fmt == "parquet" else df.to_csv(data, index=False)
-        ref, created = add_snapshot(z3_root, dataset_id, contract, data)
+        if dataset_config is default_config:
+            dataset_config = SAMPLE_DATASET_CONFIG if dataset_id == DATASET else None
+        ref, created = add_snapshot(z3_root, dataset_id, contract, data, dataset_config=dataset_config)
         assert created
         return ref
 
@@ -83,17 +94,21 @@ def cache_root(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("cache")
 
 
-@pytest.fixture
-def factory_resources(tmp_path, z3_root, signing_key, cache_root) -> dict:
+def make_resources(root: Path, z3_root: Path, signing_key: Path, cache_root: Path) -> dict:
+    """The factory's resources on temp folders, a temp sqlite MLflow store and a real signing key."""
     return {
         "z3": Z3Store(root=str(z3_root)),
-        "storage": FactoryStorage(root=str(tmp_path / "factory"), cache_root=str(cache_root)),
+        "storage": FactoryStorage(root=str(root / "factory"), cache_root=str(cache_root)),
         "signer": PackageSigner(private_key_path=str(signing_key)),
         "policy": PolicyStore(path=os.environ.get("Z4_TEST_POLICY", "")),
-        "mlflow": MlflowTracking(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
-                                 experiment_name="z4-tests"),
+        "mlflow": MlflowTracking(tracking_uri=f"sqlite:///{root / 'mlflow.db'}", experiment_name="z4-tests"),
         "revoker": NoopRevoker(),
     }
+
+
+@pytest.fixture
+def factory_resources(tmp_path, z3_root, signing_key, cache_root) -> dict:
+    return make_resources(tmp_path, z3_root, signing_key, cache_root)
 
 
 def run_factory(resources: dict, selection: dict | None = None, train: dict | None = None,
@@ -138,3 +153,16 @@ def demo_project(tmp_path_factory):
     proc = subprocess.run([sys.executable, "-m", "z4_assets.cli", "demo"], cwd=project, env=env,
                           capture_output=True, text=True, timeout=900)
     return {"path": project, "env": env, "proc": proc}
+
+
+@pytest.fixture(scope="session")
+def sample_factory_run(tmp_path_factory, sample_df, signing_key, cache_root):
+    """One whole factory run on the bundled sample (with its dataset config), shared read-only."""
+    root = tmp_path_factory.mktemp("sample_run")
+    data = root / "data.parquet"
+    sample_df.to_parquet(data, index=False)
+    ref, _ = add_snapshot(root / "z3", DATASET, SAMPLE_CONTRACT, data, dataset_config=SAMPLE_DATASET_CONFIG)
+    resources = make_resources(root, root / "z3", signing_key, cache_root)
+    result = run_factory(resources)
+    run_dir = root / "factory" / "runs" / result.run_id
+    return {"result": result, "resources": resources, "run_dir": run_dir, "ref": ref}

@@ -8,11 +8,11 @@ import os
 import numpy as np
 import pytest
 
-from z4_assets_tests.conftest import (TARGET, check_metadata, check_verdicts, materialized,
+from z4_assets_tests.conftest import (ALL_ASSETS, TARGET, check_metadata, check_verdicts, materialized,
                                       run_factory)
 
-DOWNSTREAM = {"z3_snapshot": {"hygiene_report", "trained_model", "signed_package", "promotion", "cleanup_report"},
-              "hygiene_report": {"trained_model", "signed_package", "promotion", "cleanup_report"}}
+DOWNSTREAM = {"z3_snapshot": ALL_ASSETS - {"z3_snapshot"},
+              "hygiene_report": ALL_ASSETS - {"z3_snapshot", "hygiene_report"}}
 
 
 def _missing_column(df, doc):

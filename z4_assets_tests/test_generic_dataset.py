@@ -65,21 +65,31 @@ def churn_frame(n: int = 8000, seed: int = 0) -> pd.DataFrame:
     })
 
 
+CHURN_CARD = {
+    "dataset_id": "telco_churn", "model_name": "churn-mlp",
+    "purpose": "Estimate the probability that a customer leaves within 90 days.",
+    "intended_use": "Prioritise retention calls; a person decides every offer.",
+    "out_of_scope": ["Pricing or contract terms for individual customers."],
+}
+
+
 @pytest.fixture
 def churn_files(tmp_path):
     contract = tmp_path / "churn_contract.yaml"
     contract.write_text(yaml.safe_dump(CHURN_CONTRACT, sort_keys=False))
     data = tmp_path / "churn.csv"
     churn_frame().to_csv(data, index=False)
-    return contract, data
+    card = tmp_path / "churn_dataset.yaml"
+    card.write_text(yaml.safe_dump(CHURN_CARD, sort_keys=False))
+    return contract, data, card
 
 
 def test_another_dataset_goes_through_without_code_changes(churn_files, z3_root, monkeypatch,
                                                            factory_resources):
-    contract, data = churn_files
+    contract, data, card = churn_files
     monkeypatch.setenv("Z4_Z3_ROOT", str(z3_root))
     assert main(["snapshot", "add", "--dataset-id", "telco_churn", "--contract", str(contract),
-                 str(data)]) == 0
+                 "--dataset-config", str(card), str(data)]) == 0
     result = run_factory(factory_resources, train={"epochs": 6})
 
     verdicts = check_verdicts(result)

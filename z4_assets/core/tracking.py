@@ -80,6 +80,9 @@ class RunRecorder:
     def log_artifacts(self, run_id: str, local_dir: str | Path, artifact_path: str | None) -> None:
         self.client.log_artifacts(run_id, str(local_dir), artifact_path)
 
+    def log_artifact(self, run_id: str, local_file: str | Path, artifact_path: str | None = None) -> None:
+        self.client.log_artifact(run_id, str(local_file), artifact_path)
+
     def close(self, run_id: str, blocked_by: str | None) -> None:
         if blocked_by:
             self.client.set_tag(run_id, "z4.blocked_by", blocked_by)

@@ -22,6 +22,7 @@ from z4_assets.core.validation import conform_dtypes
 MANIFEST = "manifest.json"
 DATA_FILE = "data.parquet"
 CONTRACT_FILE = "contract.yaml"
+DATASET_CONFIG_FILE = "dataset.yaml"
 MANIFEST_FIELDS = ("dataset_id", "snapshot_id", "snapshot_at", "hash", "row_count",
                    "feature_groups", "time_range", "contract_hash")
 
@@ -42,6 +43,12 @@ class SnapshotRef:
     @property
     def contract_path(self) -> Path:
         return Path(self.path) / self.manifest.get("contract_file", CONTRACT_FILE)
+
+    @property
+    def dataset_config_path(self) -> Path | None:
+        """The dataset config copied in at registration (None when none was given)."""
+        name = self.manifest.get("dataset_config_file")
+        return Path(self.path) / name if name else None
 
     @property
     def label(self) -> str:
@@ -81,8 +88,12 @@ def read_table(path: str | Path) -> pd.DataFrame:
 
 
 def add_snapshot(root: str | Path, dataset_id: str, contract_path: str | Path,
-                 data_path: str | Path, now: datetime | None = None) -> tuple[SnapshotRef, bool]:
+                 data_path: str | Path, now: datetime | None = None,
+                 dataset_config: str | Path | None = None) -> tuple[SnapshotRef, bool]:
     """Register DATA under ROOT/dataset_id/snapshot_id; returns (snapshot, created).
+
+    `dataset_config` (purpose, intended use, out-of-scope uses; read by the model card) is
+    copied in and hashed like the contract.
 
     The snapshot is assembled in a hidden temp folder and renamed into place, so a reader
     never sees it half-written. Identical data with an identical contract is not registered
@@ -91,6 +102,11 @@ def add_snapshot(root: str | Path, dataset_id: str, contract_path: str | Path,
     if not DATASET_ID_RE.match(dataset_id):
         raise Z4Error(f"invalid dataset id {dataset_id!r}: must match {DATASET_ID_RE.pattern}")
     contract, contract_hash = load_contract(contract_path)
+    config_hash = None
+    if dataset_config is not None:
+        from z4_assets.core.dataset_config import load_dataset_config
+
+        _, config_hash = load_dataset_config(dataset_config, dataset_id)
     if contract.dataset_id != dataset_id:
         raise Z4Error(f"unknown dataset id {dataset_id!r}: this contract is for "
                       f"{contract.dataset_id!r}", contract_path)
@@ -106,9 +122,12 @@ def add_snapshot(root: str | Path, dataset_id: str, contract_path: str | Path,
         data_hash = sha256_file(staging / DATA_FILE)
         for existing in list_snapshots(root, dataset_id):
             m = existing.manifest
-            if m["hash"] == data_hash and m["contract_hash"] == contract_hash:
+            if (m["hash"] == data_hash and m["contract_hash"] == contract_hash
+                    and m.get("dataset_config_hash") == config_hash):
                 return existing, False
         shutil.copyfile(contract_path, staging / CONTRACT_FILE)
+        if dataset_config is not None:
+            shutil.copyfile(dataset_config, staging / DATASET_CONFIG_FILE)
         at = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
         snapshot_id = f"{at:%Y%m%dT%H%M%S}{at.microsecond:06d}Z-{data_hash[:12]}"
         manifest = {
@@ -128,6 +147,8 @@ def add_snapshot(root: str | Path, dataset_id: str, contract_path: str | Path,
             "source": {"file": Path(data_path).name, "sha256": sha256_file(data_path)},
             "created_by": f"z4-model-factory {__version__}",
         }
+        if config_hash:
+            manifest.update(dataset_config_file=DATASET_CONFIG_FILE, dataset_config_hash=config_hash)
         atomic_write_json(staging / MANIFEST, manifest)
         for f in staging.iterdir():
             os.chmod(f, 0o444)

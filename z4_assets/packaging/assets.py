@@ -51,7 +51,8 @@ def _run_info(context, ref: SnapshotRef, model_dir: Path, mlflow_run_id: str, po
     }
 
 
-@dg.asset(group_name="packaging", kinds={"sigstore"}, code_version="1")
+@dg.asset(group_name="packaging", kinds={"sigstore"}, code_version="1",
+          deps=["fairness_report", "model_card"])  # the package carries their evidence
 def signed_package(context: dg.AssetExecutionContext, z3_snapshot: SnapshotRef,
                    trained_model: StageEvidence, signer: PackageSigner, policy: PolicyStore,
                    storage: FactoryStorage, mlflow: MlflowTracking):
@@ -69,7 +70,7 @@ def signed_package(context: dg.AssetExecutionContext, z3_snapshot: SnapshotRef,
         except Z4Error as e:
             raise dg.Failure(description=str(e)) from None
         rec.artifacts(pkg.path, None)  # the MLflow artifact layout mirrors the package layout
-        rec.artifact_file(pkg.tarball, "package")
+        rec.artifact(pkg.tarball, "package")
         rec.log(tags={"package_sha256": pkg.sha256, "package_decision": pkg.decision})
     return dg.MaterializeResult(
         value=pkg,

@@ -25,8 +25,9 @@ class StageRecord:
     def artifacts(self, local_dir, artifact_path: str | None) -> None:
         self.recorder.log_artifacts(self.run_id, local_dir, artifact_path)
 
-    def artifact_file(self, local_file, artifact_path: str | None) -> None:
-        self.recorder.client.log_artifact(self.run_id, str(local_file), artifact_path)
+    def artifact(self, local_file, artifact_path: str | None = None) -> None:
+        """One file; artifact_path None puts it at the top level of the run."""
+        self.recorder.log_artifact(self.run_id, local_file, artifact_path)
 
 
 def _job_name(context: dg.AssetExecutionContext) -> str:

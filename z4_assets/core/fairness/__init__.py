@@ -1,0 +1,1 @@
+"""Fairness per protected group: fast vectorised metrics, bootstrap CIs and disparity gates."""

@@ -1,0 +1,77 @@
+"""Fairness gates: every disparity against its policy threshold, naming the offending group."""
+
+from __future__ import annotations
+
+from z4_assets.core.gates import Gate, compare
+
+# disparity -> (policy key, comparison, what it measures); a ratio must stay high, a gap low
+GATES = {
+    "ks_diff": ("ks_diff_max", "<=", "largest between-group KS difference"),
+    "auc_diff": ("auc_diff_max", "<=", "largest between-group AUC difference"),
+    "demographic_parity_diff": ("demographic_parity_diff_max", "<=",
+                                "demographic parity difference (selection rates)"),
+    "demographic_parity_ratio": ("demographic_parity_ratio_min", ">=",
+                                 "demographic parity ratio (lowest / highest favourable-outcome rate)"),
+    "equalized_odds_diff": ("equalized_odds_diff_max", "<=",
+                            "equalized odds difference (larger of the TPR and FPR gaps)"),
+}
+GATE_NAMES = {"fairness_coverage", *(f"fairness_{d}" for d in GATES)}
+
+
+def _statistic(d: dict, gate_on: str, op: str) -> float | None:
+    """The figure a gate compares: the point estimate or the CI end the policy names."""
+    if gate_on == "point":
+        return d["value"]
+    lo, hi = d["ci"]
+    if gate_on not in ("ci_low", "ci_high"):
+        raise ValueError(f"fairness.gate_on {gate_on!r} must be point, ci_low or ci_high")
+    # ci_low is lenient (fail only when even the favourable end breaches), ci_high strict
+    favourable, unfavourable = (lo, hi) if op == "<=" else (hi, lo)
+    return favourable if gate_on == "ci_low" else unfavourable
+
+
+def gated_attributes(report: dict, policy: dict, protected: list[str]) -> list[str]:
+    """`protected`: the attributes the contract keeps out of the model; `all`: every one."""
+    scope = policy.get("gate_attributes", "protected")
+    if scope == "all":
+        return list(report["attributes"])
+    if scope != "protected":
+        raise ValueError(f"fairness.gate_attributes {scope!r} must be 'protected' or 'all'")
+    return [a for a in report["attributes"] if a in protected]
+
+
+def fairness_gates(report: dict, policy: dict, protected: list[str]) -> list[Gate]:
+    gate_on = policy.get("gate_on", "point")
+    scope = gated_attributes(report, policy, protected)
+    pools = {a: report["attributes"][a] for a in scope}
+    if policy.get("gate_intersections"):
+        pools.update({n: r for n, r in report["intersections"].items() if set(r["attributes"]) <= set(scope)})
+    unassessable = {a: r["reason"] for a, r in report["attributes"].items() if not r["assessable"]}
+    gates = [compare(
+        "fairness_coverage", len(unassessable), "<=", int(policy["unassessable_attributes_max"]),
+        "sensitive attributes without two groups large enough to compare"
+        + (f" ({', '.join(unassessable)})" if unassessable else ""),
+        {"unassessable": unassessable, "declared": list(report["attributes"])})]
+    for disparity, (key, op, text) in GATES.items():
+        threshold = float(policy[key])
+        scored = {name: (_statistic(r["disparities"][disparity], gate_on, op), r["disparities"][disparity])
+                  for name, r in pools.items() if r["assessable"]}
+        scored = {k: v for k, v in scored.items() if v[0] is not None}
+        if not scored:
+            gates.append(compare(f"fairness_{disparity}", 1.0 if op == ">=" else 0.0, op, threshold,
+                                 f"{text}: no gated attribute with two comparable groups",
+                                 {"gate_on": gate_on, "gated": list(pools)}))
+            continue
+        pick = max if op == "<=" else min
+        worst = pick(scored, key=lambda k: scored[k][0])
+        value, d = scored[worst]
+        gates.append(compare(
+            f"fairness_{disparity}", round(value, 6), op, threshold,
+            f"{text} ({worst}; offending group {d['offending_group']}: "
+            f"{d['metric']} {d['max_group']} highest, {d['min_group']} lowest)",
+            {"attribute": worst, "offending_group": d["offending_group"], "max_group": d["max_group"],
+             "min_group": d["min_group"], "metric": d["metric"], "point": d["value"], "ci": d["ci"],
+             "gate_on": gate_on, "gated": list(pools),
+             "per_attribute": {k: {"value": v[1]["value"], "ci": v[1]["ci"],
+                                   "offending_group": v[1]["offending_group"]} for k, v in scored.items()}}))
+    return gates

@@ -1,0 +1,170 @@
+"""The model card: complete and exact on a real run; a missing piece of evidence fails it by name."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from z4_assets.core.fairness.disparity import DISPARITIES
+from z4_assets.core.fairness.gates import GATES
+from z4_assets.core.gates import _fmt
+from z4_assets.core.governance.card import render_card
+from z4_assets.core.governance.evidence import gather
+from z4_assets.core.policy import load_policy
+from z4_assets.core.provenance import code_version
+from z4_assets.core.refs import StageEvidence
+from z4_assets.governance.assets import model_card
+from z4_assets_tests.conftest import DATASET, SAMPLE_DATASET_CONFIG, check_metadata, check_verdicts
+
+SECTIONS = ("Model details", "Purpose and intended use", "Out-of-scope uses", "Training data", "Data hygiene",
+            "Performance", "Fairness", "Security", "Limitations and risks", "Safeguards",
+            "LGPD/GDPR checklist", "Provenance")
+THRESHOLDS = {d: (k, op, load_policy(None, DATASET)["fairness"][k]) for d, (k, op, _) in GATES.items()}
+
+
+def _read(run_dir: Path, rel: str):
+    return json.loads((run_dir / rel).read_text())
+
+
+def _gate_row(g: dict) -> str:
+    return f"| {g['name']} | {'pass' if g['passed'] else '**FAIL**'} | {_fmt(g['value'])} | {g['comparison']} {_fmt(g['threshold'])} |"
+
+
+def test_complete_run_writes_a_complete_card_with_the_real_numbers(sample_factory_run):
+    result, run_dir, ref = (sample_factory_run[k] for k in ("result", "run_dir", "ref"))
+    assert check_verdicts(result)["model_card_complete"] is True
+    assert check_metadata(result, "model_card_complete")["measured"] == 0
+    card = (run_dir / "governance" / "model_card.md").read_text()
+    assert "**MISSING EVIDENCE:**" not in card
+    assert [line[3:] for line in card.splitlines() if line.startswith("## ")] == list(SECTIONS)
+
+    config = yaml.safe_load(SAMPLE_DATASET_CONFIG.read_text())
+    for text in (config["purpose"], config["intended_use"], *config["out_of_scope"]):
+        assert text in card
+    metrics = _read(run_dir, "model/metrics.json")
+    for split, m in metrics.items():
+        assert f"| {split} | {m['auc']:.4f} | {m['ks']:.4f} | {m['accuracy']:.4f} |" in card
+    for rel in ("snapshot/gates.json", "hygiene/gates.json", "model/gates.json", "fairness/gates.json"):
+        for g in _read(run_dir, rel):
+            assert _gate_row(g) in card, (rel, g["name"])
+    fairness = _read(run_dir, "fairness/fairness.json")
+    for attr, a in fairness["attributes"].items():
+        cells = [f"{a['disparities'][d]['value']:.3f} [{a['disparities'][d]['ci'][0]:.3f}, "
+                 f"{a['disparities'][d]['ci'][1]:.3f}]" for d in DISPARITIES]
+        assert f"| {attr} | " + " | ".join(cells) + " |" in card
+        for label, e in a["groups"].items():
+            assert f"| {label} | {e['count']} | {e['positives']} | {e['status']} |" in card
+    manifest = ref.manifest
+    client = MlflowClient(sample_factory_run["resources"]["mlflow"].tracking_uri)
+    exp = client.get_experiment_by_name("z4-tests")
+    (run,) = client.search_runs([exp.experiment_id], filter_string=f"tags.`dagster.run_id` = '{result.run_id}'")
+    for ident in (manifest["hash"], manifest["snapshot_id"], str(manifest["row_count"]), result.run_id,
+                  run.info.run_id, code_version()["git_sha"], _read(run_dir, "model/model_config.json")["state_dict_sha256"]):
+        assert ident in card
+    for attr, spec in yaml.safe_load(ref.contract_path.read_text())["sensitive"].items():
+        assert f"| {attr} | {spec['legal_basis']} | {spec['basis_reference']} |" in card
+    assert "**The security stage has not run**" in card
+
+    top = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert "model_card.md" in top
+    local = client.download_artifacts(run.info.run_id, "model_card.md", str(run_dir.parent / "dl"))
+    assert Path(local).read_text() == card
+    meta = result.asset_materializations_for_node("model_card")[0].metadata
+    assert meta["model_card"].value == str(run_dir / "governance" / "model_card.md")
+
+
+def _copy_run(sample_factory_run, tmp_path) -> tuple[Path, object]:
+    run = tmp_path / "run"
+    shutil.copytree(sample_factory_run["run_dir"], run)
+    return run, sample_factory_run["ref"]
+
+
+def _card(run: Path, ref, ids: dict | None = None):
+    ev = gather(ref, {s: run / s for s in ("snapshot", "hygiene", "model", "fairness")}, run / "security")
+    ids = ids or {"dagster_run_id": "r1", "mlflow_run_id": "m1", "git_sha": "abc123", "dataset_hash": "h"}
+    return render_card(ev, ids, THRESHOLDS)
+
+
+def test_the_copied_evidence_alone_rebuilds_a_complete_card(sample_factory_run, tmp_path):
+    card, gate = _card(*_copy_run(sample_factory_run, tmp_path))
+    assert gate.passed and gate.value == 0 and "**MISSING EVIDENCE:**" not in card
+
+
+@pytest.mark.parametrize("rel, piece, section", [
+    ("fairness/fairness.json", "fairness_report", "Fairness"),
+    ("hygiene/gates.json", "hygiene_gates", "Data hygiene"),
+    ("hygiene/hygiene_report.json", "hygiene_report", "Training data"),
+    ("model/metrics.json", "model_metrics", "Performance"),
+    ("model/feature_spec.json", "feature_spec", "LGPD/GDPR checklist"),
+    ("snapshot/dataset_manifest.json", "snapshot_manifest", "Provenance"),
+])
+def test_removing_one_piece_of_evidence_fails_the_gate_naming_it(sample_factory_run, tmp_path, rel, piece, section):
+    run, ref = _copy_run(sample_factory_run, tmp_path)
+    (run / rel).unlink()
+    card, gate = _card(run, ref)
+    assert not gate.passed and gate.value == 1
+    assert f"({piece})" in gate.summary and rel.split("/")[-1] in gate.details["missing"][piece]
+    assert gate.details["sections"][section] == f"missing: {piece}"
+    assert f"**MISSING EVIDENCE:** `{piece}`" in card
+
+
+def test_a_snapshot_without_dataset_config_or_with_an_edited_one_fails(sample_factory_run, tmp_path):
+    run, ref = _copy_run(sample_factory_run, tmp_path)
+    bare = dataclasses.replace(ref, manifest={k: v for k, v in ref.manifest.items()
+                                              if not k.startswith("dataset_config")})
+    _, gate = _card(run, bare)
+    assert not gate.passed and "dataset_config" in gate.summary and "not recorded" in gate.details["missing"]["dataset_config"]
+
+    snap = tmp_path / "snapshot"
+    shutil.copytree(ref.path, snap)
+    edited = snap / "dataset.yaml"
+    edited.chmod(0o644)
+    edited.write_text(edited.read_text().replace("human review", "no review"))
+    _, gate = _card(run, dataclasses.replace(ref, path=str(snap)))
+    assert not gate.passed and "sha256 differs" in gate.details["missing"]["dataset_config"]
+
+
+def test_unknown_git_sha_fails_the_provenance_section(sample_factory_run, tmp_path):
+    run, ref = _copy_run(sample_factory_run, tmp_path)
+    ids = {"dagster_run_id": "r1", "mlflow_run_id": "m1", "git_sha": "unknown (not a git checkout)",
+           "dataset_hash": "h"}
+    card, gate = _card(run, ref, ids)
+    assert not gate.passed and "provenance.git_sha" in gate.summary
+    assert gate.details["sections"]["Provenance"] == "missing: provenance.git_sha"
+
+
+def test_security_evidence_is_read_when_the_stage_ran(sample_factory_run, tmp_path):
+    run, ref = _copy_run(sample_factory_run, tmp_path)
+    sec = run / "security"
+    sec.mkdir()
+    (sec / "security_decision.txt").write_text("APPROVED: robust accuracy 0.71 at eps 0.05\n")
+    (sec / "adv_eval.json").write_text(json.dumps({"pgd": {"eps": 0.05, "robust_accuracy": 0.7131}}))
+    _, gate = _card(run, ref)
+    assert not gate.passed and gate.details["missing"].keys() == {"privacy_eval"}
+    (sec / "privacy_eval.json").write_text(json.dumps({"membership_auc": 0.5124}))
+    card, gate = _card(run, ref)
+    assert gate.passed
+    assert "APPROVED: robust accuracy 0.71 at eps 0.05" in card
+    assert "| pgd.robust_accuracy | 0.7131 |" in card and "| membership_auc | 0.5124 |" in card
+    assert "security stage has not run" not in card.lower()
+
+
+def test_the_asset_blocks_and_names_the_missing_piece(sample_factory_run, tmp_path, factory_resources):
+    run, ref = _copy_run(sample_factory_run, tmp_path)
+    (run / "fairness" / "fairness.json").unlink()
+    stage = {s: StageEvidence(s, str(run / s), True, {}) for s in ("hygiene", "model", "fairness")}
+    result = model_card(context=dg.build_asset_context(resources=factory_resources), z3_snapshot=ref,
+                        hygiene_report=stage["hygiene"], trained_model=stage["model"],
+                        fairness_report=stage["fairness"])
+    (check,) = result.check_results
+    assert not check.passed and "fairness_report" in check.description
+    assert "fairness.json" in check.metadata["evidence"].value["missing"]["fairness_report"]
+    card = Path(result.metadata["model_card"].value).read_text()
+    assert "**MISSING EVIDENCE:** `fairness_report`" in card
