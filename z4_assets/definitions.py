@@ -7,6 +7,7 @@ import dagster as dg
 from z4_assets.hygiene.assets import hygiene_report
 from z4_assets.jobs import model_factory
 from z4_assets.resources import FactoryStorage, MlflowTracking, PolicyStore, Z3Store
+from z4_assets.security.assets import adversarial_eval
 from z4_assets.snapshot.assets import z3_snapshot
 from z4_assets.training.assets import trained_model
 
@@ -23,7 +24,7 @@ def resources_from_env() -> dict:
 
 
 defs = dg.Definitions(
-    assets=[z3_snapshot, hygiene_report, trained_model],
+    assets=[z3_snapshot, hygiene_report, trained_model, adversarial_eval],
     jobs=[model_factory],
     resources=resources_from_env(),
 )

@@ -14,6 +14,7 @@ from z4_assets.core.z3 import add_snapshot
 from z4_assets.definitions import defs as _defs  # noqa: F401  (definitions must load)
 from z4_assets.hygiene.assets import hygiene_report
 from z4_assets.resources import FactoryStorage, MlflowTracking, PolicyStore, Z3Store
+from z4_assets.security.assets import adversarial_eval
 from z4_assets.snapshot.assets import z3_snapshot
 from z4_assets.training.assets import trained_model
 
@@ -22,7 +23,7 @@ SAMPLE_CSV = SAMPLE_DIR / "data.csv"
 SAMPLE_CONTRACT = SAMPLE_DIR / "contract.yaml"
 DATASET = "taiwan_credit_default"
 TARGET = "default.payment.next.month"
-FACTORY_ASSETS = [z3_snapshot, hygiene_report, trained_model]
+FACTORY_ASSETS = [z3_snapshot, hygiene_report, trained_model, adversarial_eval]
 FAST_TRAIN = {"epochs": 3}
 
 
