@@ -27,7 +27,7 @@ def test_z4_demo_trains_the_bundled_sample_in_a_real_instance(tmp_path, monkeypa
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout
     assert "sample snapshot registered: taiwan_credit_default@" in out
-    assert out.count(" pass ") == 12 and " FAIL " not in out
+    assert out.count(" pass ") == 17 and " FAIL " not in out
     assert "state_dict sha256" in out
     assert (tmp_path / "mlflow.db").is_file()
     assert (tmp_path / ".dagster_home" / "storage").is_dir()

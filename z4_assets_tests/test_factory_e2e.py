@@ -13,7 +13,9 @@ from z4_assets_tests.conftest import (TARGET, check_metadata, check_verdicts, ma
 
 ALL_GATES = {"snapshot_hash", "contract", "legal_basis", "duplicate_rows", "conflicting_labels",
              "impossible_values", "target_leakage", "temporal_leakage", "holdout_leak", "drift",
-             "performance_auc", "performance_ks"}
+             "performance_auc", "performance_ks",
+             "poisoning_share", "poisoning_clusters", "evasion_accuracy_drop", "membership_auc",
+             "output_integrity"}
 
 
 def _mlflow_run(resources, result):
@@ -32,7 +34,7 @@ def test_sample_snapshot_becomes_a_tracked_model(sample_df, register, factory_re
     assert result.success
     verdicts = check_verdicts(result)
     assert set(verdicts) == ALL_GATES and all(verdicts.values()), verdicts
-    assert materialized(result) == {"z3_snapshot", "hygiene_report", "trained_model"}
+    assert materialized(result) == {"z3_snapshot", "hygiene_report", "trained_model", "adversarial_eval"}
     auc = check_metadata(result, "performance_auc")
     assert auc["measured"] >= auc["threshold"] == 0.70
 

@@ -11,8 +11,8 @@ import pytest
 from z4_assets_tests.conftest import (TARGET, check_metadata, check_verdicts, materialized,
                                       run_factory)
 
-DOWNSTREAM = {"z3_snapshot": {"hygiene_report", "trained_model"},
-              "hygiene_report": {"trained_model"}}
+DOWNSTREAM = {"z3_snapshot": {"hygiene_report", "trained_model", "adversarial_eval"},
+              "hygiene_report": {"trained_model", "adversarial_eval"}}
 
 
 def _missing_column(df, doc):

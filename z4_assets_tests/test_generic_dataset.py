@@ -85,7 +85,7 @@ def test_another_dataset_goes_through_without_code_changes(churn_files, z3_root,
     verdicts = check_verdicts(result)
     assert all(verdicts.values()), {k: v for k, v in verdicts.items() if not v}
     assert result.success
-    assert materialized(result) == {"z3_snapshot", "hygiene_report", "trained_model"}
+    assert materialized(result) == {"z3_snapshot", "hygiene_report", "trained_model", "adversarial_eval"}
     snap = result.asset_materializations_for_node("z3_snapshot")[0].metadata
     assert snap["dataset_id"].value == "telco_churn"
     hygiene = result.asset_materializations_for_node("hygiene_report")[0].metadata

@@ -39,7 +39,7 @@ def feature_bounds(spec: FeatureSpec, contract: Contract, observed: pd.DataFrame
             lo += [0.0] * len(c["categories"])
             hi += [1.0] * len(c["categories"])
             mutable += [False] * len(c["categories"])
-            reasons[name] = "one-hot category"
+            reasons[name] = "sensitive attribute (one-hot)" if name in contract.sensitive else "one-hot category"
             continue
         col = contract.columns.get(name)
         values = observed[name].to_numpy(dtype="float64", na_value=np.nan)

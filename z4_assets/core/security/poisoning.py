@@ -58,27 +58,32 @@ def _model_matrix(df: pd.DataFrame, contract: Contract, cols: list[str], codes: 
     return np.column_stack(blocks), np.array(categorical)
 
 
-def _candidates(codes: dict, counts: dict, y: np.ndarray, cols: list[str], min_sup: int,
-                purity_min: float) -> tuple[list[tuple], int]:
-    """(items, rows, positives) for every single value and value pair with enough support and purity."""
+def _candidates(codes: dict, counts: dict, y: np.ndarray, cols: list[str], cfg: dict, min_sup: int) -> tuple:
+    """Single values and value pairs with support >= min_sup whose label purity passes the
+    Bonferroni-corrected binomial test; the `3 * max_regions` most significant, as
+    (items, rows, label, log p), and the number of itemsets tested."""
+    from scipy.stats import binom
+
+    purity_min = float(cfg["purity_min"])
     compact = {}
     for c in cols:
         keep = np.flatnonzero(counts[c] >= min_sup)
         remap = np.full(len(counts[c]), -1)
         remap[keep] = np.arange(len(keep))
         compact[c] = (remap[codes[c]], keep)
-    found, tested = [], 0
+    blocks, tested = [], 0
 
     def collect(cnt, pos, item_of):
         nonlocal tested
         sup = cnt >= min_sup
         tested += int(sup.sum())
         rate = np.divide(pos, cnt, out=np.zeros(len(cnt)), where=cnt > 0)
-        for s in np.flatnonzero(sup & (np.maximum(rate, 1 - rate) >= purity_min)):
-            found.append((item_of(s), int(cnt[s]), int(round(pos[s]))))
+        sel = np.flatnonzero(sup & (np.maximum(rate, 1 - rate) >= purity_min))
+        if len(sel):
+            blocks.append((cnt[sel], np.round(pos[sel]), sel, item_of))
 
     for c in cols:
-        comp, keep = compact[c]
+        _, keep = compact[c]
         pos = np.bincount(codes[c], weights=y, minlength=len(counts[c]))
         collect(counts[c][keep], pos[keep], lambda s, c=c, keep=keep: ((c, int(keep[s])),))
     for a, b in itertools.combinations(cols, 2):
@@ -92,7 +97,19 @@ def _candidates(codes: dict, counts: dict, y: np.ndarray, cols: list[str], min_s
         pos = np.bincount(key, weights=y[m], minlength=size)
         collect(cnt, pos, lambda s, a=a, b=b, ka=ka, kb=kb, w=len(kb):
                 ((a, int(ka[s // w])), (b, int(kb[s % w]))))
-    return found, tested
+    if not blocks:
+        return [], tested
+    cnt = np.concatenate([blk[0] for blk in blocks])
+    pos = np.concatenate([blk[1] for blk in blocks])
+    label = (2 * pos >= cnt).astype(int)
+    hits = np.where(label == 1, pos, cnt - pos)
+    base = float(y.mean())
+    logp = binom.logsf(hits - 1, cnt, np.where(label == 1, base, 1 - base))
+    owner = np.concatenate([np.full(len(blk[2]), i) for i, blk in enumerate(blocks)])
+    local = np.concatenate([blk[2] for blk in blocks])
+    keep = np.flatnonzero(logp <= math.log(float(cfg["alpha"]) / max(tested, 1)))
+    keep = keep[np.argsort(logp[keep], kind="stable")][: 3 * int(cfg["max_regions"])]
+    return [(blocks[owner[i]][3](local[i]), int(cnt[i]), int(label[i]), float(logp[i])) for i in keep], tested
 
 
 def _match(codes: dict, items) -> np.ndarray:
@@ -115,7 +132,7 @@ def _expand(codes, counts, items, rows, cols, n, share_min, lift_min) -> tuple:
 
 def _value(u, k):
     v = u[k]
-    if v is None or (isinstance(v, float) and math.isnan(v)):
+    if pd.isna(v):
         return None
     return v.item() if hasattr(v, "item") else v
 
@@ -171,8 +188,6 @@ def _score_regions(model, x, y, regions: list[dict], cols: list[str], cfg, rng) 
 
 def screen_poisoning(df: pd.DataFrame, contract: Contract, cfg: dict, seed: int) -> PoisonScreen:
     """Screen every row of DF (features as the model sees them, raw); cfg = policy security.poisoning."""
-    from scipy.stats import binom
-
     start = time.perf_counter()
     rng = np.random.default_rng(seed)
     cols = list(contract.model_features)
@@ -185,19 +200,13 @@ def screen_poisoning(df: pd.DataFrame, contract: Contract, cfg: dict, seed: int)
     n, base = len(frame), float(y.mean()) if len(y) else 0.0
     codes, uniques, counts = _encode(frame, cols)
     min_sup = max(int(cfg["min_support_rows"]), int(math.ceil(float(cfg["min_support_share"]) * n)))
-    found, tested = _candidates(codes, counts, y, cols, min_sup, float(cfg["purity_min"]))
-    log_alpha = math.log(float(cfg["alpha"]) / max(tested, 1))
+    found, tested = _candidates(codes, counts, y, cols, cfg, min_sup)
 
     regions: dict[tuple, dict] = {}
-    for items, cnt, pos in found:
-        label = int(pos * 2 >= cnt)
-        hits = pos if label else cnt - pos
-        logp = float(binom.logsf(hits - 1, cnt, base if label else 1 - base))
-        if logp > log_alpha:
-            continue
+    for items, cnt, label, logp in found:
         rows = np.flatnonzero(_match(codes, items) & (y == label))
         key = _expand(codes, counts, items, rows, cols, n, float(cfg["expand_share"]), float(cfg["expand_lift"]))
-        if key not in regions or regions[key]["logp"] > logp:
+        if key not in regions:  # found is sorted by log p: the first is the most significant
             regions[key] = {"items": key, "label": label, "logp": logp}
     ranked = sorted(regions.values(), key=lambda r: r["logp"])
     examined = ranked[:int(cfg["max_regions"])]
@@ -234,7 +243,7 @@ def screen_poisoning(df: pd.DataFrame, contract: Contract, cfg: dict, seed: int)
     report = {
         "method": "exact-value regions (singles and pairs, apriori) with Bonferroni binomial purity test, "
                   "then label excess over an interventional expectation from a gradient-boosting model",
-        "rows": n_all, "rows_screened": n, "min_support": min_support_note(min_sup, n),
+        "rows": n_all, "rows_screened": n, "min_support_rows": min_sup,
         "itemsets_tested": tested, "candidate_regions": len(regions), "regions_examined": len(scored),
         "suspicious_regions": len(suspicious), "flagged_rows": int(flagged.sum()),
         "flagged_share": round(float(flagged.sum()) / max(n_all, 1), 6), "clusters": out,
@@ -245,12 +254,12 @@ def screen_poisoning(df: pd.DataFrame, contract: Contract, cfg: dict, seed: int)
     return PoisonScreen(flagged, cluster_of, out, report)
 
 
-def min_support_note(min_sup: int, n: int) -> dict:
-    return {"rows": min_sup, "share": round(min_sup / max(n, 1), 6)}
-
-
-def _label(contract: Contract, label: int):
-    return {"positive": bool(label), "target_value": contract.target.positive if label else "not positive"}
+def _label(contract: Contract, label: int) -> dict:
+    """The cluster's label as the data spells it (the other declared category when not positive)."""
+    t = contract.target
+    others = [v for v in (contract.columns[t.column].categories or []) if v != t.positive]
+    value = t.positive if label else (others[0] if len(others) == 1 else f"not {t.positive}")
+    return {"positive": bool(label), "value": value}
 
 
 def _public(r: dict, uniques: dict, contract: Contract) -> dict:
