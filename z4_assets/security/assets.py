@@ -64,7 +64,6 @@ def adversarial_eval(context: dg.AssetExecutionContext, z3_snapshot: SnapshotRef
             **{name: dg.MetadataValue.path(str(files[name])) for name in
                ("security_decision", "adv_eval", "privacy_eval", "output_integrity", "robustness_curve",
                 "suspicious_rows")},
-            "robustness_curve_md": dg.MetadataValue.md(f"![robustness curve]({files['robustness_curve']})"),
             "flagged_rows": dg.MetadataValue.int(poisoning["flagged_rows"]),
             "seconds": dg.MetadataValue.json(outcome.seconds),
             "mlflow_run_id": rec.run_id,
