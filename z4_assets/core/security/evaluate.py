@@ -12,7 +12,7 @@ import pandas as pd
 from z4_assets.core.contract import Contract
 from z4_assets.core.features import FeatureSpec
 from z4_assets.core.gates import Gate, compare
-from z4_assets.core.security.poisoning import PoisonScreen, screen_poisoning
+from z4_assets.core.security.poisoning import PoisonScreen, rows_with_pattern, screen_poisoning
 from z4_assets.core.split import TEST, TRAIN
 
 
@@ -83,7 +83,6 @@ def evaluate_security(df: pd.DataFrame, contract: Contract, split: np.ndarray, m
 
 def _evaluate(df, contract, split, model, spec, rules) -> SecurityOutcome:
     from z4_assets.core.security import art_signals, evasion, integrity, privacy
-    from z4_assets.core.security.poisoning import _mask_by_value
 
     seed = int(rules["seed"])
     rng = np.random.default_rng(seed)
@@ -103,7 +102,7 @@ def _evaluate(df, contract, split, model, spec, rules) -> SecurityOutcome:
     poisoning = dict(screen.report)
     t = time.perf_counter()
     for cl in poisoning["clusters"]:
-        carries = _mask_by_value(df, cl["pattern"])
+        carries = rows_with_pattern(df, cl["pattern"])
         cl["split_of_flagged"] = {s: int(((screen.cluster_of == cl["cluster"]) & (split == s)).sum())
                                   for s in np.unique(split)}
         cl["example_ids"] = ids[screen.cluster_of == cl["cluster"]][: int(rules["poisoning"]["report_ids"])].tolist()

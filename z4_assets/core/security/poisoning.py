@@ -137,7 +137,7 @@ def _value(u, k):
     return v.item() if hasattr(v, "item") else v
 
 
-def _mask_by_value(df: pd.DataFrame, pattern: dict) -> np.ndarray:
+def rows_with_pattern(df: pd.DataFrame, pattern: dict) -> np.ndarray:
     masks = [df[c].isna().to_numpy() if v is None else (df[c] == v).fillna(False).to_numpy(dtype=bool)
              for c, v in pattern.items()]
     return np.logical_and.reduce(masks)
@@ -227,7 +227,7 @@ def screen_poisoning(df: pd.DataFrame, contract: Contract, cfg: dict, seed: int)
     out = []
     for i, cl in enumerate(clusters):
         pattern = {c: _value(uniques[c], k) for c, k in cl["core"]}
-        carries = _mask_by_value(df, pattern)
+        carries = rows_with_pattern(df, pattern)
         hit = carries & (y_all == cl["label"]) & ~flagged
         flagged |= hit
         cluster_of[hit] = i
