@@ -187,7 +187,7 @@ def _print_summary(env: dict) -> None:
         return
     print(f"\nEvidence of Dagster run {latest.name}: {latest}")
     print(f"{'stage':<9} {'gate':<20} {'verdict':<7} {'measured':>12}  threshold")
-    for stage in ("snapshot", "hygiene", "model", "fairness", "governance", "promotion"):
+    for stage in ("snapshot", "hygiene", "model", "security", "fairness", "governance", "promotion"):
         path = latest / stage / "gates.json"
         if not path.is_file():
             print(f"{stage:<9} (not run: an upstream gate blocked it)")

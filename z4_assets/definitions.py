@@ -16,6 +16,7 @@ from z4_assets.resources import (FactoryStorage, MlflowTracking, NoopRevoker, Po
 from z4_assets.resources.signer import PackageSigner
 from z4_assets.sensors.failures import cleanup_on_failure
 from z4_assets.sensors.snapshots import z3_snapshot_sensor
+from z4_assets.security.assets import adversarial_eval
 from z4_assets.snapshot.assets import z3_snapshot
 from z4_assets.training.assets import trained_model
 
@@ -47,8 +48,8 @@ def resources_from_env() -> dict:
 
 
 defs = dg.Definitions(
-    assets=[z3_snapshot, hygiene_report, trained_model, fairness_report, model_card, signed_package,
-            promotion, cleanup_report],
+    assets=[z3_snapshot, hygiene_report, trained_model, adversarial_eval, fairness_report, model_card,
+            signed_package, promotion, cleanup_report],
     jobs=[model_factory, cleanup_job],
     sensors=[z3_snapshot_sensor, cleanup_on_failure],
     resources=resources_from_env(),

@@ -2,8 +2,8 @@
 
 import dagster as dg
 
-FACTORY_GROUPS = ("snapshot", "hygiene", "training", "fairness", "governance", "packaging", "promotion",
-                  "cleanup")
+FACTORY_GROUPS = ("snapshot", "hygiene", "training", "security", "fairness", "governance", "packaging",
+                  "promotion", "cleanup")
 
 # In-process: every step shares one interpreter, so torch and MLflow are imported once per run
 # instead of once per step (the multiprocess executor costs ~1 s per step before imports).

@@ -19,6 +19,7 @@ from z4_assets.hygiene.assets import hygiene_report
 from z4_assets.packaging.assets import promotion, signed_package
 from z4_assets.resources import FactoryStorage, MlflowTracking, NoopRevoker, PolicyStore, Z3Store
 from z4_assets.resources.signer import PackageSigner
+from z4_assets.security.assets import adversarial_eval
 from z4_assets.snapshot.assets import z3_snapshot
 from z4_assets.training.assets import trained_model
 
@@ -28,8 +29,8 @@ SAMPLE_CONTRACT = SAMPLE_DIR / "contract.yaml"
 SAMPLE_DATASET_CONFIG = SAMPLE_DIR / "dataset.yaml"
 DATASET = "taiwan_credit_default"
 TARGET = "default.payment.next.month"
-FACTORY_ASSETS = [z3_snapshot, hygiene_report, trained_model, fairness_report, model_card, signed_package,
-                  promotion, cleanup_report]
+FACTORY_ASSETS = [z3_snapshot, hygiene_report, trained_model, adversarial_eval, fairness_report, model_card,
+                  signed_package, promotion, cleanup_report]
 BACKBONE = {"z3_snapshot", "hygiene_report", "trained_model"}
 ALL_ASSETS = {a.key.to_user_string() for a in FACTORY_ASSETS}
 FAST_TRAIN = {"epochs": 3}

@@ -15,13 +15,13 @@ def test_model_factory_job_covers_the_backbone_in_process():
     job = defs.resolve_job_def("model_factory")
     assert job.executor_def.name == "in_process"
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
-    assert {"z3_snapshot", "hygiene_report", "trained_model", "cleanup_report"} <= keys
+    assert {"z3_snapshot", "hygiene_report", "trained_model", "adversarial_eval", "cleanup_report"} <= keys
 
 
 def test_every_gate_is_a_blocking_check():
     graph = defs.resolve_asset_graph()
     checks = {k.name: graph.get_check_spec(k) for k in graph.asset_check_keys}
-    assert len(checks) == 22
+    assert len(checks) == 27
     assert all(spec.blocking for spec in checks.values()), [n for n, s in checks.items() if not s.blocking]
 
 

@@ -16,7 +16,9 @@ ALL_GATES = {"snapshot_hash", "contract", "legal_basis", "duplicate_rows", "conf
              "performance_auc", "performance_ks", "fairness_coverage", "fairness_ks_diff",
              "fairness_auc_diff", "fairness_demographic_parity_diff", "fairness_demographic_parity_ratio",
              "fairness_equalized_odds_diff", "model_card_complete", "package_verified", "release_gates_pass",
-             "cleanup_complete"}
+             "cleanup_complete",
+             "poisoning_share", "poisoning_clusters", "evasion_accuracy_drop", "membership_auc",
+             "output_integrity"}
 
 
 def _mlflow_run(resources, result):

@@ -86,7 +86,6 @@ def test_asset_graph_and_evidence_pages_show_every_asset_and_check(webserver):
 
     graph = defs.resolve_asset_graph()
     assets = sorted(k.to_user_string() for k in graph.get_all_asset_keys())
-    checks = sorted(k.name for k in graph.asset_check_keys)
     SHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
@@ -99,22 +98,25 @@ def test_asset_graph_and_evidence_pages_show_every_asset_and_check(webserver):
         last = _sink_covering_all(graph)
         page.goto(f"{webserver}/assets/{last}?view=lineage&lineageScope=upstream&lineageDepth={len(assets)}")
         page.get_by_text("z3_snapshot").first.wait_for(timeout=60_000)
-        page.get_by_text("Passed").first.wait_for(timeout=60_000)
-        page.wait_for_timeout(3000)
+        page.wait_for_timeout(4000)
         text = page.inner_text("body")
         page.screenshot(path=str(SHOTS / "asset_graph.png"))
         for name in assets:
             assert name in text, f"asset graph does not show {name}"
-        assert "3 / 3 Passed" in text and "7 / 7 Passed" in text  # snapshot and hygiene checks
 
-        text = _open(page, f"{webserver}/assets/hygiene_report?view=checks", "holdout_leak")
-        page.screenshot(path=str(SHOTS / "hygiene_checks.png"))
-        for name in ("duplicate_rows", "conflicting_labels", "impossible_values", "target_leakage",
-                     "temporal_leakage", "holdout_leak", "drift"):
-            assert name in text and name in checks
-        assert "This is a blocking asset check" in text
-        assert "threshold" in text and "measured" in text
-        assert "Failed" not in text
+        by_asset: dict[str, list[str]] = {}
+        for key in graph.asset_check_keys:
+            by_asset.setdefault(key.asset_key.to_user_string(), []).append(key.name)
+        for asset, names in sorted(by_asset.items()):
+            text = _open(page, f"{webserver}/assets/{asset}?view=checks", sorted(names)[0])
+            if asset == "hygiene_report":
+                page.screenshot(path=str(SHOTS / "hygiene_checks.png"))
+            for name in names:
+                assert name in text, f"{asset}: check {name} not shown"
+            assert f"Checks ({len(names)})" in text
+            assert text.count("Succeeded") >= len(names), f"{asset}: not every check shows Succeeded"
+            assert "Failed" not in text
+            assert "This is a blocking asset check" in text and "threshold" in text and "measured" in text
 
         text = _open(page, f"{webserver}/assets/trained_model", "state_dict_sha256")
         page.screenshot(path=str(SHOTS / "trained_model.png"), full_page=True)

@@ -38,6 +38,9 @@ class ColumnSpec(_Strict):
     known_after_label: bool = Field(
         False, description="declared as only known after the label's time (post-outcome)"
     )
+    immutable: bool = Field(
+        False, description="cannot be changed by the person scored: frozen in evasion tests"
+    )
 
 
 class TargetSpec(_Strict):

@@ -84,8 +84,14 @@ class RunRecorder:
         self.client.log_artifact(run_id, str(local_file), artifact_path)
 
     def close(self, run_id: str, blocked_by: str | None) -> None:
-        if blocked_by:
-            self.client.set_tag(run_id, "z4.blocked_by", blocked_by)
+        """FINISHED, unless this stage or any earlier one of the run was blocked: a sibling stage
+        that passes after another was blocked must not turn the run back to FINISHED."""
+        prior = self.client.get_run(run_id).data.tags.get("z4.blocked_by", "")
+        names = [n for n in prior.split(",") if n]
+        names += [n for n in (blocked_by or "").split(",") if n and n not in names]
+        if names:
+            joined = ",".join(names)
+            self.client.set_tag(run_id, "z4.blocked_by", joined)
             self.client.set_tag(run_id, "policy_decision", "FAIL")
-            self.client.set_tag(run_id, "policy_reasons", f"blocked by {blocked_by}")
-        self.client.set_terminated(run_id, status="FAILED" if blocked_by else "FINISHED")
+            self.client.set_tag(run_id, "policy_reasons", f"blocked by {joined}")
+        self.client.set_terminated(run_id, status="FAILED" if names else "FINISHED")

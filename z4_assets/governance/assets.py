@@ -16,7 +16,7 @@ CHECKS = {
 }
 
 
-@dg.asset(group_name="governance", kinds={"markdown"}, code_version="1",
+@dg.asset(group_name="governance", kinds={"markdown"}, code_version="1", deps=["adversarial_eval"],
           check_specs=blocking_specs("model_card", CHECKS))
 def model_card(context: dg.AssetExecutionContext, z3_snapshot: SnapshotRef, hygiene_report: StageEvidence,
                trained_model: StageEvidence, fairness_report: StageEvidence, policy: PolicyStore,

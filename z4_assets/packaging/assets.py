@@ -52,7 +52,7 @@ def _run_info(context, ref: SnapshotRef, model_dir: Path, mlflow_run_id: str, po
 
 
 @dg.asset(group_name="packaging", kinds={"sigstore"}, code_version="1",
-          deps=["fairness_report", "model_card"])  # the package carries their evidence
+          deps=["adversarial_eval", "fairness_report", "model_card"])  # the package carries their evidence
 def signed_package(context: dg.AssetExecutionContext, z3_snapshot: SnapshotRef,
                    trained_model: StageEvidence, signer: PackageSigner, policy: PolicyStore,
                    storage: FactoryStorage, mlflow: MlflowTracking):

@@ -24,7 +24,7 @@ class TrainConfig(dg.Config):
     learning_rate: float = Field(2e-3, description="Adam learning rate")
     weight_decay: float = Field(1e-5, description="Adam weight decay (L2)")
     seed: int = Field(7, description="Seed for torch, numpy, random and the batch order")
-    threads: int = Field(2, description="torch intra-op threads (pinned for reproducibility)")
+    threads: int = Field(1, description="torch intra-op threads (pinned; 1 avoids oversubscribing a shared 2-core box)")
 
 
 @dg.asset(group_name="training", kinds={"pytorch"}, code_version="1",
