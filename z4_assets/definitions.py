@@ -7,6 +7,7 @@ import dagster as dg
 from z4_assets.hygiene.assets import hygiene_report
 from z4_assets.jobs import model_factory
 from z4_assets.packaging.assets import promotion, signed_package
+from z4_assets.record.assets import run_record
 from z4_assets.resources import FactoryStorage, MlflowTracking, PolicyStore, Z3Store
 from z4_assets.resources.signer import PackageSigner
 from z4_assets.snapshot.assets import z3_snapshot
@@ -31,7 +32,7 @@ def resources_from_env() -> dict:
 
 
 defs = dg.Definitions(
-    assets=[z3_snapshot, hygiene_report, trained_model, signed_package, promotion],
+    assets=[z3_snapshot, hygiene_report, trained_model, signed_package, run_record, promotion],
     jobs=[model_factory],
     resources=resources_from_env(),
 )

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-FACTORY_GROUPS = ("snapshot", "hygiene", "training", "packaging", "promotion")
+FACTORY_GROUPS = ("snapshot", "hygiene", "training", "packaging", "record", "promotion")
 
 # In-process: every step shares one interpreter, so torch and MLflow are imported once per run
 # instead of once per step (the multiprocess executor costs ~1 s per step before imports).

@@ -15,6 +15,7 @@ from z4_assets.definitions import defs as _defs  # noqa: F401  (definitions must
 from z4_assets.hygiene.assets import hygiene_report
 from z4_assets.resources import FactoryStorage, MlflowTracking, PolicyStore, Z3Store
 from z4_assets.packaging.assets import promotion, signed_package
+from z4_assets.record.assets import run_record
 from z4_assets.resources.signer import PackageSigner
 from z4_assets.snapshot.assets import z3_snapshot
 from z4_assets.training.assets import trained_model
@@ -24,9 +25,9 @@ SAMPLE_CSV = SAMPLE_DIR / "data.csv"
 SAMPLE_CONTRACT = SAMPLE_DIR / "contract.yaml"
 DATASET = "taiwan_credit_default"
 TARGET = "default.payment.next.month"
-FACTORY_ASSETS = [z3_snapshot, hygiene_report, trained_model, signed_package, promotion]
+FACTORY_ASSETS = [z3_snapshot, hygiene_report, trained_model, signed_package, run_record, promotion]
 BACKBONE = {"z3_snapshot", "hygiene_report", "trained_model"}
-ALL_ASSETS = BACKBONE | {"signed_package", "promotion"}
+ALL_ASSETS = BACKBONE | {"signed_package", "run_record", "promotion"}
 FAST_TRAIN = {"epochs": 3}
 
 
