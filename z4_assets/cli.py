@@ -73,6 +73,18 @@ def cmd_verify(args) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_rebuild(args) -> int:
+    from z4_assets.core.rebuild import rebuild_from
+
+    key = args.key or str(_signing_key().with_name(_signing_key().stem + ".pub.pem"))
+    result = rebuild_from(args.source, Path(os.environ.get("Z4_FACTORY_ROOT", "data/factory")), _z3_root(),
+                          os.environ.get("MLFLOW_TRACKING_URI", ""),
+                          os.environ.get("Z4_MLFLOW_EXPERIMENT", "z4-model-factory"),
+                          args.allow_code_drift, args.seed, key)
+    print("\n".join(result.lines()))
+    return 0 if result.identical else 1
+
+
 def _dagster_env() -> dict:
     env = dict(os.environ)
     if not env.get("DAGSTER_HOME"):
@@ -187,7 +199,7 @@ def _print_summary(env: dict) -> None:
         return
     print(f"\nEvidence of Dagster run {latest.name}: {latest}")
     print(f"{'stage':<9} {'gate':<20} {'verdict':<7} {'measured':>12}  threshold")
-    for stage in ("snapshot", "hygiene", "model", "security", "fairness", "governance", "promotion"):
+    for stage in ("snapshot", "hygiene", "model", "security", "fairness", "governance", "record", "promotion"):
         path = latest / stage / "gates.json"
         if not path.is_file():
             print(f"{stage:<9} (not run: an upstream gate blocked it)")
@@ -243,6 +255,12 @@ def build_parser() -> argparse.ArgumentParser:
     ver.add_argument("--issuer", default="", help="OIDC issuer (keyless Sigstore signatures)")
     ver.add_argument("--json", action="store_true", help="print the report as JSON")
     ver.set_defaults(func=cmd_verify)
+    rb = sub.add_parser("rebuild", help="re-run training from a run's record and compare weights")
+    rb.add_argument("source", help="Dagster run id, package folder or package.tar.gz")
+    rb.add_argument("--allow-code-drift", action="store_true", help="rebuild even if the code is at another commit")
+    rb.add_argument("--seed", type=int, default=None, help="override the training seed (expect DIFFERENT)")
+    rb.add_argument("--key", default="", help="public key to verify the package first (default: the local key)")
+    rb.set_defaults(func=cmd_rebuild)
     demo = sub.add_parser("demo", help="register the bundled sample and run model_factory on it")
     demo.set_defaults(func=cmd_demo)
     clean = sub.add_parser("cleanup", help="run the post-run cleanup for a (failed) model_factory run")

@@ -11,6 +11,7 @@ from z4_assets.governance.assets import model_card
 from z4_assets.hygiene.assets import hygiene_report
 from z4_assets.jobs import model_factory
 from z4_assets.packaging.assets import promotion, signed_package
+from z4_assets.record.assets import run_record
 from z4_assets.resources import (FactoryStorage, MlflowTracking, NoopRevoker, PolicyStore, S3Z3Store,
                                  Z3Store)
 from z4_assets.resources.signer import PackageSigner
@@ -49,7 +50,7 @@ def resources_from_env() -> dict:
 
 defs = dg.Definitions(
     assets=[z3_snapshot, hygiene_report, trained_model, adversarial_eval, fairness_report, model_card,
-            signed_package, promotion, cleanup_report],
+            signed_package, run_record, promotion, cleanup_report],
     jobs=[model_factory, cleanup_job],
     sensors=[z3_snapshot_sensor, cleanup_on_failure],
     resources=resources_from_env(),

@@ -5,7 +5,7 @@ import dagster as dg
 from z4_assets.k8s import factory_executor
 
 FACTORY_GROUPS = ("snapshot", "hygiene", "training", "security", "fairness", "governance", "packaging",
-                  "promotion", "cleanup")
+                  "record", "promotion", "cleanup")
 
 # In-process: every step shares one interpreter, so torch and MLflow are imported once per run
 # instead of once per step (the multiprocess executor costs ~1 s per step before imports).

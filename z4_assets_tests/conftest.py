@@ -18,6 +18,7 @@ from z4_assets.governance.assets import model_card
 from z4_assets.hygiene.assets import hygiene_report
 from z4_assets.packaging.assets import promotion, signed_package
 from z4_assets.resources import FactoryStorage, MlflowTracking, NoopRevoker, PolicyStore, Z3Store
+from z4_assets.record.assets import run_record
 from z4_assets.resources.signer import PackageSigner
 from z4_assets.security.assets import adversarial_eval
 from z4_assets.snapshot.assets import z3_snapshot
@@ -30,7 +31,7 @@ SAMPLE_DATASET_CONFIG = SAMPLE_DIR / "dataset.yaml"
 DATASET = "taiwan_credit_default"
 TARGET = "default.payment.next.month"
 FACTORY_ASSETS = [z3_snapshot, hygiene_report, trained_model, adversarial_eval, fairness_report, model_card,
-                  signed_package, promotion, cleanup_report]
+                  signed_package, run_record, promotion, cleanup_report]
 BACKBONE = {"z3_snapshot", "hygiene_report", "trained_model"}
 ALL_ASSETS = {a.key.to_user_string() for a in FACTORY_ASSETS}
 FAST_TRAIN = {"epochs": 3}

@@ -28,3 +28,14 @@ def code_version() -> dict:
     status = _git("status", "--porcelain", "--untracked-files=no")
     dirty = "unknown" if status is None else str(bool(status)).lower()
     return {"git_sha": sha, "git_short": sha[:8], "git_dirty": dirty}
+
+
+@lru_cache(maxsize=1)
+def repo_url() -> str:
+    """Z4_REPO_URL, else the git remote, else an explicit reason."""
+    url = os.environ.get("Z4_REPO_URL") or _git("remote", "get-url", "origin")
+    if not url:
+        return "none: local checkout without a remote (set Z4_REPO_URL)"
+    import re
+
+    return re.sub(r"(://)[^/@\s]+@", r"\1***@", url)  # never record credentials

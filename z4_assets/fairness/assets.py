@@ -20,6 +20,13 @@ CHECKS = {
 }
 
 
+def _metric_key(label: str) -> str:
+    """'SEX=1 & AGE=[21,25)' -> 'SEX_1__AGE_21-25': MLflow metric names allow [\w./ -] only."""
+    import re
+
+    return re.sub(r"_+", "_", re.sub(r"[^\w.\- ]", "_", label.replace(",", "-").replace(" & ", "__"))).strip("_")
+
+
 @dg.asset(group_name="fairness", kinds={"pandas"}, code_version="1",
           check_specs=blocking_specs("fairness_report", CHECKS))
 def fairness_report(context: dg.AssetExecutionContext, z3_snapshot: SnapshotRef,
@@ -56,9 +63,14 @@ def fairness_report(context: dg.AssetExecutionContext, z3_snapshot: SnapshotRef,
              for name, assessed in report["attributes"].items()}
 
     with mlflow.stage(context, ref) as rec:
-        rec.log(metrics={f"fairness.{attr}.{d}": v["value"]
-                         for attr, a in report["attributes"].items()
-                         for d, v in a["disparities"].items() if v["value"] is not None},
+        subgroup = {f"subgroup.{_metric_key(label)}.{m}": e[m]
+                    for a in report["attributes"].values() for label, e in a["groups"].items()
+                    if e.get("status") == "ok"
+                    for m in ("count", "auc", "ks", "selection_rate", "tpr", "fpr", "precision")
+                    if e.get(m) is not None}
+        rec.log(metrics={**subgroup, **{f"fairness.{attr}.{d}": v["value"]
+                                        for attr, a in report["attributes"].items()
+                                        for d, v in a["disparities"].items() if v["value"] is not None}},
                 tags={"fairness.passed": str(report["passed"]).lower()})
         rec.artifacts(out, "reports/fairness")
         rec.blocked_by = first_failure(result.gates)

@@ -9,6 +9,7 @@ from z4_assets.core.contract import load_contract
 from z4_assets.core.files import atomic_write_json, atomic_write_text
 from z4_assets.core.gates import render_markdown
 from z4_assets.core.hygiene import run_hygiene
+from z4_assets.core.privacy import privacy_report
 from z4_assets.core.refs import StageEvidence
 from z4_assets.core.z3 import SnapshotRef, load_snapshot_frame
 from z4_assets.resources import FactoryStorage, MlflowTracking, PolicyStore
@@ -41,6 +42,10 @@ def hygiene_report(context: dg.AssetExecutionContext, z3_snapshot: SnapshotRef, 
               "baseline": (baseline or {}).get("snapshot"), **result.report}
     atomic_write_json(out / "hygiene_report.json", report)
     atomic_write_json(out / "gates.json", [g.as_dict() for g in result.gates])
+    atomic_write_json(out / "privacy_report.json", privacy_report(df, contract))
+    leakage = {g.name: g.as_dict() for g in result.gates
+               if g.name in ("target_leakage", "temporal_leakage", "holdout_leak")}
+    atomic_write_json(out / "leakage_checks.json", {"snapshot": ref.label, **leakage})
     atomic_write_text(out / "hygiene_summary.md", render_markdown(
         f"Hygiene report: {ref.label}", result.gates,
         f"{len(df)} rows, positive rate {result.report['positive_rate']:.3f}, "

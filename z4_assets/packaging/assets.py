@@ -10,7 +10,8 @@ import dagster as dg
 from z4_assets.checks import blocking_specs, check_results, first_failure
 from z4_assets.core.files import atomic_write_json, read_json, sha256_file
 from z4_assets.core.gates import compare
-from z4_assets.core.provenance import code_version
+from z4_assets.core.provenance import code_version, repo_url
+from z4_assets.core.run_record import hardware
 from z4_assets.core.refs import StageEvidence
 from z4_assets.core.z3 import SnapshotRef
 from z4_assets.resources import FactoryStorage, MlflowTracking, PolicyStore
@@ -41,13 +42,14 @@ def _run_info(context, ref: SnapshotRef, model_dir: Path, mlflow_run_id: str, po
     return {
         "snapshot": ref.label, "snapshot_uri": f"z3://{ref.dataset_id}/{ref.snapshot_id}/data.parquet",
         "dataset_hash": ref.manifest["hash"], "contract_hash": ref.manifest["contract_hash"],
-        "git_sha": code["git_sha"], "repo_url": os.environ.get("Z4_REPO_URL", "local-checkout"),
+        "git_sha": code["git_sha"], "repo_url": repo_url(),
         "environment_uri": env_uri, "environment_digest": env_digest,
         "seeds": {"train": hp["seed"], "split": policy["split"]["seed"]}, "hyperparameters": hp,
         "dagster_run_id": context.run_id, "mlflow_run_id": mlflow_run_id,
         "started_at": started.isoformat(), "finished_at": datetime.now(timezone.utc).isoformat(),
         "policy_uri": policy["source"], "policy_digest": sha256_file(policy["source"]),
-        "state_dict_sha256": config["state_dict_sha256"],
+        "state_dict_sha256": config["state_dict_sha256"], "split_policy": policy["split"],
+        "metrics": read_json(model_dir / "metrics.json"), "hardware": hardware(hp["threads"]),
     }
 
 
@@ -71,7 +73,10 @@ def signed_package(context: dg.AssetExecutionContext, z3_snapshot: SnapshotRef,
             raise dg.Failure(description=str(e)) from None
         rec.artifacts(pkg.path, None)  # the MLflow artifact layout mirrors the package layout
         rec.artifact(pkg.tarball, "package")
-        rec.log(tags={"package_sha256": pkg.sha256, "package_decision": pkg.decision})
+        artifact_uri = rec.recorder.client.get_run(rec.run_id).info.artifact_uri.rstrip("/")
+        rec.log(tags={"package_sha256": pkg.sha256, "package_decision": pkg.decision,
+                      "model_artifact_uri": f"{artifact_uri}/model",
+                      "sbom_ref": f"{artifact_uri}/sbom/sbom.json sha256:{pkg.sbom_sha256}"})
     return dg.MaterializeResult(
         value=pkg,
         metadata={"package_sha256": pkg.sha256, "tarball": dg.MetadataValue.path(pkg.tarball),
@@ -84,7 +89,7 @@ def signed_package(context: dg.AssetExecutionContext, z3_snapshot: SnapshotRef,
 @dg.asset(group_name="promotion", kinds={"mlflow"}, code_version="1",
           check_specs=blocking_specs("promotion", PROMOTION_CHECKS))
 def promotion(context: dg.AssetExecutionContext, z3_snapshot: SnapshotRef, signed_package,
-              signer: PackageSigner, storage: FactoryStorage, mlflow: MlflowTracking):
+              run_record: dict, signer: PackageSigner, storage: FactoryStorage, mlflow: MlflowTracking):
     """The registry entry: a model version under the `candidate` alias, only for a verified PASS."""
     from z4_assets.core.packaging.verify import verify_package
     from z4_assets.core.registry import ALIAS, register_candidate

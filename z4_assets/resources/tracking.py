@@ -1,6 +1,7 @@
 """MLflow tracking as a small ConfigurableResource over the MLflow client (see README: why not dagster-mlflow)."""
 
 
+import json
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Iterator
@@ -8,7 +9,8 @@ from typing import Iterator
 import dagster as dg
 from pydantic import Field
 
-from z4_assets.core.provenance import code_version
+from z4_assets.core.provenance import code_version, repo_url
+from z4_assets.core.run_record import build_facts
 from z4_assets.core.z3 import SnapshotRef
 
 
@@ -42,6 +44,9 @@ class MlflowTracking(dg.ConfigurableResource):
 
     tracking_uri: str = Field("", description="empty: $MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlflow.db")
     experiment_name: str = Field("z4-model-factory", description="MLflow experiment for factory runs")
+    egress_policy: str = Field("deny-all: no network egress at run time (local Z3, MLflow and registry only)",
+                               description="the network egress policy the run executes under, recorded as is")
+    dagster_url: str = Field("http://127.0.0.1:3000", description="Dagster UI base URL, for links from MLflow")
 
     @contextmanager
     def stage(self, context: dg.AssetExecutionContext, snapshot: SnapshotRef) -> Iterator[StageRecord]:
@@ -52,7 +57,14 @@ class MlflowTracking(dg.ConfigurableResource):
         started = datetime.now(timezone.utc)
         run_name = f"z4-{snapshot.dataset_id}-{started:%Y%m%d-%H%M}-{code['git_short']}"
         m = snapshot.manifest
+        tr = m.get("time_range")
         tags = {
+            **build_facts(self.egress_policy), "repo_url": repo_url(),
+            "dataset_snapshot_at": m["snapshot_at"], "feature_groups": json.dumps(m["feature_groups"]),
+            "data_time_range": json.dumps(tr) if tr else "none: the contract declares no time column",
+            "pipeline_id": _job_name(context), "job_id": context.run_id,
+            "started_at": started.isoformat(), "dagster_run_url": f"{self.dagster_url}/runs/{context.run_id}",
+            "dagster_partition": "none: model_factory is unpartitioned; the snapshot is chosen by run config",
             "git_sha": code["git_sha"], "git_dirty": code["git_dirty"],
             "dataset_id": snapshot.dataset_id, "snapshot_id": snapshot.snapshot_id,
             "dataset_hash": m["hash"], "snapshot_at": m["snapshot_at"],
@@ -61,6 +73,7 @@ class MlflowTracking(dg.ConfigurableResource):
         }
         run_id = recorder.open(context.run_id, run_name, tags)
         record = StageRecord(recorder, run_id)
+        record.log(tags={"run_id": run_id})
         try:
             yield record
         except BaseException as e:

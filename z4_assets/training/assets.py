@@ -1,6 +1,8 @@
 """trained_model: a reproducible torch model on the clean split, gated on test AUC and KS."""
 
 
+import json
+
 import dagster as dg
 from pydantic import Field
 
@@ -8,6 +10,7 @@ from z4_assets.checks import blocking_specs, check_results, first_failure
 from z4_assets.core.contract import load_contract
 from z4_assets.core.files import atomic_write_json
 from z4_assets.core.refs import StageEvidence
+from z4_assets.core.run_record import hardware
 from z4_assets.core.z3 import SnapshotRef, load_snapshot_frame
 from z4_assets.resources import FactoryStorage, MlflowTracking, PolicyStore
 
@@ -52,7 +55,12 @@ def trained_model(context: dg.AssetExecutionContext, config: TrainConfig, z3_sna
         rec.log(params={**hp, "features": len(outcome.spec.output_names),
                         "excluded_sensitive": sorted(set(contract.candidate_features) - set(contract.model_features))},
                 metrics=flat_metrics(outcome.metrics),
-                tags={"seed": hp["seed"], "state_dict_sha256": outcome.train.digest})
+                tags={"seed": hp["seed"], "state_dict_sha256": outcome.train.digest,
+                      "seeds": json.dumps({"train": hp["seed"], "split": rules["split"]["seed"]}),
+                      "split": json.dumps({"strategy": rules["split"].get("strategy"),
+                                           "counts": {k: int((split == k).sum()) for k in ("train", "validation", "test")},
+                                           "policy": rules["split"]}),
+                      **hardware(hp["threads"])})
         rec.artifacts(out, "model")
         rec.blocked_by = first_failure(gates)
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from z4_assets.core.files import atomic_write_json, sha256_file
-from z4_assets.core.packaging import attest, layout
+from z4_assets.core.packaging import attest, layout, repro
 from z4_assets.core.packaging.signing import sign_package
 from z4_assets.core.sbom import generate_sbom
 
@@ -22,6 +22,7 @@ class PackageRef:
     sha256: str
     decision: str
     gates: int
+    sbom_sha256: str
 
 
 def build_package(run_dir: Path, out_dir: Path, run: dict, private_key: str | None,
@@ -42,6 +43,8 @@ def build_package(run_dir: Path, out_dir: Path, run: dict, private_key: str | No
             "state_dict_sha256": run.get("state_dict_sha256"),
             "failed_gates": [f"{g['stage']}/{g['gate']}" for g in gates if g["verdict"] != "PASS"],
         })
+        if decision == "PASS":
+            repro.write_bundle(staging, run)
         atomic_write_json(staging / attest.PROVENANCE_FILE, attest.provenance_statement(staging, run))
         atomic_write_json(staging / attest.SUMMARY_FILE, attest.gate_summary_statement(staging, gates, run))
         layout.write_checksums(staging)
@@ -52,4 +55,5 @@ def build_package(run_dir: Path, out_dir: Path, run: dict, private_key: str | No
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     layout.make_tarball(final, tarball)
-    return PackageRef(str(final), str(tarball), sha256_file(tarball), decision, len(gates))
+    return PackageRef(str(final), str(tarball), sha256_file(tarball), decision, len(gates),
+                      run["sbom_sha256"])

@@ -1,0 +1,87 @@
+"""The run record: every field an auditor needs, present or explicitly explained, never silently missing."""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+from z4_assets import __version__
+
+# category -> fields; each field is "tag:<key>", "param:<key>", "metric:<prefix>" or "artifact:<path or prefix*>"
+REQUIRED = {
+    "code_and_build": ["tag:git_sha", "tag:repo_url", "tag:container_digest", "tag:sbom_ref",
+                       "tag:train_image_version"],
+    "data": ["tag:dataset_id", "tag:dataset_snapshot_at", "tag:dataset_hash", "tag:feature_groups",
+             "tag:data_time_range"],
+    "execution": ["tag:run_id", "tag:pipeline_id", "tag:job_id", "tag:orchestrator", "tag:started_at",
+                  "tag:ended_at", "tag:seeds"],
+    "training": ["param:hidden_sizes", "param:epochs", "param:batch_size", "param:learning_rate",
+                 "param:weight_decay", "param:seed", "param:threads", "tag:split", "tag:hardware_cpu",
+                 "tag:hardware_threads", "tag:hardware_ram", "tag:egress_policy"],
+    "metrics": ["metric:test_auc", "metric:test_ks", "metric:subgroup."],
+    "hygiene": ["artifact:reports/hygiene/hygiene_report.json", "artifact:reports/snapshot/dataset_manifest.json",
+                "artifact:reports/hygiene/privacy_report.json", "artifact:reports/hygiene/leakage_checks.json"],
+    "security": ["artifact:reports/security/adv_eval.json", "artifact:reports/security/privacy_eval.json",
+                 "artifact:reports/security/robustness_curve*", "artifact:reports/security/output_integrity.json",
+                 "artifact:reports/security/security_decision.txt"],
+    "artifacts": ["tag:model_artifact_uri", "artifact:checksums.json", "artifact:signatures/model.sig",
+                  "artifact:provenance/provenance.intoto.json"],
+    "governance": ["artifact:model_card.md"],
+    "correlation": ["tag:dagster.run_id", "tag:dagster_asset_keys", "tag:dagster_partition"],
+}
+
+
+def missing_fields(tags: dict, params: dict, metrics: dict, artifacts: set[str],
+                   required: dict[str, list[str]] = REQUIRED) -> list[str]:
+    """Every required field absent from the record, as 'category/field'."""
+    missing = []
+    for category, fields in required.items():
+        for f in fields:
+            kind, key = f.split(":", 1)
+            if kind == "tag":
+                ok = bool(str(tags.get(key, "")).strip())
+            elif kind == "param":
+                ok = key in params
+            elif kind == "metric":
+                ok = any(m == key or m.startswith(key) for m in metrics) if key.endswith(".") else key in metrics
+            else:
+                ok = any(a.startswith(key[:-1]) for a in artifacts) if key.endswith("*") else key in artifacts
+            if not ok:
+                missing.append(f"{category}/{key}")
+    return missing
+
+
+def container_digest() -> str:
+    """The image digest when running in the factory image, else an explicit reason."""
+    digest = os.environ.get("Z4_CONTAINER_DIGEST", "").strip()
+    if digest:
+        return digest
+    if Path("/.dockerenv").exists() or os.environ.get("KUBERNETES_SERVICE_HOST"):
+        return "unknown: in a container but Z4_CONTAINER_DIGEST is not set by the image"
+    return "not-applicable: not running in a container (bare host)"
+
+
+def hardware(threads: int | None = None) -> dict[str, str]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    ram = "unknown"
+    try:
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        ram = f"{kb / 1024 / 1024:.1f} GiB"
+    except (OSError, ValueError, IndexError):
+        pass
+    return {"hardware_cpu": f"{cpu} ({os.cpu_count()} logical cores, {platform.machine()})",
+            "hardware_threads": str(threads if threads is not None else "unknown"),
+            "hardware_ram": ram, "mkl_cbwr": os.environ.get("MKL_CBWR", "unset")}
+
+
+def build_facts(egress_policy: str) -> dict[str, str]:
+    return {"container_digest": container_digest(), "train_image_version": f"z4-model-factory {__version__}",
+            "egress_policy": egress_policy}

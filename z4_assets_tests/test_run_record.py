@@ -1,0 +1,120 @@
+"""The run record is complete or the run is not promotable; and a record rebuilds the same model."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from z4_assets.core.run_record import REQUIRED, missing_fields
+from z4_assets.resources import MlflowTracking
+from z4_assets_tests.conftest import check_metadata, check_verdicts, materialized, run_factory
+
+
+@pytest.fixture
+def passed(sample_df, register, factory_resources):
+    ref = register(sample_df.iloc[:12000])
+    result = run_factory(factory_resources)
+    assert result.success, {k: v for k, v in check_verdicts(result).items() if not v}
+    root = Path(factory_resources["storage"].root)
+    return {"result": result, "ref": ref, "res": factory_resources,
+            "pkg": root / "runs" / result.run_id / "package"}
+
+
+def test_a_complete_run_carries_every_mandatory_field_and_links_both_ways(passed):
+    result, res = passed["result"], passed["res"]
+    assert check_verdicts(result)["run_record_complete"] is True
+    meta = result.asset_materializations_for_node("run_record")[0].metadata
+    client = MlflowClient(res["mlflow"].tracking_uri)
+    run = client.get_run(meta["mlflow_run_id"].value)
+    tags = run.data.tags
+    assert re.fullmatch(r"z4-taiwan_credit_default-\d{8}-\d{4}-([0-9a-f]{8}|nogit)", run.info.run_name)
+    assert tags["job_id"] == tags["dagster.run_id"] == result.run_id
+    assert tags["dagster_run_url"].endswith(f"/runs/{result.run_id}")
+    assert tags["run_id"] == run.info.run_id
+    assert re.match(r"(not-applicable: |unknown: |.*sha256:[0-9a-f]{64})", tags["container_digest"])
+    assert tags["data_time_range"].startswith("none:")
+    assert json.loads(tags["split"])["counts"]["test"] > 0
+    assert json.loads(tags["seeds"]) == {"train": 7, "split": 1729}
+    assert "promotion" in tags["dagster_asset_keys"] or "run_record" in tags["dagster_asset_keys"]
+    assert meta["package_sha256"].value == result.asset_materializations_for_node("signed_package")[0].metadata["package_sha256"].value
+    missing = missing_fields(tags, run.data.params, run.data.metrics,
+                             {a for a in json.loads(Path(passed["pkg"]).parent.joinpath("record", "run_record.json").read_text())["artifacts"]})
+    assert missing == []
+
+
+def test_a_missing_field_fails_the_completeness_gate_naming_it(sample_df, register, factory_resources):
+    register(sample_df.iloc[:12000])
+    factory_resources["mlflow"] = MlflowTracking(tracking_uri=factory_resources["mlflow"].tracking_uri,
+                                                 experiment_name="z4-tests", egress_policy="")
+    result = run_factory(factory_resources)
+    assert check_verdicts(result)["run_record_complete"] is False
+    meta = check_metadata(result, "run_record_complete")
+    assert meta["evidence"]["missing"] == ["training/egress_policy"]
+    assert "promotion" not in materialized(result)
+    client = MlflowClient(factory_resources["mlflow"].tracking_uri)
+    assert client.search_registered_models() == []
+
+
+def test_missing_fields_names_each_kind():
+    tags = {"git_sha": "x"}
+    missing = missing_fields(tags, {"epochs": 3}, {"test_auc": 0.7, "subgroup.SEX=1.auc": 0.7},
+                             {"reports/security/robustness_curve.png"})
+    assert "code_and_build/repo_url" in missing and "code_and_build/git_sha" not in missing
+    assert "training/epochs" not in missing and "training/seed" in missing
+    assert "metrics/subgroup." not in missing and "metrics/test_ks" in missing
+    assert "security/reports/security/robustness_curve*" not in missing
+    total = sum(len(v) for v in REQUIRED.values())
+    assert len(missing_fields({}, {}, {}, set())) == total
+
+
+def _rebuild(passed, *extra, env_extra=None):
+    res = passed["res"]
+    env = {**os.environ, "Z4_Z3_ROOT": res["z3"].root, "Z4_FACTORY_ROOT": res["storage"].root,
+           "MLFLOW_TRACKING_URI": res["mlflow"].tracking_uri, "Z4_MLFLOW_EXPERIMENT": "z4-tests",
+           **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", "z4_assets.cli", "rebuild", passed["result"].run_id, *extra],
+                          capture_output=True, text=True, env=env, timeout=600)
+
+
+def test_rebuild_is_bit_identical_and_recorded(passed, signing_key):
+    repro = json.loads((passed["pkg"] / "repro" / "manifest.json").read_text())
+    assert repro["dataset_hash"] == passed["ref"].manifest["hash"] and repro["seeds"]["train"] == 7
+    assert os.access(passed["pkg"] / "repro" / "run.sh", os.X_OK)
+    proc = _rebuild(passed, "--key", str(signing_key.with_name("signing.pub.pem")))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.startswith("IDENTICAL") and repro["state_dict_sha256"] in proc.stdout
+    assert "package verified" in proc.stdout
+    client = MlflowClient(passed["res"]["mlflow"].tracking_uri)
+    runs = client.search_runs([client.get_experiment_by_name("z4-tests").experiment_id],
+                              filter_string=f"tags.rebuild_of = '{repro['mlflow_run_id']}'")
+    assert len(runs) == 1 and runs[0].data.tags["rebuild_result"] == "IDENTICAL"
+
+
+def test_rebuild_with_another_seed_is_different_with_metric_deltas(passed):
+    proc = _rebuild(passed, "--seed", "99")
+    assert proc.returncode == 1
+    assert proc.stdout.startswith("DIFFERENT") and "test_auc:" in proc.stdout and "delta" in proc.stdout
+
+
+def test_rebuild_refuses_a_changed_or_missing_snapshot_and_code_drift(passed):
+    drift = _rebuild(passed, env_extra={"Z4_GIT_SHA": "0" * 40})
+    assert drift.returncode == 2 and "code is at 000000000000" in drift.stderr and "--allow-code-drift" in drift.stderr
+    data = passed["ref"].data_path
+    os.chmod(data, 0o644)
+    blob = bytearray(data.read_bytes())
+    blob[len(blob) // 3] ^= 0x10
+    data.write_bytes(bytes(blob))
+    changed = _rebuild(passed)
+    assert changed.returncode == 2 and "changed" in changed.stderr and "Traceback" not in changed.stderr
+    import shutil
+
+    shutil.rmtree(passed["ref"].path)
+    missing = _rebuild(passed)
+    assert missing.returncode == 2 and "is missing" in missing.stderr
