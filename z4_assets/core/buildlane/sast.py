@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import tokenize
 from pathlib import Path
 
 from z4_assets.core.buildlane.result import FAIL, PASS, LaneResult, tail, tool
@@ -21,19 +22,29 @@ _NOSEC = re.compile(r"#\s*nosec\b:?(?P<rest>.*)$", re.IGNORECASE)
 _IDS = re.compile(r"^[\s,:]*(?P<ids>B\d{3}(?:[\s,]+B\d{3})*)(?P<reason>.*)$")
 
 
+def _comments(path: Path):
+    with open(path, "rb") as f:
+        try:
+            for tok in tokenize.tokenize(f.readline):
+                if tok.type == tokenize.COMMENT:
+                    yield tok.start[0], tok.string
+        except (tokenize.TokenError, SyntaxError):
+            return  # bandit reports files it cannot parse
+
+
 def unjustified_nosec(root: Path, target: str = TARGET) -> list[str]:
-    """Every `# nosec` under target that does not name its test id(s) and give a reason."""
+    """Every `# nosec` comment under target that does not name its test id(s) and give a reason."""
     bad = []
     for path in sorted((root / target).rglob("*.py")):
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            m = _NOSEC.search(line)
+        for n, comment in _comments(path):
+            m = _NOSEC.search(comment)
             if not m:
                 continue
             ids = _IDS.match(m["rest"])
             reason = re.sub(r"^[\s#:\-]+", "", ids["reason"]) if ids else ""
             if not ids or len(reason) < 8:
                 bad.append(f"{path.relative_to(root)}:{n}: '# nosec' needs test id(s) and a reason, "
-                           f"e.g. '# nosec B603  fixed argv, no shell'")
+                           f"e.g. '# nosec B603 # fixed argv, no shell'")
     return bad
 
 
@@ -56,7 +67,7 @@ def run_bandit(root: Path, target: str = TARGET, config: str = BANDIT_CONFIG) ->
     counts = (f"{totals['loc']} lines; {low} low finding(s) reported, not blocking; "
               f"{totals.get('skipped_tests', 0)} justified nosec")
     if problems:
-        return LaneResult("bandit", FAIL, f"{len(problems)} unjustified medium/high finding(s): "
+        return LaneResult("bandit", FAIL, f"{len(problems)} unjustified finding(s) or nosec: "
                           f"{problems[0]}", problems)
     return LaneResult("bandit", PASS, f"no medium/high finding ({counts})")
 
