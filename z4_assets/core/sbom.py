@@ -28,13 +28,26 @@ def generate_sbom(out_path: str | os.PathLike, python: str | None = None) -> str
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
-    cmd = [sys.executable, "-m", "cyclonedx_py", "environment", "--output-reproducible",
-           "--sv", SPEC_VERSION, "--of", "JSON", "-o", tmp]
+    cmd = [
+        sys.executable,
+        "-m",
+        "cyclonedx_py",
+        "environment",
+        "--output-reproducible",
+        "--sv",
+        SPEC_VERSION,
+        "--of",
+        "JSON",
+        "-o",
+        tmp,
+    ]
     if _PYPROJECT.is_file():  # names the root component after the project
         cmd += ["--pyproject", str(_PYPROJECT)]
     cmd.append(python or sys.executable)
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)  # nosec B603 # fixed argv
+        proc = subprocess.run(  # nosec B603 # fixed argv, no shell
+            cmd, capture_output=True, text=True, timeout=600, check=False
+        )
         if proc.returncode != 0:
             last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
             raise Z4Error(f"cyclonedx-py failed (exit {proc.returncode}): {last}", target)

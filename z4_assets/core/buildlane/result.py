@@ -25,12 +25,20 @@ class LaneResult:
         return self.status == FAIL
 
 
-def tool(module: str, *args: str, cwd: Path | None = None, timeout: float = 600,
-         env: dict | None = None) -> subprocess.CompletedProcess:
+def tool(
+    module: str, *args: str, cwd: Path | None = None, timeout: float = 600, env: dict | None = None
+) -> subprocess.CompletedProcess:
     """Run `python -m <module> args` (the tool installed next to this interpreter); never a shell."""
     cmd = [sys.executable, "-m", module, *args]
-    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout,  # nosec B603 # fixed argv
-                          env=env if env is not None else dict(os.environ), check=False)
+    return subprocess.run(  # nosec B603 # fixed argv, no shell
+        cmd,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env if env is not None else dict(os.environ),
+        check=False,
+    )
 
 
 def tail(text: str, lines: int = 5) -> list[str]:

@@ -28,8 +28,11 @@ SBOM_NAME = "sbom.cdx.json"
 
 def lock_drift(components: dict[str, str], pins: dict) -> list[str]:
     """Runtime pins whose installed version (per the SBOM) is not the locked one."""
-    return [f"{n}: locked {p.version}, installed {components.get(n, 'absent')}"
-            for n, p in sorted(pins.items()) if components.get(n) != p.version]
+    return [
+        f"{n}: locked {p.version}, installed {components.get(n, 'absent')}"
+        for n, p in sorted(pins.items())
+        if components.get(n) != p.version
+    ]
 
 
 def check_sbom(root: Path, out_dir: Path) -> LaneResult:
@@ -43,12 +46,22 @@ def check_sbom(root: Path, out_dir: Path) -> LaneResult:
     drift = lock_drift(components, pins)
     details = [f"sha256:{digest}", str(path)]
     if drift:
-        return LaneResult("sbom", FAIL, f"the environment is not the locked one ({len(drift)} pin(s)): "
-                          f"{drift[0]}; install with the README's command", drift + details)
+        return LaneResult(
+            "sbom",
+            FAIL,
+            f"the environment is not the locked one ({len(drift)} pin(s)): "
+            f"{drift[0]}; install with the README's command",
+            drift + details,
+        )
     extra = len(set(components) - set(pins))
-    return LaneResult("sbom", PASS, f"{path} sha256:{digest[:16]}..., {len(components)} components, "
-                      f"all {len(pins)} runtime pins at their locked version ({extra} more: test "
-                      "extras, machine packages)", details)
+    return LaneResult(
+        "sbom",
+        PASS,
+        f"{path} sha256:{digest[:16]}..., {len(components)} components, "
+        f"all {len(pins)} runtime pins at their locked version ({extra} more: test "
+        "extras, machine packages)",
+        details,
+    )
 
 
 def gates(root: Path, mode: str, out_dir: Path) -> dict[str, Callable[[], LaneResult]]:
@@ -70,8 +83,13 @@ def default_mode() -> str:
     return mode
 
 
-def run_lane(root: Path, mode: str, only: list[str] | None = None, out_dir: Path | None = None,
-             stream: TextIO = sys.stdout) -> tuple[list[LaneResult], int]:
+def run_lane(
+    root: Path,
+    mode: str,
+    only: list[str] | None = None,
+    out_dir: Path | None = None,
+    stream: TextIO = sys.stdout,
+) -> tuple[list[LaneResult], int]:
     root = root.resolve()
     if not (root / "pyproject.toml").is_file():
         raise Z4Error("not the project root (no pyproject.toml): run z4 ci-gate from the checkout", root)
@@ -95,10 +113,24 @@ def run_lane(root: Path, mode: str, only: list[str] | None = None, out_dir: Path
     total = time.perf_counter() - start
     code = 1 if any(r.blocks for r in results) else 0
     _print_table(results, mode, total, code, stream)
-    atomic_write_json(out_dir / "report.json", {
-        "mode": mode, "passed": code == 0, "seconds": round(total, 1),
-        "gates": [{"name": r.name, "status": r.status, "summary": r.summary, "details": r.details,
-                   "seconds": round(r.seconds, 2)} for r in results]})
+    atomic_write_json(
+        out_dir / "report.json",
+        {
+            "mode": mode,
+            "passed": code == 0,
+            "seconds": round(total, 1),
+            "gates": [
+                {
+                    "name": r.name,
+                    "status": r.status,
+                    "summary": r.summary,
+                    "details": r.details,
+                    "seconds": round(r.seconds, 2),
+                }
+                for r in results
+            ],
+        },
+    )
     return results, code
 
 
@@ -114,8 +146,14 @@ def _print_table(results: list[LaneResult], mode: str, total: float, code: int, 
                 print(f"    {r.name}: {line}", file=stream)
     warned = sum(r.status == WARN for r in results)
     verdict = "FAIL" if code else PASS
-    print(f"\nci-gate: {verdict} in {mode} mode, {total:.1f} s "
-          f"({sum(r.status == FAIL for r in results)} failed, {warned} warning(s))", file=stream)
+    print(
+        f"\nci-gate: {verdict} in {mode} mode, {total:.1f} s "
+        f"({sum(r.status == FAIL for r in results)} failed, {warned} warning(s))",
+        file=stream,
+    )
     if mode == "development" and warned:
-        print("ci-gate: release mode (--mode release or Z4_LANE_MODE=release) would block on the "
-              "warning(s) above", file=stream)
+        print(
+            "ci-gate: release mode (--mode release or Z4_LANE_MODE=release) would block on the "
+            "warning(s) above",
+            file=stream,
+        )

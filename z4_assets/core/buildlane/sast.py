@@ -43,8 +43,10 @@ def unjustified_nosec(root: Path, target: str = TARGET) -> list[str]:
             ids = _IDS.match(m["rest"])
             reason = re.sub(r"^[\s#:\-]+", "", ids["reason"]) if ids else ""
             if not ids or len(reason) < 8:
-                bad.append(f"{path.relative_to(root)}:{n}: '# nosec' needs test id(s) and a reason, "
-                           f"e.g. '# nosec B603 # fixed argv, no shell'")
+                bad.append(
+                    f"{path.relative_to(root)}:{n}: '# nosec' needs test id(s) and a reason, "
+                    f"e.g. '# nosec B603 # fixed argv, no shell'"
+                )
     return bad
 
 
@@ -53,26 +55,39 @@ def run_bandit(root: Path, target: str = TARGET, config: str = BANDIT_CONFIG) ->
     try:
         report = json.loads(proc.stdout)
     except json.JSONDecodeError:
-        return LaneResult("bandit", FAIL, f"bandit did not run (exit {proc.returncode})",
-                          tail(proc.stderr + proc.stdout))
+        return LaneResult(
+            "bandit", FAIL, f"bandit did not run (exit {proc.returncode})", tail(proc.stderr + proc.stdout)
+        )
     if report.get("errors"):
-        return LaneResult("bandit", FAIL, f"bandit could not scan {len(report['errors'])} file(s)",
-                          [f"{e['filename']}: {e['reason']}" for e in report["errors"]])
+        return LaneResult(
+            "bandit",
+            FAIL,
+            f"bandit could not scan {len(report['errors'])} file(s)",
+            [f"{e['filename']}: {e['reason']}" for e in report["errors"]],
+        )
     findings = [r for r in report["results"] if r["issue_severity"] in BLOCKING]
-    problems = [f"{r['filename']}:{r['line_number']}: {r['test_id']} {r['issue_severity'].lower()} "
-                f"severity: {r['issue_text']}" for r in findings]
+    problems = [
+        f"{r['filename']}:{r['line_number']}: {r['test_id']} {r['issue_severity'].lower()} "
+        f"severity: {r['issue_text']}"
+        for r in findings
+    ]
     problems += unjustified_nosec(root, target)
     totals = report["metrics"]["_totals"]
     low = sum(r["issue_severity"] == "LOW" for r in report["results"])
-    counts = (f"{totals['loc']} lines; {low} low finding(s) reported, not blocking; "
-              f"{totals.get('skipped_tests', 0)} justified nosec")
+    counts = (
+        f"{totals['loc']} lines; {low} low finding(s) reported, not blocking; "
+        f"{totals.get('skipped_tests', 0)} justified nosec"
+    )
     if problems:
-        return LaneResult("bandit", FAIL, f"{len(problems)} unjustified finding(s) or nosec: "
-                          f"{problems[0]}", problems)
+        return LaneResult(
+            "bandit", FAIL, f"{len(problems)} unjustified finding(s) or nosec: {problems[0]}", problems
+        )
     return LaneResult("bandit", PASS, f"no medium/high finding ({counts})")
 
 
-def run_ruff(root: Path, paths: tuple[str, ...] = ("z4_assets", "z4_assets_tests", "benchmarks")) -> LaneResult:
+def run_ruff(
+    root: Path, paths: tuple[str, ...] = ("z4_assets", "z4_assets_tests", "benchmarks")
+) -> LaneResult:
     """ruff's lint with the checked-in rules (ruff.toml); formatting is pre-commit's job."""
     proc = tool("ruff", "check", "--no-cache", "--output-format", "concise", *paths, cwd=root)
     if proc.returncode == 0:

@@ -15,14 +15,28 @@ from pathlib import Path
 from z4_assets.core.buildlane.result import FAIL, PASS, LaneResult
 
 BASELINE = ".secrets.baseline"
-_SKIP_DIRS = {".git", "build", "data", "mlruns", ".dagster_home", "__pycache__", ".ruff_cache", ".pytest_cache"}
+_SKIP_DIRS = {
+    ".git",
+    "build",
+    "data",
+    "mlruns",
+    ".dagster_home",
+    "__pycache__",
+    ".ruff_cache",
+    ".pytest_cache",
+}
 
 
 def repo_files(root: Path) -> list[str]:
     """Tracked and new (not ignored) files; every file when root is not a git checkout."""
     try:
-        out = subprocess.run(["git", "-C", str(root), "ls-files", "--cached", "--others", "--exclude-standard"],  # nosec B603 B607 # fixed argv, git from PATH
-                             capture_output=True, text=True, timeout=60, check=True).stdout
+        out = subprocess.run(  # nosec B603 B607 # fixed argv, git from PATH
+            ["git", "-C", str(root), "ls-files", "--cached", "--others", "--exclude-standard"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
         return [f for f in out.splitlines() if (root / f).is_file()]
     except (OSError, subprocess.SubprocessError):
         files = []
@@ -42,17 +56,29 @@ def scan_secrets(root: Path, baseline: str = BASELINE) -> LaneResult:
     except (OSError, json.JSONDecodeError) as e:
         return LaneResult("secrets", FAIL, f"{base_path}: unreadable baseline ({e})")
     known = {(f, s["hashed_secret"], s["type"]) for f, items in base["results"].items() for s in items}
-    confirmed = [f"{f}:{s.get('line_number')}: {s['type']} marked a real secret in the baseline"
-                 for f, items in base["results"].items() for s in items if s.get("is_secret")]
+    confirmed = [
+        f"{f}:{s.get('line_number')}: {s['type']} marked a real secret in the baseline"
+        for f, items in base["results"].items()
+        for s in items
+        if s.get("is_secret")
+    ]
     files = repo_files(root)
     with transient_settings({"plugins_used": base["plugins_used"], "filters_used": base["filters_used"]}):
         found = SecretsCollection(root=str(root))
         found.scan_files(*files)
-    new = sorted({(os.path.relpath(s.filename, root), s.line_number, s.type)
-                  for _, s in found
-                  if (os.path.relpath(s.filename, root), s.secret_hash, s.type) not in known})
+    new = sorted(
+        {
+            (os.path.relpath(s.filename, root), s.line_number, s.type)
+            for _, s in found
+            if (os.path.relpath(s.filename, root), s.secret_hash, s.type) not in known
+        }
+    )
     problems = confirmed + [f"{f}:{line}: {kind} (not in {baseline})" for f, line, kind in new]
     if problems:
         return LaneResult("secrets", FAIL, f"{len(problems)} possible secret(s): {problems[0]}", problems)
-    return LaneResult("secrets", PASS, f"{len(files)} files scanned, nothing beyond {len(known)} "
-                      f"audited baseline entr{'y' if len(known) == 1 else 'ies'}")
+    return LaneResult(
+        "secrets",
+        PASS,
+        f"{len(files)} files scanned, nothing beyond {len(known)} "
+        f"audited baseline entr{'y' if len(known) == 1 else 'ies'}",
+    )
