@@ -211,3 +211,16 @@ def test_dockerfile_fails_when_a_hardening_rule_breaks(dockerfile_copy, old, new
     result = check_dockerfile(dockerfile_copy)
     assert result.status == FAIL
     assert any(message in d for d in result.details), result.details
+
+
+def test_a_crashing_check_is_a_failed_gate_not_a_pass(lock_copy):
+    import io
+
+    from z4_assets.core.buildlane.runner import run_lane
+
+    (lock_copy / "pyproject.toml").write_text("[project\nname = broken", encoding="utf-8")
+    out = io.StringIO()
+    results, code = run_lane(lock_copy, "development", only=["lock"], out_dir=lock_copy / "out", stream=out)
+    assert code == 1 and results[0].status == FAIL
+    assert "the check crashed: TOMLDecodeError" in results[0].summary
+    assert "ci-gate: FAIL" in out.getvalue()

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 PASS, WARN, FAIL = "PASS", "WARN", "FAIL"
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
 
 
 @dataclass

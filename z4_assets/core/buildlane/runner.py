@@ -107,6 +107,8 @@ def run_lane(
             result = run()
         except Z4Error as e:  # a broken tool or input is a failed gate, with its one-line reason
             result = LaneResult(name, FAIL, str(e))
+        except Exception as e:  # a crashed check is a failed gate, never a silent pass
+            result = LaneResult(name, FAIL, f"the check crashed: {type(e).__name__}: {e}"[:300])
         result.seconds = time.perf_counter() - t0
         results.append(result)
         print(f"  {name:<11} {result.status}  ({result.seconds:.1f} s)", file=stream, flush=True)
