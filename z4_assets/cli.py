@@ -225,6 +225,15 @@ def _print_summary(env: dict) -> None:
           f"Dagster UI: DAGSTER_HOME={env['DAGSTER_HOME']} dagster dev")
 
 
+def cmd_ci_gate(args) -> int:
+    from z4_assets.core.buildlane.runner import default_mode, run_lane
+
+    mode = args.mode or default_mode()
+    _, code = run_lane(Path(args.root), mode, only=args.only or None,
+                       out_dir=Path(args.out) if args.out else None)
+    return code
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="z4", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -273,6 +282,16 @@ def build_parser() -> argparse.ArgumentParser:
     apply.add_argument("--dry-run", action="store_true", help="report what would be deleted, delete nothing")
     apply.add_argument("--as-of", default="", help="judge expiry as of this ISO time (default: now)")
     apply.set_defaults(func=cmd_retention_apply)
+    gate = sub.add_parser("ci-gate", help="run the build and security lane (lock, lint, SAST, secrets, "
+                          "image, SCA, SBOM) and print a PASS/FAIL table")
+    gate.add_argument("--mode", choices=["development", "release"], default="",
+                      help="release blocks when dependencies could not be audited; development warns "
+                           "(default: $Z4_LANE_MODE, else development)")
+    gate.add_argument("--only", action="append", metavar="GATE",
+                      help="run only this gate (repeatable): lock ruff bandit secrets dockerfile pip-audit sbom")
+    gate.add_argument("--root", default=".", help="the project checkout (default: the current directory)")
+    gate.add_argument("--out", default="", help="artifact folder (default: <root>/build/ci-gate)")
+    gate.set_defaults(func=cmd_ci_gate)
     return parser
 
 

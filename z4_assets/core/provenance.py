@@ -39,3 +39,41 @@ def repo_url() -> str:
     import re
 
     return re.sub(r"(://)[^/@\s]+@", r"\1***@", url)  # never record credentials
+
+
+# Additive: the run's environment, next to its code version.
+CONTAINER_DIGEST_ENV = "Z4_CONTAINER_DIGEST"
+_DIGEST_RE = r"^(?:[^@\s]+@)?(sha256:[0-9a-f]{64})$"
+
+
+def container_digest() -> str:
+    """The digest of the image this process runs in, or why there is none.
+
+    An image cannot contain its own digest (the digest covers the image), so the deployer sets it:
+    the dagster-k8s run launcher / job spec starts the pod from `<image>@sha256:...` and passes the
+    same reference in Z4_CONTAINER_DIGEST (`docker run -e Z4_CONTAINER_DIGEST=... <image>@sha256:...`
+    locally). A malformed value is an error, not a silent "unknown".
+    """
+    import re
+
+    from z4_assets.core.errors import Z4Error
+
+    raw = os.environ.get(CONTAINER_DIGEST_ENV, "").strip()
+    if not raw:
+        return "none (not running in the z4 image: Z4_CONTAINER_DIGEST unset)"
+    m = re.match(_DIGEST_RE, raw)
+    if not m:
+        raise Z4Error(f"{CONTAINER_DIGEST_ENV}={raw[:80]!r} is not '[image@]sha256:<64 hex>'")
+    return m.group(1)
+
+
+def environment_lock() -> dict:
+    """The lockfile that defines the installed environment and its sha256 (what provenance records
+    as the environment). In the image Z4_ENV_LOCK points at the copy installed from; in a checkout
+    it is requirements.lock beside pyproject.toml."""
+    from z4_assets.core.files import sha256_file
+
+    path = Path(os.environ.get("Z4_ENV_LOCK") or _PKG.parent / "requirements.lock")
+    if not path.is_file():
+        return {"env_lock": "unknown (no lockfile found)", "env_lock_sha256": "unknown"}
+    return {"env_lock": str(path), "env_lock_sha256": sha256_file(path)}

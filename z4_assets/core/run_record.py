@@ -54,9 +54,10 @@ def missing_fields(tags: dict, params: dict, metrics: dict, artifacts: set[str],
 
 def container_digest() -> str:
     """The image digest when running in the factory image, else an explicit reason."""
-    digest = os.environ.get("Z4_CONTAINER_DIGEST", "").strip()
-    if digest:
-        return digest
+    from z4_assets.core import provenance
+
+    if os.environ.get(provenance.CONTAINER_DIGEST_ENV, "").strip():
+        return provenance.container_digest()  # validated: a malformed value is an error
     if Path("/.dockerenv").exists() or os.environ.get("KUBERNETES_SERVICE_HOST"):
         return "unknown: in a container but Z4_CONTAINER_DIGEST is not set by the image"
     return "not-applicable: not running in a container (bare host)"

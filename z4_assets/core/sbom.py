@@ -1,46 +1,92 @@
-"""CycloneDX SBOM of the running Python environment, cached per exact set of installed packages."""
+"""CycloneDX SBOM of the Python environment the code runs in: what was really installed, by version.
+
+One generator for everyone: the CI build artifact (`z4 ci-gate`) and the signed package both call
+`generate_sbom`, and the output is reproducible (no timestamp, no random serial number), so the
+same environment gives the same digest and two SBOMs can be compared by digest alone.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import shutil
-import subprocess
+import json
+import os
+import subprocess  # nosec B404 # runs cyclonedx-py's CLI with a fixed argv, never a shell
 import sys
-from importlib import metadata
+import tempfile
 from pathlib import Path
 
 from z4_assets.core.errors import Z4Error
-from z4_assets.core.files import atomic_write_bytes, sha256_file
+from z4_assets.core.files import sha256_file
+
+SPEC_VERSION = "1.6"
+_PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
 
 
 def environment_fingerprint() -> str:
     """sha256 over the sorted `name==version` of every installed distribution."""
+    import hashlib
+    from importlib import metadata
+
     pins = sorted({f"{d.metadata['Name'].lower()}=={d.version}" for d in metadata.distributions()
                    if d.metadata["Name"]})
     return hashlib.sha256("\n".join(pins).encode()).hexdigest()
 
 
-def generate_sbom(out_path: str | Path, cache_dir: str | Path | None = None) -> str:
-    """Write the SBOM to out_path (atomically) and return its sha256.
+def generate_sbom(out_path: str | os.PathLike, cache_dir: str | os.PathLike | None = None,
+                  python: str | None = None) -> str:
+    """Write the CycloneDX JSON SBOM of `python`'s environment (default: this interpreter's) to
+    out_path, atomically, and return its sha256 hex digest. Takes ~15 s; needs no network.
 
-    `cyclonedx-py environment` takes ~15 s; the same environment gives the same component list,
-    so a copy is cached under cache_dir keyed by the environment fingerprint.
+    The output is reproducible, so with cache_dir a copy keyed by the installed-package set is
+    reused by later runs in the same environment (the factory builds one package per run).
     """
-    out = Path(out_path)
-    cached = Path(cache_dir) / f"sbom-{environment_fingerprint()}.json" if cache_dir else None
+    target = Path(out_path)
+    cached = Path(cache_dir) / f"sbom-{environment_fingerprint()}.json" if cache_dir and not python else None
     if cached and cached.is_file():
-        atomic_write_bytes(out, cached.read_bytes())
-        return sha256_file(out)
-    exe = shutil.which("cyclonedx-py") or str(Path(sys.executable).with_name("cyclonedx-py"))
+        from z4_assets.core.files import atomic_write_bytes
+
+        atomic_write_bytes(target, cached.read_bytes())
+        return sha256_file(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    cmd = [
+        sys.executable,
+        "-m",
+        "cyclonedx_py",
+        "environment",
+        "--output-reproducible",
+        "--sv",
+        SPEC_VERSION,
+        "--of",
+        "JSON",
+        "-o",
+        tmp,
+    ]
+    if _PYPROJECT.is_file():  # names the root component after the project
+        cmd += ["--pyproject", str(_PYPROJECT)]
+    cmd.append(python or sys.executable)
     try:
-        proc = subprocess.run([exe, "environment", "--of", "JSON", "--output-reproducible",
-                               "-o", "-", sys.executable],
-                              capture_output=True, timeout=300, check=False)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        raise Z4Error(f"cannot run cyclonedx-py to build the SBOM: {e}") from None
-    if proc.returncode != 0 or not proc.stdout.strip():
-        raise Z4Error(f"cyclonedx-py failed: {proc.stderr.decode(errors='replace')[-300:]}")
-    atomic_write_bytes(out, proc.stdout)
+        proc = subprocess.run(  # nosec B603 # fixed argv, no shell
+            cmd, capture_output=True, text=True, timeout=600, check=False
+        )
+        if proc.returncode != 0:
+            last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+            raise Z4Error(f"cyclonedx-py failed (exit {proc.returncode}): {last}", target)
+        json.loads(Path(tmp).read_text(encoding="utf-8"))  # refuse to publish a truncated file
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
     if cached:
-        atomic_write_bytes(cached, proc.stdout)
-    return sha256_file(out)
+        from z4_assets.core.files import atomic_write_bytes
+
+        atomic_write_bytes(cached, target.read_bytes())
+    return sha256_file(target)
+
+
+def sbom_components(path: str | os.PathLike) -> dict[str, str]:
+    """{canonical package name: version} of every component in a CycloneDX JSON SBOM."""
+    from packaging.utils import canonicalize_name
+
+    doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    return {canonicalize_name(c["name"]): c.get("version", "") for c in doc.get("components", [])}

@@ -8,7 +8,6 @@ from z4_assets.checks import blocking_specs, check_results, first_failure
 from z4_assets.core.contract import load_contract
 from z4_assets.core.errors import Z4Error
 from z4_assets.core.snapshot_checks import verify_snapshot
-from z4_assets.core.z3 import SnapshotRef
 from z4_assets.core.files import atomic_write_json
 from z4_assets.resources import FactoryStorage, MlflowTracking, PolicyStore, Z3SnapshotStore
 
