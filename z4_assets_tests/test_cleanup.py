@@ -17,7 +17,7 @@ from z4_assets.core.errors import Z4Error
 from z4_assets.core.policy import load_policy
 
 RUN = "0f1e2d3c-aaaa-bbbb-cccc-123456789abc"
-SECRET = "s3cr3t-value-that-must-never-appear"
+SECRET = "s3cr3t-value-that-must-never-appear"  # a test canary  # pragma: allowlist secret
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 

@@ -108,7 +108,7 @@ class PodSecurity(BaseModel):
     run_as_group: int = Field(10001, gt=0)
     fs_group: int = Field(10001, gt=0)
     read_only_root_filesystem: bool = True
-    scratch: dict[str, str] = Field(default_factory=lambda: {"/tmp": "1Gi"},
+    scratch: dict[str, str] = Field(default_factory=lambda: {"/tmp": "1Gi"},  # nosec B108 # an emptyDir mount path
                                     description="mount path -> emptyDir sizeLimit")
     image_pull_policy: Literal["IfNotPresent", "Always", "Never"] = "IfNotPresent"
     automount_service_account_token: bool = False
@@ -159,7 +159,7 @@ def load_steps_policy(path: str | Path) -> StepsPolicy:
     _check_resources(policy.defaults, f"{path}: defaults")
     for step in policy.steps:
         _check_resources(policy.resolved(step), f"{path}: steps.{step}")
-    if policy.pod.read_only_root_filesystem and "/tmp" not in policy.pod.scratch:
+    if policy.pod.read_only_root_filesystem and "/tmp" not in policy.pod.scratch:  # nosec B108 # mount path
         raise Z4Error("pod.read_only_root_filesystem needs a /tmp entry in pod.scratch", path)
     require_digests_in(doc, str(path))
     return policy

@@ -1,7 +1,6 @@
 """signed_package and promotion: only signed evidence with proven provenance reaches the registry."""
 
 import json
-import os
 from datetime import datetime, timezone
 from pathlib import Path
 

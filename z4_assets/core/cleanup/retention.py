@@ -10,7 +10,6 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 from z4_assets.core.cleanup.paths import RunPaths, tree_files
 from z4_assets.core.errors import Z4Error

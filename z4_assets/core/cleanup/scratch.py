@@ -17,7 +17,7 @@ from z4_assets.core.errors import Z4Error
 from z4_assets.core.files import atomic_write_bytes, atomic_write_json
 
 LEDGER = "ledger.json"
-SECRETS = "secrets"
+SECRETS = "secrets"  # a folder name  # pragma: allowlist secret
 
 
 def _now() -> str:
