@@ -1,9 +1,9 @@
 """The model_factory job's work without Dagster: same domain calls, files and MLflow records.
 
 Run by factory_overhead.py in a fresh interpreter, with the same environment variables the
-job's resources read (Z4_Z3_ROOT, Z4_FACTORY_ROOT, MLFLOW_TRACKING_URI, Z4_SIGNING_KEY). Each
-function in bare_stages.py mirrors one asset of the job, minus the Dagster calls
-(MaterializeResult, check results), so the difference in wall time is the orchestration.
+job's resources read (Z4_Z3_ROOT, Z4_FACTORY_ROOT, MLFLOW_TRACKING_URI). Each function in
+bare_stages.py mirrors one asset, minus the Dagster calls (MaterializeResult, check results),
+so the difference in wall time is the orchestration.
 Prints one JSON line with its own timings.
 """
 
@@ -24,8 +24,6 @@ from pathlib import Path
 
 import bare_stages
 
-DEFAULT_SIGNING_KEY = ".z4/keys/signing.pem"  # as z4_assets.definitions
-
 
 class Factory:
     """The resources of definitions.resources_from_env, as plain values, for one run."""
@@ -36,20 +34,21 @@ class Factory:
         self.root = Path(os.environ.get("Z4_FACTORY_ROOT", "data/factory"))
         self.tracking_uri = os.environ.get("MLFLOW_TRACKING_URI", "")
         self.experiment = os.environ.get("Z4_MLFLOW_EXPERIMENT", "z4-model-factory")
-        self.private_key = os.environ.get("Z4_SIGNING_KEY", DEFAULT_SIGNING_KEY)
-        p = Path(self.private_key)
-        self.public_key = os.environ.get("Z4_SIGNING_PUBKEY") or str(p.with_name(p.stem + ".pub.pem"))
 
     def run_dir(self, stage: str) -> Path:
         d = self.root / "runs" / self.run_key / stage
         d.mkdir(parents=True, exist_ok=True)
         return d
 
+    def intermediate_dir(self) -> Path:
+        from z4_assets.core.cleanup.paths import RunPaths
+
+        d = RunPaths(self.root, self.run_key).intermediate
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
     def baseline_path(self, dataset_id: str) -> Path:
         return self.root / "baselines" / f"{dataset_id}.json"
-
-    def cache_dir(self) -> Path:
-        return self.root / "cache"
 
     @contextmanager
     def stage(self, ref, stage_name: str):
@@ -90,9 +89,6 @@ class Record:
 
     def artifacts(self, local_dir, artifact_path: str | None) -> None:
         self.recorder.log_artifacts(self.run_id, local_dir, artifact_path)
-
-    def artifact_file(self, local_file, artifact_path: str | None) -> None:
-        self.recorder.client.log_artifact(self.run_id, str(local_file), artifact_path)
 
 
 def main() -> int:

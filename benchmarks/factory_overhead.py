@@ -1,9 +1,13 @@
 """Orchestrated vs bare: the model_factory job through the Dagster CLI against bare_factory.py.
 
 Both sides are fresh interpreters started the same way, in a fresh temp folder holding a
-Dagster home, a Z3 root with the bundled sample registered, a factory root, a signing key and
-an MLflow sqlite file, so each pays the same imports, the same MLflow schema creation and the
-same disk.
+Dagster home, a Z3 root with the bundled sample registered, a factory root and an MLflow
+sqlite file, so each pays the same imports, the same MLflow schema creation and the same disk.
+
+Both sides run the stages bare_stages.py mirrors. When model_factory holds exactly those
+assets the Dagster side is `dagster job execute -j model_factory`; when the job has grown
+past them it is `dagster asset materialize --select <those assets>` on the same definitions
+with model_factory's in-process executor, so the two sides still do the same work.
 """
 
 from __future__ import annotations
@@ -19,8 +23,9 @@ from pathlib import Path
 
 from measure import DATASET_ID, REPO, SAMPLE, clean_env, median, run_timed, spread
 
-DAGSTER_CMD = [sys.executable, "-m", "dagster", "job", "execute", "-m", "z4_assets.definitions",
-               "-j", "model_factory"]
+DAGSTER = [sys.executable, "-m", "dagster"]
+DEFS = ["-m", "z4_assets.definitions"]
+IN_PROCESS = {"execution": {"config": {"in_process": {}}}}  # what model_factory pins
 BARE_SCRIPT = Path(__file__).with_name("bare_factory.py")
 _DURATION = r"((?:\d+h)?(?:\d+m(?!s))?(?:[\d.]+(?:ms|s))?)"
 _ALL_STEPS = re.compile(r"Finished steps in process \(pid: \d+\) in " + _DURATION)
@@ -42,41 +47,59 @@ def _train_defaults() -> str:
     return json.dumps(TrainConfig().model_dump())
 
 
+def dagster_step_seconds(tmp: Path, log_text: str) -> tuple[float | None, dict]:
+    """(first step start to last step end, seconds per step) from the run's event log in TMP.
+
+    Read from the sqlite event log (the repo's dagster.yaml keeps one db per run); the console
+    log is the fallback, since other writers to stderr can break its lines.
+    """
+    import datetime as dt
+
+    dbs = [p for p in tmp.glob(".dagster_home/storage/history/runs/*.db") if p.name != "index.db"]
+    if len(dbs) == 1:
+        with sqlite3.connect(dbs[0]) as db:
+            rows = db.execute("SELECT dagster_event_type, step_key, timestamp FROM event_logs WHERE "
+                              "dagster_event_type IN ('STEP_START', 'STEP_SUCCESS') ORDER BY id").fetchall()
+        start, steps, first, last = {}, {}, None, None
+        for kind, step, stamp in rows:
+            t = dt.datetime.fromisoformat(stamp).timestamp()
+            if kind == "STEP_START":
+                start[step], first = t, first if first is not None else t
+            elif step in start:
+                steps[step], last = t - start[step], t
+        if steps:
+            return last - first, steps
+    m = _ALL_STEPS.search(log_text)
+    return (_seconds(m.group(1)) if m else None,
+            {name: _seconds(d) for name, d in _ONE_STEP.findall(log_text)})
+
+
 def train_defaults() -> dict:
     """TrainConfig's defaults, read from the asset so the bare script trains the same model."""
     return json.loads(_train_defaults())
 
 
-def check_mirror() -> list[str]:
-    """The job's assets, in bare_stages order; raises when the two have drifted apart."""
+def plan() -> dict:
+    """The stages both sides run, and the Dagster command that runs exactly those."""
     from z4_assets.definitions import defs
 
     import bare_stages
 
     job = defs.resolve_job_def("model_factory")
-    in_job = {k.to_user_string() for k in job.asset_layer.executable_asset_keys}
-    mirrored = [name for name, _ in bare_stages.STAGES]
-    if in_job != set(mirrored):
-        raise RuntimeError(f"model_factory has assets {sorted(in_job)} but bare_stages.py mirrors "
-                           f"{mirrored}: update bare_stages.py before comparing")
-    return mirrored
-
-
-@functools.cache
-def sbom_cache() -> Path:
-    """One SBOM for this environment, made once (cyclonedx-py takes ~15 s) and copied into each
-    run's factory cache, so both sides run in the steady state where that cache is warm."""
-    from z4_assets.core.sbom import environment_fingerprint, generate_sbom
-
-    d = Path(tempfile.mkdtemp(prefix="z4bench-sbom-"))
-    generate_sbom(d / "sbom.json", d)
-    return d / f"sbom-{environment_fingerprint()}.json"
+    in_job = sorted(k.to_user_string() for k in job.asset_layer.executable_asset_keys)
+    stages = [name for name, _ in bare_stages.STAGES]
+    missing = set(stages) - set(in_job)
+    if missing:
+        raise RuntimeError(f"bare_stages.py mirrors {sorted(missing)}, which model_factory no longer has")
+    if set(in_job) == set(stages):
+        return {"stages": stages, "job_assets": in_job, "run_config": {},
+                "command": [*DAGSTER, "job", "execute", *DEFS, "-j", "model_factory"]}
+    return {"stages": stages, "job_assets": in_job, "run_config": IN_PROCESS,
+            "command": [*DAGSTER, "asset", "materialize", *DEFS, "--select", ",".join(stages)]}
 
 
 def prepare(tmp: Path) -> dict:
-    """A fresh Dagster home, Z3 root (sample registered), factory root (SBOM cache warm), signing
-    key pair and MLflow db under TMP."""
-    from z4_assets.core.packaging.signing import keygen
+    """A fresh Dagster home, Z3 root (sample registered), factory root and MLflow db under TMP."""
     from z4_assets.core.z3 import add_snapshot
 
     home = tmp / "dagster_home"
@@ -85,11 +108,8 @@ def prepare(tmp: Path) -> dict:
     # Dagster's sqlite storage, MLflow's ./mlruns artifacts and everything else stay in TMP.
     shutil.copyfile(REPO / "dagster.yaml", home / "dagster.yaml")
     add_snapshot(tmp / "z3", DATASET_ID, SAMPLE / "contract.yaml", SAMPLE / "data.csv")
-    (tmp / "factory" / "cache").mkdir(parents=True)
-    shutil.copyfile(sbom_cache(), tmp / "factory" / "cache" / sbom_cache().name)
-    private_key, _ = keygen(tmp / "keys" / "signing.pem")
     return clean_env(DAGSTER_HOME=str(home), Z4_Z3_ROOT=str(tmp / "z3"),
-                     Z4_FACTORY_ROOT=str(tmp / "factory"), Z4_SIGNING_KEY=str(private_key),
+                     Z4_FACTORY_ROOT=str(tmp / "factory"),
                      MLFLOW_TRACKING_URI=f"sqlite:///{tmp / 'mlflow.db'}")
 
 
@@ -109,27 +129,27 @@ def evidence(tmp: Path) -> dict:
         metrics = db.execute("SELECT COUNT(*) FROM latest_metrics").fetchone()[0]
         versions = db.execute("SELECT COUNT(*) FROM model_versions").fetchone()[0]
     artifacts = sum(1 for p in (tmp / "mlruns").rglob("*") if p.is_file()) if (tmp / "mlruns").is_dir() else 0
-    return {"gates_passed": gates, "digest": digest, "mlflow_status": status,
+    files = sorted(str(p.relative_to(run)) for p in run.rglob("*") if p.is_file())
+    return {"gates_passed": gates, "digest": digest, "run_files": files, "mlflow_status": status,
             "mlflow_params": params, "mlflow_metrics": metrics, "mlflow_artifacts": artifacts,
             "model_versions": versions}
 
 
-def run_once(side: str, hp: dict) -> dict:
+def run_once(side: str, hp: dict, how: dict) -> dict:
     """One timed run of SIDE ("bare" or "dagster") in a fresh temp folder, deleted afterwards."""
     tmp = Path(tempfile.mkdtemp(prefix=f"z4bench-{side}-"))
     try:
         env = prepare(tmp)
         if side == "dagster":
-            cmd = list(DAGSTER_CMD)
+            cmd, run_config = list(how["command"]), dict(how["run_config"])
             changed = {k: v for k, v in hp.items() if train_defaults().get(k) != v}
-            if changed:  # the keys that differ from TrainConfig's defaults, as run config
-                (tmp / "run.yaml").write_text(json.dumps({"ops": {"trained_model": {"config": changed}}}))
+            if changed:  # the keys that differ from TrainConfig's defaults
+                run_config["ops"] = {"trained_model": {"config": changed}}
+            if run_config:  # JSON is YAML
+                (tmp / "run.yaml").write_text(json.dumps(run_config))
                 cmd += ["-c", str(tmp / "run.yaml")]
             seconds, proc = run_timed(cmd, env=env, cwd=tmp)
-            log_text = proc.stdout + proc.stderr
-            m = _ALL_STEPS.search(log_text)
-            inner = _seconds(m.group(1)) if m else None
-            steps = {name: _seconds(d) for name, d in _ONE_STEP.findall(log_text)}
+            inner, steps = dagster_step_seconds(tmp, proc.stdout + proc.stderr)
         else:
             seconds, proc = run_timed([sys.executable, str(BARE_SCRIPT), "--hp", json.dumps(hp)],
                                       env=env, cwd=tmp)
@@ -158,18 +178,19 @@ def run(repeats: int, warmup: bool = True, train_threads: int | None = None, log
 
     TRAIN_THREADS overrides TrainConfig.threads on both sides (the job gets it as run config).
     """
-    stages = check_mirror()
+    how = plan()
+    log(f"  stages {', '.join(how['stages'])}: {' '.join(how['command'][1:])}")
     hp = train_defaults()
     if train_threads:
         hp["threads"] = train_threads
     if warmup:
         log("  warm-up pair (not counted)")
-        run_once("bare", hp)
-        run_once("dagster", hp)
+        run_once("bare", hp, how)
+        run_once("dagster", hp, how)
     samples = {"bare": [], "dagster": []}
     for i in range(repeats):
         for side in ("bare", "dagster"):
-            r = run_once(side, hp)
+            r = run_once(side, hp, how)
             samples[side].append(r)
             steps = " ".join(f"{k} {v:.2f}" for k, v in r["steps_s"].items())
             log(f"  repeat {i + 1}/{repeats} {side:<7} {r['seconds']:6.2f} s wall, "
@@ -190,11 +211,11 @@ def run(repeats: int, warmup: bool = True, train_threads: int | None = None, log
                                    if r["inner_seconds"] is not None]),
         "background_cores": median([r["background_cores"] for rs in samples.values() for r in rs
                                     if r["background_cores"] is not None]),
+        "same_files": len({tuple(r["run_files"]) for rs in samples.values() for r in rs}) == 1,
+        "same_steps": all(list(r["steps_s"]) == how["stages"] for rs in samples.values() for r in rs),
         "same_model_digest": len(digests) == 1 and None not in digests,
         "same_mlflow_counts": same_mlflow, "all_gates_passed": all_passed,
-        "runs": samples, "train_hp": hp, "warmup": warmup, "stages": stages,
+        "runs": samples, "train_hp": hp, "warmup": warmup, **how,
     }
     result.update(import_time(max(repeats, 3)))
-    shutil.rmtree(sbom_cache().parent, ignore_errors=True)
-    sbom_cache.cache_clear()
     return result

@@ -58,15 +58,18 @@ def render(results: dict) -> str:
               f"{m['cpus']} cpus, python {m['python']}, load {m['load_avg_at_start'][0]:.2f} at start")]
     if "factory" in results:
         f = results["factory"]
-        lines += ["", "[1] orchestrated vs bare: model_factory on the 30k sample (fresh interpreters)",
-                  f"  stages: {', '.join(f.get('stages', []))}",
+        lines += ["", "[1] orchestrated vs bare: the factory's stages on the 30k sample (fresh interpreters)",
+                  f"  stages: {', '.join(f['stages'])}; dagster side: {' '.join(f['command'][3:5])}"
+                  + ("" if set(f["job_assets"]) == set(f["stages"]) else
+                     f" --select (in-process; model_factory also has "
+                     f"{', '.join(a for a in f['job_assets'] if a not in f['stages'])})"),
                   f"  {_background(f)}",
                   _line("python -c 'pass'", _s(f["python_startup_s"])),
                   _line("python -c 'import z4_assets.definitions'", _s(f["definitions_import_s"])),
                   _line("bare script (wall)", _s(f["bare_s"]),
                         note=f"range {f['bare_s']['min']:.2f}-{f['bare_s']['max']:.2f}; "
                              f"cpu {f['bare_cpu_s']:.2f} s; in-script work {f['bare_in_script_work_s']:.2f} s"),
-                  _line("dagster job execute (wall)", _s(f["dagster_s"]),
+                  _line(f"dagster {' '.join(f['command'][3:5])} (wall)", _s(f["dagster_s"]),
                         note=f"range {f['dagster_s']['min']:.2f}-{f['dagster_s']['max']:.2f}; "
                              f"cpu {f['dagster_cpu_s']:.2f} s; steps {f['dagster_steps_s']:.2f} s"),
                   _line("ratio dagster / bare (medians)", f"{f['ratio_dagster_over_bare']:.2f}",
@@ -75,7 +78,8 @@ def render(results: dict) -> str:
                         note="(informative; less sensitive to drifting load)"),
                   _line("ratio of cpu seconds", f"{f['dagster_cpu_s'] / f['bare_cpu_s']:.2f}",
                         note="(informative; insensitive to other processes)"),
-                  (f"  same work: model digest equal={f['same_model_digest']}, "
+                  (f"  same work: steps equal={f['same_steps']}, run files equal={f['same_files']}, "
+                   f"model digest equal={f['same_model_digest']}, "
                    f"mlflow params/metrics/artifacts/versions equal={f['same_mlflow_counts']}, "
                    f"all gates passed={f['all_gates_passed']}")]
     if "hashing" in results:

@@ -42,6 +42,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="override TrainConfig.threads on both sides of [1] (default: the job's own)")
     p.add_argument("--wait-idle", type=float, default=0.0, metavar="SECONDS",
                    help="before each sample, wait up to SECONDS for other processes to use < 0.25 cores")
+    p.add_argument("--table", type=Path, metavar="JSON",
+                   help="only print the table of an earlier run's JSON (e.g. benchmarks/results/latest.json)")
     p.add_argument("--out", type=Path, default=HERE / "results" / "latest.json")
     args = p.parse_args(argv)
     args.only = [s.strip() for s in args.only.split(",") if s.strip()]
@@ -55,6 +57,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.table:
+        print(report.render(json.loads(args.table.read_text())))
+        return 0
     plan = dict(QUICK if args.quick else FULL)
     repeats = args.repeats or plan["repeats"]
     IDLE["max_wait_s"] = args.wait_idle

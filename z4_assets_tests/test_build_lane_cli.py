@@ -222,7 +222,8 @@ def test_ci_runs_the_readmes_locked_test_command_with_the_lane_before_the_tests(
     blocks = re.findall(r"```bash\n(.*?)\n```", (ROOT / "README.md").read_text(encoding="utf-8"), re.S)
     demo, test = blocks[0], blocks[1]
     assert demo.startswith("python -m pip install --require-hashes --no-deps -r requirements.lock && ")
-    assert test.startswith("python -m pip install --require-hashes --no-deps -r requirements-test.lock && ")
+    assert test.startswith("bash .ci/system-deps && "
+                           "python -m pip install --require-hashes --no-deps -r requirements-test.lock && ")
     assert test.index("z4 ci-gate") < test.index("python -m pytest")
     run = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
     assert [ln for ln in run if ln.startswith(test)] == [test + " || exit $?"]
