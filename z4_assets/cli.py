@@ -198,7 +198,7 @@ def _print_summary(env: dict) -> None:
     if latest is None:
         return
     print(f"\nEvidence of Dagster run {latest.name}: {latest}")
-    print(f"{'stage':<9} {'gate':<20} {'verdict':<7} {'measured':>12}  threshold")
+    print(f"{'stage':<10} {'gate':<34} {'verdict':<7} {'measured':>12}  threshold")
     for stage in ("snapshot", "hygiene", "model", "security", "fairness", "governance", "record", "promotion"):
         path = latest / stage / "gates.json"
         if not path.is_file():
@@ -206,7 +206,7 @@ def _print_summary(env: dict) -> None:
             continue
         for g in read_json(path):
             value = f"{g['value']:.4g}" if isinstance(g["value"], float) else str(g["value"])
-            print(f"{stage:<9} {g['name']:<20} {'pass' if g['passed'] else 'FAIL':<7} {value:>12}  "
+            print(f"{stage:<10} {g['name']:<34} {'pass' if g['passed'] else 'FAIL':<7} {value:>12}  "
                   f"{g['comparison']} {g['threshold']}")
     model = latest / "model" / "model_config.json"
     if model.is_file():
