@@ -128,11 +128,12 @@ def evidence(tmp: Path) -> dict:
         params = db.execute("SELECT COUNT(*) FROM params").fetchone()[0]
         metrics = db.execute("SELECT COUNT(*) FROM latest_metrics").fetchone()[0]
         versions = db.execute("SELECT COUNT(*) FROM model_versions").fetchone()[0]
+        tags = db.execute("SELECT COUNT(*) FROM tags WHERE key NOT LIKE 'mlflow.%'").fetchone()[0]
     artifacts = sum(1 for p in (tmp / "mlruns").rglob("*") if p.is_file()) if (tmp / "mlruns").is_dir() else 0
     files = sorted(str(p.relative_to(run)) for p in run.rglob("*") if p.is_file())
     return {"gates_passed": gates, "digest": digest, "run_files": files, "mlflow_status": status,
             "mlflow_params": params, "mlflow_metrics": metrics, "mlflow_artifacts": artifacts,
-            "model_versions": versions}
+            "mlflow_tags": tags, "model_versions": versions}
 
 
 def run_once(side: str, hp: dict, how: dict) -> dict:
@@ -197,8 +198,8 @@ def run(repeats: int, warmup: bool = True, train_threads: int | None = None, log
                 f"{r['cpu_seconds']:5.2f} s cpu, others {r['background_cores'] or 0:.2f} cores; {steps}")
     secs = {side: [r["seconds"] for r in rs] for side, rs in samples.items()}
     digests = {r["digest"] for rs in samples.values() for r in rs}
-    same_mlflow = len({(r["mlflow_params"], r["mlflow_metrics"], r["mlflow_artifacts"], r["model_versions"])
-                       for rs in samples.values() for r in rs}) == 1
+    same_mlflow = len({(r["mlflow_params"], r["mlflow_metrics"], r["mlflow_tags"], r["mlflow_artifacts"],
+                        r["model_versions"]) for rs in samples.values() for r in rs}) == 1
     all_passed = all(v for rs in samples.values() for r in rs for v in r["gates_passed"].values())
     result = {
         "bare_s": spread(secs["bare"]), "dagster_s": spread(secs["dagster"]),

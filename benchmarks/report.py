@@ -80,7 +80,7 @@ def render(results: dict) -> str:
                         note="(informative; insensitive to other processes)"),
                   (f"  same work: steps equal={f['same_steps']}, run files equal={f['same_files']}, "
                    f"model digest equal={f['same_model_digest']}, "
-                   f"mlflow params/metrics/artifacts/versions equal={f['same_mlflow_counts']}, "
+                   f"mlflow params/metrics/tags/artifacts equal={f['same_mlflow_counts']}, "
                    f"all gates passed={f['all_gates_passed']}")]
     if "hashing" in results:
         h = results["hashing"]

@@ -66,8 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     results: dict = {
         "started_at": datetime.now(timezone.utc).isoformat(), "machine": machine(),
-        "config": {"quick": args.quick, "repeats": repeats, "sections": args.only,
-                   "train_threads": args.train_threads, "wait_idle_s": args.wait_idle, **plan},
+        "config": {**plan, "quick": args.quick, "repeats": repeats, "sections": args.only,
+                   "train_threads": args.train_threads, "wait_idle_s": args.wait_idle},
     }
 
     def log(msg: str) -> None:

@@ -151,23 +151,31 @@ def parse_rule(rule: str, columns: dict[str, ColumnSpec]) -> tuple[str, str, str
         raise ValueError(f"impossible_values rule {rule!r}: {rhs!r} is neither a number nor a column")
 
 
-def load_contract(path: str | Path) -> tuple[Contract, str]:
-    """Read and check a contract file; returns it with the sha256 of its bytes."""
+def load_yaml_model(path: str | Path, model: type[BaseModel], what: str) -> tuple[BaseModel, str]:
+    """Read a YAML file into a strict pydantic model; returns it with the sha256 of its bytes.
+
+    Every way the file can be wrong becomes one Z4Error line naming the file and the field.
+    """
     p = Path(path)
     try:
         raw = p.read_bytes()
     except OSError as e:
-        raise Z4Error(f"cannot read contract: {e.strerror}", p) from None
+        raise Z4Error(f"cannot read {what}: {e.strerror}", p) from None
     try:
         doc = yaml.safe_load(raw)
     except yaml.YAMLError as e:
-        raise Z4Error(f"contract is not valid YAML: {str(e).splitlines()[0]}", p) from None
+        raise Z4Error(f"{what} is not valid YAML: {str(e).splitlines()[0]}", p) from None
     if not isinstance(doc, dict):
-        raise Z4Error("contract must be a YAML mapping", p)
+        raise Z4Error(f"{what} must be a YAML mapping", p)
     try:
-        contract = Contract.model_validate(doc)
+        parsed = model.model_validate(doc)
     except ValidationError as e:
         first = e.errors()[0]
-        where = ".".join(str(x) for x in first["loc"]) or "contract"
-        raise Z4Error(f"invalid contract at {where}: {first['msg']}", p) from None
-    return contract, sha256_bytes(raw)
+        where = ".".join(str(x) for x in first["loc"]) or what
+        raise Z4Error(f"invalid {what} at {where}: {first['msg']}", p) from None
+    return parsed, sha256_bytes(raw)
+
+
+def load_contract(path: str | Path) -> tuple[Contract, str]:
+    """Read and check a contract file; returns it with the sha256 of its bytes."""
+    return load_yaml_model(path, Contract, "contract")

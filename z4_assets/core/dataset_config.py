@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from z4_assets.core.errors import Z4Error
-from z4_assets.core.files import sha256_bytes
+from z4_assets.core.contract import load_yaml_model
 
 DATASET_CONFIG_FILE = "dataset.yaml"
 
@@ -34,21 +33,7 @@ class DatasetConfig(BaseModel):
 def load_dataset_config(path: str | Path, dataset_id: str | None = None) -> tuple[DatasetConfig, str]:
     """Read and check a dataset config; returns it with the sha256 of its bytes."""
     p = Path(path)
-    try:
-        raw = p.read_bytes()
-        doc = yaml.safe_load(raw)
-    except OSError as e:
-        raise Z4Error(f"cannot read dataset config: {e.strerror}", p) from None
-    except yaml.YAMLError as e:
-        raise Z4Error(f"dataset config is not valid YAML: {str(e).splitlines()[0]}", p) from None
-    if not isinstance(doc, dict):
-        raise Z4Error("dataset config must be a YAML mapping", p)
-    try:
-        config = DatasetConfig.model_validate(doc)
-    except ValidationError as e:
-        first = e.errors()[0]
-        where = ".".join(str(x) for x in first["loc"]) or "dataset config"
-        raise Z4Error(f"invalid dataset config at {where}: {first['msg']}", p) from None
+    config, digest = load_yaml_model(p, DatasetConfig, "dataset config")
     if dataset_id is not None and config.dataset_id != dataset_id:
         raise Z4Error(f"dataset config is for {config.dataset_id!r}, not {dataset_id!r}", p)
-    return config, sha256_bytes(raw)
+    return config, digest
