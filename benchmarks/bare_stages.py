@@ -1,0 +1,127 @@
+"""The factory's first three assets, each mirrored call for call without Dagster.
+
+Each takes the bare Factory (resources), the values earlier stages returned and the training
+hyperparameters, and returns (its value, the gate that blocked or None). Keep each in step
+with its asset: z4_assets/{snapshot,hygiene,training}/assets.py. These three are the data and
+model path every factory run shares; later stages (fairness, model card, package, promotion,
+cleanup) are left to the job, and factory_overhead.py selects the same three on its side.
+"""
+
+from __future__ import annotations
+
+import json
+
+
+def first_failure(gates) -> str | None:
+    """Same as z4_assets.checks.first_failure, which imports dagster."""
+    failed = [g.name for g in gates if not g.passed]
+    return ",".join(failed) if failed else None
+
+
+def z3_snapshot(f, values: dict, hp: dict):
+    from z4_assets.core.contract import load_contract
+    from z4_assets.core.files import atomic_write_json
+    from z4_assets.core.policy import load_policy
+    from z4_assets.core.snapshot_checks import verify_snapshot
+    from z4_assets.core.z3 import resolve_snapshot
+
+    ref = resolve_snapshot(f.z3_root, "", "")
+    contract, _ = load_contract(ref.contract_path)
+    rules = load_policy(None, ref.dataset_id)
+    gates = verify_snapshot(ref, contract, rules)
+    out = f.run_dir("snapshot")
+    atomic_write_json(out / "gates.json", [g.as_dict() for g in gates])
+    atomic_write_json(out / "dataset_manifest.json", ref.manifest)
+    with f.stage(ref, "z3_snapshot") as rec:
+        rec.log(params={"policy_source": rules["source"]},
+                metrics={f"gate.{g.name}.passed": float(g.passed) for g in gates})
+        rec.artifacts(out, "reports/snapshot")
+        rec.blocked_by = first_failure(gates)
+    return ref, rec.blocked_by
+
+
+def hygiene_report(f, values: dict, hp: dict):
+    import pandas as pd
+    from z4_assets.core.contract import load_contract
+    from z4_assets.core.files import atomic_write_json, atomic_write_text, read_json
+    from z4_assets.core.gates import render_markdown
+    from z4_assets.core.hygiene import run_hygiene
+    from z4_assets.core.policy import load_policy
+    from z4_assets.core.privacy import privacy_report
+    from z4_assets.core.z3 import load_snapshot_frame
+
+    ref = values["z3_snapshot"]
+    contract, _ = load_contract(ref.contract_path)
+    rules = load_policy(None, ref.dataset_id)
+    df = load_snapshot_frame(ref, contract)
+    bp = f.baseline_path(ref.dataset_id)
+    baseline = read_json(bp) if bp.is_file() else None
+    result = run_hygiene(df, contract, rules, baseline)
+
+    out = f.run_dir("hygiene")
+    report = {"snapshot": ref.label, "dataset_hash": ref.manifest["hash"],
+              "baseline": (baseline or {}).get("snapshot"), **result.report}
+    atomic_write_json(out / "hygiene_report.json", report)
+    atomic_write_json(out / "gates.json", [g.as_dict() for g in result.gates])
+    atomic_write_json(out / "privacy_report.json", privacy_report(df, contract))
+    leakage = {g.name: g.as_dict() for g in result.gates
+               if g.name in ("target_leakage", "temporal_leakage", "holdout_leak")}
+    atomic_write_json(out / "leakage_checks.json", {"snapshot": ref.label, **leakage})
+    atomic_write_text(out / "hygiene_summary.md", render_markdown(
+        f"Hygiene report: {ref.label}", result.gates,
+        f"{len(df)} rows, positive rate {result.report['positive_rate']:.3f}, "
+        f"split {result.split_strategy} {result.report['split']['counts']}."))
+    split_path = f.intermediate_dir() / "split.parquet"  # as storage.intermediate_dir: not evidence
+    pd.DataFrame({"row": range(len(df)), "split": result.split}).to_parquet(split_path, index=False)
+    if baseline is None and result.passed:
+        atomic_write_json(bp, {"snapshot": ref.label, **result.profile})
+    with f.stage(ref, "hygiene_report") as rec:
+        rec.log(metrics={f"hygiene.{g.name}": float(g.value) for g in result.gates
+                         if isinstance(g.value, (int, float))},
+                tags={"hygiene.passed": str(result.passed).lower()})
+        rec.artifacts(out, "reports/hygiene")
+        rec.blocked_by = first_failure(result.gates)
+    return split_path, rec.blocked_by
+
+
+def trained_model(f, values: dict, hp: dict):
+    from z4_assets.core.contract import load_contract
+    from z4_assets.core.files import atomic_write_json
+    from z4_assets.core.model_fit import (
+        fit_and_evaluate,
+        flat_metrics,
+        load_split,
+        performance_gates,
+        save_model,
+    )
+    from z4_assets.core.policy import load_policy
+    from z4_assets.core.run_record import hardware
+    from z4_assets.core.z3 import load_snapshot_frame
+
+    ref = values["z3_snapshot"]
+    contract, _ = load_contract(ref.contract_path)
+    rules = load_policy(None, ref.dataset_id)
+    df = load_snapshot_frame(ref, contract)
+    split = load_split(values["hygiene_report"], len(df))
+    outcome = fit_and_evaluate(df, contract, split, hp)
+    gates = performance_gates(outcome, rules)
+    out = f.run_dir("model")
+    save_model(out, outcome, contract)
+    atomic_write_json(out / "gates.json", [g.as_dict() for g in gates])
+    with f.stage(ref, "trained_model") as rec:
+        rec.log(params={**hp, "features": len(outcome.spec.output_names),
+                        "excluded_sensitive": sorted(set(contract.candidate_features) - set(contract.model_features))},
+                metrics=flat_metrics(outcome.metrics),
+                tags={"seed": hp["seed"], "state_dict_sha256": outcome.train.digest,
+                      "seeds": json.dumps({"train": hp["seed"], "split": rules["split"]["seed"]}),
+                      "split": json.dumps({"strategy": rules["split"].get("strategy"),
+                                           "counts": {k: int((split == k).sum()) for k in ("train", "validation", "test")},
+                                           "policy": rules["split"]}),
+                      **hardware(hp["threads"])})
+        rec.artifacts(out, "model")
+        rec.blocked_by = first_failure(gates)
+    return out, rec.blocked_by
+
+
+STAGES = [("z3_snapshot", z3_snapshot), ("hygiene_report", hygiene_report),
+          ("trained_model", trained_model)]
