@@ -24,6 +24,8 @@ from pathlib import Path
 
 import bare_stages
 
+EGRESS_POLICY = "deny-all: no network egress at run time (local Z3, MLflow and registry only)"  # as MlflowTracking
+
 
 class Factory:
     """The resources of definitions.resources_from_env, as plain values, for one run."""
@@ -53,7 +55,8 @@ class Factory:
     @contextmanager
     def stage(self, ref, stage_name: str):
         """MlflowTracking.stage: a new recorder per stage, open by run key, close with a verdict."""
-        from z4_assets.core.provenance import code_version
+        from z4_assets.core.provenance import code_version, repo_url
+        from z4_assets.core.run_record import build_facts
         from z4_assets.core.tracking import RunRecorder
 
         recorder = RunRecorder(self.tracking_uri, self.experiment)
@@ -61,7 +64,14 @@ class Factory:
         started = datetime.now(timezone.utc)
         run_name = f"z4-{ref.dataset_id}-{started:%Y%m%d-%H%M}-{code['git_short']}"
         m = ref.manifest
+        tr = m.get("time_range")
         tags = {
+            **build_facts(EGRESS_POLICY), "repo_url": repo_url(),
+            "dataset_snapshot_at": m["snapshot_at"], "feature_groups": json.dumps(m["feature_groups"]),
+            "data_time_range": json.dumps(tr) if tr else "none: the contract declares no time column",
+            "pipeline_id": "model_factory", "job_id": self.run_key,
+            "started_at": started.isoformat(), "dagster_run_url": "none (benchmark)",
+            "dagster_partition": "none: model_factory is unpartitioned; the snapshot is chosen by run config",
             "git_sha": code["git_sha"], "git_dirty": code["git_dirty"],
             "dataset_id": ref.dataset_id, "snapshot_id": ref.snapshot_id,
             "dataset_hash": m["hash"], "snapshot_at": m["snapshot_at"],
@@ -70,6 +80,7 @@ class Factory:
         }
         run_id = recorder.open(self.run_key, run_name, tags)
         record = Record(recorder, run_id)
+        record.log(tags={"run_id": run_id})
         try:
             yield record
         except BaseException as e:
