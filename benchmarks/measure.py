@@ -126,13 +126,7 @@ def clean_env(**extra: str) -> dict:
 def machine() -> dict:
     import platform
 
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpus": os.cpu_count(), "cpu": model, "python": sys.version.split()[0],
+    from z4_assets.core.run_record import cpu_model
+
+    return {"cpus": os.cpu_count(), "cpu": cpu_model(), "python": sys.version.split()[0],
             "platform": platform.platform(), "load_avg_at_start": os.getloadavg()}

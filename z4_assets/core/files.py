@@ -9,7 +9,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-_CHUNK = 1 << 20
 
 
 def sha256_file(path: str | os.PathLike) -> str:

@@ -63,15 +63,19 @@ def container_digest() -> str:
     return "not-applicable: not running in a container (bare host)"
 
 
-def hardware(threads: int | None = None) -> dict[str, str]:
-    cpu = platform.processor() or platform.machine()
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo, else what platform knows."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
+    return platform.processor() or platform.machine()
+
+
+def hardware(threads: int | None = None) -> dict[str, str]:
+    cpu = cpu_model()
     ram = "unknown"
     try:
         kb = int(Path("/proc/meminfo").read_text().split()[1])

@@ -16,7 +16,6 @@ from z4_assets.core.z3 import SnapshotRef
 from z4_assets.resources import FactoryStorage, MlflowTracking, PolicyStore
 from z4_assets.resources.signer import PackageSigner
 
-LOCKFILE = Path(__file__).resolve().parents[2] / "requirements.lock"
 PROMOTION_CHECKS = {
     "package_verified": "`z4 verify` passes on the package: signature, checksums, statements, SBOM.",
     "release_gates_pass": "Every gate recorded in the package's verification summary is PASS.",
@@ -24,10 +23,14 @@ PROMOTION_CHECKS = {
 
 
 def _environment() -> tuple[str, str]:
+    """The lockfile the environment was installed from (provenance.environment_lock), else a
+    fingerprint of the installed distributions."""
+    from z4_assets.core.provenance import environment_lock
     from z4_assets.core.sbom import environment_fingerprint
 
-    if LOCKFILE.is_file():
-        return "pip:requirements.lock", sha256_file(LOCKFILE)
+    lock = environment_lock()
+    if lock["env_lock_sha256"] != "unknown":
+        return f"pip:{Path(lock['env_lock']).name}", lock["env_lock_sha256"]
     return "python:installed-distributions", environment_fingerprint()
 
 
