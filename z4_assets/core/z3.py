@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 import uuid
@@ -23,6 +24,7 @@ MANIFEST = "manifest.json"
 DATA_FILE = "data.parquet"
 CONTRACT_FILE = "contract.yaml"
 DATASET_CONFIG_FILE = "dataset.yaml"
+SNAPSHOT_PART_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$")  # a snapshot id or file name: no path
 MANIFEST_FIELDS = ("dataset_id", "snapshot_id", "snapshot_at", "hash", "row_count",
                    "feature_groups", "time_range", "contract_hash")
 
@@ -67,6 +69,8 @@ def read_table(path: str | Path) -> pd.DataFrame:
     if p.stat().st_size == 0:
         raise Z4Error("data file is empty", p)
     suffix = p.suffix.lower()
+    if suffix == ".csv":
+        _refuse_wide_unicode(p)
     try:
         if suffix == ".parquet":
             table = pq.read_table(p)
@@ -80,11 +84,31 @@ def read_table(path: str | Path) -> pd.DataFrame:
     except (pa.ArrowException, OSError, UnicodeDecodeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise Z4Error(f"not a readable {suffix[1:]} table (truncated or not tabular): {first}", p) from None
+    try:
+        names = table.column_names
+    except UnicodeDecodeError:  # pyarrow decodes header names lazily
+        raise Z4Error("header is not UTF-8 text (latin-1?): save the file as UTF-8", p) from None
     if table.num_columns < 2:
         raise Z4Error(f"not tabular: found {table.num_columns} column(s)", p)
     if table.num_rows == 0:
         raise Z4Error("table has a header but no rows", p)
+    raw = [n for n, t in zip(names, table.schema.types) if pa.types.is_binary(t) or pa.types.is_large_binary(t)]
+    if suffix == ".csv" and raw:  # pyarrow reads text that is not UTF-8 as bytes
+        raise Z4Error(f"column {raw[0]!r} is not UTF-8 text (latin-1?): save the file as UTF-8", p)
     return table.to_pandas()
+
+
+_WIDE_BOMS = {b"\xff\xfe\x00\x00": "UTF-32", b"\x00\x00\xfe\xff": "UTF-32",
+              b"\xff\xfe": "UTF-16", b"\xfe\xff": "UTF-16"}
+
+
+def _refuse_wide_unicode(p: Path) -> None:
+    """A UTF-16/32 CSV parses as one garbled column: say what it is instead."""
+    with open(p, "rb") as f:
+        head = f.read(4)
+    kind = next((k for bom, k in _WIDE_BOMS.items() if head.startswith(bom)), None)
+    if kind:
+        raise Z4Error(f"encoded as {kind}, not UTF-8: save the file as UTF-8", p)
 
 
 def add_snapshot(root: str | Path, dataset_id: str, contract_path: str | Path,
@@ -188,6 +212,10 @@ def parse_manifest(raw: bytes, path: object) -> dict:
     missing = [k for k in MANIFEST_FIELDS if k not in manifest] if isinstance(manifest, dict) else ["*"]
     if missing:
         raise Z4Error(f"malformed manifest: missing {', '.join(missing)}", path)
+    for key in ("data_file", "contract_file", "dataset_config_file"):
+        name = manifest.get(key)
+        if name is not None and not (isinstance(name, str) and SNAPSHOT_PART_RE.match(name)):
+            raise Z4Error(f"malformed manifest: {key} {name!r} is not a file inside the snapshot", path)
     return manifest
 
 
@@ -217,6 +245,14 @@ def list_snapshots(root: str | Path, dataset_id: str | None = None) -> list[Snap
 def resolve_snapshot(root: str | Path, dataset_id: str = "", snapshot_id: str = "") -> SnapshotRef:
     """The chosen snapshot, or the newest one (of a dataset, or of the whole root)."""
     root = Path(root)
+    if dataset_id and not DATASET_ID_RE.match(dataset_id):  # never a path: it is joined to root
+        raise Z4Error(f"invalid dataset id {dataset_id!r}: must match {DATASET_ID_RE.pattern}", root)
+    if snapshot_id and not SNAPSHOT_PART_RE.match(snapshot_id):
+        raise Z4Error(f"invalid snapshot id {snapshot_id!r}", root)
+    if dataset_id and snapshot_id and (root / dataset_id / snapshot_id).is_dir():
+        # named explicitly: a broken manifest is an error, not a reason to look elsewhere
+        path = root / dataset_id / snapshot_id
+        return SnapshotRef(dataset_id, snapshot_id, str(path), load_manifest(path))
     if dataset_id and not (root / dataset_id).is_dir():
         known = sorted(r.dataset_id for r in list_snapshots(root))
         raise Z4Error(f"unknown dataset id {dataset_id!r}; known: {sorted(set(known)) or 'none'}", root)

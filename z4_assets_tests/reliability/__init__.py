@@ -1,0 +1,1 @@
+"""Reliability suite: bad-input corpus, fault injection and secret scan."""
