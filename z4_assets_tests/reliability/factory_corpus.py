@@ -265,7 +265,7 @@ FACTORY_CASES = [
                 "policy key defaults.hygiene.duplicate_share_max must be a number, not text 'high'"),
     FactoryCase("policy_dataset_override_unknown_key", _policy_dataset_unknown_key, "z3_snapshot", None,
                 f"unknown policy key datasets.{DATASET}.performance.test_auc_minimum"),
-    FactoryCase("unknown_dataset_id", _unknown_dataset, "z3_snapshot", None, "unknown dataset id 'mortgage_book'"),
+    FactoryCase("unknown_dataset_id_in_selection", _unknown_dataset, "z3_snapshot", None, "unknown dataset id 'mortgage_book'"),
     FactoryCase("path_traversal_in_selection", _traversal_selection, "z3_snapshot", None,
                 f"invalid dataset id '../rogue/{DATASET}'"),
     FactoryCase("planted_backdoor", _backdoor, "adversarial_eval", "poisoning_share", "flagged", full_sample=True),

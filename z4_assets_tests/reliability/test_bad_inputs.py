@@ -48,7 +48,15 @@ def test_registration_refuses_with_one_line_naming_the_file(case, tmp_path, z3_r
     if case.blame:
         assert message.startswith(f"{kwargs[case.blame]}: "), message
     _nothing_left(z3_root)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "z3"]  # nothing escaped the root either
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "z3"]
+    target = (z3_root / kwargs["dataset_id"]).resolve()
+    assert z3_root in target.parents or not target.exists(), target  # nothing escaped the root either
+
+
+def test_the_corpus_is_the_size_the_issue_asks_for():
+    ids = [c.id for c in REGISTRATION_CASES] + [c.id for c in FACTORY_CASES]
+    assert len(ids) == len(set(ids)) >= 24
+    assert {c.stage for c in FACTORY_CASES} == {"z3_snapshot", "hygiene_report", "adversarial_eval"}
 
 
 CLI_CASES = ["latin1_header", "utf16_csv_with_bom", "contract_unknown_key", "path_traversal_dataset_id"]
