@@ -63,7 +63,7 @@ def _scan_store(db: Path, needles, outside: Path) -> tuple[list, dict]:
     return hits, {"mlflow_rows": rows, "artifact_files_outside": files}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def canary_run(tmp_path_factory, sample_df, signing_key, cache_root, canaries):
     """A full factory run on the sample whose environment carries every canary secret, on a real
     on-disk Dagster instance (sqlite event log, compute logs) kept open for the scan."""
@@ -72,14 +72,14 @@ def canary_run(tmp_path_factory, sample_df, signing_key, cache_root, canaries):
     sample_df.to_parquet(data, index=False)
     add_snapshot(root / "z3", DATASET, SAMPLE_CONTRACT, data, dataset_config=SAMPLE_DATASET_CONFIG)
     resources = make_resources(root, root / "z3", signing_key, cache_root)
-    with pytest.MonkeyPatch.context() as mp:
-        for name, value in canaries.items():
-            mp.setenv(name, value)
-        with dg.instance_for_test(temp_dir=_home(root / "dagster_home")) as instance:
+    with dg.instance_for_test(temp_dir=_home(root / "dagster_home"), set_dagster_home=False) as instance:
+        with pytest.MonkeyPatch.context() as mp:  # the canaries live only as long as the run
+            for name, value in canaries.items():
+                mp.setenv(name, value)
             result = dg.materialize([*FACTORY_ASSETS, env_probe], resources=resources, instance=instance,
                                     run_config={"ops": {"trained_model": {"config": FAST_TRAIN}}},
                                     raise_on_error=False)
-            yield {"root": root, "result": result, "instance": instance}
+        yield {"root": root, "result": result, "instance": instance}
 
 
 def test_a_full_run_with_canary_secrets_leaks_none_of_them_nor_the_key(canary_run, canaries, signing_key):
