@@ -21,7 +21,7 @@ from z4_assets.core.contract import Contract
 from z4_assets.core.features import FeatureSpec
 from z4_assets.core.security.art_model import ART_BATCH, art_classifier, proba
 
-ROBUSTNESS_DPI = 110
+ROBUSTNESS_DPI = 90
 
 
 @dataclass
