@@ -102,16 +102,19 @@ def test_without_a_baseline_the_plot_shows_test_against_train_and_flags_nothing(
     assert _chunks(files["drift_plot"].read_bytes())[0][0] == b"IHDR"
 
 
-def test_figure_data_orders_caps_and_flags_on_kl_too():
+def test_figure_data_orders_caps_and_flags_on_kl_too(tmp_path):
     gated = {f"f{i:02d}": {"psi": i / 100, "kl": 0.0} for i in range(50)}
     gated["f03"]["kl"] = 0.9  # PSI low, KL over its threshold: the gate fails on it
     split = {"f49": {"psi": 0.4, "kl": 0.0}}
     data = drift_plot.figure_data(gated, split, psi_max=0.25, kl_max=0.25, baseline_label="d@1")
     assert data["features"][:2] == ["f49", "f48"] and len(data["features"]) == drift_plot.MAX_FEATURES
+    assert "f03" in data["features"][:25] and "f25" not in data["features"][:25]  # every flagged one first
     assert data["omitted"] == 50 - drift_plot.MAX_FEATURES
     assert data["flagged"] == sorted([f"f{i:02d}" for i in range(26, 50)] + ["f03"])
     assert data["over_threshold_split"] == ["f49"]
     assert data["series"][1]["psi"][:2] == [0.4, None]  # f48 has no split value
+    png = drift_plot.render(data, tmp_path / "capped.png").read_bytes()  # None and a capped list still draw
+    assert _chunks(png)[0][0] == b"IHDR" and len(png) <= MAX_INLINE_BYTES
 
 
 def test_existing_evidence_plots_render_byte_stable(tmp_path):
@@ -139,7 +142,8 @@ def test_image_markdown_is_a_data_uri_of_the_file_and_respects_the_size_bound(sh
     png = drift_plot.write_drift_plot(shifted["moved"], contract, result.split, _drift_gate(result).details,
                                       policy["hygiene"], tmp_path)["drift_plot"]
     md = image_markdown(png, "Drift per feature").value
-    m = re.fullmatch(r"\*\*Drift per feature\*\*\n\n!\[Drift per feature\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)", md)
+    m = re.fullmatch(r"\*\*Drift per feature\*\*\n\n"
+                     r"!\[Drift per feature\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)", md)
     assert m, md[:200]
     assert base64.b64decode(m.group(1), validate=True) == png.read_bytes()
 

@@ -6,6 +6,7 @@ import pandas as pd
 
 from z4_assets.checks import blocking_specs, check_results, first_failure
 from z4_assets.core.contract import load_contract
+from z4_assets.core.drift_plot import write_drift_plot
 from z4_assets.core.files import atomic_write_json, atomic_write_text
 from z4_assets.core.gates import render_markdown
 from z4_assets.core.hygiene import run_hygiene
@@ -51,8 +52,6 @@ def hygiene_report(context: dg.AssetExecutionContext, z3_snapshot: SnapshotRef, 
         f"Hygiene report: {ref.label}", result.gates,
         f"{len(df)} rows, positive rate {result.report['positive_rate']:.3f}, "
         f"split {result.split_strategy} {result.report['split']['counts']}."))
-    from z4_assets.core.drift_plot import write_drift_plot
-
     drift_gate = next(g for g in result.gates if g.name == "drift")
     drift_files = write_drift_plot(df, contract, result.split, drift_gate.details, rules["hygiene"], out)
     split_path = storage.intermediate_dir(context.run_id) / "split.parquet"  # RET-7, not evidence
