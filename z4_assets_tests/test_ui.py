@@ -150,6 +150,7 @@ def test_evidence_plots_open_as_images_on_the_asset_pages(webserver):
             assert src == "data:image/png;base64,", f"{asset}: {key} is not an inline PNG"
             assert width > 300 and height > 200, f"{asset}: {key} did not load ({width}x{height})"
             dialog.screenshot(path=str(SHOTS / f"{asset}_plot.png"))
+            page.screenshot(path=str(SHOTS / f"{asset}_page.png"))  # the metadata table behind the plot
             dialog.get_by_role("button", name="Close").click()
             dialog.wait_for(state="hidden")
         browser.close()
