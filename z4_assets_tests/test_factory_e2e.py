@@ -144,3 +144,7 @@ def test_drift_against_the_first_accepted_snapshot(sample_df, register, factory_
     assert meta["measured"] > meta["threshold"] == 0.25
     assert meta["evidence"]["per_feature"]["PAY_0"]["psi"] < 0.01
     assert "trained_model" not in materialized(second)
+    plot = second.asset_materializations_for_node("hygiene_report")[0].metadata
+    figure = json.loads(Path(plot["drift_per_feature"].value).with_suffix(".json").read_text())
+    assert figure["flagged"] == ["LIMIT_BAL"] and figure["features"][0] == "LIMIT_BAL"
+    assert "data:image/png;base64," in plot["drift_per_feature_image"].value

@@ -23,7 +23,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def webserver(demo_project):
     assert demo_project["proc"].returncode == 0, demo_project["proc"].stderr[-2000:]
     port = _free_port()
@@ -123,3 +123,36 @@ def test_asset_graph_and_evidence_pages_show_every_asset_and_check(webserver):
         assert "mlflow_run_id" in text and "test_auc" in text
         browser.close()
     assert (SHOTS / "asset_graph.png").stat().st_size > 20_000
+
+
+# asset -> (metadata key of the inline plot, file name of the PNG the path entry points at)
+PLOTS = {"hygiene_report": ("drift_per_feature_image", "drift_per_feature.png"),
+         "adversarial_eval": ("robustness_curve_image", "robustness_curve.png"),
+         "fairness_report": ("plot_AGE_image", "fairness_AGE.png")}
+
+
+def test_evidence_plots_open_as_images_on_the_asset_pages(webserver):
+    from playwright.sync_api import sync_playwright
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1800, "height": 1200})
+        for asset, (key, png) in PLOTS.items():
+            text = _open(page, f"{webserver}/assets/{asset}", key)
+            assert png in text, f"{asset}: no metadata entry with the path of {png}"
+            page.locator("tr", has_text=key).last.get_by_text("[Show Markdown]").click()
+            dialog = page.get_by_role("dialog")
+            img = dialog.locator("img").first
+            img.wait_for(timeout=30_000)
+            page.wait_for_function("e => e.complete", arg=img.element_handle(), timeout=30_000)
+            width, height, src = img.evaluate("e => [e.naturalWidth, e.naturalHeight, e.src.slice(0, 22)]")
+            assert src == "data:image/png;base64,", f"{asset}: {key} is not an inline PNG"
+            assert width > 300 and height > 200, f"{asset}: {key} did not load ({width}x{height})"
+            dialog.screenshot(path=str(SHOTS / f"{asset}_plot.png"))
+            page.screenshot(path=str(SHOTS / f"{asset}_page.png"))  # the metadata table behind the plot
+            dialog.get_by_role("button", name="Close").click()
+            dialog.wait_for(state="hidden")
+        browser.close()
+    for asset in PLOTS:
+        assert (SHOTS / f"{asset}_plot.png").stat().st_size > 10_000

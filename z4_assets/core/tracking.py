@@ -20,6 +20,19 @@ def redact_uri(uri: str) -> str:
     return _CREDENTIALS.sub(r"\1***@", uri)
 
 
+def artifact_download_url(tracking_uri: str, run_id: str, artifact_path: str) -> str | None:
+    """The MLflow server's /get-artifact link for a run's file (credentials dropped); None unless http(s)."""
+    from urllib.parse import urlencode, urlsplit
+
+    parts = urlsplit(tracking_uri)
+    if parts.scheme not in ("http", "https"):
+        return None
+    host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else (parts.hostname or "")
+    host += f":{parts.port}" if parts.port else ""
+    base = f"{parts.scheme}://{host}{parts.path.rstrip('/')}"
+    return f"{base}/get-artifact?{urlencode({'path': artifact_path, 'run_uuid': run_id})}"
+
+
 def default_tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
 

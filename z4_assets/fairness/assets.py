@@ -8,6 +8,7 @@ from z4_assets.core.contract import load_contract
 from z4_assets.core.files import atomic_write_json, atomic_write_text
 from z4_assets.core.refs import StageEvidence
 from z4_assets.core.z3 import SnapshotRef, load_snapshot_frame
+from z4_assets.evidence import plot_metadata
 from z4_assets.resources import FactoryStorage, MlflowTracking, PolicyStore
 
 CHECKS = {
@@ -81,7 +82,9 @@ def fairness_report(context: dg.AssetExecutionContext, z3_snapshot: SnapshotRef,
                              **{f"plot:{k}": str(v) for k, v in plots.items()}}),
         metadata={
             "report": dg.MetadataValue.path(str(out / "fairness.json")),
-            **{f"plot_{k}": dg.MetadataValue.path(str(v)) for k, v in plots.items()},
+            **{mk: mv for k, v in plots.items()
+               for mk, mv in plot_metadata(f"plot_{k}", v, f"Fairness by {k}",
+                                           rec.artifact_url(f"reports/fairness/{v.name}")).items()},
             "summary": dg.MetadataValue.md(summary),
             "test_rows": dg.MetadataValue.int(report["test_rows"]),
             "selection_threshold": dg.MetadataValue.float(report["selection"]["threshold"]),

@@ -6,12 +6,14 @@ import pandas as pd
 
 from z4_assets.checks import blocking_specs, check_results, first_failure
 from z4_assets.core.contract import load_contract
+from z4_assets.core.drift_plot import write_drift_plot
 from z4_assets.core.files import atomic_write_json, atomic_write_text
 from z4_assets.core.gates import render_markdown
 from z4_assets.core.hygiene import run_hygiene
 from z4_assets.core.privacy import privacy_report
 from z4_assets.core.refs import StageEvidence
 from z4_assets.core.z3 import SnapshotRef, load_snapshot_frame
+from z4_assets.evidence import plot_metadata
 from z4_assets.resources import FactoryStorage, MlflowTracking, PolicyStore
 
 CHECKS = {
@@ -50,6 +52,8 @@ def hygiene_report(context: dg.AssetExecutionContext, z3_snapshot: SnapshotRef, 
         f"Hygiene report: {ref.label}", result.gates,
         f"{len(df)} rows, positive rate {result.report['positive_rate']:.3f}, "
         f"split {result.split_strategy} {result.report['split']['counts']}."))
+    drift_gate = next(g for g in result.gates if g.name == "drift")
+    drift_files = write_drift_plot(df, contract, result.split, drift_gate.details, rules["hygiene"], out)
     split_path = storage.intermediate_dir(context.run_id) / "split.parquet"  # RET-7, not evidence
     pd.DataFrame({"row": range(len(df)), "split": result.split}).to_parquet(split_path, index=False)
 
@@ -72,6 +76,8 @@ def hygiene_report(context: dg.AssetExecutionContext, z3_snapshot: SnapshotRef, 
             "summary": dg.MetadataValue.md(render_markdown("Hygiene", result.gates)),
             "split": dg.MetadataValue.json(result.report["split"]["counts"]),
             "baseline": baseline_note, "mlflow_run_id": rec.run_id,
+            **plot_metadata("drift_per_feature", drift_files["drift_plot"], "Drift per feature (PSI)",
+                            rec.artifact_url(f"reports/hygiene/{drift_files['drift_plot'].name}")),
         },
         check_results=check_results(result.gates),
     )

@@ -31,6 +31,12 @@ class StageRecord:
         """One file; artifact_path None puts it at the top level of the run."""
         self.recorder.log_artifact(self.run_id, local_file, artifact_path)
 
+    def artifact_url(self, artifact_path: str) -> str | None:
+        """A link that opens one logged file through the MLflow server; None for a local store."""
+        from z4_assets.core.tracking import artifact_download_url
+
+        return artifact_download_url(self.recorder.tracking_uri, self.run_id, artifact_path)
+
 
 def _job_name(context: dg.AssetExecutionContext) -> str:
     try:

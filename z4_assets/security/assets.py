@@ -7,6 +7,7 @@ from z4_assets.checks import blocking_specs, check_results, first_failure
 from z4_assets.core.contract import load_contract
 from z4_assets.core.refs import StageEvidence
 from z4_assets.core.z3 import SnapshotRef, load_snapshot_frame
+from z4_assets.evidence import plot_metadata
 from z4_assets.resources import FactoryStorage, MlflowTracking, PolicyStore
 
 CHECKS = {
@@ -62,8 +63,9 @@ def adversarial_eval(context: dg.AssetExecutionContext, z3_snapshot: SnapshotRef
             "decision": decision,
             "decision_reasons": dg.MetadataValue.md(f"```\n{files['security_decision'].read_text()}```"),
             **{name: dg.MetadataValue.path(str(files[name])) for name in
-               ("security_decision", "adv_eval", "privacy_eval", "output_integrity", "robustness_curve",
-                "suspicious_rows")},
+               ("security_decision", "adv_eval", "privacy_eval", "output_integrity", "suspicious_rows")},
+            **plot_metadata("robustness_curve", files["robustness_curve"], "Robustness curve (FGSM, PGD)",
+                            rec.artifact_url(f"reports/security/{files['robustness_curve'].name}")),
             "flagged_rows": dg.MetadataValue.int(poisoning["flagged_rows"]),
             "seconds": dg.MetadataValue.json(outcome.seconds),
             "mlflow_run_id": rec.run_id,

@@ -21,6 +21,8 @@ from z4_assets.core.contract import Contract
 from z4_assets.core.features import FeatureSpec
 from z4_assets.core.security.art_model import ART_BATCH, art_classifier, proba
 
+ROBUSTNESS_DPI = 90
+
 
 @dataclass
 class FeatureBounds:
@@ -168,29 +170,19 @@ def robustness_curve(model, x: np.ndarray, y: np.ndarray, bounds: FeatureBounds,
 
 def plot_curve(report: dict, path) -> None:
     """robustness_curve.png: accuracy and AUC against epsilon, FGSM dashed, PGD solid."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import io
-
-    import matplotlib.pyplot as plt
-
-    from z4_assets.core.files import atomic_write_bytes
+    from z4_assets.core.plots import figure, save_png
 
     eps = [0.0] + [p["epsilon"] for p in report["curve"]]
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
-    for ax, metric in zip(axes, ("accuracy", "auc")):
-        for attack, style in (("fgsm", "--"), ("pgd", "-")):
-            ys = [report["clean"][metric]] + [p[f"{attack}_{metric}"] for p in report["curve"]]
-            ax.plot(eps, ys, style, marker="o", label=attack.upper())
-        ax.axvline(report["gate_epsilon"], color="grey", lw=0.8, ls=":")
-        ax.set_xlabel("epsilon (L-inf, std units)")
-        ax.set_ylabel(metric)
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.suptitle(f"Robustness on {report['rows']} test rows (valid, frozen inputs kept)")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    with figure(1, 2, figsize=(9, 3.6)) as (fig, axes):
+        for ax, metric in zip(axes, ("accuracy", "auc")):
+            for attack, style in (("fgsm", "--"), ("pgd", "-")):
+                ys = [report["clean"][metric]] + [p[f"{attack}_{metric}"] for p in report["curve"]]
+                ax.plot(eps, ys, style, marker="o", label=attack.upper())
+            ax.axvline(report["gate_epsilon"], color="grey", lw=0.8, ls=":")
+            ax.set_xlabel("epsilon (L-inf, std units)")
+            ax.set_ylabel(metric)
+            ax.grid(alpha=0.3)
+            ax.legend()
+        fig.suptitle(f"Robustness on {report['rows']} test rows (valid, frozen inputs kept)")
+        fig.tight_layout()
+        save_png(fig, path, ROBUSTNESS_DPI)
