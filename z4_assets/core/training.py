@@ -114,7 +114,8 @@ def train_mlp(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val
             loss = loss_fn(model(xt[idx]), yt[idx])
             loss.backward()
             if monitor is not None:
-                grad_norms.append(torch.nn.utils.get_total_norm([p.grad for p in model.parameters()]))
+                grad_norms.append(torch.cat([p.grad.reshape(-1) for p in model.parameters()
+                                             if p.grad is not None]).norm())  # L2 over all parameters
             opt.step()
             total += float(loss.detach()) * len(idx)
         if not np.isfinite(total):  # the model is unusable: stop here, naming the epoch
