@@ -5,6 +5,11 @@ Records go to the `z4_assets.core.training_monitor` logger as one line each, rea
 the JSON payload, so a log shipper can parse everything after the first `{`. The Dagster side
 forwards them to the run's logs; `records` and `warnings` stay on the monitor for the evidence
 file (training_log.jsonl) and MLflow step metrics.
+
+`peak_rss_mib` is `ru_maxrss`: inside a step measured by core.cost.measure() that is the step's own
+peak so far (measure() resets the kernel's high-water mark), otherwise the process-lifetime peak.
+`grad_norm_max`/`grad_norm_mean` are over the epoch's batches, the L2 norm of all gradients taken
+before each optimizer step.
 """
 
 from __future__ import annotations
