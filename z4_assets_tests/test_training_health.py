@@ -14,6 +14,7 @@ import pytest
 
 from z4_assets.core.contract import load_contract
 from z4_assets.core.cost import measure
+from z4_assets.core.errors import Z4Error
 from z4_assets.core.features import fit_features
 from z4_assets.core.hygiene import run_hygiene
 from z4_assets.core.policy import load_policy
@@ -51,6 +52,10 @@ def test_policy_defines_the_training_thresholds(tmp_path):
     own.write_text("defaults:\n  training: {patience_epochs: 1}\n")
     merged = load_policy(own, "taiwan_credit_default")["training"]
     assert merged["patience_epochs"] == 1 and merged["max_grad_norm"] == rules["max_grad_norm"]
+    for bad in ({"max_grad_norm": "big", "patience_epochs": 3}, {"max_grad_norm": 10, "patience_epochs": 0},
+                {"patience_epochs": 3}):
+        with pytest.raises(Z4Error, match="policy 'training' needs"):
+            TrainingMonitor(bad)
 
 
 def test_a_healthy_run_logs_one_structured_record_per_epoch_and_keeps_the_same_weights(arrays, caplog, tmp_path):

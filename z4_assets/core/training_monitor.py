@@ -63,9 +63,16 @@ class TrainingMonitor:
     """
 
     def __init__(self, policy: dict, ids: dict | None = None):
-        self.max_grad_norm = float(policy["max_grad_norm"])
-        self.patience = int(policy["patience_epochs"])
-        self.min_delta = float(policy.get("min_delta", 0.0))
+        try:
+            self.max_grad_norm = float(policy["max_grad_norm"])
+            self.patience = int(policy["patience_epochs"])
+            self.min_delta = float(policy.get("min_delta", 0.0))
+            ok = self.max_grad_norm > 0 and self.patience >= 1 and self.min_delta >= 0
+        except (KeyError, TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise Z4Error("policy 'training' needs max_grad_norm > 0, patience_epochs >= 1 and "
+                          f"min_delta >= 0; got {policy!r}")
         self.ids = dict(ids or {})
         self.records: list[dict] = []
         self.warnings: list[dict] = []
