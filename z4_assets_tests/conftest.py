@@ -165,6 +165,7 @@ def sample_factory_run(tmp_path_factory, sample_df, signing_key, cache_root):
     sample_df.to_parquet(data, index=False)
     ref, _ = add_snapshot(root / "z3", DATASET, SAMPLE_CONTRACT, data, dataset_config=SAMPLE_DATASET_CONFIG)
     resources = make_resources(root, root / "z3", signing_key, cache_root)
-    result = run_factory(resources)
+    instance = dg.DagsterInstance.ephemeral()  # kept, so tests can read the run's log lines
+    result = run_factory(resources, instance=instance)
     run_dir = root / "factory" / "runs" / result.run_id
-    return {"result": result, "resources": resources, "run_dir": run_dir, "ref": ref}
+    return {"result": result, "resources": resources, "run_dir": run_dir, "ref": ref, "instance": instance}

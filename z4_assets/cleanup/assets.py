@@ -4,6 +4,7 @@
 import dagster as dg
 
 from z4_assets.checks import blocking_specs, check_results, first_failure
+from z4_assets.observability import observed
 from z4_assets.cleanup.records import postrun_metrics, postrun_tags
 from z4_assets.core.cleanup.postrun import finish_run
 from z4_assets.core.z3 import SnapshotRef
@@ -22,6 +23,7 @@ CHECKS = {
 
 @dg.asset(group_name="cleanup", kinds={"python"}, code_version="1", deps=AFTER,
           check_specs=blocking_specs("cleanup_report", CHECKS))
+@observed()
 def cleanup_report(context: dg.AssetExecutionContext, z3_snapshot: SnapshotRef, storage: FactoryStorage,
                    policy: PolicyStore, mlflow: MlflowTracking, revoker: TokenRevoker):
     """What this run removed, revoked and kept (and until when): postrun/cleanup_report.json and retention_manifest.json."""

@@ -25,13 +25,15 @@ class FitOutcome:
     hyperparameters: dict
 
 
-def fit_and_evaluate(df: pd.DataFrame, contract: Contract, split: np.ndarray, hp: dict) -> FitOutcome:
-    """Fit the feature spec on train, train the MLP, and score every split."""
+def fit_and_evaluate(df: pd.DataFrame, contract: Contract, split: np.ndarray, hp: dict,
+                     monitor=None) -> FitOutcome:
+    """Fit the feature spec on train, train the MLP (watched by `monitor`, if given), and score every split."""
     y = (df[contract.target.column] == contract.target.positive).to_numpy(dtype=np.int64)
     masks = {name: split == name for name in (TRAIN, VALIDATION, TEST)}
     spec = fit_features(df[masks[TRAIN]], contract)
     x = spec.transform(df)
-    result = train_mlp(x[masks[TRAIN]], y[masks[TRAIN]], x[masks[VALIDATION]], y[masks[VALIDATION]], hp)
+    result = train_mlp(x[masks[TRAIN]], y[masks[TRAIN]], x[masks[VALIDATION]], y[masks[VALIDATION]], hp,
+                       monitor)
     metrics = {name: binary_metrics(y[m], predict_proba(result.model, x[m])) for name, m in masks.items()}
     return FitOutcome(spec, result, metrics, dict(hp))
 

@@ -90,6 +90,17 @@ class RunRecorder:
             tags=[RunTag(k, str(v)[:5000]) for k, v in (tags or {}).items()],
         )
 
+    def log_steps(self, run_id: str, steps: list[tuple[str, float, int]]) -> None:
+        """Step metrics (name, value, step), e.g. one point per training epoch."""
+        import time
+
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        metrics = [Metric(k, float(v), now, int(step)) for k, v, step in steps]
+        for i in range(0, len(metrics), 1000):  # log_batch takes at most 1000 metrics
+            self.client.log_batch(run_id, metrics=metrics[i:i + 1000])
+
     def log_artifacts(self, run_id: str, local_dir: str | Path, artifact_path: str | None) -> None:
         self.client.log_artifacts(run_id, str(local_dir), artifact_path)
 

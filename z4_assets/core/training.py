@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from z4_assets.core.training_monitor import TrainingDiverged
+
 
 @dataclass
 class TrainResult:
@@ -83,8 +85,13 @@ def binary_metrics(y: np.ndarray, p: np.ndarray) -> dict:
 
 
 def train_mlp(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
-              hp: dict) -> TrainResult:
-    """Mini-batch Adam on two logits; keeps the epoch with the best validation AUC."""
+              hp: dict, monitor=None) -> TrainResult:
+    """Mini-batch Adam on two logits; keeps the epoch with the best validation AUC.
+
+    monitor: a core.training_monitor.TrainingMonitor that gets each epoch's loss, validation AUC,
+    learning rate, time, peak RSS and gradient norms, and raises TrainingDiverged on a NaN/inf
+    loss. It only reads: the weights are the same with or without it.
+    """
     import torch
 
     start = time.perf_counter()
@@ -95,18 +102,29 @@ def train_mlp(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val
     gen = torch.Generator().manual_seed(int(hp["seed"]))
     xt, yt = torch.from_numpy(x_train), torch.from_numpy(y_train.astype(np.int64))
     best, best_state, history = -1.0, None, []
-    for epoch in range(1, int(hp["epochs"]) + 1):
+    epochs = int(hp["epochs"])
+    for epoch in range(1, epochs + 1):
+        t_epoch = time.perf_counter()
         model.train()
         order = torch.randperm(len(xt), generator=gen)
-        total = 0.0
+        total, grad_norms = 0.0, []
         for i in range(0, len(order), int(hp["batch_size"])):
             idx = order[i:i + int(hp["batch_size"])]
             opt.zero_grad()
             loss = loss_fn(model(xt[idx]), yt[idx])
             loss.backward()
+            if monitor is not None:
+                grad_norms.append(torch.cat([p.grad.reshape(-1) for p in model.parameters()
+                                             if p.grad is not None]).norm())  # L2 over all parameters
             opt.step()
             total += float(loss.detach()) * len(idx)
+        if not np.isfinite(total):  # the model is unusable: stop here, naming the epoch
+            if monitor is not None:  # records the epoch, then raises
+                _report(monitor, epoch, epochs, total / len(xt), None, opt, t_epoch, len(xt), grad_norms)
+            raise TrainingDiverged(epoch, epochs, total / len(xt))
         val = binary_metrics(y_val, predict_proba(model, x_val))
+        if monitor is not None:
+            _report(monitor, epoch, epochs, total / len(xt), val["auc"], opt, t_epoch, len(xt), grad_norms)
         history.append({"epoch": epoch, "train_loss": total / len(xt), "val_auc": val["auc"]})
         if val["auc"] > best:
             best = val["auc"]
@@ -115,3 +133,14 @@ def train_mlp(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val
     model.load_state_dict(best_state)
     return TrainResult(model, history, best_epoch, state_dict_digest(model),
                        time.perf_counter() - start)
+
+
+def _report(monitor, epoch: int, epochs: int, loss: float, val_auc: float | None, opt, t_epoch: float,
+            rows: int, grad_norms: list) -> None:
+    from z4_assets.core.cost import peak_rss_kib
+
+    norms = np.array([float(g) for g in grad_norms]) if grad_norms else np.zeros(1)
+    monitor.epoch(epoch=epoch, epochs=epochs, train_loss=float(loss), val_auc=val_auc,
+                  learning_rate=float(opt.param_groups[0]["lr"]), seconds=time.perf_counter() - t_epoch,
+                  rows=rows, peak_rss_kib=peak_rss_kib(),
+                  grad_norm_max=float(norms.max()), grad_norm_mean=float(norms.mean()))

@@ -4,6 +4,7 @@
 import dagster as dg
 
 from z4_assets.checks import blocking_specs, check_results, first_failure
+from z4_assets.observability import observed
 from z4_assets.core.contract import load_contract
 from z4_assets.core.files import atomic_write_json, atomic_write_text
 from z4_assets.core.refs import StageEvidence
@@ -30,6 +31,7 @@ def _metric_key(label: str) -> str:
 
 @dg.asset(group_name="fairness", kinds={"pandas"}, code_version="1",
           check_specs=blocking_specs("fairness_report", CHECKS))
+@observed("snapshot")
 def fairness_report(context: dg.AssetExecutionContext, z3_snapshot: SnapshotRef,
                     hygiene_report: StageEvidence, trained_model: StageEvidence,
                     policy: PolicyStore, storage: FactoryStorage, mlflow: MlflowTracking):

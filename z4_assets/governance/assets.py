@@ -4,6 +4,7 @@
 import dagster as dg
 
 from z4_assets.checks import blocking_specs, check_results, first_failure
+from z4_assets.observability import observed
 from z4_assets.core.files import atomic_write_json, atomic_write_text
 from z4_assets.core.provenance import code_version
 from z4_assets.core.refs import StageEvidence
@@ -18,6 +19,7 @@ CHECKS = {
 
 @dg.asset(group_name="governance", kinds={"markdown"}, code_version="1", deps=["adversarial_eval"],
           check_specs=blocking_specs("model_card", CHECKS))
+@observed()
 def model_card(context: dg.AssetExecutionContext, z3_snapshot: SnapshotRef, hygiene_report: StageEvidence,
                trained_model: StageEvidence, fairness_report: StageEvidence, policy: PolicyStore,
                storage: FactoryStorage, mlflow: MlflowTracking):

@@ -5,6 +5,7 @@ import dagster as dg
 import pandas as pd
 
 from z4_assets.checks import blocking_specs, check_results, first_failure
+from z4_assets.observability import observed
 from z4_assets.core.contract import load_contract
 from z4_assets.core.drift_plot import write_drift_plot
 from z4_assets.core.files import atomic_write_json, atomic_write_text
@@ -29,6 +30,7 @@ CHECKS = {
 
 @dg.asset(group_name="hygiene", kinds={"pandas"}, code_version="1",
           check_specs=blocking_specs("hygiene_report", CHECKS))
+@observed("snapshot")
 def hygiene_report(context: dg.AssetExecutionContext, z3_snapshot: SnapshotRef, policy: PolicyStore,
                    storage: FactoryStorage, mlflow: MlflowTracking):
     """Evidence that the snapshot is clean enough to train on, and the split the model will use."""

@@ -7,6 +7,7 @@ from pathlib import Path
 import dagster as dg
 
 from z4_assets.checks import blocking_specs, check_results, first_failure
+from z4_assets.observability import observed
 from z4_assets.core.files import atomic_write_json, read_json, sha256_file
 from z4_assets.core.gates import compare
 from z4_assets.core.provenance import code_version, repo_url
@@ -57,6 +58,7 @@ def _run_info(context, ref: SnapshotRef, model_dir: Path, mlflow_run_id: str, po
 
 @dg.asset(group_name="packaging", kinds={"sigstore"}, code_version="1",
           deps=["adversarial_eval", "fairness_report", "model_card"])  # the package carries their evidence
+@observed()
 def signed_package(context: dg.AssetExecutionContext, z3_snapshot: SnapshotRef,
                    trained_model: StageEvidence, signer: PackageSigner, policy: PolicyStore,
                    storage: FactoryStorage, mlflow: MlflowTracking):
@@ -90,6 +92,7 @@ def signed_package(context: dg.AssetExecutionContext, z3_snapshot: SnapshotRef,
 
 @dg.asset(group_name="promotion", kinds={"mlflow"}, code_version="1",
           check_specs=blocking_specs("promotion", PROMOTION_CHECKS))
+@observed()
 def promotion(context: dg.AssetExecutionContext, z3_snapshot: SnapshotRef, signed_package,
               run_record: dict, signer: PackageSigner, storage: FactoryStorage, mlflow: MlflowTracking):
     """The registry entry: a model version under the `candidate` alias, only for a verified PASS."""

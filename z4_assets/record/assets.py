@@ -5,6 +5,7 @@ from datetime import datetime, timezone
 import dagster as dg
 
 from z4_assets.checks import blocking_specs, check_results, first_failure
+from z4_assets.observability import observed
 from z4_assets.core.files import atomic_write_json
 from z4_assets.core.gates import compare
 from z4_assets.core.run_record import REQUIRED, missing_fields
@@ -23,6 +24,7 @@ def _all_artifacts(client, run_id: str, path: str | None = None) -> set[str]:
 
 
 @dg.asset(group_name="record", kinds={"mlflow"}, code_version="1", check_specs=blocking_specs("run_record", CHECKS))
+@observed()
 def run_record(context: dg.AssetExecutionContext, z3_snapshot: SnapshotRef, signed_package,
                storage: FactoryStorage, mlflow: MlflowTracking):
     """The audited record of this run: what was trained, on which data, with which code, and where it went."""

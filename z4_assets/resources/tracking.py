@@ -24,6 +24,9 @@ class StageRecord:
     def log(self, params: dict | None = None, metrics: dict | None = None, tags: dict | None = None):
         self.recorder.log(self.run_id, params, metrics, tags)
 
+    def log_steps(self, steps: list[tuple[str, float, int]]) -> None:
+        self.recorder.log_steps(self.run_id, steps)
+
     def artifacts(self, local_dir, artifact_path: str | None) -> None:
         self.recorder.log_artifacts(self.run_id, local_dir, artifact_path)
 
@@ -86,6 +89,16 @@ class MlflowTracking(dg.ConfigurableResource):
             recorder.close(run_id, f"error in {context.asset_key.to_user_string()}: {type(e).__name__}")
             raise
         recorder.close(run_id, record.blocked_by)
+
+    def log_to_run(self, dagster_run_id: str, metrics: dict | None = None, tags: dict | None = None) -> str | None:
+        """Add to a Dagster run's MLflow run without changing its status; None when it has none yet."""
+        from z4_assets.core.tracking import RunRecorder
+
+        recorder = RunRecorder(self.tracking_uri, self.experiment_name)
+        run_id = recorder.find(dagster_run_id)
+        if run_id is not None:
+            recorder.log(run_id, metrics=metrics, tags=tags)
+        return run_id
 
     def record_postrun(self, dagster_run_id: str, postrun_dir, tags: dict, metrics: dict) -> str:
         """Log a run's post-run records into its MLflow run without changing that run's status."""

@@ -4,6 +4,7 @@
 import dagster as dg
 
 from z4_assets.checks import blocking_specs, check_results, first_failure
+from z4_assets.observability import observed
 from z4_assets.core.contract import load_contract
 from z4_assets.core.refs import StageEvidence
 from z4_assets.core.z3 import SnapshotRef, load_snapshot_frame
@@ -21,6 +22,7 @@ CHECKS = {
 
 @dg.asset(group_name="security", kinds={"pytorch"}, code_version="1",
           check_specs=blocking_specs("adversarial_eval", CHECKS))
+@observed("snapshot")
 def adversarial_eval(context: dg.AssetExecutionContext, z3_snapshot: SnapshotRef,
                      hygiene_report: StageEvidence, trained_model: StageEvidence, policy: PolicyStore,
                      storage: FactoryStorage, mlflow: MlflowTracking):

@@ -5,6 +5,7 @@ import dagster as dg
 from pydantic import Field
 
 from z4_assets.checks import blocking_specs, check_results, first_failure
+from z4_assets.observability import observed
 from z4_assets.core.contract import load_contract
 from z4_assets.core.errors import Z4Error
 from z4_assets.core.snapshot_checks import verify_snapshot
@@ -25,6 +26,7 @@ class SnapshotSelection(dg.Config):
 
 @dg.asset(group_name="snapshot", kinds={"parquet"}, code_version="1",
           check_specs=blocking_specs("z3_snapshot", CHECKS))
+@observed("snapshot")
 def z3_snapshot(context: dg.AssetExecutionContext, config: SnapshotSelection, z3: Z3SnapshotStore,
                 policy: PolicyStore, storage: FactoryStorage,
                 mlflow: MlflowTracking):

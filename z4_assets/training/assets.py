@@ -7,6 +7,8 @@ import dagster as dg
 from pydantic import Field
 
 from z4_assets.checks import blocking_specs, check_results, first_failure
+from z4_assets.observability import observed
+from z4_assets.training.health import fail_diverged, record_health
 from z4_assets.core.contract import load_contract
 from z4_assets.core.files import atomic_write_json
 from z4_assets.core.refs import StageEvidence
@@ -32,12 +34,14 @@ class TrainConfig(dg.Config):
 
 @dg.asset(group_name="training", kinds={"pytorch"}, code_version="1",
           check_specs=blocking_specs("trained_model", CHECKS))
+@observed("snapshot")
 def trained_model(context: dg.AssetExecutionContext, config: TrainConfig, z3_snapshot: SnapshotRef,
                   hygiene_report: StageEvidence, policy: PolicyStore, storage: FactoryStorage,
                   mlflow: MlflowTracking):
     """The candidate model: weights, feature spec and metrics, with a bit-exact weights digest."""
     from z4_assets.core.model_fit import (fit_and_evaluate, flat_metrics, load_split,
                                           performance_gates, save_model)
+    from z4_assets.core.training_monitor import TrainingDiverged, TrainingMonitor
 
     ref = z3_snapshot
     contract, _ = load_contract(ref.contract_path)
@@ -45,13 +49,18 @@ def trained_model(context: dg.AssetExecutionContext, config: TrainConfig, z3_sna
     df = load_snapshot_frame(ref, contract)
     split = load_split(hygiene_report.files["split"], len(df))
     hp = config.model_dump()
-    outcome = fit_and_evaluate(df, contract, split, hp)
+    monitor = TrainingMonitor(rules["training"], {"dagster_run_id": context.run_id, "snapshot_id": ref.label})
+    try:
+        outcome = fit_and_evaluate(df, contract, split, hp, monitor)
+    except TrainingDiverged as e:  # NaN/inf loss: the run stops here, naming the epoch
+        raise fail_diverged(context, mlflow, ref, monitor, storage.run_dir(context.run_id, "model"), e) from None
     gates = performance_gates(outcome, rules)
     out = storage.run_dir(context.run_id, "model")
     save_model(out, outcome, contract)
     atomic_write_json(out / "gates.json", [g.as_dict() for g in gates])
 
     with mlflow.stage(context, ref) as rec:
+        health = record_health(rec, monitor, out)  # training_log.jsonl, step metrics, warnings
         rec.log(params={**hp, "features": len(outcome.spec.output_names),
                         "excluded_sensitive": sorted(set(contract.candidate_features) - set(contract.model_features))},
                 metrics=flat_metrics(outcome.metrics),
@@ -74,6 +83,7 @@ def trained_model(context: dg.AssetExecutionContext, config: TrainConfig, z3_sna
             "test_ks": dg.MetadataValue.float(test["ks"]),
             "train_seconds": dg.MetadataValue.float(round(outcome.train.seconds, 3)),
             "model_dir": dg.MetadataValue.path(str(out)), "mlflow_run_id": rec.run_id,
+            **health,
         },
         check_results=check_results(gates),
     )

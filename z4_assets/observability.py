@@ -1,0 +1,131 @@
+"""What an operator sees of every asset: log lines that carry the run and snapshot ids, and a cost
+summary (wall, CPU, memory, rows) in the metadata, the logs and the MLflow run.
+
+Each factory asset adds one decorator line under `@dg.asset`: `@observed("snapshot")` when it
+reads the snapshot's rows, `@observed()` when it works on evidence files only.
+"""
+
+import functools
+import logging
+
+import dagster as dg
+
+from z4_assets.core.cost import Cost, measure
+
+CORE_LOGGER = "z4_assets"  # python logging of the domain code (z4_assets.core.*) is under it
+_PENDING = "<resolving>"   # z3_snapshot's own lines before it has chosen the snapshot
+
+
+class RunLog:
+    """context.log with `[run=<dagster run id> snapshot=<dataset@snapshot>]` before every message."""
+
+    def __init__(self, context: dg.AssetExecutionContext, snapshot_label: str | None):
+        self.context, self.snapshot = context, snapshot_label or _PENDING
+
+    @property
+    def prefix(self) -> str:
+        return f"[run={self.context.run_id} snapshot={self.snapshot}]"
+
+    def log(self, level: int, message: str) -> None:
+        method = self.context.log.error if level >= logging.ERROR else (
+            self.context.log.warning if level >= logging.WARNING else self.context.log.info)
+        method(f"{self.prefix} {message}")
+
+    def info(self, message: str) -> None:
+        self.log(logging.INFO, message)
+
+    def warning(self, message: str) -> None:
+        self.log(logging.WARNING, message)
+
+    def error(self, message: str) -> None:
+        self.log(logging.ERROR, message)
+
+
+def run_log(context: dg.AssetExecutionContext, ref) -> RunLog:
+    return RunLog(context, getattr(ref, "label", None))
+
+
+class _Forward(logging.Handler):
+    """Records of the domain code during one asset: the ids go onto the record (for any other
+    handler, e.g. a JSON shipper on the root logger) and the line goes to the Dagster run log."""
+
+    def __init__(self, rl: RunLog):
+        super().__init__(logging.INFO)
+        self.rl = rl
+
+    def emit(self, record: logging.LogRecord) -> None:
+        record.dagster_run_id, record.snapshot_id = self.rl.context.run_id, self.rl.snapshot
+        self.rl.log(record.levelno, record.getMessage())
+
+
+def cost_metadata(cost: Cost) -> dict:
+    peak = cost.step_peak_rss_mib
+    return {
+        "cost_wall_s": dg.MetadataValue.float(cost.wall_s),
+        "cost_cpu_s": dg.MetadataValue.float(cost.cpu_s),
+        "cost_child_cpu_s": dg.MetadataValue.float(cost.child_cpu_s),
+        "cost_step_peak_rss_mib": dg.MetadataValue.float(peak) if peak is not None else "unknown: "
+                                  "the kernel's peak-RSS reset is not allowed here",
+        "cost_process_peak_rss_mib": dg.MetadataValue.float(cost.process_peak_rss_mib),
+        "cost_rss_delta_mib": dg.MetadataValue.float(cost.rss_delta_mib),
+        "cost_rows": dg.MetadataValue.int(cost.rows),
+        "cost_summary": dg.MetadataValue.text(cost.summary()),
+    }
+
+
+def cost_metrics(asset: str, cost: Cost) -> dict[str, float]:
+    return {f"cost.{asset}.{k}": float(v) for k, v in cost.as_dict().items() if v is not None}
+
+
+def _report(context, rl: RunLog, mlflow, asset: str, cost: Cost, status: str) -> None:
+    rl.info(f"cost {asset} ({status}): {cost.summary()}")
+    if mlflow is None:
+        return
+    try:
+        mlflow.log_to_run(context.run_id, metrics=cost_metrics(asset, cost))
+    except Exception as e:  # the cost record must never hide the asset's own outcome
+        rl.warning(f"cost {asset}: not logged to MLflow ({type(e).__name__}: {e})")
+
+
+def _rows(rows: str | None, ref) -> int:
+    return int(ref.manifest["row_count"]) if rows == "snapshot" and ref is not None else 0
+
+
+def observed(rows: str | None = None):
+    """Decorate an asset function: correlated logging, cost measured and reported.
+
+    rows="snapshot": the asset reads the snapshot's rows, which are reported as rows processed;
+    None: it works on evidence files only, rows processed is 0.
+    """
+
+    def decorate(fn):
+        @functools.wraps(fn)
+        def asset_fn(context, **kwargs):
+            ref = kwargs.get("z3_snapshot")
+            asset = context.asset_key.to_user_string()
+            rl = run_log(context, ref)
+            handler, core = _Forward(rl), logging.getLogger(CORE_LOGGER)
+            level = core.level
+            core.addHandler(handler)
+            if core.getEffectiveLevel() > logging.INFO:
+                core.setLevel(logging.INFO)
+            cost = None
+            try:
+                with measure(_rows(rows, ref)) as cost:
+                    result = fn(context, **kwargs)
+                ref = ref or getattr(result, "value", None)  # z3_snapshot returns the snapshot it chose
+                rl.snapshot = getattr(ref, "label", rl.snapshot)
+                cost.rows = _rows(rows, ref)
+            except BaseException:
+                if cost is not None:
+                    _report(context, rl, kwargs.get("mlflow"), asset, cost, "failed")
+                raise
+            finally:
+                core.removeHandler(handler)
+                core.setLevel(level)
+            _report(context, rl, kwargs.get("mlflow"), asset, cost, "ok")
+            return result._replace(metadata={**(result.metadata or {}), **cost_metadata(cost)})
+
+        return asset_fn
+
+    return decorate
