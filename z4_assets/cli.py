@@ -48,10 +48,22 @@ def _signing_key() -> Path:
 def cmd_keygen(args) -> int:
     from z4_assets.core.packaging.signing import keygen
 
+    _pseudonym_key()
     priv, pub = keygen(args.out or _signing_key())
     print(f"private key: {priv} (0600, keep it secret; set Z4_SIGNING_KEY to this path)\n"
           f"public key:  {pub} (give this to verifiers: z4 verify PACKAGE --key {pub})")
     return 0
+
+
+def _pseudonym_key() -> None:
+    """The local pseudonymisation key file, created once (unless the key comes from Z4_PSEUDONYM_KEY)."""
+    from z4_assets.core.broker import KEY_ENV, key_file_from_env, keygen
+
+    if os.environ.get(KEY_ENV):
+        return
+    path, created = keygen(key_file_from_env())
+    print(f"pseudonymisation key: {path} ({'created, 0600' if created else 'kept'}; keep it secret "
+          "and never rotate it casually: a new key changes every pseudonym)")
 
 
 def cmd_verify(args) -> int:
@@ -160,6 +172,7 @@ def cmd_demo(args) -> int:
 
         priv, pub = keygen(_signing_key())
         print(f"created a local signing key pair for the demo: {priv} (0600), {pub}")
+    _pseudonym_key()
     ref, created = add_snapshot(_z3_root(), "taiwan_credit_default", SAMPLE / "contract.yaml",
                                 SAMPLE / "data.csv", dataset_config=SAMPLE / "dataset.yaml")
     print(f"sample snapshot {'registered' if created else 'already registered'}: {ref.label}")

@@ -78,6 +78,7 @@ def _rebuild(passed, *extra, env_extra=None):
     res = passed["res"]
     env = {**os.environ, "Z4_Z3_ROOT": res["z3"].root, "Z4_FACTORY_ROOT": res["storage"].root,
            "MLFLOW_TRACKING_URI": res["mlflow"].tracking_uri, "Z4_MLFLOW_EXPERIMENT": "z4-tests",
+           "Z4_PSEUDONYM_KEY_FILE": res["broker"].key_file, "Z4_ACCESS_LOG": res["broker"].log_path,
            **(env_extra or {})}
     return subprocess.run([sys.executable, "-m", "z4_assets.cli", "rebuild", passed["result"].run_id, *extra],
                           capture_output=True, text=True, env=env, timeout=600)
