@@ -18,7 +18,7 @@ from mlflow.tracking import MlflowClient
 from z4_assets.core import broker
 from z4_assets.core.files import sha256_bytes
 from z4_assets.hygiene.assets import hygiene_report
-from z4_assets.resources import SnapshotBroker
+from z4_assets.resources import PolicyStore, SnapshotBroker
 from z4_assets.snapshot.assets import SnapshotSelection, z3_snapshot
 from z4_assets_tests.conftest import (check_metadata, check_verdicts, materialized, run_factory)
 
@@ -112,7 +112,14 @@ def test_no_raw_identifier_leaves_intake_and_every_read_is_brokered(
     ref = register(df, contract_doc=doc)
     assert RAW_ID.search(pd.read_parquet(ref.data_path).to_csv().encode())  # the raw ids are there
     OpenRecorder.events = []  # registration and the check above are not factory reads
+    (tmp_path / "dagster").mkdir()
     instance = dg.DagsterInstance.local_temp(str(tmp_path / "dagster"))
+    # This subset sits near the fairness baselines (equalized odds 0.116 on this draw): the test is
+    # about identifiers, so the fairness gates are loosened here and only here.
+    loose = tmp_path / "policy.yaml"
+    loose.write_text("defaults:\n  fairness: {ks_diff_max: 0.3, auc_diff_max: 0.3, demographic_parity_diff_max: 0.3,"
+                     " demographic_parity_ratio_min: 0.5, equalized_odds_diff_max: 0.3}\n")
+    factory_resources = {**factory_resources, "policy": PolicyStore(path=str(loose))}
     result = run_factory(factory_resources, instance=instance)
     OpenRecorder.root = None
     assert result.success, {k: v for k, v in check_verdicts(result).items() if not v}
