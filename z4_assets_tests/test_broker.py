@@ -215,3 +215,19 @@ def test_only_the_broker_reads_snapshot_rows():
 def test_the_scan_catches_a_bypass():
     bad = ast.parse("import pandas as pd\ndef f(ref):\n    return pd.read_parquet(ref.data_path)\n")
     assert ("read_parquet", 3) in _calls(bad)
+
+
+def test_a_contract_violation_on_an_identifier_is_reported_without_its_values(sample_df, register, tmp_path):
+    import dataclasses
+
+    from z4_assets.core.snapshot_checks import REDACTED, contract_gate
+
+    df = sample_df.head(500).copy()
+    df.loc[:2, "ID"] = [-7001, -7002, -7003]  # the contract says ID >= 1
+    ref = register(df)
+    ref = dataclasses.replace(ref, purpose="credit_risk_scoring")
+    contract = load_contract(ref.contract_path)[0]
+    gate, _ = contract_gate(ref, contract, lambda: _read(ref, contract, tmp_path / "l.jsonl", raw_for_intake=True))
+    failure = next(f for f in gate.details["failures"] if f["column"] == "ID")
+    assert not gate.passed and failure["count"] == 3 and failure["examples"] == [REDACTED] * 3
+    assert "-7001" not in json.dumps(gate.as_dict())
