@@ -18,6 +18,17 @@ def first_failure(gates) -> str | None:
     return ",".join(failed) if failed else None
 
 
+def read(f, ref, contract, raw: bool = False):
+    """Through the access broker, as the assets read (same key and log as the factory's env)."""
+    import os
+
+    from z4_assets.core import broker
+
+    key = None if raw else broker.load_key(os.environ.get(broker.KEY_ENV, ""), broker.key_file_from_env())
+    return broker.read_snapshot(ref, contract, purpose=ref.purpose, identity=broker.who(), run_id=f.run_key,
+                                key=key, log_path=broker.log_path_from_env(), reader="bare", raw_for_intake=raw)
+
+
 def z3_snapshot(f, values: dict, hp: dict):
     from z4_assets.core.contract import load_contract
     from z4_assets.core.files import atomic_write_json
@@ -25,10 +36,13 @@ def z3_snapshot(f, values: dict, hp: dict):
     from z4_assets.core.snapshot_checks import verify_snapshot
     from z4_assets.core.z3 import resolve_snapshot
 
+    import dataclasses
+
     ref = resolve_snapshot(f.z3_root, "", "")
     contract, _ = load_contract(ref.contract_path)
     rules = load_policy(None, ref.dataset_id)
-    gates = verify_snapshot(ref, contract, rules)
+    ref = dataclasses.replace(ref, purpose=rules["access"]["purpose"])
+    gates = verify_snapshot(ref, contract, rules, lambda: read(f, ref, contract, raw=True), "policy")
     out = f.run_dir("snapshot")
     atomic_write_json(out / "gates.json", [g.as_dict() for g in gates])
     atomic_write_json(out / "dataset_manifest.json", ref.manifest)
@@ -48,12 +62,11 @@ def hygiene_report(f, values: dict, hp: dict):
     from z4_assets.core.hygiene import run_hygiene
     from z4_assets.core.policy import load_policy
     from z4_assets.core.privacy import privacy_report
-    from z4_assets.core.z3 import load_snapshot_frame
 
     ref = values["z3_snapshot"]
     contract, _ = load_contract(ref.contract_path)
     rules = load_policy(None, ref.dataset_id)
-    df = load_snapshot_frame(ref, contract)
+    df = read(f, ref, contract)
     bp = f.baseline_path(ref.dataset_id)
     baseline = read_json(bp) if bp.is_file() else None
     result = run_hygiene(df, contract, rules, baseline)
@@ -96,12 +109,11 @@ def trained_model(f, values: dict, hp: dict):
     )
     from z4_assets.core.policy import load_policy
     from z4_assets.core.run_record import hardware
-    from z4_assets.core.z3 import load_snapshot_frame
 
     ref = values["z3_snapshot"]
     contract, _ = load_contract(ref.contract_path)
     rules = load_policy(None, ref.dataset_id)
-    df = load_snapshot_frame(ref, contract)
+    df = read(f, ref, contract)
     split = load_split(values["hygiene_report"], len(df))
     outcome = fit_and_evaluate(df, contract, split, hp)
     gates = performance_gates(outcome, rules)

@@ -108,8 +108,11 @@ def prepare(tmp: Path) -> dict:
     # Dagster's sqlite storage, MLflow's ./mlruns artifacts and everything else stay in TMP.
     shutil.copyfile(REPO / "dagster.yaml", home / "dagster.yaml")
     add_snapshot(tmp / "z3", DATASET_ID, SAMPLE / "contract.yaml", SAMPLE / "data.csv")
+    from z4_assets.core.broker import keygen
+
+    key_file, _ = keygen(tmp / "keys" / "pseudonym.key")  # both sides read through the access broker
     return clean_env(DAGSTER_HOME=str(home), Z4_Z3_ROOT=str(tmp / "z3"),
-                     Z4_FACTORY_ROOT=str(tmp / "factory"),
+                     Z4_FACTORY_ROOT=str(tmp / "factory"), Z4_PSEUDONYM_KEY_FILE=str(key_file),
                      MLFLOW_TRACKING_URI=f"sqlite:///{tmp / 'mlflow.db'}")
 
 

@@ -48,10 +48,22 @@ def _signing_key() -> Path:
 def cmd_keygen(args) -> int:
     from z4_assets.core.packaging.signing import keygen
 
+    _pseudonym_key()
     priv, pub = keygen(args.out or _signing_key())
     print(f"private key: {priv} (0600, keep it secret; set Z4_SIGNING_KEY to this path)\n"
           f"public key:  {pub} (give this to verifiers: z4 verify PACKAGE --key {pub})")
     return 0
+
+
+def _pseudonym_key() -> None:
+    """The local pseudonymisation key file, created once (unless the key comes from Z4_PSEUDONYM_KEY)."""
+    from z4_assets.core.broker import KEY_ENV, key_file_from_env, keygen
+
+    if os.environ.get(KEY_ENV):
+        return
+    path, created = keygen(key_file_from_env())
+    print(f"pseudonymisation key: {path} ({'created, 0600' if created else 'kept'}; keep it secret "
+          "and never rotate it casually: a new key changes every pseudonym)")
 
 
 def cmd_verify(args) -> int:
@@ -108,6 +120,8 @@ def cmd_run(args) -> int:
     cmd = [sys.executable, "-m", "dagster", "job", "execute", "-m", "z4_assets.definitions",
            "-j", "model_factory", "--tags", json.dumps({INVOCATION_TAG: invocation})]
     selection = {k: v for k, v in (("dataset_id", args.dataset_id), ("snapshot_id", args.snapshot_id)) if v}
+    if getattr(args, "purpose", ""):
+        selection["purpose"] = args.purpose
     with tempfile.TemporaryDirectory() as tmp:
         if selection:
             cfg = Path(tmp) / "run.yaml"
@@ -160,6 +174,7 @@ def cmd_demo(args) -> int:
 
         priv, pub = keygen(_signing_key())
         print(f"created a local signing key pair for the demo: {priv} (0600), {pub}")
+    _pseudonym_key()
     ref, created = add_snapshot(_z3_root(), "taiwan_credit_default", SAMPLE / "contract.yaml",
                                 SAMPLE / "data.csv", dataset_config=SAMPLE / "dataset.yaml")
     print(f"sample snapshot {'registered' if created else 'already registered'}: {ref.label}")
@@ -253,6 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run model_factory (newest snapshot unless one is chosen)")
     run.add_argument("--dataset-id", default="")
     run.add_argument("--snapshot-id", default="")
+    run.add_argument("--purpose", default="", help="purpose the run reads the data for (default: the policy's access.purpose)")
     run.set_defaults(func=cmd_run)
     kg = sub.add_parser("keygen", help="create an EC P-256 signing key pair (private key 0600)")
     kg.add_argument("--out", default="", help="private key path (default: $Z4_SIGNING_KEY or .z4/keys/signing.pem)")

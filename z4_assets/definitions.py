@@ -14,6 +14,7 @@ from z4_assets.packaging.assets import promotion, signed_package
 from z4_assets.record.assets import run_record
 from z4_assets.resources import (FactoryStorage, MlflowTracking, NoopRevoker, PolicyStore, S3Z3Store,
                                  Z3Store)
+from z4_assets.resources.broker import SnapshotBroker
 from z4_assets.resources.signer import PackageSigner
 from z4_assets.sensors.failures import cleanup_on_failure
 from z4_assets.sensors.snapshots import z3_snapshot_sensor
@@ -33,6 +34,14 @@ def z3_store_from_env():
     return Z3Store(root=os.environ.get("Z4_Z3_ROOT", "data/z3"))
 
 
+def broker_from_env() -> SnapshotBroker:
+    """The access broker: key from the secret env var when set, else the local key file."""
+    from z4_assets.core.broker import KEY_ENV, key_file_from_env, log_path_from_env
+
+    key = dg.EnvVar(KEY_ENV) if os.environ.get(KEY_ENV) else ""
+    return SnapshotBroker(log_path=log_path_from_env(), key=key, key_file=key_file_from_env())
+
+
 def resources_from_env() -> dict:
     """The embedded default: local folders and sqlite, each overridable by an env var."""
     return {
@@ -45,6 +54,7 @@ def resources_from_env() -> dict:
                                 private_key_path=os.environ.get("Z4_SIGNING_KEY", DEFAULT_SIGNING_KEY),
                                 public_key_path=os.environ.get("Z4_SIGNING_PUBKEY", "")),
         "revoker": NoopRevoker(),
+        "broker": broker_from_env(),
     }
 
 

@@ -20,6 +20,7 @@ from z4_assets.packaging.assets import promotion, signed_package
 from z4_assets.resources import FactoryStorage, MlflowTracking, NoopRevoker, PolicyStore, Z3Store
 from z4_assets.record.assets import run_record
 from z4_assets.resources.signer import PackageSigner
+from z4_assets.resources.broker import SnapshotBroker
 from z4_assets.security.assets import adversarial_eval
 from z4_assets.snapshot.assets import z3_snapshot
 from z4_assets.training.assets import trained_model
@@ -105,7 +106,16 @@ def make_resources(root: Path, z3_root: Path, signing_key: Path, cache_root: Pat
         "policy": PolicyStore(path=os.environ.get("Z4_TEST_POLICY", "")),
         "mlflow": MlflowTracking(tracking_uri=f"sqlite:///{root / 'mlflow.db'}", experiment_name="z4-tests"),
         "revoker": NoopRevoker(),
+        "broker": broker_for(root),
     }
+
+
+def broker_for(root: Path) -> SnapshotBroker:
+    """A real broker: a fresh random key file beside the run (outside the factory root), its log in it."""
+    from z4_assets.core.broker import keygen
+
+    key_file, _ = keygen(root / "keys" / "pseudonym.key")
+    return SnapshotBroker(log_path=str(root / "factory" / "access_log.jsonl"), key_file=str(key_file))
 
 
 @pytest.fixture

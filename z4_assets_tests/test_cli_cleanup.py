@@ -27,10 +27,15 @@ def test_z4_run_that_fails_a_gate_is_cleaned_up_and_recorded(tmp_path, sample_df
     pd.concat([df, dup], ignore_index=True).to_parquet(tmp_path / "drop.parquet", index=False)
     add_snapshot(tmp_path / "data" / "z3", DATASET, SAMPLE_CONTRACT, tmp_path / "drop.parquet")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("Z4_", "MLFLOW_", "DAGSTER_"))}
+    from z4_assets.core.broker import keygen
+
+    key_file, _ = keygen(tmp_path / "keys" / "pseudonym.key")  # so the run reaches the duplicate gate
     proc = subprocess.run([sys.executable, "-m", "z4_assets.cli", "run"], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=600, env={**env, "DAGSTER_HOME": str(tmp_path)})
+                          text=True, timeout=600, env={**env, "DAGSTER_HOME": str(tmp_path),
+                                                       "Z4_PSEUDONYM_KEY_FILE": str(key_file)})
     assert proc.returncode == 1, proc.stderr[-3000:]
     assert "failed: cleaning it up (cleanup job)" in proc.stdout
+    assert "duplicate_rows" in proc.stdout + proc.stderr
 
     monkeypatch.chdir(tmp_path)  # dagster.yaml's storage paths are relative to the project root
     with dg.DagsterInstance.from_config(str(tmp_path)) as instance:

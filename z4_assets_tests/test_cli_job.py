@@ -25,7 +25,7 @@ def test_z4_demo_trains_the_bundled_sample_in_a_real_instance(demo_project, monk
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout
     assert "sample snapshot registered: taiwan_credit_default@" in out
-    assert out.count(" pass ") == 27 and " FAIL " not in out
+    assert out.count(" pass ") == 28 and " FAIL " not in out
     assert "model card:" in out
     assert "registered: z4-taiwan_credit_default version 1 as @candidate" in out
     assert "state_dict sha256" in out

@@ -21,7 +21,7 @@ def test_model_factory_job_covers_the_backbone_in_process():
 def test_every_gate_is_a_blocking_check():
     graph = defs.resolve_asset_graph()
     checks = {k.name: graph.get_check_spec(k) for k in graph.asset_check_keys}
-    assert len(checks) == 28
+    assert len(checks) == 29
     assert all(spec.blocking for spec in checks.values()), [n for n, s in checks.items() if not s.blocking]
 
 
@@ -38,5 +38,5 @@ def test_z3_snapshot_asset_called_directly(tmp_path, sample_df, register, factor
     result = z3_snapshot(context=context, config=SnapshotSelection())
     assert result.value.snapshot_id == ref.snapshot_id
     assert {c.check_name: c.passed for c in result.check_results} == {
-        "snapshot_hash": True, "contract": True, "legal_basis": True}
+        "snapshot_hash": True, "contract": True, "legal_basis": True, "purpose": True}
     assert result.metadata["hash"] == ref.manifest["hash"]

@@ -18,7 +18,8 @@ ALL_GATES = {"snapshot_hash", "contract", "legal_basis", "duplicate_rows", "conf
              "fairness_equalized_odds_diff", "model_card_complete", "package_verified", "release_gates_pass",
              "cleanup_complete",
              "poisoning_share", "poisoning_clusters", "evasion_accuracy_drop", "membership_auc",
-             "output_integrity", "run_record_complete"}
+             "output_integrity", "run_record_complete",
+             "purpose"}
 
 
 def _mlflow_run(resources, result):

@@ -17,6 +17,7 @@ CHURN_CONTRACT = {
     "description": "Synthetic telco customers; did the customer leave within 90 days?",
     "target": {"column": "churned", "positive": "yes"},
     "id_column": "customer_ref",
+    "purposes": ["churn_prediction"],
     "time": {"column": "observed_at", "label_time_column": "outcome_at"},
     "sensitive": {
         "age": {"legal_basis": "legitimate_interests", "use_as_feature": False,
@@ -65,6 +66,8 @@ def churn_frame(n: int = 8000, seed: int = 0) -> pd.DataFrame:
     })
 
 
+CHURN_RUN = {"purpose": "churn_prediction"}  # the policy's default purpose is credit_risk_scoring
+
 CHURN_CARD = {
     "dataset_id": "telco_churn", "model_name": "churn-mlp",
     "purpose": "Estimate the probability that a customer leaves within 90 days.",
@@ -90,7 +93,7 @@ def test_another_dataset_goes_through_without_code_changes(churn_files, z3_root,
     monkeypatch.setenv("Z4_Z3_ROOT", str(z3_root))
     assert main(["snapshot", "add", "--dataset-id", "telco_churn", "--contract", str(contract),
                  "--dataset-config", str(card), str(data)]) == 0
-    result = run_factory(factory_resources, train={"epochs": 6})
+    result = run_factory(factory_resources, selection=CHURN_RUN, train={"epochs": 6})
 
     verdicts = check_verdicts(result)
     assert all(verdicts.values()), {k: v for k, v in verdicts.items() if not v}
@@ -118,7 +121,7 @@ def test_a_feature_known_only_after_the_label_fails_temporal_leakage(tmp_path, z
     monkeypatch.setenv("Z4_Z3_ROOT", str(z3_root))
     assert main(["snapshot", "add", "--dataset-id", "telco_churn", "--contract", str(contract),
                  str(data)]) == 0
-    result = run_factory(factory_resources)
+    result = run_factory(factory_resources, selection=CHURN_RUN)
 
     assert check_verdicts(result)["temporal_leakage"] is False
     evidence = check_metadata(result, "temporal_leakage")["evidence"]

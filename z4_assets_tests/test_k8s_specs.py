@@ -158,6 +158,14 @@ def test_only_the_signing_step_mounts_the_private_key_and_no_secret_is_inlined(r
         assert {"configMapRef": {"name": "z4-factory-env"}} in container(job)["envFrom"]
 
 
+def test_only_the_steps_that_read_rows_mount_the_pseudonymisation_key(rendered):
+    readers = {"hygiene_report", "trained_model", "adversarial_eval", "fairness_report"}
+    for step, job in rendered["jobs"].items():
+        pod = job["spec"]["template"]["spec"]
+        items = [i["key"] for v in pod["volumes"] if "secret" in v for i in v["secret"].get("items", [])]
+        assert ("pseudonym.key" in items) == (step in readers), step
+
+
 def test_gpu_limit_node_selector_and_tolerations_when_configured(tmp_path, monkeypatch):
     doc = yaml.safe_load(DEFAULT_STEPS.read_text())
     doc["steps"]["trained_model"].update(gpu=1, node_selector={"nvidia.com/gpu.present": "true"},

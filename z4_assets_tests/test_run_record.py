@@ -78,6 +78,7 @@ def _rebuild(passed, *extra, env_extra=None):
     res = passed["res"]
     env = {**os.environ, "Z4_Z3_ROOT": res["z3"].root, "Z4_FACTORY_ROOT": res["storage"].root,
            "MLFLOW_TRACKING_URI": res["mlflow"].tracking_uri, "Z4_MLFLOW_EXPERIMENT": "z4-tests",
+           "Z4_PSEUDONYM_KEY_FILE": res["broker"].key_file, "Z4_ACCESS_LOG": res["broker"].log_path,
            **(env_extra or {})}
     return subprocess.run([sys.executable, "-m", "z4_assets.cli", "rebuild", passed["result"].run_id, *extra],
                           capture_output=True, text=True, env=env, timeout=600)
@@ -95,6 +96,9 @@ def test_rebuild_is_bit_identical_and_recorded(passed, signing_key):
     runs = client.search_runs([client.get_experiment_by_name("z4-tests").experiment_id],
                               filter_string=f"tags.rebuild_of = '{repro['mlflow_run_id']}'")
     assert len(runs) == 1 and runs[0].data.tags["rebuild_result"] == "IDENTICAL"
+    reads = [json.loads(x) for x in Path(passed["res"]["broker"].log_path).read_text().splitlines()]
+    rebuilt = [x for x in reads if x["run_id"] == f"rebuild-of-{passed['result'].run_id}"]
+    assert [(x["reader"], x["decision"], x["pseudonymised"]) for x in rebuilt] == [("z4 rebuild", "granted", ["ID"])]
 
 
 def test_rebuild_with_another_seed_is_different_with_metric_deltas(passed):

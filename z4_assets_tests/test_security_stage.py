@@ -105,7 +105,10 @@ def test_planted_backdoor_is_caught_and_blocks_everything_downstream(
                                       "PAY_AMT6": float(sample_df["PAY_AMT6"].max())}
     out = Path(factory_resources["storage"].root) / "runs" / result.run_id / "security"
     flagged = set(pd.read_csv(out / "suspicious_rows.csv")["id"])
-    truth = set(poisoned["ID"].to_numpy()[planted])
+    from z4_assets.core.broker import load_key, pseudonym
+
+    key = load_key("", factory_resources["broker"].key_file)  # the evidence names rows by pseudonym only
+    truth = {pseudonym(v, key) for v in poisoned["ID"].to_numpy()[planted]}
     precision, recall = len(flagged & truth) / len(flagged), len(flagged & truth) / len(truth)
     assert precision >= 0.8 and recall >= 0.8, (precision, recall)  # measured: 1.000 / 1.000
     decision = (out / "security_decision.txt").read_text()

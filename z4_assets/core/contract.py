@@ -14,6 +14,7 @@ from z4_assets.core.errors import Z4Error
 from z4_assets.core.files import sha256_bytes
 
 DATASET_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,99}$")
+PURPOSE_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 RULE_RE = re.compile(r"^\s*(\S+)\s*(<=|>=|==|!=|<|>)\s*(\S+)\s*$")
 
 Scalar = Union[bool, int, float, str]
@@ -70,6 +71,13 @@ class Contract(_Strict):
     sensitive: dict[str, SensitiveSpec] = Field(default_factory=dict)
     impossible_values: list[str] = Field(default_factory=list)
     columns: dict[str, ColumnSpec]
+    purposes: list[str] = Field(
+        default_factory=list,
+        description="purposes this data may be read for (e.g. credit_risk_scoring); none = no read allowed")
+    identifiers: list[str] = Field(
+        default_factory=list,
+        description="direct identifiers (names, document numbers) pseudonymised on every read; "
+                    "id_column is always one")
 
     @model_validator(mode="after")
     def _references_exist(self) -> "Contract":
@@ -82,6 +90,12 @@ class Contract(_Strict):
         for role, col in named.items():
             if col is not None and col not in self.columns:
                 raise ValueError(f"{role} {col!r} is not declared under columns")
+        for purpose in self.purposes:
+            if not PURPOSE_RE.match(purpose):
+                raise ValueError(f"purpose {purpose!r} must match {PURPOSE_RE.pattern}")
+        for col in self.identifiers:
+            if col not in self.columns:
+                raise ValueError(f"identifier {col!r} is not declared under columns")
         for col in self.sensitive:
             if col not in self.columns:
                 raise ValueError(f"sensitive attribute {col!r} is not declared under columns")
@@ -105,7 +119,12 @@ class Contract(_Strict):
             if self.time.label_time_column:
                 cols.add(self.time.label_time_column)
         cols |= {s.known_at_column for s in self.columns.values() if s.known_at_column}
-        return cols
+        return cols | set(self.identifiers)
+
+    @cached_property
+    def direct_identifiers(self) -> list[str]:
+        """Columns the broker pseudonymises: the id column and every declared identifier."""
+        return list(dict.fromkeys(c for c in [self.id_column, *self.identifiers] if c))
 
     @cached_property
     def candidate_features(self) -> list[str]:

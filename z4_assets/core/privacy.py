@@ -24,8 +24,9 @@ def privacy_report(df: pd.DataFrame, contract: Contract) -> dict:
         k_min = int(sizes.min())
     return {
         "rows": int(len(df)),
-        "direct_identifiers": [contract.id_column] if contract.id_column else [],
-        "identifiers_in_model_features": [c for c in [contract.id_column] if c in contract.model_features],
+        "direct_identifiers": contract.direct_identifiers,
+        "identifiers_pseudonymised": "keyed HMAC-SHA256 by the access broker before this stage",
+        "identifiers_in_model_features": [c for c in contract.direct_identifiers if c in contract.model_features],
         "sensitive_attributes": sensitive,
         "quasi_identifiers": quasi,
         "k_anonymity_min_group": k_min,

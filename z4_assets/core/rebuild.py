@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,7 +58,8 @@ def rebuild(pkg: Path, z3_root: Path, tracking_uri: str, experiment: str, allow_
     from z4_assets.core.run_record import hardware
     from z4_assets.core.split import assign_split, row_hashes
     from z4_assets.core.tracking import RunRecorder
-    from z4_assets.core.z3 import load_snapshot_frame, resolve_snapshot
+    from z4_assets.core import broker
+    from z4_assets.core.z3 import resolve_snapshot
 
     path = pkg / MANIFEST
     if not path.is_file():
@@ -90,7 +92,12 @@ def rebuild(pkg: Path, z3_root: Path, tracking_uri: str, experiment: str, allow_
         notes.append(f"CPU differs from the record ({m['hardware']['hardware_cpu']}): bits may differ")
 
     contract, _ = load_contract(ref.contract_path)
-    df = load_snapshot_frame(ref, contract)
+    # through the broker, with the factory's key: the same pseudonyms, so the same rows and split
+    purpose = m.get("purpose") or _policy_purpose(ref.dataset_id)
+    df = broker.read_snapshot(ref, contract, purpose=purpose, identity=broker.who(),
+                              run_id=f"rebuild-of-{m['dagster_run_id']}",
+                              key=broker.load_key(os.environ.get(broker.KEY_ENV, ""), broker.key_file_from_env()),
+                              log_path=broker.log_path_from_env(), reader="z4 rebuild")
     split, _ = assign_split(df, contract, m["split_policy"], row_hashes(df, contract.candidate_features))
     outcome = fit_and_evaluate(df, contract, split, hp)
     rebuilt = outcome.train.digest
@@ -110,6 +117,13 @@ def rebuild(pkg: Path, z3_root: Path, tracking_uri: str, experiment: str, allow_
     recorder.log(run.info.run_id, params=hp, metrics={k: v["rebuilt"] for k, v in deltas.items()})
     recorder.client.set_terminated(run.info.run_id, "FINISHED")
     return RebuildResult(identical, m["state_dict_sha256"], rebuilt, deltas, run.info.run_id, notes)
+
+
+def _policy_purpose(dataset_id: str) -> str:
+    """A record from before purposes were recorded: the policy's default purpose."""
+    from z4_assets.core.policy import load_policy
+
+    return load_policy(os.environ.get("Z4_POLICY") or None, dataset_id)["access"]["purpose"]
 
 
 def rebuild_from(source: str, factory_root: Path, z3_root: Path, tracking_uri: str, experiment: str,

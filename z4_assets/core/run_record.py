@@ -29,6 +29,7 @@ REQUIRED = {
                   "artifact:provenance/provenance.intoto.json"],
     "governance": ["artifact:model_card.md"],
     "correlation": ["tag:dagster.run_id", "tag:dagster_asset_keys", "tag:dagster_partition"],
+    "access": ["tag:data_purpose", "tag:access_log", "tag:access_log_run_sha256", "artifact:access/access_log.jsonl"],
 }
 
 

@@ -1,6 +1,9 @@
-"""The snapshot gates: untampered bytes, data that satisfies its contract, a legal basis for every sensitive attribute."""
+"""The snapshot gates: untampered bytes, data that satisfies its contract, a legal basis for every sensitive attribute,
+and a declared purpose the contract allows."""
 
 from __future__ import annotations
+
+from typing import Callable
 
 import pandas as pd
 
@@ -9,7 +12,9 @@ from z4_assets.core.errors import Z4Error
 from z4_assets.core.files import sha256_file
 from z4_assets.core.gates import Gate, compare
 from z4_assets.core.validation import validate_contract
-from z4_assets.core.z3 import SnapshotRef, load_snapshot_frame
+from z4_assets.core.z3 import SnapshotRef
+
+REDACTED = "<redacted: direct identifier>"
 
 
 def hash_gate(ref: SnapshotRef) -> Gate:
@@ -24,12 +29,17 @@ def hash_gate(ref: SnapshotRef) -> Gate:
                    "files whose sha256 differs from the manifest", evidence)
 
 
-def contract_gate(ref: SnapshotRef, contract: Contract) -> tuple[Gate, pd.DataFrame | None]:
+def contract_gate(ref: SnapshotRef, contract: Contract,
+                  read: Callable[[], pd.DataFrame]) -> tuple[Gate, pd.DataFrame | None]:
+    """`read` is the broker's raw intake read: the only unpseudonymised one of a run."""
     try:
-        df = load_snapshot_frame(ref, contract)
+        df = read()
     except Z4Error as e:
         return Gate("contract", False, "unreadable", 0, "==", f"FAILED: {e}", {}), None
     result = validate_contract(df, contract)
+    for failure in result.failures:  # evidence names the row problem, never the raw identifier
+        if failure["column"] in contract.direct_identifiers:
+            failure["examples"] = [REDACTED] * len(failure["examples"])
     worst = result.failures[0] if result.failures else None
     where = f" [{worst['column']}: {worst['check']}, ...]" if worst else ""
     gate = compare("contract", result.failure_count, "==", 0,
@@ -47,7 +57,21 @@ def legal_basis_gate(contract: Contract, allowed: list[str]) -> Gate:
                     "declared": {c: s.legal_basis for c, s in contract.sensitive.items()}})
 
 
-def verify_snapshot(ref: SnapshotRef, contract: Contract, policy: dict) -> list[Gate]:
-    contract_g, _ = contract_gate(ref, contract)
+def purpose_gate(contract: Contract, purpose: str, source: str) -> Gate:
+    """The run's declared purpose is one its contract allows (none declared = none allowed)."""
+    from z4_assets.core.broker import denial_reason
+
+    reason = denial_reason(contract, purpose)
+    allowed = ", ".join(contract.purposes) or "none declared (deny by default)"
+    text = f"{'FAILED: ' + reason if reason else 'ok: purpose ' + repr(purpose) + ' is allowed'}" \
+           f" (declared by {source}; must be in: {allowed})"
+    return Gate("purpose", reason is None, purpose, allowed, "in", text,
+                {"declared": purpose, "declared_by": source, "allowed": contract.purposes})
+
+
+def verify_snapshot(ref: SnapshotRef, contract: Contract, policy: dict,
+                    read: Callable[[], pd.DataFrame], purpose_source: str = "run config") -> list[Gate]:
+    contract_g, _ = contract_gate(ref, contract, read)
     return [hash_gate(ref), contract_g,
-            legal_basis_gate(contract, list(policy["contract"]["allowed_legal_bases"]))]
+            legal_basis_gate(contract, list(policy["contract"]["allowed_legal_bases"])),
+            purpose_gate(contract, ref.purpose, purpose_source)]

@@ -37,6 +37,7 @@ class SnapshotRef:
     snapshot_id: str
     path: str
     manifest: dict
+    purpose: str = ""  # the run's declared purpose, set at intake; the broker reads only for it
 
     @property
     def data_path(self) -> Path:
@@ -267,14 +268,6 @@ def resolve_snapshot(root: str | Path, dataset_id: str = "", snapshot_id: str = 
     if not refs:
         raise Z4Error("no snapshots registered: run `z4 snapshot add` first", root)
     return refs[-1]
-
-
-def load_snapshot_frame(ref: SnapshotRef, contract: Contract) -> pd.DataFrame:
-    try:
-        df = pd.read_parquet(ref.data_path)
-    except Exception as e:  # pyarrow raises several types for a corrupt file
-        raise Z4Error(f"snapshot data is unreadable: {str(e).splitlines()[0]}", ref.data_path) from None
-    return conform_dtypes(df, contract)
 
 
 def scratch_name() -> str:

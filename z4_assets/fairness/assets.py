@@ -8,9 +8,9 @@ from z4_assets.observability import observed
 from z4_assets.core.contract import load_contract
 from z4_assets.core.files import atomic_write_json, atomic_write_text
 from z4_assets.core.refs import StageEvidence
-from z4_assets.core.z3 import SnapshotRef, load_snapshot_frame
+from z4_assets.core.z3 import SnapshotRef
 from z4_assets.evidence import plot_metadata
-from z4_assets.resources import FactoryStorage, MlflowTracking, PolicyStore
+from z4_assets.resources import FactoryStorage, MlflowTracking, PolicyStore, SnapshotBroker
 
 CHECKS = {
     "fairness_coverage": "Every declared sensitive attribute has two groups large enough to compare.",
@@ -34,7 +34,7 @@ def _metric_key(label: str) -> str:
 @observed("snapshot")
 def fairness_report(context: dg.AssetExecutionContext, z3_snapshot: SnapshotRef,
                     hygiene_report: StageEvidence, trained_model: StageEvidence,
-                    policy: PolicyStore, storage: FactoryStorage, mlflow: MlflowTracking):
+                    policy: PolicyStore, storage: FactoryStorage, mlflow: MlflowTracking, broker: SnapshotBroker):
     """Per-group AUC, KS and error rates of the candidate model, with bootstrap intervals."""
     import numpy as np
 
@@ -48,7 +48,7 @@ def fairness_report(context: dg.AssetExecutionContext, z3_snapshot: SnapshotRef,
     ref = z3_snapshot
     contract, _ = load_contract(ref.contract_path)
     rules = policy.for_dataset(ref.dataset_id)["fairness"]
-    df = load_snapshot_frame(ref, contract)
+    df = broker.read(context, ref, contract)
     split = load_split(hygiene_report.files["split"], len(df))
     test = df[split == TEST]
     y = (test[contract.target.column] == contract.target.positive).to_numpy(dtype=np.int64)

@@ -13,9 +13,9 @@ from z4_assets.core.gates import render_markdown
 from z4_assets.core.hygiene import run_hygiene
 from z4_assets.core.privacy import privacy_report
 from z4_assets.core.refs import StageEvidence
-from z4_assets.core.z3 import SnapshotRef, load_snapshot_frame
+from z4_assets.core.z3 import SnapshotRef
 from z4_assets.evidence import plot_metadata
-from z4_assets.resources import FactoryStorage, MlflowTracking, PolicyStore
+from z4_assets.resources import FactoryStorage, MlflowTracking, PolicyStore, SnapshotBroker
 
 CHECKS = {
     "duplicate_rows": "Share of exact duplicate rows stays under the policy maximum.",
@@ -32,12 +32,12 @@ CHECKS = {
           check_specs=blocking_specs("hygiene_report", CHECKS))
 @observed("snapshot")
 def hygiene_report(context: dg.AssetExecutionContext, z3_snapshot: SnapshotRef, policy: PolicyStore,
-                   storage: FactoryStorage, mlflow: MlflowTracking):
+                   storage: FactoryStorage, mlflow: MlflowTracking, broker: SnapshotBroker):
     """Evidence that the snapshot is clean enough to train on, and the split the model will use."""
     ref = z3_snapshot
     contract, _ = load_contract(ref.contract_path)
     rules = policy.for_dataset(ref.dataset_id)
-    df = load_snapshot_frame(ref, contract)
+    df = broker.read(context, ref, contract)
     baseline = storage.load_baseline(ref.dataset_id)
     result = run_hygiene(df, contract, rules, baseline)
 

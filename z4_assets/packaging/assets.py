@@ -14,7 +14,7 @@ from z4_assets.core.provenance import code_version, repo_url
 from z4_assets.core.run_record import hardware
 from z4_assets.core.refs import StageEvidence
 from z4_assets.core.z3 import SnapshotRef
-from z4_assets.resources import FactoryStorage, MlflowTracking, PolicyStore
+from z4_assets.resources import FactoryStorage, MlflowTracking, PolicyStore, SnapshotBroker
 from z4_assets.resources.signer import PackageSigner
 
 PROMOTION_CHECKS = {
@@ -61,7 +61,7 @@ def _run_info(context, ref: SnapshotRef, model_dir: Path, mlflow_run_id: str, po
 @observed()
 def signed_package(context: dg.AssetExecutionContext, z3_snapshot: SnapshotRef,
                    trained_model: StageEvidence, signer: PackageSigner, policy: PolicyStore,
-                   storage: FactoryStorage, mlflow: MlflowTracking):
+                   storage: FactoryStorage, mlflow: MlflowTracking, broker: SnapshotBroker):
     """The run's evidence as one signed, checksummed package with in-toto provenance."""
     from z4_assets.core.errors import Z4Error
     from z4_assets.core.packaging.build import build_package
@@ -70,6 +70,10 @@ def signed_package(context: dg.AssetExecutionContext, z3_snapshot: SnapshotRef,
     run_dir = storage.run_dir(context.run_id, "model").parent
     with mlflow.stage(context, ref) as rec:
         info = _run_info(context, ref, Path(trained_model.path), rec.run_id, policy.for_dataset(ref.dataset_id))
+        access_dir = storage.run_dir(context.run_id, "access")  # every read of this run is done by now
+        info["access_log"] = broker.export_run_log(context.run_id, access_dir / "access_log.jsonl")
+        info["purpose"] = ref.purpose
+        rec.artifacts(access_dir, "access")
         try:
             pkg = build_package(run_dir, run_dir, info, signer.private_key_path, signer.keyless,
                                 storage.cache_dir())
@@ -80,7 +84,9 @@ def signed_package(context: dg.AssetExecutionContext, z3_snapshot: SnapshotRef,
         artifact_uri = rec.recorder.client.get_run(rec.run_id).info.artifact_uri.rstrip("/")
         rec.log(tags={"package_sha256": pkg.sha256, "package_decision": pkg.decision,
                       "model_artifact_uri": f"{artifact_uri}/model",
-                      "sbom_ref": f"{artifact_uri}/sbom/sbom.json sha256:{pkg.sbom_sha256}"})
+                      "sbom_ref": f"{artifact_uri}/sbom/sbom.json sha256:{pkg.sbom_sha256}",
+                      "access_log": info["access_log"]["path"],
+                      "access_log_run_sha256": info["access_log"]["run_lines_sha256"]})
     return dg.MaterializeResult(
         value=pkg,
         metadata={"package_sha256": pkg.sha256, "tarball": dg.MetadataValue.path(pkg.tarball),

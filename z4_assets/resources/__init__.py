@@ -1,5 +1,6 @@
 """Every outside system the factory talks to, as a typed Dagster resource."""
 
+from z4_assets.resources.broker import SnapshotBroker
 from z4_assets.resources.policy import PolicyStore
 from z4_assets.resources.revoker import NoopRevoker, TokenRevoker, VaultLeaseRevoker
 from z4_assets.resources.storage import FactoryStorage
@@ -8,3 +9,4 @@ from z4_assets.resources.z3_store import S3Z3Store, Z3SnapshotStore, Z3Store
 
 __all__ = ["FactoryStorage", "MlflowTracking", "NoopRevoker", "PolicyStore", "S3Z3Store",
            "TokenRevoker", "VaultLeaseRevoker", "Z3SnapshotStore", "Z3Store"]
+__all__ += ["SnapshotBroker"]

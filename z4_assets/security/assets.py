@@ -7,9 +7,9 @@ from z4_assets.checks import blocking_specs, check_results, first_failure
 from z4_assets.observability import observed
 from z4_assets.core.contract import load_contract
 from z4_assets.core.refs import StageEvidence
-from z4_assets.core.z3 import SnapshotRef, load_snapshot_frame
+from z4_assets.core.z3 import SnapshotRef
 from z4_assets.evidence import plot_metadata
-from z4_assets.resources import FactoryStorage, MlflowTracking, PolicyStore
+from z4_assets.resources import FactoryStorage, MlflowTracking, PolicyStore, SnapshotBroker
 
 CHECKS = {
     "poisoning_share": "Share of rows the backdoor screen flags stays under the policy maximum.",
@@ -25,7 +25,7 @@ CHECKS = {
 @observed("snapshot")
 def adversarial_eval(context: dg.AssetExecutionContext, z3_snapshot: SnapshotRef,
                      hygiene_report: StageEvidence, trained_model: StageEvidence, policy: PolicyStore,
-                     storage: FactoryStorage, mlflow: MlflowTracking):
+                     storage: FactoryStorage, mlflow: MlflowTracking, broker: SnapshotBroker):
     """Security evidence for the candidate model: backdoor screen, robustness curve, membership
     inference and output integrity, with a PASS/FAIL decision."""
     from z4_assets.core.model_fit import load_split
@@ -36,7 +36,7 @@ def adversarial_eval(context: dg.AssetExecutionContext, z3_snapshot: SnapshotRef
     ref = z3_snapshot
     contract, _ = load_contract(ref.contract_path)
     rules = policy.for_dataset(ref.dataset_id)["security"]
-    df = load_snapshot_frame(ref, contract)
+    df = broker.read(context, ref, contract)
     split = load_split(hygiene_report.files["split"], len(df))
     model, spec, config = load_model(trained_model.path)
     outcome = evaluate_security(df, contract, split, model, spec, rules)

@@ -13,8 +13,8 @@ from z4_assets.core.contract import load_contract
 from z4_assets.core.files import atomic_write_json
 from z4_assets.core.refs import StageEvidence
 from z4_assets.core.run_record import hardware
-from z4_assets.core.z3 import SnapshotRef, load_snapshot_frame
-from z4_assets.resources import FactoryStorage, MlflowTracking, PolicyStore
+from z4_assets.core.z3 import SnapshotRef
+from z4_assets.resources import FactoryStorage, MlflowTracking, PolicyStore, SnapshotBroker
 
 CHECKS = {
     "performance_auc": "Test-split AUC reaches the policy minimum.",
@@ -37,7 +37,7 @@ class TrainConfig(dg.Config):
 @observed("snapshot")
 def trained_model(context: dg.AssetExecutionContext, config: TrainConfig, z3_snapshot: SnapshotRef,
                   hygiene_report: StageEvidence, policy: PolicyStore, storage: FactoryStorage,
-                  mlflow: MlflowTracking):
+                  mlflow: MlflowTracking, broker: SnapshotBroker):
     """The candidate model: weights, feature spec and metrics, with a bit-exact weights digest."""
     from z4_assets.core.model_fit import (fit_and_evaluate, flat_metrics, load_split,
                                           performance_gates, save_model)
@@ -46,7 +46,7 @@ def trained_model(context: dg.AssetExecutionContext, config: TrainConfig, z3_sna
     ref = z3_snapshot
     contract, _ = load_contract(ref.contract_path)
     rules = policy.for_dataset(ref.dataset_id)
-    df = load_snapshot_frame(ref, contract)
+    df = broker.read(context, ref, contract)
     split = load_split(hygiene_report.files["split"], len(df))
     hp = config.model_dump()
     monitor = TrainingMonitor(rules["training"], {"dagster_run_id": context.run_id, "snapshot_id": ref.label})

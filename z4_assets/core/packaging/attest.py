@@ -46,10 +46,22 @@ def provenance_statement(pkg: Path, run: dict) -> dict:
                 "metadata": {"invocationId": run["dagster_run_id"], "startedOn": run["started_at"],
                              "finishedOn": run["finished_at"]},
                 "byproducts": [{"name": "mlflow_run", "uri": f"mlflow:runs/{run['mlflow_run_id']}"},
-                               {"name": "dagster_run", "uri": f"dagster:runs/{run['dagster_run_id']}"}],
+                               {"name": "dagster_run", "uri": f"dagster:runs/{run['dagster_run_id']}"},
+                               *_access_log(run)],
             },
         },
     }
+
+
+def _access_log(run: dict) -> list[dict]:
+    """The broker's access log: where it lives and the digest of this run's lines in it."""
+    log = run.get("access_log")
+    if not log:
+        return []
+    return [{"name": "access_log", "uri": Path(log["path"]).as_uri(),
+             "digest": {"sha256": log["run_lines_sha256"]},
+             "annotations": {"run_lines": log["run_lines"], "purpose": run.get("purpose", ""),
+                             "selection": f"lines whose run_id is {run['dagster_run_id']}"}}]
 
 
 def gate_summary_statement(pkg: Path, gates: list[dict], run: dict) -> dict:

@@ -32,6 +32,7 @@ def write_bundle(pkg: Path, run: dict) -> dict:
         "mlflow_run_id": run["mlflow_run_id"], "dagster_run_id": run["dagster_run_id"],
         "metrics": run.get("metrics", {}),
         "hardware": run.get("hardware", {}),
+        "purpose": run.get("purpose", ""),
     }
     atomic_write_json(pkg / MANIFEST, manifest)
     atomic_write_text(pkg / RUN_SH, _RUN_SH.format(git_sha=run["git_sha"], snapshot=run["snapshot"]), mode=0o755)
