@@ -69,7 +69,8 @@ def signed_package(context: dg.AssetExecutionContext, z3_snapshot: SnapshotRef,
     with mlflow.stage(context, ref) as rec:
         info = _run_info(context, ref, Path(trained_model.path), rec.run_id, policy.for_dataset(ref.dataset_id))
         try:
-            pkg = build_package(run_dir, run_dir, info, signer.private_key_path, signer.keyless,
+            # storage.lineage_run_dirs: a retry from failure packages its parent's evidence too
+            pkg = build_package(storage.lineage_run_dirs(context), run_dir, info, signer.private_key_path, signer.keyless,
                                 storage.cache_dir())
         except Z4Error as e:
             raise dg.Failure(description=str(e)) from None
