@@ -65,7 +65,7 @@ def signed_package(context: dg.AssetExecutionContext, z3_snapshot: SnapshotRef,
     from z4_assets.core.packaging.build import build_package
 
     ref = z3_snapshot
-    run_dir = storage.run_dir(context.run_id, "model").parent
+    run_dir = storage.paths(context.run_id).run_dir  # not run_dir(.., "model"): no empty model/ of its own
     with mlflow.stage(context, ref) as rec:
         info = _run_info(context, ref, Path(trained_model.path), rec.run_id, policy.for_dataset(ref.dataset_id))
         try:

@@ -41,7 +41,8 @@ class FactoryStorage(dg.ConfigurableResource):
     def evidence_dir(self, context: dg.AssetExecutionContext, stage: str) -> Path:
         """The newest folder of STAGE in this run's lineage (this run's own if none has it yet)."""
         dirs = self.lineage_run_dirs(context)
-        return next((d / stage for d in dirs if (d / stage).is_dir()), dirs[0] / stage)
+        return next((d / stage for d in dirs if (d / stage).is_dir() and any((d / stage).iterdir())),
+                    dirs[0] / stage)
 
     def baseline_path(self, dataset_id: str) -> Path:
         return Path(self.root) / "baselines" / f"{dataset_id}.json"

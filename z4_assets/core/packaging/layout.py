@@ -32,6 +32,10 @@ def package_files(root: Path) -> list[str]:
     return files
 
 
+def _has_files(folder: Path) -> bool:
+    return folder.is_dir() and any(f.is_file() for f in folder.rglob("*"))
+
+
 def copy_evidence(run_dirs: Path | list[Path], pkg: Path) -> list[str]:
     """Copy each stage's evidence into its package folder; returns the stages found.
 
@@ -40,7 +44,7 @@ def copy_evidence(run_dirs: Path | list[Path], pkg: Path) -> list[str]:
     found = []
     run_dirs = [run_dirs] if isinstance(run_dirs, Path) else run_dirs
     for stage, dest in STAGE_DIRS.items():
-        src = next((d / stage for d in run_dirs if (d / stage).is_dir()), None)
+        src = next((d / stage for d in run_dirs if _has_files(d / stage)), None)
         if src is None:
             continue
         found.append(stage)
