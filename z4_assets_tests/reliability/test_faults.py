@@ -19,10 +19,10 @@ import pytest
 
 from z4_assets.core.z3 import add_snapshot
 from z4_assets_tests.conftest import DATASET, SAMPLE_CONTRACT, SAMPLE_CSV, SAMPLE_DATASET_CONFIG
-from z4_assets_tests.reliability.faults import (free_port, instance, kill_group, mlflow_run, new_project,
-                                                 registry_entries, runs, staging_dirs, start_factory,
-                                                 run_folder_with, start_mlflow_server, steps, visible_packages,
-                                                 wait_for_server, wait_until, z4)
+from z4_assets_tests.reliability.faults import (free_port, instance, kill_group, mlflow_client, mlflow_run,
+                                                 new_project, registry_entries, run_folder_with, runs,
+                                                 staging_dirs, start_factory, start_mlflow_server, steps,
+                                                 visible_packages, wait_for_server, wait_until, z4)
 
 ET = dg.DagsterEventType
 CHECKS = 28  # every blocking check of model_factory
@@ -217,13 +217,16 @@ def test_mlflow_server_down_mid_run(fault_z3, signing_key, tmp_path):
         assert_nothing_published(p, run.run_id)
         retry = retry_and_verify(p, run.run_id, expect_rerun={"adversarial_eval", "fairness_report"},
                                  expect_kept={"z3_snapshot", "hygiene_report", "trained_model"})
-        ml = mlflow_run(p, run.run_id)  # one MLflow run holds every stage's record, none lost
-        from z4_assets.core.run_record import missing_fields  # noqa: F401  (run_record gate passed above)
-        assert {"dataset_hash", "snapshot_id", "package_sha256"} <= set(ml.data.tags)
-        assert ml.data.params and ml.data.metrics
+        # one MLflow run holds every stage's record, the kept stages' and the retried ones': none lost
+        ml = mlflow_run(p, run.run_id)
+        assert {"dataset_hash", "snapshot_id", "state_dict_sha256", "package_sha256"} <= set(ml.data.tags)
+        client = mlflow_client(p)
+        reports = {a.path for a in client.list_artifacts(ml.info.run_id, "reports")}
+        assert {"reports/snapshot", "reports/hygiene", "reports/security", "reports/fairness"} <= reports
         with instance(p) as inst:
-            rec = inst.get_latest_materialization_event(dg.AssetKey("run_record")).asset_materialization
-            assert rec.metadata["missing_fields"].value == [] and retry.run_id
+            event = inst.get_latest_materialization_event(dg.AssetKey("run_record"))
+            assert event.run_id == retry.run_id
+            assert event.asset_materialization.metadata["missing_fields"].value == []
     finally:
         if proc is not None:
             kill_group(proc)
