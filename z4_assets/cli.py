@@ -247,7 +247,8 @@ def cmd_runs(args) -> int:
 
             dead = recovery.reconcile(instance, resources_from_env()["mlflow"])
             for d in dead:
-                print(f"run {d.run_id} marked FAILED: {d.reason}")
+                print(f"run {d.run_id} marked FAILED: {d.reason}; cleaning it up (cleanup job)")
+                _run_cleanup(dict(os.environ), d.run_id)  # as `z4 run` does; the sensor would, with a daemon
             print(f"{len(dead)} dead run(s) found")
             return 0
         result = recovery.retry_from_failure(instance, args.run_id)

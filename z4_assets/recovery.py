@@ -49,8 +49,9 @@ def _process_start(pid: int) -> float | None:
 
 
 def _worker_pid(instance: dg.DagsterInstance, run_id: str) -> int | None:
-    """The pid that wrote the run's latest Dagster event (the process executing it)."""
-    for r in instance.get_records_for_run(run_id, limit=50, ascending=False).records:
+    """The pid of the process that orchestrates the run: the one that logged its RUN_START (step
+    workers of a multi-process executor come and go; this one lives as long as the run)."""
+    for r in instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.RUN_START, limit=1).records:
         event = r.event_log_entry.dagster_event
         if event is not None and event.pid is not None:
             return event.pid

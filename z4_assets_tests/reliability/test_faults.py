@@ -9,6 +9,7 @@ what had already succeeded.
 
 from __future__ import annotations
 
+import json
 import shutil
 import signal
 import subprocess
@@ -67,6 +68,8 @@ def assert_nothing_published(p, run_id: str) -> None:
 
 def kill_and_reconcile(p, proc, run_id: str) -> dict:
     """SIGKILL the run's process group; the run stays STARTED until `z4 runs reconcile` marks it."""
+    alive = z4(p, "runs", "reconcile")  # stopped, not dead: a live run is never marked
+    assert alive.returncode == 0 and "0 dead run(s) found" in alive.stdout, alive.stdout + alive.stderr
     kill_group(proc)
     assert runs(p)[-1].status == dg.DagsterRunStatus.STARTED  # nothing in Dagster noticed the kill
     out = z4(p, "runs", "reconcile")
@@ -142,10 +145,10 @@ def test_sigkill_during_packaging(fault_z3, signing_key, tmp_path):
     finally:
         kill_group(proc)
     assert_nothing_published(p, run_id)
-    assert staging_dirs(p.factory_root)  # hidden and unpublished: the cleanup of the failed run removes it
-    clean = z4(p, "cleanup", run_id)  # what the cleanup_on_failure sensor launches
-    assert clean.returncode == 0, (clean.stdout + clean.stderr)[-3000:]
+    # the half-built package was hidden in staging; reconcile's cleanup of the dead run removed it
     assert staging_dirs(p.factory_root) == [] and visible_packages(p.factory_root) == []
+    report = json.loads((p.factory_root / "runs" / run_id / "postrun" / "cleanup_report.json").read_text())
+    assert any(".package-staging-" in r["path"] for r in report["removed"]) and report["complete"]
     retry_and_verify(p, run_id, expect_rerun={"signed_package", "run_record", "promotion", "cleanup_report"},
                      expect_kept={"z3_snapshot", "hygiene_report", "trained_model", "adversarial_eval",
                                   "fairness_report", "model_card"})
