@@ -235,3 +235,32 @@ def test_mlflow_server_down_mid_run(fault_z3, signing_key, tmp_path):
             kill_group(proc)
         kill_group(server)
         shutil.rmtree(store / "artifacts", ignore_errors=True)
+
+
+def test_a_retry_continues_the_root_mlflow_run_and_clears_only_errors(tmp_path):
+    """RunRecorder on a real sqlite store: what a retry inherits from the attempt that failed."""
+    from z4_assets.core.tracking import ERROR_TAG, RETRY_TAG, RunRecorder
+
+    rec = RunRecorder(f"sqlite:///{tmp_path / 'mlflow.db'}", "z4-retry")
+    first = rec.open("root-run", "z4-test", {})
+    rec.close(first, "duplicate_rows")  # a gate blocked in the first attempt
+    rec.fail(first, "root-run", "error in fairness_report: ConnectionError")
+    assert rec.client.get_run(first).info.status == "FAILED"
+    again = rec.open("root-run", "z4-test", {}, attempt_run_id="retry-run")
+    assert again == first and rec.find("retry-run") == first
+    tags = rec.client.get_run(first).data.tags
+    assert tags[RETRY_TAG] == "retry-run" and ERROR_TAG not in tags  # the error is the retry's to fix
+    rec.close(first, None)
+    run = rec.client.get_run(first)
+    assert run.info.status == "FAILED" and run.data.tags["z4.blocked_by"] == "duplicate_rows"  # a gate stays
+
+    clean = rec.open("other-root", "z4-test", {})
+    rec.fail(clean, "other-root", "run worker died", status="KILLED")
+    assert rec.client.get_run(clean).info.status == "KILLED"
+    rec.open("other-root", "z4-test", {}, attempt_run_id="other-retry")
+    rec.fail(clean, "other-retry", "error in model_card: OSError")  # this attempt's own error
+    rec.close(clean, None)  # a sibling stage that passed does not turn the run FINISHED
+    assert rec.client.get_run(clean).info.status == "FAILED"
+    rec.open("other-root", "z4-test", {}, attempt_run_id="third-try")
+    rec.close(clean, None)
+    assert rec.client.get_run(clean).info.status == "FINISHED"
