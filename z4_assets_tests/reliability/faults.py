@@ -34,6 +34,7 @@ class Project:
     factory_root: Path
     tracking_uri: str
     signing_key: Path
+    cache_root: Path | None = None  # the session's SBOM cache: the SBOM depends only on the environment
 
     @property
     def public_key(self) -> Path:
@@ -44,15 +45,15 @@ class Project:
         return {**env, "PYTHONPATH": str(ROOT), "DAGSTER_HOME": str(self.home),
                 "Z4_Z3_ROOT": str(self.z3_root), "Z4_FACTORY_ROOT": str(self.factory_root),
                 "Z4_SIGNING_KEY": str(self.signing_key), "MLFLOW_TRACKING_URI": self.tracking_uri,
-                **extra}
+                **({"Z4_CACHE_ROOT": str(self.cache_root)} if self.cache_root else {}), **extra}
 
 
 def new_project(home: Path, z3_root: Path, signing_key: Path, tracking_uri: str = "",
-                factory_root: Path | None = None) -> Project:
+                cache_root: Path | None = None) -> Project:
     home.mkdir(parents=True, exist_ok=True)
     shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
-    return Project(home, z3_root, factory_root or home / "factory",
-                   tracking_uri or f"sqlite:///{home / 'mlflow.db'}", signing_key)
+    return Project(home, z3_root, home / "factory", tracking_uri or f"sqlite:///{home / 'mlflow.db'}",
+                   signing_key, cache_root)
 
 
 def start_factory(p: Project, log_name: str = "run.log") -> subprocess.Popen:

@@ -112,8 +112,8 @@ def retry_and_verify(p, failed_run_id: str, expect_rerun: set[str], expect_kept:
     return retry
 
 
-def test_sigkill_during_training(fault_z3, signing_key, tmp_path):
-    p = new_project(tmp_path / "project", fault_z3, signing_key)
+def test_sigkill_during_training(fault_z3, signing_key, cache_root, tmp_path):
+    p = new_project(tmp_path / "project", fault_z3, signing_key, cache_root=cache_root)
     proc = start_factory(p)
     try:
         run_id = wait_until("hygiene_report", run_folder_with(p, "hygiene"), proc, p.home / "run.log")
@@ -132,6 +132,7 @@ def test_sigkill_during_training(fault_z3, signing_key, tmp_path):
 
 
 def test_sigkill_during_packaging(fault_z3, signing_key, tmp_path):
+    # its own SBOM cache: generating the SBOM (~12 s) holds the build open while the kill lands
     p = new_project(tmp_path / "project", fault_z3, signing_key)
     proc = start_factory(p)
     try:
@@ -154,13 +155,13 @@ def test_sigkill_during_packaging(fault_z3, signing_key, tmp_path):
                                   "fairness_report", "model_card"})
 
 
-# A whole run's evidence before packaging takes ~640 KiB on tmpfs; the package (folder, tarball and
-# the SBOM cache) needs ~1.4 MiB more. 1200 KiB fits the first and not the second.
+# A whole run's evidence before packaging takes ~640 KiB on tmpfs; the package (folder and tarball)
+# needs ~1.1 MiB more. 1200 KiB fits the first and not the second.
 TOO_SMALL = "1200k"
 
 
-def test_disk_full_while_writing_the_package(fault_z3, signing_key, tmp_path):
-    p = new_project(tmp_path / "project", fault_z3, signing_key)
+def test_disk_full_while_writing_the_package(fault_z3, signing_key, cache_root, tmp_path):
+    p = new_project(tmp_path / "project", fault_z3, signing_key, cache_root=cache_root)
     p.factory_root.mkdir()
     mount = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={TOO_SMALL}", "tmpfs", str(p.factory_root)],
                            capture_output=True, text=True)
@@ -192,11 +193,11 @@ def test_disk_full_while_writing_the_package(fault_z3, signing_key, tmp_path):
         subprocess.run(["umount", "-l", str(p.factory_root)], capture_output=True)
 
 
-def test_mlflow_server_down_mid_run(fault_z3, signing_key, tmp_path):
+def test_mlflow_server_down_mid_run(fault_z3, signing_key, cache_root, tmp_path):
     store, port = tmp_path / "mlflow_store", free_port()
     store.mkdir()
     url = f"http://127.0.0.1:{port}"
-    p = new_project(tmp_path / "project", fault_z3, signing_key, tracking_uri=url)
+    p = new_project(tmp_path / "project", fault_z3, signing_key, tracking_uri=url, cache_root=cache_root)
     server = start_mlflow_server(store, port, tmp_path / "mlflow.log")
     proc = None
     try:
