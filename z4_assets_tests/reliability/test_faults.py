@@ -66,7 +66,7 @@ def assert_nothing_published(p, run_id: str) -> None:
         assert inst.get_latest_materialization_event(dg.AssetKey("promotion")) is None
 
 
-def kill_and_reconcile(p, proc, run_id: str) -> dict:
+def kill_and_reconcile(p, proc, run_id: str) -> None:
     """SIGKILL the run's process group; the run stays STARTED until `z4 runs reconcile` marks it."""
     alive = z4(p, "runs", "reconcile")  # stopped, not dead: a live run is never marked
     assert alive.returncode == 0 and "0 dead run(s) found" in alive.stdout, alive.stdout + alive.stderr
@@ -80,7 +80,6 @@ def kill_and_reconcile(p, proc, run_id: str) -> dict:
     assert "0 dead run(s) found" in again.stdout
     ml = mlflow_run(p, run_id)
     assert ml.info.status == "KILLED" and "run worker died" in ml.data.tags["z4.error"]
-    return {"mlflow_run_id": ml.info.run_id}
 
 
 def retry_and_verify(p, failed_run_id: str, expect_rerun: set[str], expect_kept: set[str]) -> dg.DagsterRun:
@@ -102,7 +101,7 @@ def retry_and_verify(p, failed_run_id: str, expect_rerun: set[str], expect_kept:
     # the evidence of the stages kept from the failed run is in the package, not lost
     pkg = p.factory_root / "runs" / retry.run_id / "package"
     for stage in ("reports/snapshot", "reports/hygiene", "model", "reports/security", "reports/fairness"):
-        assert any((pkg / stage).iterdir()), f"{stage} missing from the retried package"
+        assert (pkg / stage).is_dir() and any((pkg / stage).iterdir()), f"{stage} missing from the retried package"
     assert registry_entries(p) == ["version 1", "alias candidate"]
     assert staging_dirs(p.factory_root) == []
     ml = mlflow_run(p, failed_run_id)  # the retry continued the original MLflow run
