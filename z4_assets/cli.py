@@ -249,6 +249,28 @@ def cmd_ci_gate(args) -> int:
     return code
 
 
+def cmd_runs(args) -> int:
+    """reconcile: runs whose process died -> FAILED; retry: re-execute a failed run from failure."""
+    import dagster as dg
+
+    from z4_assets import recovery
+
+    os.environ["DAGSTER_HOME"] = _dagster_env()["DAGSTER_HOME"]
+    with dg.DagsterInstance.get() as instance:
+        if args.runs_command == "reconcile":
+            from z4_assets.definitions import resources_from_env
+
+            dead = recovery.reconcile(instance, resources_from_env()["mlflow"])
+            for d in dead:
+                print(f"run {d.run_id} marked FAILED: {d.reason}; cleaning it up (cleanup job)")
+                _run_cleanup(dict(os.environ), d.run_id)  # as `z4 run` does; the sensor would, with a daemon
+            print(f"{len(dead)} dead run(s) found")
+            return 0
+        result = recovery.retry_from_failure(instance, args.run_id)
+        print(f"retry of {args.run_id}: run {result.run_id} {'SUCCESS' if result.success else 'FAILURE'}")
+        return 0 if result.success else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="z4", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -298,6 +320,13 @@ def build_parser() -> argparse.ArgumentParser:
     apply.add_argument("--dry-run", action="store_true", help="report what would be deleted, delete nothing")
     apply.add_argument("--as-of", default="", help="judge expiry as of this ISO time (default: now)")
     apply.set_defaults(func=cmd_retention_apply)
+    runs = sub.add_parser("runs", help="recover after a crash: reconcile dead runs, retry a failed run").add_subparsers(
+        dest="runs_command", required=True)
+    runs.add_parser("reconcile", help="mark STARTED model_factory runs whose process died as FAILED "
+                                      "(their MLflow run KILLED)").set_defaults(func=cmd_runs)
+    retry = runs.add_parser("retry", help="re-execute a failed model_factory run from failure")
+    retry.add_argument("run_id", help="the Dagster run id of the failed run")
+    retry.set_defaults(func=cmd_runs)
     gate = sub.add_parser("ci-gate", help="run the build and security lane (lock, lint, SAST, secrets, "
                           "image, SCA, SBOM) and print a PASS/FAIL table")
     gate.add_argument("--mode", choices=["development", "release"], default="",

@@ -46,7 +46,8 @@ def resources_from_env() -> dict:
     """The embedded default: local folders and sqlite, each overridable by an env var."""
     return {
         "z3": z3_store_from_env(),
-        "storage": FactoryStorage(root=os.environ.get("Z4_FACTORY_ROOT", "data/factory")),
+        "storage": FactoryStorage(root=os.environ.get("Z4_FACTORY_ROOT", "data/factory"),
+                                  cache_root=os.environ.get("Z4_CACHE_ROOT", "")),
         "policy": PolicyStore(path=os.environ.get("Z4_POLICY", "")),
         "mlflow": MlflowTracking(tracking_uri=os.environ.get("MLFLOW_TRACKING_URI", ""),
                                  experiment_name=os.environ.get("Z4_MLFLOW_EXPERIMENT", "z4-model-factory")),

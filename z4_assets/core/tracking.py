@@ -12,6 +12,10 @@ import re
 from pathlib import Path
 
 DAGSTER_RUN_TAG = "dagster.run_id"
+# A re-execution (retry from failure) of a Dagster run continues the MLflow run of its root run:
+# the attempts are listed here, and an error (not a gate) of an earlier attempt is cleared.
+RETRY_TAG = "dagster.retry_run_ids"
+ERROR_TAG = "z4.error"
 _CREDENTIALS = re.compile(r"(://)[^/@\s]+@")
 
 
@@ -46,12 +50,19 @@ class RunRecorder:
         exp = self.client.get_experiment_by_name(experiment_name)
         self.experiment_id = exp.experiment_id if exp else self.client.create_experiment(experiment_name)
 
-    def open(self, dagster_run_id: str, run_name: str, tags: dict[str, str]) -> str:
+    def open(self, dagster_run_id: str, run_name: str, tags: dict[str, str],
+             attempt_run_id: str | None = None) -> str:
+        """The MLflow run tagged with DAGSTER_RUN_ID (the root run of a retry), RUNNING again.
+
+        ATTEMPT_RUN_ID is the Dagster run id of a re-execution of it: recorded under RETRY_TAG,
+        and an error left by an earlier attempt is cleared (gate blocks are kept)."""
         found = self.client.search_runs(
             [self.experiment_id], filter_string=f"tags.`{DAGSTER_RUN_TAG}` = '{dagster_run_id}'",
             max_results=1)
         if found:
             run_id = found[0].info.run_id
+            if attempt_run_id and attempt_run_id != dagster_run_id:
+                self._note_attempt(found[0], attempt_run_id)
             self.client.update_run(run_id, status="RUNNING")
         else:
             run = self.client.create_run(self.experiment_id, run_name=run_name,
@@ -59,12 +70,30 @@ class RunRecorder:
             run_id = run.info.run_id
         return run_id
 
+    def _note_attempt(self, run, attempt_run_id: str) -> None:
+        tags = run.data.tags
+        attempts = [a for a in tags.get(RETRY_TAG, "").split(",") if a]
+        if attempt_run_id not in attempts:
+            self.client.set_tag(run.info.run_id, RETRY_TAG, ",".join([*attempts, attempt_run_id]))
+        if ERROR_TAG in tags and not tags[ERROR_TAG].startswith(f"{attempt_run_id}:"):
+            self.client.delete_tag(run.info.run_id, ERROR_TAG)
+
     def find(self, dagster_run_id: str) -> str | None:
-        """The MLflow run of a Dagster run (by its dagster.run_id tag), or None."""
-        found = self.client.search_runs(
-            [self.experiment_id], filter_string=f"tags.`{DAGSTER_RUN_TAG}` = '{dagster_run_id}'",
-            max_results=1)
-        return found[0].info.run_id if found else None
+        """The MLflow run of a Dagster run (by its dagster.run_id tag, or as a retry of one), or None."""
+        for filter_string in (f"tags.`{DAGSTER_RUN_TAG}` = '{dagster_run_id}'",
+                              f"tags.`{RETRY_TAG}` LIKE '%{dagster_run_id}%'"):
+            found = self.client.search_runs([self.experiment_id], filter_string=filter_string, max_results=1)
+            if found:
+                return found[0].info.run_id
+        return None
+
+    def fail(self, run_id: str, attempt_run_id: str, error: str, status: str = "FAILED") -> None:
+        """An error (a crash, a lost connection, a killed process), not a gate: FAILED or KILLED, and
+        a retry of the Dagster run may still finish the MLflow run."""
+        self.client.set_tag(run_id, ERROR_TAG, f"{attempt_run_id}: {error}")
+        self.client.set_tag(run_id, "policy_decision", "FAIL")
+        self.client.set_tag(run_id, "policy_reasons", error)
+        self.client.set_terminated(run_id, status=status)
 
     def find_or_create_failed(self, dagster_run_id: str, run_name: str) -> str:
         """The run's MLflow run; one is created (and marked FAILED) if it failed before any stage logged."""
@@ -110,7 +139,8 @@ class RunRecorder:
     def close(self, run_id: str, blocked_by: str | None) -> None:
         """FINISHED, unless this stage or any earlier one of the run was blocked: a sibling stage
         that passes after another was blocked must not turn the run back to FINISHED."""
-        prior = self.client.get_run(run_id).data.tags.get("z4.blocked_by", "")
+        prior_tags = self.client.get_run(run_id).data.tags
+        prior = prior_tags.get("z4.blocked_by", "")
         names = [n for n in prior.split(",") if n]
         names += [n for n in (blocked_by or "").split(",") if n and n not in names]
         if names:
@@ -118,4 +148,5 @@ class RunRecorder:
             self.client.set_tag(run_id, "z4.blocked_by", joined)
             self.client.set_tag(run_id, "policy_decision", "FAIL")
             self.client.set_tag(run_id, "policy_reasons", f"blocked by {joined}")
-        self.client.set_terminated(run_id, status="FAILED" if names else "FINISHED")
+        failed = names or ERROR_TAG in prior_tags  # an error of this attempt in a sibling stage
+        self.client.set_terminated(run_id, status="FAILED" if failed else "FINISHED")

@@ -35,9 +35,10 @@ def model_card(context: dg.AssetExecutionContext, z3_snapshot: SnapshotRef, hygi
     thresholds = {d: (key, op, rules[key]) for d, (key, op, _) in GATES.items()}
     out = storage.run_dir(context.run_id, "governance")
     model_dir = Path(trained_model.path)
-    evidence = gather(ref, {"snapshot": model_dir.parent / "snapshot", "hygiene": Path(hygiene_report.path),
+    evidence = gather(ref, {"snapshot": storage.evidence_dir(context, "snapshot"),  # a retry: maybe its parent's
+                            "hygiene": Path(hygiene_report.path),
                             "model": model_dir, "fairness": Path(fairness_report.path)},
-                      security_dir=out.parent / "security")
+                      security_dir=storage.evidence_dir(context, "security"))
     with mlflow.stage(context, ref) as rec:
         code = code_version()
         ids = {"dagster_run_id": context.run_id, "mlflow_run_id": rec.run_id, "git_sha": code["git_sha"],

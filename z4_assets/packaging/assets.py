@@ -67,7 +67,7 @@ def signed_package(context: dg.AssetExecutionContext, z3_snapshot: SnapshotRef,
     from z4_assets.core.packaging.build import build_package
 
     ref = z3_snapshot
-    run_dir = storage.run_dir(context.run_id, "model").parent
+    run_dir = storage.paths(context.run_id).run_dir  # not run_dir(.., "model"): no empty model/ of its own
     with mlflow.stage(context, ref) as rec:
         info = _run_info(context, ref, Path(trained_model.path), rec.run_id, policy.for_dataset(ref.dataset_id))
         access_dir = storage.run_dir(context.run_id, "access")  # every read of this run is done by now
@@ -75,7 +75,8 @@ def signed_package(context: dg.AssetExecutionContext, z3_snapshot: SnapshotRef,
         info["purpose"] = ref.purpose
         rec.artifacts(access_dir, "access")
         try:
-            pkg = build_package(run_dir, run_dir, info, signer.private_key_path, signer.keyless,
+            # storage.lineage_run_dirs: a retry from failure packages its parent's evidence too
+            pkg = build_package(storage.lineage_run_dirs(context), run_dir, info, signer.private_key_path, signer.keyless,
                                 storage.cache_dir())
         except Z4Error as e:
             raise dg.Failure(description=str(e)) from None

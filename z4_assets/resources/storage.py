@@ -25,6 +25,25 @@ class FactoryStorage(dg.ConfigurableResource):
         d.mkdir(parents=True, exist_ok=True)
         return d
 
+    def lineage_run_dirs(self, context: dg.AssetExecutionContext) -> list[Path]:
+        """runs/<id>/ of this run, then of the run it re-executes, up to the root run: a retry from
+        failure finds the evidence of the stages it did not re-run in its parent's folders."""
+        dirs, run_id = [], context.run_id
+        while run_id:
+            dirs.append(Path(self.root) / "runs" / run_id)
+            try:
+                run = context.instance.get_run_by_id(run_id)
+            except dg.DagsterError:  # an asset invoked directly, outside any instance
+                break
+            run_id = run.parent_run_id if run is not None else None
+        return dirs
+
+    def evidence_dir(self, context: dg.AssetExecutionContext, stage: str) -> Path:
+        """The newest folder of STAGE in this run's lineage (this run's own if none has it yet)."""
+        dirs = self.lineage_run_dirs(context)
+        return next((d / stage for d in dirs if (d / stage).is_dir() and any((d / stage).iterdir())),
+                    dirs[0] / stage)
+
     def baseline_path(self, dataset_id: str) -> Path:
         return Path(self.root) / "baselines" / f"{dataset_id}.json"
 

@@ -2,6 +2,7 @@
 
 
 import json
+import os
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Iterator
@@ -48,6 +49,14 @@ def _job_name(context: dg.AssetExecutionContext) -> str:
         return "direct-invocation"
 
 
+def _root_run_id(context: dg.AssetExecutionContext) -> str:
+    """The first run of a re-execution group: a retry from failure continues its MLflow run."""
+    try:
+        return context.run.root_run_id or context.run_id
+    except dg.DagsterError:  # an asset invoked directly, outside any run
+        return context.run_id
+
+
 class MlflowTracking(dg.ConfigurableResource):
     """One MLflow run per Dagster run, tagged with the data, code and seed behind it."""
 
@@ -56,12 +65,26 @@ class MlflowTracking(dg.ConfigurableResource):
     egress_policy: str = Field("deny-all: no network egress at run time (local Z3, MLflow and registry only)",
                                description="the network egress policy the run executes under, recorded as is")
     dagster_url: str = Field("http://127.0.0.1:3000", description="Dagster UI base URL, for links from MLflow")
+    # MLflow's own defaults (7 retries, backoff factor 2, 120 s timeout) make a step wait minutes on a
+    # tracking server that is down; these fail the step within seconds instead. An env var set by the
+    # operator (MLFLOW_HTTP_REQUEST_*) wins over them.
+    http_max_retries: int = Field(3, description="MLFLOW_HTTP_REQUEST_MAX_RETRIES unless set in the environment")
+    http_backoff_factor: int = Field(1, description="MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR unless set (seconds)")
+    http_timeout_seconds: int = Field(30, description="MLFLOW_HTTP_REQUEST_TIMEOUT unless set in the environment")
+
+    def _recorder(self):
+        """A RunRecorder; MLflow's HTTP client reads its retry settings from the environment."""
+        from z4_assets.core.tracking import RunRecorder
+
+        for name, value in (("MLFLOW_HTTP_REQUEST_MAX_RETRIES", self.http_max_retries),
+                            ("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", self.http_backoff_factor),
+                            ("MLFLOW_HTTP_REQUEST_TIMEOUT", self.http_timeout_seconds)):
+            os.environ.setdefault(name, str(value))
+        return RunRecorder(self.tracking_uri, self.experiment_name)
 
     @contextmanager
     def stage(self, context: dg.AssetExecutionContext, snapshot: SnapshotRef) -> Iterator[StageRecord]:
-        from z4_assets.core.tracking import RunRecorder
-
-        recorder = RunRecorder(self.tracking_uri, self.experiment_name)
+        recorder = self._recorder()
         code = code_version()
         started = datetime.now(timezone.utc)
         run_name = f"z4-{snapshot.dataset_id}-{started:%Y%m%d-%H%M}-{code['git_short']}"
@@ -80,13 +103,17 @@ class MlflowTracking(dg.ConfigurableResource):
             "contract_hash": m["contract_hash"], "orchestrator": "dagster",
             "dagster.job": _job_name(context),
         }
-        run_id = recorder.open(context.run_id, run_name, tags)
+        run_id = recorder.open(_root_run_id(context), run_name, tags, attempt_run_id=context.run_id)
         record = StageRecord(recorder, run_id)
         record.log(tags={"run_id": run_id})
         try:
             yield record
         except BaseException as e:
-            recorder.close(run_id, f"error in {context.asset_key.to_user_string()}: {type(e).__name__}")
+            error = f"error in {context.asset_key.to_user_string()}: {type(e).__name__}"
+            try:
+                recorder.fail(run_id, context.run_id, error)
+            except Exception as unrecorded:  # the tracking server may be what failed: raise the stage's error
+                context.log.warning(f"could not record '{error}' in MLflow: {type(unrecorded).__name__}")
             raise
         recorder.close(run_id, record.blocked_by)
 
@@ -102,10 +129,17 @@ class MlflowTracking(dg.ConfigurableResource):
 
     def record_postrun(self, dagster_run_id: str, postrun_dir, tags: dict, metrics: dict) -> str:
         """Log a run's post-run records into its MLflow run without changing that run's status."""
-        from z4_assets.core.tracking import RunRecorder
-
-        recorder = RunRecorder(self.tracking_uri, self.experiment_name)
+        recorder = self._recorder()
         run_id = recorder.find_or_create_failed(dagster_run_id, f"z4-postrun-{dagster_run_id[:8]}")
         recorder.log(run_id, metrics=metrics, tags=tags)
         recorder.log_artifacts(run_id, postrun_dir, "postrun")
+        return run_id
+
+    def mark_interrupted(self, dagster_run_id: str, reason: str) -> str | None:
+        """A run whose process died mid-stage: its MLflow run becomes KILLED, never FINISHED or promoted.
+        A retry of the Dagster run continues it (and clears this error)."""
+        recorder = self._recorder()
+        run_id = recorder.find(dagster_run_id)
+        if run_id is not None:
+            recorder.fail(run_id, dagster_run_id, reason, status="KILLED")
         return run_id

@@ -15,6 +15,7 @@ from z4_assets.core.cleanup.paths import RunPaths, contained, remove, tree_files
 from z4_assets.core.cleanup.scratch import LEDGER, SECRETS, read_ledger
 from z4_assets.core.errors import Z4Error
 from z4_assets.core.files import sha256_file
+from z4_assets.core.packaging.build import STAGING_PREFIX
 
 Revoke = Callable[[dict], str]
 
@@ -48,6 +49,10 @@ def clean_run(paths: RunPaths, revoke: Revoke, now: datetime | None = None,
 
     for leftover in sorted(paths.run_dir.rglob(".*.tmp")) if paths.run_dir.is_dir() else []:
         _remove_one(leftover, paths.run_dir, "temp file left by an interrupted write", report, hash_max_bytes)
+    for staging in sorted(paths.run_dir.glob(f"{STAGING_PREFIX}*")) if paths.run_dir.is_dir() else []:
+        for f in tree_files(staging):  # a package build that was killed: never published
+            _describe(f, paths.run_dir, "package staging left by an interrupted build", report, hash_max_bytes)
+        remove(staging, paths.run_dir)
 
     if paths.scratch.is_symlink():
         report["refused"].append({"path": str(paths.scratch), "reason": "scratch is a symlink"})

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from z4_assets.core.errors import Z4Error
 from z4_assets.core.files import atomic_write_json, sha256_file
 from z4_assets.core.packaging import attest, layout, repro
 from z4_assets.core.packaging.signing import sign_package
@@ -25,12 +28,33 @@ class PackageRef:
     sbom_sha256: str
 
 
-def build_package(run_dir: Path, out_dir: Path, run: dict, private_key: str | None,
+STAGING_PREFIX = ".package-staging-"  # cleanup (core/cleanup/sweep.py) removes one a killed build left
+
+
+def build_package(run_dir: Path | list[Path], out_dir: Path, run: dict, private_key: str | None,
                   keyless: bool = False, sbom_cache: Path | None = None) -> PackageRef:
-    """Assemble in a hidden staging folder and rename into place: never half a package."""
+    """Assemble the folder and its tarball in a hidden staging folder, then rename them into place:
+    a crash, a kill or a full disk never leaves half a package under its final names.
+
+    RUN_DIR may list the run folders of a retry's lineage, newest first (see copy_evidence)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     final, tarball = out_dir / "package", out_dir / "package.tar.gz"
-    staging = Path(tempfile.mkdtemp(prefix=".package-staging-", dir=out_dir))
+    for stale in out_dir.glob(f"{STAGING_PREFIX}*"):  # left by a build that was killed
+        shutil.rmtree(stale, ignore_errors=True)
+    try:
+        return _build(run_dir, out_dir, final, tarball, run, private_key, keyless, sbom_cache)
+    except OSError as e:
+        if e.errno != errno.ENOSPC:
+            raise
+        raise Z4Error(f"no space left on device (ENOSPC) while building the package: "
+                      f"nothing was published under {final.name} or {tarball.name}", out_dir) from None
+
+
+def _build(run_dir, out_dir: Path, final: Path, tarball: Path, run: dict, private_key: str | None,
+           keyless: bool, sbom_cache: Path | None) -> PackageRef:
+    work = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out_dir))
+    staging = work / "package"
+    staging.mkdir()
     try:
         layout.copy_evidence(run_dir, staging)
         run = {**run, "sbom_sha256": generate_sbom(staging / "sbom" / "sbom.json", sbom_cache)}
@@ -49,11 +73,13 @@ def build_package(run_dir: Path, out_dir: Path, run: dict, private_key: str | No
         atomic_write_json(staging / attest.SUMMARY_FILE, attest.gate_summary_statement(staging, gates, run))
         layout.write_checksums(staging)
         sign_package(staging, private_key, keyless)
+        staged_tarball = layout.make_tarball(staging, work / tarball.name)
+        digest = sha256_file(staged_tarball)
+        # Publish: the tarball (the complete, signed deliverable) first, then its folder.
+        os.replace(staged_tarball, tarball)
         if final.exists():
             shutil.rmtree(final)
         staging.rename(final)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    layout.make_tarball(final, tarball)
-    return PackageRef(str(final), str(tarball), sha256_file(tarball), decision, len(gates),
-                      run["sbom_sha256"])
+        shutil.rmtree(work, ignore_errors=True)
+    return PackageRef(str(final), str(tarball), digest, decision, len(gates), run["sbom_sha256"])

@@ -32,12 +32,20 @@ def package_files(root: Path) -> list[str]:
     return files
 
 
-def copy_evidence(run_dir: Path, pkg: Path) -> list[str]:
-    """Copy each stage's evidence into its package folder; returns the stages found."""
+def _has_files(folder: Path) -> bool:
+    return folder.is_dir() and any(f.is_file() for f in folder.rglob("*"))
+
+
+def copy_evidence(run_dirs: Path | list[Path], pkg: Path) -> list[str]:
+    """Copy each stage's evidence into its package folder; returns the stages found.
+
+    RUN_DIRS newest first (a retry, then the run it re-executes): each stage comes from the first
+    folder that has it."""
     found = []
+    run_dirs = [run_dirs] if isinstance(run_dirs, Path) else run_dirs
     for stage, dest in STAGE_DIRS.items():
-        src = run_dir / stage
-        if not src.is_dir():
+        src = next((d / stage for d in run_dirs if _has_files(d / stage)), None)
+        if src is None:
             continue
         found.append(stage)
         for f in sorted(src.rglob("*")):
@@ -45,8 +53,8 @@ def copy_evidence(run_dir: Path, pkg: Path) -> list[str]:
                 target = pkg / dest / f.relative_to(src)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(f, target)
-    card = run_dir / "governance" / "model_card.md"
-    if card.is_file():
+    card = next((d / "governance" / "model_card.md" for d in run_dirs if (d / "governance").is_dir()), None)
+    if card is not None and card.is_file():
         shutil.copyfile(card, pkg / "model_card.md")
     return found
 
