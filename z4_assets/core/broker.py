@@ -15,6 +15,7 @@ import os
 import secrets
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 import pandas as pd
@@ -209,26 +210,29 @@ def read_snapshot(ref: SnapshotRef, contract: Contract, *, purpose: str, columns
     return df
 
 
-def run_lines(log_path: str | Path, run_id: str) -> list[bytes]:
-    """The access-log lines of one run, byte for byte as written."""
+def run_lines(log_path: str | Path, run_id: str | Iterable[str]) -> list[bytes]:
+    """The access-log lines of one run (or of a run and the runs it re-executes), byte for byte."""
+    ids = {run_id} if isinstance(run_id, str) else set(run_id)
     p = Path(log_path)
     if not p.is_file():
         return []
     out = []
     for line in p.read_bytes().splitlines(keepends=True):
         try:
-            if json.loads(line).get("run_id") == run_id:
+            if json.loads(line).get("run_id") in ids:
                 out.append(line)
         except (json.JSONDecodeError, AttributeError):
             continue  # a torn line (crash mid-write elsewhere) is not this run's
     return out
 
 
-def export_run_log(log_path: str | Path, run_id: str, dest: str | Path) -> dict:
-    """Copy a run's lines to dest; returns where the log lives, how many lines, their sha256."""
+def export_run_log(log_path: str | Path, run_id: str | Iterable[str], dest: str | Path) -> dict:
+    """Copy a run's lines (a retry: its lineage's) to dest; returns where the log lives, how many lines, their sha256."""
     from z4_assets.core.files import atomic_write_bytes
 
-    lines = run_lines(log_path, run_id)
+    ids = [run_id] if isinstance(run_id, str) else list(run_id)
+    lines = run_lines(log_path, ids)
     data = b"".join(lines)
     atomic_write_bytes(dest, data)
-    return {"path": str(Path(log_path).resolve()), "run_lines": len(lines), "run_lines_sha256": sha256_bytes(data)}
+    return {"path": str(Path(log_path).resolve()), "run_ids": ids, "run_lines": len(lines),
+            "run_lines_sha256": sha256_bytes(data)}

@@ -71,7 +71,8 @@ def signed_package(context: dg.AssetExecutionContext, z3_snapshot: SnapshotRef,
     with mlflow.stage(context, ref) as rec:
         info = _run_info(context, ref, Path(trained_model.path), rec.run_id, policy.for_dataset(ref.dataset_id))
         access_dir = storage.run_dir(context.run_id, "access")  # every read of this run is done by now
-        info["access_log"] = broker.export_run_log(context.run_id, access_dir / "access_log.jsonl")
+        lineage = [d.name for d in storage.lineage_run_dirs(context)]  # a retry: the reads of its parents too
+        info["access_log"] = broker.export_run_log(lineage, access_dir / "access_log.jsonl")
         info["purpose"] = ref.purpose
         rec.artifacts(access_dir, "access")
         try:

@@ -47,5 +47,6 @@ class SnapshotBroker(dg.ConfigurableResource):
                                     key=key, log_path=self.log_path,
                                     reader=context.asset_key.to_user_string(), raw_for_intake=raw)
 
-    def export_run_log(self, run_id: str, dest) -> dict:
+    def export_run_log(self, run_id, dest) -> dict:
+        """run_id: one run id, or a retry's lineage (its own id and the runs it re-executes)."""
         return broker.export_run_log(self.log_path, run_id, dest)

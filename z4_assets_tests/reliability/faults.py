@@ -52,6 +52,9 @@ def new_project(home: Path, z3_root: Path, signing_key: Path, tracking_uri: str 
                 cache_root: Path | None = None) -> Project:
     home.mkdir(parents=True, exist_ok=True)
     shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
+    from z4_assets.core.broker import DEFAULT_KEY_FILE, keygen
+
+    keygen(home / DEFAULT_KEY_FILE)  # the pseudonymisation key, where `z4 keygen` puts it (cwd = home)
     return Project(home, z3_root, home / "factory", tracking_uri or f"sqlite:///{home / 'mlflow.db'}",
                    signing_key, cache_root)
 

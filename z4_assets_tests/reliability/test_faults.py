@@ -18,6 +18,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from z4_assets.core.packaging.attest import PROVENANCE_FILE
 from z4_assets.core.z3 import add_snapshot
 from z4_assets_tests.conftest import DATASET, SAMPLE_CONTRACT, SAMPLE_CSV, SAMPLE_DATASET_CONFIG
 from z4_assets_tests.reliability.faults import (free_port, instance, kill_group, mlflow_client, mlflow_run,
@@ -26,7 +27,7 @@ from z4_assets_tests.reliability.faults import (free_port, instance, kill_group,
                                                  visible_packages, wait_for_server, wait_until, z4)
 
 ET = dg.DagsterEventType
-CHECKS = 28  # every blocking check of model_factory
+CHECKS = 29  # every blocking check of model_factory
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +84,7 @@ def kill_and_reconcile(p, proc, run_id: str) -> None:
 
 
 def retry_and_verify(p, failed_run_id: str, expect_rerun: set[str], expect_kept: set[str]) -> dg.DagsterRun:
-    """`z4 runs retry` completes: 28 checks pass, the package verifies, the alias is set, the MLflow
+    """`z4 runs retry` completes: 29 checks pass, the package verifies, the alias is set, the MLflow
     run of the original run is continued and FINISHED, and the steps that succeeded are not re-run."""
     out = z4(p, "runs", "retry", failed_run_id)
     assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
@@ -102,6 +103,12 @@ def retry_and_verify(p, failed_run_id: str, expect_rerun: set[str], expect_kept:
     pkg = p.factory_root / "runs" / retry.run_id / "package"
     for stage in ("reports/snapshot", "reports/hygiene", "model", "reports/security", "reports/fairness"):
         assert (pkg / stage).is_dir() and any((pkg / stage).iterdir()), f"{stage} missing from the retried package"
+    # the reads of the failed run (intake, hygiene...) stay in the retried package's provenance
+    prov = json.loads((pkg / PROVENANCE_FILE).read_text())
+    log = next(b for b in prov["predicate"]["runDetails"]["byproducts"] if b["name"] == "access_log")
+    readers = {json.loads(x)["run_id"] for x in (p.factory_root / "runs" / retry.run_id / "access"
+                                                / "access_log.jsonl").read_text().splitlines()}
+    assert failed_run_id in readers and failed_run_id in log["annotations"]["selection"], log
     assert registry_entries(p) == ["version 1", "alias candidate"]
     assert staging_dirs(p.factory_root) == []
     ml = mlflow_run(p, failed_run_id)  # the retry continued the original MLflow run

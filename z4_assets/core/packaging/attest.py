@@ -61,7 +61,8 @@ def _access_log(run: dict) -> list[dict]:
     return [{"name": "access_log", "uri": Path(log["path"]).as_uri(),
              "digest": {"sha256": log["run_lines_sha256"]},
              "annotations": {"run_lines": log["run_lines"], "purpose": run.get("purpose", ""),
-                             "selection": f"lines whose run_id is {run['dagster_run_id']}"}}]
+                             "selection": "lines whose run_id is one of "
+                                          + ", ".join(log.get("run_ids") or [run["dagster_run_id"]])}}]
 
 
 def gate_summary_statement(pkg: Path, gates: list[dict], run: dict) -> dict:
