@@ -24,6 +24,8 @@ from pathlib import Path
 
 import bare_stages
 
+from z4_assets.core.cost import measure
+
 EGRESS_POLICY = "deny-all: no network egress at run time (local Z3, MLflow and registry only)"  # as MlflowTracking
 
 
@@ -51,6 +53,16 @@ class Factory:
 
     def baseline_path(self, dataset_id: str) -> Path:
         return self.root / "baselines" / f"{dataset_id}.json"
+
+    def log_cost(self, asset: str, cost) -> None:
+        """MlflowTracking.log_to_run of @observed: the step's cost into the run's MLflow run."""
+        from z4_assets.core.cost import cost_metrics
+        from z4_assets.core.tracking import RunRecorder
+
+        recorder = RunRecorder(self.tracking_uri, self.experiment)
+        run_id = recorder.find(self.run_key)
+        if run_id is not None:
+            recorder.log(run_id, metrics=cost_metrics(asset, cost))
 
     @contextmanager
     def stage(self, ref, stage_name: str):
@@ -101,6 +113,9 @@ class Record:
     def artifacts(self, local_dir, artifact_path: str | None) -> None:
         self.recorder.log_artifacts(self.run_id, local_dir, artifact_path)
 
+    def log_steps(self, steps) -> None:
+        self.recorder.log_steps(self.run_id, steps)
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -113,7 +128,9 @@ def main() -> int:
         if blocked:  # a blocking check stops the job: downstream never runs
             break
         start = time.perf_counter()
-        values[name], blocked = stage(f, values, json.loads(args.hp))
+        with measure() as cost:  # as @observed does around each asset: the cost is logged to MLflow
+            values[name], blocked = stage(f, values, json.loads(args.hp))
+        f.log_cost(name, cost)
         steps[name] = time.perf_counter() - start
     done = time.perf_counter()
     print(json.dumps({"run_key": f.run_key, "blocked_by": blocked, "startup_s": t_work - T0,

@@ -57,6 +57,7 @@ def z3_snapshot(f, values: dict, hp: dict):
 def hygiene_report(f, values: dict, hp: dict):
     import pandas as pd
     from z4_assets.core.contract import load_contract
+    from z4_assets.core.drift_plot import write_drift_plot
     from z4_assets.core.files import atomic_write_json, atomic_write_text, read_json
     from z4_assets.core.gates import render_markdown
     from z4_assets.core.hygiene import run_hygiene
@@ -84,6 +85,8 @@ def hygiene_report(f, values: dict, hp: dict):
         f"Hygiene report: {ref.label}", result.gates,
         f"{len(df)} rows, positive rate {result.report['positive_rate']:.3f}, "
         f"split {result.split_strategy} {result.report['split']['counts']}."))
+    drift_gate = next(g for g in result.gates if g.name == "drift")
+    write_drift_plot(df, contract, result.split, drift_gate.details, rules["hygiene"], out)
     split_path = f.intermediate_dir() / "split.parquet"  # as storage.intermediate_dir: not evidence
     pd.DataFrame({"row": range(len(df)), "split": result.split}).to_parquet(split_path, index=False)
     if baseline is None and result.passed:
@@ -109,18 +112,22 @@ def trained_model(f, values: dict, hp: dict):
     )
     from z4_assets.core.policy import load_policy
     from z4_assets.core.run_record import hardware
+    from z4_assets.core.training_monitor import TrainingMonitor
 
     ref = values["z3_snapshot"]
     contract, _ = load_contract(ref.contract_path)
     rules = load_policy(None, ref.dataset_id)
     df = read(f, ref, contract)
     split = load_split(values["hygiene_report"], len(df))
-    outcome = fit_and_evaluate(df, contract, split, hp)
+    monitor = TrainingMonitor(rules["training"], {"dagster_run_id": f.run_key, "snapshot_id": ref.label})
+    outcome = fit_and_evaluate(df, contract, split, hp, monitor)
     gates = performance_gates(outcome, rules)
     out = f.run_dir("model")
     save_model(out, outcome, contract)
     atomic_write_json(out / "gates.json", [g.as_dict() for g in gates])
     with f.stage(ref, "trained_model") as rec:
+        monitor.write_jsonl(out / "training_log.jsonl")  # training/health.record_health, minus metadata
+        rec.log_steps(monitor.step_metrics())
         rec.log(params={**hp, "features": len(outcome.spec.output_names),
                         "excluded_sensitive": sorted(set(contract.candidate_features) - set(contract.model_features))},
                 metrics=flat_metrics(outcome.metrics),

@@ -10,7 +10,7 @@ import logging
 
 import dagster as dg
 
-from z4_assets.core.cost import Cost, measure
+from z4_assets.core.cost import Cost, cost_metrics, measure
 
 CORE_LOGGER = "z4_assets"  # python logging of the domain code (z4_assets.core.*) is under it
 _PENDING = "<resolving>"   # z3_snapshot's own lines before it has chosen the snapshot
@@ -71,10 +71,6 @@ def cost_metadata(cost: Cost) -> dict:
         "cost_rows": dg.MetadataValue.int(cost.rows),
         "cost_summary": dg.MetadataValue.text(cost.summary()),
     }
-
-
-def cost_metrics(asset: str, cost: Cost) -> dict[str, float]:
-    return {f"cost.{asset}.{k}": float(v) for k, v in cost.as_dict().items() if v is not None}
 
 
 def _report(context, rl: RunLog, mlflow, asset: str, cost: Cost, status: str) -> None:

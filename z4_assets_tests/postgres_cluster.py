@@ -12,10 +12,11 @@ import os
 import pwd
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
+
+from z4_assets_tests.servers import free_port
 
 INSTALL_HINT = ("install them with `apt-get install -y postgresql` (Debian/Ubuntu); "
                 ".ci/run does this before the tests")
@@ -36,12 +37,6 @@ def server_bin_dir() -> Path | None:
     if initdb and shutil.which("pg_ctl"):
         return Path(initdb).parent
     return None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _cluster_user() -> pwd.struct_passwd | None:
@@ -65,7 +60,7 @@ class ThrowawayPostgres:
         self.bin = bin_dir
         self.host, self.user = "127.0.0.1", "z4"
         self.password = secrets.token_urlsafe(18)
-        self.port = _free_port()
+        self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="z4-pg-"))
         self.data = self.dir / "data"
         self.owner = _cluster_user()

@@ -18,6 +18,7 @@ from z4_assets.core.tracking import artifact_download_url
 from z4_assets.core.validation import conform_dtypes
 from z4_assets.evidence import MAX_INLINE_BYTES, image_markdown, plot_metadata
 from z4_assets_tests.conftest import DATASET, SAMPLE_CONTRACT
+from z4_assets_tests.servers import free_port, start_mlflow_server, stop_group, wait_http
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -174,12 +175,6 @@ def test_plot_metadata_keeps_the_path_and_adds_the_image_and_the_link(tmp_path):
 
 def test_the_mlflow_link_opens_the_logged_plot_on_a_real_server(tmp_path):
     """A real `mlflow server` on 127.0.0.1: the link in the metadata returns the PNG's bytes."""
-    import os
-    import signal
-    import socket
-    import subprocess
-    import sys
-    import time
     import urllib.request
 
     from z4_assets.core.plots import figure, save_png
@@ -188,25 +183,11 @@ def test_the_mlflow_link_opens_the_logged_plot_on_a_real_server(tmp_path):
     with figure(figsize=(2, 2)) as (fig, ax):
         ax.bar([0, 1], [1, 2])
         png = save_png(fig, tmp_path / "evidence" / "drift_per_feature.png", 50)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = open(tmp_path / "mlflow.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-                             "--workers", "1", "--backend-store-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
-                             "--artifacts-destination", str(tmp_path / "artifacts")],
-                            cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    port = free_port()
+    proc = start_mlflow_server(tmp_path, port, tmp_path / "mlflow.log")
     uri = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"{uri}/health", timeout=2)
-                break
-            except OSError:
-                assert proc.poll() is None, (tmp_path / "mlflow.log").read_text()[-2000:]
-                assert time.monotonic() < deadline, "mlflow server did not answer in 120 s"
-                time.sleep(0.5)
+        wait_http(f"{uri}/health", proc, tmp_path / "mlflow.log", "mlflow server")
         from z4_assets.core.tracking import RunRecorder
 
         recorder = RunRecorder(uri, "plots")
@@ -217,11 +198,5 @@ def test_the_mlflow_link_opens_the_logged_plot_on_a_real_server(tmp_path):
         meta = plot_metadata("drift_per_feature", png, "Drift", url)
         with urllib.request.urlopen(meta["drift_per_feature_mlflow"].value, timeout=30) as resp:
             assert resp.read() == png.read_bytes()
-    finally:  # the server's own group: mlflow starts uvicorn workers under it
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
+    finally:
+        stop_group(proc)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+
+from z4_assets_tests.servers import free_port, wait_http
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
@@ -17,31 +16,17 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--
 SHOTS = Path(__file__).resolve().parents[1] / "data" / "screenshots"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def webserver(demo_project):
     assert demo_project["proc"].returncode == 0, demo_project["proc"].stderr[-2000:]
-    port = _free_port()
+    port = free_port()
     log = open(demo_project["path"] / "webserver.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "dagster_webserver", "-h", "127.0.0.1", "-p", str(port),
                              "-w", "workspace.yaml"], cwd=demo_project["path"], env=demo_project["env"],
                             stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"{base}/server_info", timeout=2)
-                break
-            except OSError:
-                assert proc.poll() is None, (demo_project["path"] / "webserver.log").read_text()[-2000:]
-                assert time.monotonic() < deadline, "dagster-webserver did not answer in 120 s"
-                time.sleep(0.5)
+        wait_http(f"{base}/server_info", proc, demo_project["path"] / "webserver.log", "dagster-webserver")
         yield base
     finally:
         proc.terminate()

@@ -100,6 +100,11 @@ def _mib(kib: int | None) -> float:
     return round((kib or 0) / 1024, 1)
 
 
+def cost_metrics(asset: str, cost: Cost) -> dict[str, float]:
+    """MLflow metrics `cost.<asset>.<field>` of one step (unknown fields left out)."""
+    return {f"cost.{asset}.{k}": float(v) for k, v in cost.as_dict().items() if v is not None}
+
+
 @contextmanager
 def measure(rows: int = 0) -> Iterator[Cost]:
     """Measure the block; the Cost is complete after it ends, also when it raises."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
+
+from z4_assets_tests.servers import wait_http
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = "z4-taiwan_credit_default"
@@ -178,32 +179,5 @@ def registry_entries(p: Project) -> list[str]:
     return [f"version {v.version}" for v in versions] + [f"alias {a}" for a in model.aliases]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_mlflow_server(store: Path, port: int, log: Path) -> subprocess.Popen:
-    """A real `mlflow server` on 127.0.0.1:PORT over a sqlite store and a local artifact folder."""
-    out = open(log, "a")
-    try:
-        return subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{store / 'mlflow.db'}",
-             "--artifacts-destination", str(store / "artifacts"), "--host", "127.0.0.1",
-             "--port", str(port), "--workers", "1"],
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    finally:
-        out.close()
-
-
 def wait_for_server(url: str, proc: subprocess.Popen, log: Path) -> None:
-    import urllib.request
-
-    def up():
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
-                return r.status == 200
-        except OSError:
-            return False
-    wait_until(f"the MLflow server answered at {url}", up, proc, log, poll=0.5)
+    wait_http(f"{url}/health", proc, log, "the MLflow server", timeout=WAIT)

@@ -21,10 +21,11 @@ import pytest
 from z4_assets.core.packaging.attest import PROVENANCE_FILE
 from z4_assets.core.z3 import add_snapshot
 from z4_assets_tests.conftest import DATASET, SAMPLE_CONTRACT, SAMPLE_CSV, SAMPLE_DATASET_CONFIG
-from z4_assets_tests.reliability.faults import (free_port, instance, kill_group, mlflow_client, mlflow_run,
-                                                 new_project, registry_entries, run_folder_with, runs,
-                                                 staging_dirs, start_factory, start_mlflow_server, steps,
-                                                 visible_packages, wait_for_server, wait_until, z4)
+from z4_assets_tests.reliability.faults import (instance, kill_group, mlflow_client, mlflow_run, new_project,
+                                                 registry_entries, run_folder_with, runs, staging_dirs,
+                                                 start_factory, steps, visible_packages, wait_for_server,
+                                                 wait_until, z4)
+from z4_assets_tests.servers import free_port, start_mlflow_server
 
 ET = dg.DagsterEventType
 CHECKS = 29  # every blocking check of model_factory
