@@ -30,6 +30,7 @@ def read(f, ref, contract, raw: bool = False):
 
 
 def z3_snapshot(f, values: dict, hp: dict):
+    from z4_assets.core import broker
     from z4_assets.core.contract import load_contract
     from z4_assets.core.files import atomic_write_json
     from z4_assets.core.policy import load_policy
@@ -47,9 +48,11 @@ def z3_snapshot(f, values: dict, hp: dict):
     atomic_write_json(out / "gates.json", [g.as_dict() for g in gates])
     atomic_write_json(out / "dataset_manifest.json", ref.manifest)
     with f.stage(ref, "z3_snapshot") as rec:
-        rec.log(params={"policy_source": rules["source"]},
+        rec.log(params={"policy_source": rules["source"]}, tags={"data_purpose": ref.purpose},
                 metrics={f"gate.{g.name}.passed": float(g.passed) for g in gates})
         rec.artifacts(out, "reports/snapshot")
+        broker.export_run_log(broker.log_path_from_env(), f.run_key, f.run_dir("access") / broker.ACCESS_LOG)
+        rec.artifacts(f.run_dir("access"), "access")
         rec.blocked_by = first_failure(gates)
     return ref, rec.blocked_by
 
@@ -112,7 +115,7 @@ def trained_model(f, values: dict, hp: dict):
     )
     from z4_assets.core.policy import load_policy
     from z4_assets.core.run_record import hardware
-    from z4_assets.core.training_monitor import TrainingMonitor
+    from z4_assets.core.training_monitor import TrainingMonitor, log_health
 
     ref = values["z3_snapshot"]
     contract, _ = load_contract(ref.contract_path)
@@ -126,8 +129,7 @@ def trained_model(f, values: dict, hp: dict):
     save_model(out, outcome, contract)
     atomic_write_json(out / "gates.json", [g.as_dict() for g in gates])
     with f.stage(ref, "trained_model") as rec:
-        monitor.write_jsonl(out / "training_log.jsonl")  # training/health.record_health, minus metadata
-        rec.log_steps(monitor.step_metrics())
+        log_health(rec, monitor, out)  # as training/health.record_health, minus the Dagster metadata
         rec.log(params={**hp, "features": len(outcome.spec.output_names),
                         "excluded_sensitive": sorted(set(contract.candidate_features) - set(contract.model_features))},
                 metrics=flat_metrics(outcome.metrics),

@@ -131,3 +131,19 @@ class TrainingMonitor:
         events = sorted([*self.records, *self.warnings], key=lambda e: (e["epoch"], e["event"] != "epoch"))
         return atomic_write_text(Path(path), "".join(
             json.dumps({k: _num(v) for k, v in e.items()}) + "\n" for e in events))
+
+
+def log_health(rec, monitor: TrainingMonitor, out: str | Path, file_name: str = "training_log.jsonl") -> Path:
+    """Write the training log into OUT and record it in a stage's MLflow run (rec: log, log_steps):
+    one step metric per epoch and field, the warnings counted by kind and named in tags."""
+    path = monitor.write_jsonl(Path(out) / file_name)
+    rec.log_steps(monitor.step_metrics())
+    kinds = [w["kind"] for w in monitor.warnings]
+    norms = [r["grad_norm_max"] for r in monitor.records]
+    rec.log(metrics={"training.warnings": len(kinds),
+                     **{f"training.warning.{k}": kinds.count(k) for k in ("exploding_gradient", "no_improvement")},
+                     "training.grad_norm_max": max(norms) if norms else 0.0},
+            tags={"training.warnings": ",".join(sorted(set(kinds))) or "none",
+                  **({"training.warning_messages": json.dumps([f"epoch {w['epoch']}: {w['message']}"
+                                                               for w in monitor.warnings])} if kinds else {})})
+    return path

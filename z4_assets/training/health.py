@@ -1,10 +1,11 @@
 """Training health as evidence: training_log.jsonl, MLflow step metrics, warnings, and the failure
 of a diverged run (the MLflow run FAILED with the reason, the Dagster step failed with it)."""
 
-import json
 from pathlib import Path
 
 import dagster as dg
+
+from z4_assets.core.training_monitor import log_health
 
 LOG_FILE = "training_log.jsonl"
 DIVERGED = "training_diverged"
@@ -12,16 +13,7 @@ DIVERGED = "training_diverged"
 
 def record_health(rec, monitor, out: Path) -> dict:
     """Write the log file and log steps, warnings and their kinds to MLflow; returns metadata."""
-    path = monitor.write_jsonl(out / LOG_FILE)
-    rec.log_steps(monitor.step_metrics())
-    kinds = [w["kind"] for w in monitor.warnings]
-    norms = [r["grad_norm_max"] for r in monitor.records]
-    rec.log(metrics={"training.warnings": len(kinds),
-                     **{f"training.warning.{k}": kinds.count(k) for k in ("exploding_gradient", "no_improvement")},
-                     "training.grad_norm_max": max(norms) if norms else 0.0},
-            tags={"training.warnings": ",".join(sorted(set(kinds))) or "none",
-                  **({"training.warning_messages": json.dumps([f"epoch {w['epoch']}: {w['message']}"
-                                                               for w in monitor.warnings])} if kinds else {})})
+    path = log_health(rec, monitor, out, LOG_FILE)
     return {
         "training_log": dg.MetadataValue.path(str(path)),
         "training_warnings": dg.MetadataValue.json([{k: w[k] for k in ("kind", "epoch", "message")}
