@@ -1,6 +1,7 @@
 """No secret in any trace of a full run: files, tarball members, MLflow tags/params/artifacts,
 Dagster events and compute logs, CLI output. The scanner is shown to find planted leaks first."""
 
+import json
 import os
 import secrets
 import sqlite3
@@ -12,15 +13,16 @@ import dagster as dg
 import pytest
 
 from z4_assets.core.z3 import add_snapshot
+from z4_assets.resources import SnapshotBroker
 from z4_assets_tests.conftest import (DATASET, FACTORY_ASSETS, FAST_TRAIN, SAMPLE_CONTRACT, SAMPLE_DATASET_CONFIG,
                                       make_resources)
 from z4_assets_tests.reliability.secret_scan import (key_needles, scan_dagster_runs, scan_events, scan_sqlite,
                                                      scan_text, scan_tree, value_needles)
 
 # The secrets a deployment configures through the environment (README: S3 Z3 store, MLflow server
-# auth, Vault revoker), plus one of the project's own prefix.
+# auth, Vault revoker, the broker's pseudonymisation key), plus one of the project's own prefix.
 CANARY_ENV = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN",
-              "VAULT_TOKEN", "Z4_CANARY_SECRET")
+              "VAULT_TOKEN", "Z4_PSEUDONYM_KEY", "Z4_CANARY_SECRET")
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +74,8 @@ def canary_run(tmp_path_factory, sample_df, signing_key, cache_root, canaries):
     sample_df.to_parquet(data, index=False)
     add_snapshot(root / "z3", DATASET, SAMPLE_CONTRACT, data, dataset_config=SAMPLE_DATASET_CONFIG)
     resources = make_resources(root, root / "z3", signing_key, cache_root)
+    # the pseudonymisation key as a deployment gives it: the secret env var, read through dg.EnvVar
+    resources["broker"] = SnapshotBroker(log_path=resources["broker"].log_path, key=dg.EnvVar("Z4_PSEUDONYM_KEY"))
     with dg.instance_for_test(temp_dir=_home(root / "dagster_home"), set_dagster_home=False) as instance:
         with pytest.MonkeyPatch.context() as mp:  # the canaries live only as long as the run
             for name, value in canaries.items():
@@ -87,6 +91,8 @@ def test_a_full_run_with_canary_secrets_leaks_none_of_them_nor_the_key(canary_ru
     assert result.success
     seen = result.asset_materializations_for_node("env_probe")[0].metadata["canary_env_seen"].value
     assert seen.split(",") == sorted(CANARY_ENV)  # the step really ran with every canary set
+    reads = [json.loads(x) for x in (root / "factory" / "access_log.jsonl").read_text().splitlines()]
+    assert [r["pseudonymised"] for r in reads if not r["raw"]] == [["ID"]] * 4  # keyed by the canary key
     package = root / "factory" / "runs" / result.run_id / "package.tar.gz"
     assert package.is_file()  # the scan below covers the signed package's members
 
