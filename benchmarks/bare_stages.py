@@ -9,7 +9,6 @@ cleanup) are left to the job, and factory_overhead.py selects the same three on 
 
 from __future__ import annotations
 
-import json
 
 
 def first_failure(gates) -> str | None:
@@ -60,12 +59,10 @@ def z3_snapshot(f, values: dict, hp: dict):
 def hygiene_report(f, values: dict, hp: dict):
     import pandas as pd
     from z4_assets.core.contract import load_contract
-    from z4_assets.core.drift_plot import write_drift_plot
-    from z4_assets.core.files import atomic_write_json, atomic_write_text, read_json
-    from z4_assets.core.gates import render_markdown
+    from z4_assets.core.files import atomic_write_json, read_json
     from z4_assets.core.hygiene import run_hygiene
+    from z4_assets.core.hygiene_evidence import write_hygiene_evidence
     from z4_assets.core.policy import load_policy
-    from z4_assets.core.privacy import privacy_report
 
     ref = values["z3_snapshot"]
     contract, _ = load_contract(ref.contract_path)
@@ -76,20 +73,7 @@ def hygiene_report(f, values: dict, hp: dict):
     result = run_hygiene(df, contract, rules, baseline)
 
     out = f.run_dir("hygiene")
-    report = {"snapshot": ref.label, "dataset_hash": ref.manifest["hash"],
-              "baseline": (baseline or {}).get("snapshot"), **result.report}
-    atomic_write_json(out / "hygiene_report.json", report)
-    atomic_write_json(out / "gates.json", [g.as_dict() for g in result.gates])
-    atomic_write_json(out / "privacy_report.json", privacy_report(df, contract))
-    leakage = {g.name: g.as_dict() for g in result.gates
-               if g.name in ("target_leakage", "temporal_leakage", "holdout_leak")}
-    atomic_write_json(out / "leakage_checks.json", {"snapshot": ref.label, **leakage})
-    atomic_write_text(out / "hygiene_summary.md", render_markdown(
-        f"Hygiene report: {ref.label}", result.gates,
-        f"{len(df)} rows, positive rate {result.report['positive_rate']:.3f}, "
-        f"split {result.split_strategy} {result.report['split']['counts']}."))
-    drift_gate = next(g for g in result.gates if g.name == "drift")
-    write_drift_plot(df, contract, result.split, drift_gate.details, rules["hygiene"], out)
+    write_hygiene_evidence(out, ref.label, ref.manifest["hash"], baseline, df, contract, result, rules["hygiene"])
     split_path = f.intermediate_dir() / "split.parquet"  # as storage.intermediate_dir: not evidence
     pd.DataFrame({"row": range(len(df)), "split": result.split}).to_parquet(split_path, index=False)
     if baseline is None and result.passed:
@@ -108,13 +92,12 @@ def trained_model(f, values: dict, hp: dict):
     from z4_assets.core.files import atomic_write_json
     from z4_assets.core.model_fit import (
         fit_and_evaluate,
-        flat_metrics,
         load_split,
         performance_gates,
         save_model,
+        tracking_record,
     )
     from z4_assets.core.policy import load_policy
-    from z4_assets.core.run_record import hardware
     from z4_assets.core.training_monitor import TrainingMonitor, log_health
 
     ref = values["z3_snapshot"]
@@ -130,15 +113,8 @@ def trained_model(f, values: dict, hp: dict):
     atomic_write_json(out / "gates.json", [g.as_dict() for g in gates])
     with f.stage(ref, "trained_model") as rec:
         log_health(rec, monitor, out)  # as training/health.record_health, minus the Dagster metadata
-        rec.log(params={**hp, "features": len(outcome.spec.output_names),
-                        "excluded_sensitive": sorted(set(contract.candidate_features) - set(contract.model_features))},
-                metrics=flat_metrics(outcome.metrics),
-                tags={"seed": hp["seed"], "state_dict_sha256": outcome.train.digest,
-                      "seeds": json.dumps({"train": hp["seed"], "split": rules["split"]["seed"]}),
-                      "split": json.dumps({"strategy": rules["split"].get("strategy"),
-                                           "counts": {k: int((split == k).sum()) for k in ("train", "validation", "test")},
-                                           "policy": rules["split"]}),
-                      **hardware(hp["threads"])})
+        params, metrics, tags = tracking_record(hp, outcome, contract, split, rules)
+        rec.log(params=params, metrics=metrics, tags=tags)
         rec.artifacts(out, "model")
         rec.blocked_by = first_failure(gates)
     return out, rec.blocked_by

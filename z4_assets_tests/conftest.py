@@ -48,6 +48,22 @@ def sample_contract_doc() -> dict:
     return yaml.safe_load(SAMPLE_CONTRACT.read_text())
 
 
+@pytest.fixture(scope="session")
+def contract():
+    """The bundled sample's contract, parsed (read-only)."""
+    from z4_assets.core.contract import load_contract
+
+    return load_contract(SAMPLE_CONTRACT)[0]
+
+
+@pytest.fixture(scope="session")
+def policy():
+    """The packaged default policy for the sample dataset (read-only)."""
+    from z4_assets.core.policy import load_policy
+
+    return load_policy(None, DATASET)
+
+
 @pytest.fixture
 def z3_root(tmp_path) -> Path:
     root = tmp_path / "z3"

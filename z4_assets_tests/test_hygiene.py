@@ -8,23 +8,10 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from z4_assets.core import drift
-from z4_assets.core.contract import load_contract
 from z4_assets.core.hygiene import run_hygiene
 from z4_assets.core.leakage import _auc
-from z4_assets.core.policy import load_policy
 from z4_assets.core.split import assign_split, row_hashes
 from z4_assets.core.validation import conform_dtypes
-from z4_assets_tests.conftest import DATASET, SAMPLE_CONTRACT
-
-
-@pytest.fixture(scope="module")
-def contract():
-    return load_contract(SAMPLE_CONTRACT)[0]
-
-
-@pytest.fixture(scope="module")
-def policy():
-    return load_policy(None, DATASET)
 
 
 @pytest.fixture(scope="module")

@@ -10,14 +10,11 @@ import struct
 import pytest
 
 from z4_assets.core import drift_plot
-from z4_assets.core.contract import load_contract
 from z4_assets.core.errors import Z4Error
 from z4_assets.core.hygiene import run_hygiene
-from z4_assets.core.policy import load_policy
 from z4_assets.core.tracking import artifact_download_url
 from z4_assets.core.validation import conform_dtypes
 from z4_assets.evidence import MAX_INLINE_BYTES, image_markdown, plot_metadata
-from z4_assets_tests.conftest import DATASET, SAMPLE_CONTRACT
 from z4_assets_tests.servers import free_port, start_mlflow_server, stop_group, wait_http
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -33,16 +30,6 @@ def _chunks(png: bytes) -> list[tuple[bytes, bytes]]:
         pos += 12 + length
     assert pos == len(png) and out[-1][0] == b"IEND"
     return out
-
-
-@pytest.fixture(scope="module")
-def contract():
-    return load_contract(SAMPLE_CONTRACT)[0]
-
-
-@pytest.fixture(scope="module")
-def policy():
-    return load_policy(None, DATASET)
 
 
 @pytest.fixture(scope="module")

@@ -87,3 +87,19 @@ def flat_metrics(metrics: dict[str, dict]) -> dict[str, float]:
 
 def describe(outcome: FitOutcome) -> str:
     return json.dumps({k: round(v["auc"], 4) for k, v in outcome.metrics.items()})
+
+
+def tracking_record(hp: dict, outcome: FitOutcome, contract: Contract, split: np.ndarray,
+                    rules: dict) -> tuple[dict, dict, dict]:
+    """What the training stage logs to MLflow: (params, metrics, tags)."""
+    from z4_assets.core.run_record import hardware
+
+    params = {**hp, "features": len(outcome.spec.output_names),
+              "excluded_sensitive": sorted(set(contract.candidate_features) - set(contract.model_features))}
+    tags = {"seed": hp["seed"], "state_dict_sha256": outcome.train.digest,
+            "seeds": json.dumps({"train": hp["seed"], "split": rules["split"]["seed"]}),
+            "split": json.dumps({"strategy": rules["split"].get("strategy"),
+                                 "counts": {k: int((split == k).sum()) for k in (TRAIN, VALIDATION, TEST)},
+                                 "policy": rules["split"]}),
+            **hardware(hp["threads"])}
+    return params, flat_metrics(outcome.metrics), tags

@@ -7,11 +7,9 @@ import pandas as pd
 from z4_assets.checks import blocking_specs, check_results, first_failure
 from z4_assets.observability import observed
 from z4_assets.core.contract import load_contract
-from z4_assets.core.drift_plot import write_drift_plot
-from z4_assets.core.files import atomic_write_json, atomic_write_text
 from z4_assets.core.gates import render_markdown
 from z4_assets.core.hygiene import run_hygiene
-from z4_assets.core.privacy import privacy_report
+from z4_assets.core.hygiene_evidence import write_hygiene_evidence
 from z4_assets.core.refs import StageEvidence
 from z4_assets.core.z3 import SnapshotRef
 from z4_assets.evidence import plot_metadata
@@ -42,20 +40,8 @@ def hygiene_report(context: dg.AssetExecutionContext, z3_snapshot: SnapshotRef, 
     result = run_hygiene(df, contract, rules, baseline)
 
     out = storage.run_dir(context.run_id, "hygiene")
-    report = {"snapshot": ref.label, "dataset_hash": ref.manifest["hash"],
-              "baseline": (baseline or {}).get("snapshot"), **result.report}
-    atomic_write_json(out / "hygiene_report.json", report)
-    atomic_write_json(out / "gates.json", [g.as_dict() for g in result.gates])
-    atomic_write_json(out / "privacy_report.json", privacy_report(df, contract))
-    leakage = {g.name: g.as_dict() for g in result.gates
-               if g.name in ("target_leakage", "temporal_leakage", "holdout_leak")}
-    atomic_write_json(out / "leakage_checks.json", {"snapshot": ref.label, **leakage})
-    atomic_write_text(out / "hygiene_summary.md", render_markdown(
-        f"Hygiene report: {ref.label}", result.gates,
-        f"{len(df)} rows, positive rate {result.report['positive_rate']:.3f}, "
-        f"split {result.split_strategy} {result.report['split']['counts']}."))
-    drift_gate = next(g for g in result.gates if g.name == "drift")
-    drift_files = write_drift_plot(df, contract, result.split, drift_gate.details, rules["hygiene"], out)
+    drift_files = write_hygiene_evidence(out, ref.label, ref.manifest["hash"], baseline, df, contract, result,
+                                         rules["hygiene"])
     split_path = storage.intermediate_dir(context.run_id) / "split.parquet"  # RET-7, not evidence
     pd.DataFrame({"row": range(len(df)), "split": result.split}).to_parquet(split_path, index=False)
 

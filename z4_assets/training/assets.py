@@ -1,7 +1,6 @@
 """trained_model: a reproducible torch model on the clean split, gated on test AUC and KS."""
 
 
-import json
 
 import dagster as dg
 from pydantic import Field
@@ -12,7 +11,6 @@ from z4_assets.training.health import fail_diverged, record_health
 from z4_assets.core.contract import load_contract
 from z4_assets.core.files import atomic_write_json
 from z4_assets.core.refs import StageEvidence
-from z4_assets.core.run_record import hardware
 from z4_assets.core.z3 import SnapshotRef
 from z4_assets.resources import FactoryStorage, MlflowTracking, PolicyStore, SnapshotBroker
 
@@ -39,8 +37,8 @@ def trained_model(context: dg.AssetExecutionContext, config: TrainConfig, z3_sna
                   hygiene_report: StageEvidence, policy: PolicyStore, storage: FactoryStorage,
                   mlflow: MlflowTracking, broker: SnapshotBroker):
     """The candidate model: weights, feature spec and metrics, with a bit-exact weights digest."""
-    from z4_assets.core.model_fit import (fit_and_evaluate, flat_metrics, load_split,
-                                          performance_gates, save_model)
+    from z4_assets.core.model_fit import (fit_and_evaluate, load_split, performance_gates, save_model,
+                                          tracking_record)
     from z4_assets.core.training_monitor import TrainingDiverged, TrainingMonitor
 
     ref = z3_snapshot
@@ -61,15 +59,8 @@ def trained_model(context: dg.AssetExecutionContext, config: TrainConfig, z3_sna
 
     with mlflow.stage(context, ref) as rec:
         health = record_health(rec, monitor, out)  # training_log.jsonl, step metrics, warnings
-        rec.log(params={**hp, "features": len(outcome.spec.output_names),
-                        "excluded_sensitive": sorted(set(contract.candidate_features) - set(contract.model_features))},
-                metrics=flat_metrics(outcome.metrics),
-                tags={"seed": hp["seed"], "state_dict_sha256": outcome.train.digest,
-                      "seeds": json.dumps({"train": hp["seed"], "split": rules["split"]["seed"]}),
-                      "split": json.dumps({"strategy": rules["split"].get("strategy"),
-                                           "counts": {k: int((split == k).sum()) for k in ("train", "validation", "test")},
-                                           "policy": rules["split"]}),
-                      **hardware(hp["threads"])})
+        params, metrics, tags = tracking_record(hp, outcome, contract, split, rules)
+        rec.log(params=params, metrics=metrics, tags=tags)
         rec.artifacts(out, "model")
         rec.blocked_by = first_failure(gates)
 
