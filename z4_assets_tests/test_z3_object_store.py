@@ -83,3 +83,20 @@ def test_resolve_without_a_cache_folder_or_unknown_snapshot_fails_clearly(sample
         store.resolve()
     with pytest.raises(Z4Error, match="no snapshot 'nope'"):
         store.resolve(snapshot_id="nope", cache_dir=None)
+
+
+def test_a_bucket_manifest_naming_a_file_outside_its_snapshot_is_refused(sample_df, register, store, s3_endpoint,
+                                                                         tmp_path):
+    import json
+    import shutil
+
+    ref = register(sample_df.iloc[:500])
+    forged = tmp_path / "forged" / ref.dataset_id / ref.snapshot_id
+    shutil.copytree(ref.path, forged)
+    manifest = json.loads((forged / "manifest.json").read_text())
+    (forged / "manifest.json").chmod(0o644)
+    (forged / "manifest.json").write_text(json.dumps({**manifest, "data_file": "../../elsewhere.parquet"}))
+    upload(s3_endpoint, forged)
+    with pytest.raises(Z4Error, match="data_file '../../elsewhere.parquet' is not a file inside the snapshot"):
+        store.resolve(ref.dataset_id, ref.snapshot_id, cache_dir=tmp_path / "cache")
+    assert not (tmp_path / "elsewhere.parquet").exists() and not list((tmp_path).glob("cache/**/*.parquet"))

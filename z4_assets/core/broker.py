@@ -216,8 +216,11 @@ def run_lines(log_path: str | Path, run_id: str | Iterable[str]) -> list[bytes]:
     p = Path(log_path)
     if not p.is_file():
         return []
+    needles = [i.encode() for i in ids]
     out = []
     for line in p.read_bytes().splitlines(keepends=True):
+        if not any(n in line for n in needles):  # the log holds every run's lines: parse only candidates
+            continue
         try:
             if json.loads(line).get("run_id") in ids:
                 out.append(line)

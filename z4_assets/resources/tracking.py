@@ -119,9 +119,7 @@ class MlflowTracking(dg.ConfigurableResource):
 
     def log_to_run(self, dagster_run_id: str, metrics: dict | None = None, tags: dict | None = None) -> str | None:
         """Add to a Dagster run's MLflow run without changing its status; None when it has none yet."""
-        from z4_assets.core.tracking import RunRecorder
-
-        recorder = RunRecorder(self.tracking_uri, self.experiment_name)
+        recorder = self._recorder()
         run_id = recorder.find(dagster_run_id)
         if run_id is not None:
             recorder.log(run_id, metrics=metrics, tags=tags)
