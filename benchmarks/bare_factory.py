@@ -45,7 +45,7 @@ class Factory:
         return d
 
     def intermediate_dir(self) -> Path:
-        from z4_assets.core.cleanup.paths import RunPaths
+        from z4_assets.core.cleanup._paths import RunPaths
 
         d = RunPaths(self.root, self.run_key).intermediate
         d.mkdir(parents=True, exist_ok=True)
@@ -68,7 +68,7 @@ class Factory:
     def stage(self, ref, stage_name: str):
         """MlflowTracking.stage: a new recorder per stage, open by run key, close with a verdict."""
         from z4_assets.core.provenance import code_version, repo_url
-        from z4_assets.core.run_record import build_facts
+        from z4_assets.core.record._fields import build_facts
         from z4_assets.core.tracking import RunRecorder
 
         recorder = RunRecorder(self.tracking_uri, self.experiment)

@@ -33,7 +33,7 @@ def z3_snapshot(f, values: dict, hp: dict):
     from z4_assets.core.contract import load_contract
     from z4_assets.core.files import atomic_write_json
     from z4_assets.core.policy import load_policy
-    from z4_assets.core.snapshot_checks import verify_snapshot
+    from z4_assets.core.snapshot._checks import verify_snapshot
     from z4_assets.core.z3 import resolve_snapshot
 
     import dataclasses
@@ -60,8 +60,8 @@ def hygiene_report(f, values: dict, hp: dict):
     import pandas as pd
     from z4_assets.core.contract import load_contract
     from z4_assets.core.files import atomic_write_json, read_json
-    from z4_assets.core.hygiene import run_hygiene
-    from z4_assets.core.hygiene_evidence import write_hygiene_evidence
+    from z4_assets.core.hygiene._checks import run_hygiene
+    from z4_assets.core.hygiene._evidence import write_hygiene_evidence
     from z4_assets.core.policy import load_policy
 
     ref = values["z3_snapshot"]
@@ -90,7 +90,7 @@ def hygiene_report(f, values: dict, hp: dict):
 def trained_model(f, values: dict, hp: dict):
     from z4_assets.core.contract import load_contract
     from z4_assets.core.files import atomic_write_json
-    from z4_assets.core.model_fit import (
+    from z4_assets.core.training._fit import (
         fit_and_evaluate,
         load_split,
         performance_gates,
@@ -98,7 +98,7 @@ def trained_model(f, values: dict, hp: dict):
         tracking_record,
     )
     from z4_assets.core.policy import load_policy
-    from z4_assets.core.training_monitor import TrainingMonitor, log_health
+    from z4_assets.core.training._monitor import TrainingMonitor, log_health
 
     ref = values["z3_snapshot"]
     contract, _ = load_contract(ref.contract_path)

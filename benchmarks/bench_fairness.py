@@ -34,10 +34,10 @@ def scored_test_split(rows: int):
     import numpy as np
 
     from synthetic_data import load_sample, resample
-    from z4_assets.core.model_fit import fit_and_evaluate
+    from z4_assets.core.training._fit import fit_and_evaluate
     from z4_assets.core.policy import load_policy
     from z4_assets.core.split import assign_split
-    from z4_assets.core.training import predict_proba
+    from z4_assets.core.training._mlp import predict_proba
     from z4_assets.core.validation import conform_dtypes
 
     policy = load_policy(None, DATASET_ID)
@@ -56,9 +56,9 @@ def scored_test_split(rows: int):
 def fast_vs_fairlearn(test, contract, y, score, policy, reference: bool) -> dict:
     import numpy as np
 
-    from z4_assets.core.fairness.groups import build_groupings
-    from z4_assets.core.fairness.kernel import group_metrics, sort_groups
-    from z4_assets.core.fairness.reference import reference_disparities, reference_group_metrics
+    from z4_assets.core.fairness._groups import build_groupings
+    from z4_assets.core.fairness._kernel import group_metrics, sort_groups
+    from z4_assets.core.fairness._reference import reference_disparities, reference_group_metrics
 
     fp = policy["fairness"]
     singles, crossed = build_groupings(test, contract, {**fp, "intersections": [["SEX", "AGE"]]})
@@ -89,8 +89,8 @@ def fast_vs_fairlearn(test, contract, y, score, policy, reference: bool) -> dict
 def binning_error(test, contract, y, score, policy) -> dict:
     import numpy as np
 
-    from z4_assets.core.fairness.groups import build_groupings
-    from z4_assets.core.fairness.kernel import coarsen, group_metrics, sort_groups
+    from z4_assets.core.fairness._groups import build_groupings
+    from z4_assets.core.fairness._kernel import coarsen, group_metrics, sort_groups
 
     fp = policy["fairness"]
     singles, crossed = build_groupings(test, contract, fp)
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-reference", action="store_true", help="skip fairlearn (slow at 1M rows)")
     args = p.parse_args(argv)
 
-    from z4_assets.core.fairness.report import build_report
+    from z4_assets.core.fairness._report import build_report
 
     start = time.perf_counter()
     test, contract, y, score, policy, sample = scored_test_split(args.rows)

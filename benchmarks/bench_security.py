@@ -37,8 +37,8 @@ TRAIN = {"hidden_sizes": [64, 32], "epochs": 3, "batch_size": 512, "learning_rat
 def detection(frame, contract, rules) -> dict:
     import numpy as np
 
-    from z4_assets.core.security.backdoor import plant_backdoor
-    from z4_assets.core.security.poisoning import screen_poisoning
+    from z4_assets.core.security._backdoor import plant_backdoor
+    from z4_assets.core.security._poisoning import screen_poisoning
 
     out = {}
     start = time.perf_counter()
@@ -61,9 +61,9 @@ def detection(frame, contract, rules) -> dict:
 
 def measure_size(rows: int, repeats: int, log) -> dict:
     from synthetic_data import load_sample, resample
-    from z4_assets.core.model_fit import fit_and_evaluate
+    from z4_assets.core.training._fit import fit_and_evaluate
     from z4_assets.core.policy import load_policy
-    from z4_assets.core.security.evaluate import evaluate_security, pinned_threads
+    from z4_assets.core.security._evaluate import evaluate_security, pinned_threads
     from z4_assets.core.split import assign_split
     from z4_assets.core.validation import conform_dtypes
 

@@ -26,7 +26,7 @@ def _timed(fn, *args):
 
 def measure_size(rows: int, repeats: int) -> dict:
     """Runs inside the per-size interpreter."""
-    from z4_assets.core.hygiene import run_hygiene
+    from z4_assets.core.hygiene._checks import run_hygiene
     from z4_assets.core.policy import load_policy
     from z4_assets.core.validation import conform_dtypes, validate_contract
 

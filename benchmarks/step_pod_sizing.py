@@ -85,7 +85,7 @@ def _tree_rss(pid: int, table: dict[int, tuple[int, int]]) -> int:
 def run_once(work: Path) -> dict[str, tuple[float, float]]:
     import dagster as dg
 
-    from z4_assets.core.packaging.signing import keygen
+    from z4_assets.core.packaging._signing import keygen
     from z4_assets.core.z3 import add_snapshot
 
     keygen(work / "keys" / "signing.pem")

@@ -46,7 +46,7 @@ def _signing_key() -> Path:
 
 
 def cmd_keygen(args) -> int:
-    from z4_assets.core.packaging.signing import keygen
+    from z4_assets.core.packaging._signing import keygen
 
     _pseudonym_key()
     priv, pub = keygen(args.out or _signing_key())
@@ -69,7 +69,7 @@ def _pseudonym_key() -> None:
 def cmd_verify(args) -> int:
     import json
 
-    from z4_assets.core.packaging.verify import verify_package
+    from z4_assets.core.packaging._verify import verify_package
 
     if not (args.key or args.identity):
         raise Z4Error("give --key PUB.pem, or --identity and --issuer for keyless signatures")
@@ -161,7 +161,7 @@ def _run_cleanup(env: dict, run_id: str) -> int:
 
 
 def cmd_cleanup(args) -> int:
-    from z4_assets.core.cleanup.paths import check_run_id
+    from z4_assets.core.cleanup._paths import check_run_id
 
     return _run_cleanup(_dagster_env(), check_run_id(args.run_id))
 
@@ -170,7 +170,7 @@ def cmd_demo(args) -> int:
     from z4_assets.core.z3 import add_snapshot
 
     if not _signing_key().exists():
-        from z4_assets.core.packaging.signing import keygen
+        from z4_assets.core.packaging._signing import keygen
 
         priv, pub = keygen(_signing_key())
         print(f"created a local signing key pair for the demo: {priv} (0600), {pub}")
@@ -185,8 +185,8 @@ def cmd_demo(args) -> int:
 def cmd_retention_apply(args) -> int:
     from datetime import datetime, timezone
 
-    from z4_assets.core.cleanup.apply import apply_retention, render, write_report
-    from z4_assets.core.cleanup.retention import parse_time, retention_policy
+    from z4_assets.core.cleanup._apply import apply_retention, render, write_report
+    from z4_assets.core.cleanup._retention import parse_time, retention_policy
     from z4_assets.core.policy import load_policy
 
     try:
@@ -241,7 +241,7 @@ def _print_summary(env: dict) -> None:
 
 
 def cmd_ci_gate(args) -> int:
-    from z4_assets.core.buildlane.runner import default_mode, run_lane
+    from z4_assets.buildlane.runner import default_mode, run_lane
 
     mode = args.mode or default_mode()
     _, code = run_lane(Path(args.root), mode, only=args.only or None,

@@ -101,7 +101,7 @@ def register(tmp_path, z3_root, sample_contract_doc):
 @pytest.fixture(scope="session")
 def signing_key(tmp_path_factory) -> Path:
     """One EC P-256 key pair for the session (a real key, made by the project's keygen)."""
-    from z4_assets.core.packaging.signing import keygen
+    from z4_assets.core.packaging._signing import keygen
 
     priv, _ = keygen(tmp_path_factory.mktemp("keys") / "signing.pem")
     return priv

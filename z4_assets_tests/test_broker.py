@@ -15,7 +15,7 @@ from z4_assets.core import broker
 from z4_assets.core.contract import Contract, load_contract
 from z4_assets.core.errors import Z4Error
 from z4_assets.core.files import sha256_bytes
-from z4_assets.core.hygiene import run_hygiene
+from z4_assets.core.hygiene._checks import run_hygiene
 from z4_assets.core.policy import load_policy
 from z4_assets_tests.conftest import SAMPLE_CONTRACT
 
@@ -220,7 +220,7 @@ def test_the_scan_catches_a_bypass():
 def test_a_contract_violation_on_an_identifier_is_reported_without_its_values(sample_df, register, tmp_path):
     import dataclasses
 
-    from z4_assets.core.snapshot_checks import REDACTED, contract_gate
+    from z4_assets.core.snapshot._checks import REDACTED, contract_gate
 
     df = sample_df.head(500).copy()
     df.loc[:2, "ID"] = [-7001, -7002, -7003]  # the contract says ID >= 1

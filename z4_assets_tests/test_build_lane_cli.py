@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from z4_assets.core.buildlane.lockcheck import RUNTIME_LOCK, TEST_LOCK, parse_lock
-from z4_assets.core.buildlane.result import FAIL, PASS, WARN
-from z4_assets.core.buildlane.runner import lock_drift
-from z4_assets.core.buildlane.sca import NOT_AUDITED, audit_input, classify, run_pip_audit
+from z4_assets.buildlane.lockcheck import RUNTIME_LOCK, TEST_LOCK, parse_lock
+from z4_assets.buildlane.result import FAIL, PASS, WARN
+from z4_assets.buildlane.runner import lock_drift
+from z4_assets.buildlane.sca import NOT_AUDITED, audit_input, classify, run_pip_audit
 from z4_assets.core.errors import Z4Error
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from z4_assets.core.buildlane.dockercheck import check_dockerfile
-from z4_assets.core.buildlane.lockcheck import RUNTIME_LOCK, TEST_LOCK, check_locks
-from z4_assets.core.buildlane.result import FAIL, PASS
-from z4_assets.core.buildlane.sast import run_bandit, run_ruff
-from z4_assets.core.buildlane.secret_scan import repo_files, scan_secrets
+from z4_assets.buildlane.dockercheck import check_dockerfile
+from z4_assets.buildlane.lockcheck import RUNTIME_LOCK, TEST_LOCK, check_locks
+from z4_assets.buildlane.result import FAIL, PASS
+from z4_assets.buildlane.sast import run_bandit, run_ruff
+from z4_assets.buildlane.secret_scan import repo_files, scan_secrets
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -216,7 +216,7 @@ def test_dockerfile_fails_when_a_hardening_rule_breaks(dockerfile_copy, old, new
 def test_a_crashing_check_is_a_failed_gate_not_a_pass(lock_copy):
     import io
 
-    from z4_assets.core.buildlane.runner import run_lane
+    from z4_assets.buildlane.runner import run_lane
 
     (lock_copy / "pyproject.toml").write_text("[project\nname = broken", encoding="utf-8")
     out = io.StringIO()

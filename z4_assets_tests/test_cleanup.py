@@ -9,10 +9,10 @@ from datetime import datetime, timezone
 
 import pytest
 
-from z4_assets.core.cleanup.paths import RunPaths, contained
-from z4_assets.core.cleanup.postrun import finish_run
-from z4_assets.core.cleanup.retention import retention_policy
-from z4_assets.core.cleanup.scratch import RunScratch
+from z4_assets.core.cleanup._paths import RunPaths, contained
+from z4_assets.core.cleanup._postrun import finish_run
+from z4_assets.core.cleanup._retention import retention_policy
+from z4_assets.core.cleanup._scratch import RunScratch
 from z4_assets.core.errors import Z4Error
 from z4_assets.core.policy import load_policy
 
@@ -176,7 +176,7 @@ def test_retention_rules_must_name_known_classes_and_default_to_evidence(policy)
 def test_the_delete_primitive_itself_refuses_anything_outside_its_base(tmp_path):
     """Defence in depth: even a caller that skipped `contained` cannot delete outside BASE.
     (Only harmless temp folders are used as targets, so a broken guard cannot do damage.)"""
-    from z4_assets.core.cleanup.paths import remove
+    from z4_assets.core.cleanup._paths import remove
 
     base, victim = tmp_path / "base", tmp_path / "victim"
     (base / "inner").mkdir(parents=True)

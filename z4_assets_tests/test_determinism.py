@@ -26,8 +26,8 @@ SCRIPT = """
 import sys
 import numpy as np, pandas as pd
 from z4_assets.core.contract import load_contract
-from z4_assets.core.hygiene import run_hygiene
-from z4_assets.core.model_fit import fit_and_evaluate
+from z4_assets.core.hygiene._checks import run_hygiene
+from z4_assets.core.training._fit import fit_and_evaluate
 from z4_assets.core.policy import load_policy
 from z4_assets.core.validation import conform_dtypes
 contract, _ = load_contract(sys.argv[1])

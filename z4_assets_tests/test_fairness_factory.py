@@ -7,7 +7,7 @@ import json
 import numpy as np
 from mlflow.tracking import MlflowClient
 
-from z4_assets.core.fairness.gates import GATES, fairness_gates
+from z4_assets.core.fairness._gates import GATES, fairness_gates
 from z4_assets.core.policy import load_policy
 from z4_assets_tests.conftest import (DATASET, TARGET, check_metadata, check_verdicts, materialized,
                                       run_factory)

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from z4_assets.core.contract import Contract
-from z4_assets.core.fairness.gates import fairness_gates
-from z4_assets.core.fairness.report import build_report
+from z4_assets.core.fairness._gates import fairness_gates
+from z4_assets.core.fairness._report import build_report
 from z4_assets.core.policy import load_policy
 
 POLICY = {**load_policy(None, "synthetic")["fairness"], "bootstrap_resamples": 100}

@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 
 from z4_assets.core.contract import load_contract
-from z4_assets.core.fairness.disparity import bootstrap, disparities, interval
-from z4_assets.core.fairness.groups import band_labels, build_groupings
-from z4_assets.core.fairness.kernel import coarsen, group_metrics, sort_groups
-from z4_assets.core.fairness.reference import reference_disparities, reference_group_metrics
-from z4_assets.core.fairness.report import selection_threshold
+from z4_assets.core.fairness._disparity import bootstrap, disparities, interval
+from z4_assets.core.fairness._groups import band_labels, build_groupings
+from z4_assets.core.fairness._kernel import coarsen, group_metrics, sort_groups
+from z4_assets.core.fairness._reference import reference_disparities, reference_group_metrics
+from z4_assets.core.fairness._report import selection_threshold
 from z4_assets.core.policy import load_policy
 from z4_assets.core.validation import conform_dtypes
 from z4_assets_tests.conftest import DATASET, SAMPLE_CONTRACT, TARGET

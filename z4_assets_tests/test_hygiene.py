@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from z4_assets.core import drift
-from z4_assets.core.hygiene import run_hygiene
-from z4_assets.core.leakage import _auc
+from z4_assets.core.hygiene import _drift as drift
+from z4_assets.core.hygiene._checks import run_hygiene
+from z4_assets.core.hygiene._leakage import _auc
 from z4_assets.core.split import assign_split, row_hashes
 from z4_assets.core.validation import conform_dtypes
 

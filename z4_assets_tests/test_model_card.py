@@ -12,11 +12,11 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from z4_assets.core.fairness.disparity import DISPARITIES
-from z4_assets.core.fairness.gates import GATES
+from z4_assets.core.fairness._disparity import DISPARITIES
+from z4_assets.core.fairness._gates import GATES
 from z4_assets.core.gates import _fmt
-from z4_assets.core.governance.card import render_card
-from z4_assets.core.governance.evidence import gather
+from z4_assets.core.governance._card import render_card
+from z4_assets.core.governance._evidence import gather
 from z4_assets.core.policy import load_policy
 from z4_assets.core.provenance import code_version
 from z4_assets.core.refs import StageEvidence

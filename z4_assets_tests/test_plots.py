@@ -9,9 +9,9 @@ import struct
 
 import pytest
 
-from z4_assets.core import drift_plot
+from z4_assets.core.hygiene import _drift_plot as drift_plot
 from z4_assets.core.errors import Z4Error
-from z4_assets.core.hygiene import run_hygiene
+from z4_assets.core.hygiene._checks import run_hygiene
 from z4_assets.core.tracking import artifact_download_url
 from z4_assets.core.validation import conform_dtypes
 from z4_assets.evidence import MAX_INLINE_BYTES, image_markdown, plot_metadata
@@ -106,8 +106,8 @@ def test_figure_data_orders_caps_and_flags_on_kl_too(tmp_path):
 
 
 def test_existing_evidence_plots_render_byte_stable(tmp_path):
-    from z4_assets.core.fairness.plots import plot_attribute
-    from z4_assets.core.security.evasion import plot_curve
+    from z4_assets.core.fairness._plots import plot_attribute
+    from z4_assets.core.security._evasion import plot_curve
 
     curve = {"rows": 100, "gate_epsilon": 0.1, "clean": {"accuracy": 0.8, "auc": 0.75},
              "curve": [{"epsilon": e, "fgsm_accuracy": 0.8 - e, "pgd_accuracy": 0.8 - 2 * e,

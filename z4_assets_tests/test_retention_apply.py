@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from z4_assets import cli
-from z4_assets.core.cleanup.apply import apply_retention
-from z4_assets.core.cleanup.paths import RunPaths
-from z4_assets.core.cleanup.postrun import finish_run
+from z4_assets.core.cleanup._apply import apply_retention
+from z4_assets.core.cleanup._paths import RunPaths
+from z4_assets.core.cleanup._postrun import finish_run
 from z4_assets.core.policy import load_policy
 
 T0 = datetime(2026, 1, 1, 12, tzinfo=timezone.utc)

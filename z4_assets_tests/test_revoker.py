@@ -12,9 +12,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from z4_assets.core.cleanup.paths import RunPaths
-from z4_assets.core.cleanup.postrun import finish_run
-from z4_assets.core.cleanup.scratch import RunScratch
+from z4_assets.core.cleanup._paths import RunPaths
+from z4_assets.core.cleanup._postrun import finish_run
+from z4_assets.core.cleanup._scratch import RunScratch
 from z4_assets.core.policy import load_policy
 from z4_assets.resources import NoopRevoker, VaultLeaseRevoker
 

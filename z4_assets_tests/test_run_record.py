@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from z4_assets.core.run_record import REQUIRED, missing_fields
+from z4_assets.core.record._fields import REQUIRED, missing_fields
 from z4_assets.resources import MlflowTracking
 from z4_assets_tests.conftest import check_metadata, check_verdicts, materialized, run_factory
 

@@ -12,18 +12,18 @@ import torch
 
 from z4_assets.core.contract import Contract
 from z4_assets.core.errors import Z4Error
-from z4_assets.core.model_fit import fit_and_evaluate, save_model
-from z4_assets.core.model_io import load_model
+from z4_assets.core.training._fit import fit_and_evaluate, save_model
+from z4_assets.core.training._model_io import load_model
 from z4_assets.core.policy import load_policy
-from z4_assets.core.security import evasion
-from z4_assets.core.security.backdoor import plant_backdoor
-from z4_assets.core.security.evaluate import (evasion_gate, evaluate_security, integrity_gate,
+from z4_assets.core.security import _evasion as evasion
+from z4_assets.core.security._backdoor import plant_backdoor
+from z4_assets.core.security._evaluate import (evasion_gate, evaluate_security, integrity_gate,
                                               membership_gate, pinned_threads, poisoning_gates)
-from z4_assets.core.security.integrity import output_integrity
-from z4_assets.core.security.poisoning import screen_poisoning
-from z4_assets.core.security.privacy import membership_inference
+from z4_assets.core.security._integrity import output_integrity
+from z4_assets.core.security._poisoning import screen_poisoning
+from z4_assets.core.security._privacy import membership_inference
 from z4_assets.core.split import TEST, TRAIN, assign_split
-from z4_assets.core.training import train_mlp
+from z4_assets.core.training._mlp import train_mlp
 from z4_assets.core.validation import conform_dtypes
 from z4_assets_tests.conftest import DATASET
 

@@ -10,7 +10,7 @@ import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from z4_assets.core.contract import Contract
-from z4_assets.core.security.backdoor import plant_backdoor
+from z4_assets.core.security._backdoor import plant_backdoor
 from z4_assets.resources import PolicyStore
 from z4_assets.security.assets import adversarial_eval
 from z4_assets_tests.conftest import (FACTORY_ASSETS, FAST_TRAIN, check_metadata, check_verdicts,

@@ -13,10 +13,10 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from z4_assets.core.errors import Z4Error
-from z4_assets.core.packaging import attest, layout
-from z4_assets.core.packaging.signing import keygen, sign_package
-from z4_assets.core.packaging.verify import verify_package
-from z4_assets.core.registry import load_model_by_alias
+from z4_assets.core.packaging import _attest as attest, _layout as layout
+from z4_assets.core.packaging._signing import keygen, sign_package
+from z4_assets.core.packaging._verify import verify_package
+from z4_assets.core.promotion._registry import load_model_by_alias
 from z4_assets_tests.conftest import check_verdicts, materialized, run_factory, ALL_ASSETS
 
 

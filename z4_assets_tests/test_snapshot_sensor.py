@@ -8,7 +8,7 @@ import os
 import dagster as dg
 import pytest
 
-from z4_assets.core.snapshot_watch import content_key
+from z4_assets.core.snapshot._watch import content_key
 from z4_assets.resources import Z3Store
 from z4_assets.sensors.snapshots import CONTENT_TAG, z3_snapshots
 from z4_assets_tests.conftest import DATASET

@@ -15,12 +15,12 @@ import pytest
 from z4_assets.core.contract import load_contract
 from z4_assets.core.cost import measure
 from z4_assets.core.errors import Z4Error
-from z4_assets.core.features import fit_features
-from z4_assets.core.hygiene import run_hygiene
+from z4_assets.core.training._features import fit_features
+from z4_assets.core.hygiene._checks import run_hygiene
 from z4_assets.core.policy import load_policy
 from z4_assets.core.split import TRAIN, VALIDATION
-from z4_assets.core.training import train_mlp
-from z4_assets.core.training_monitor import TrainingDiverged, TrainingMonitor
+from z4_assets.core.training._mlp import train_mlp
+from z4_assets.core.training._monitor import TrainingDiverged, TrainingMonitor
 from z4_assets.core.validation import conform_dtypes
 from z4_assets_tests.conftest import SAMPLE_CONTRACT, SAMPLE_CSV
 
@@ -60,7 +60,7 @@ def test_policy_defines_the_training_thresholds(tmp_path):
 
 def test_a_healthy_run_logs_one_structured_record_per_epoch_and_keeps_the_same_weights(arrays, caplog, tmp_path):
     monitor = TrainingMonitor(_policy(), IDS)
-    with caplog.at_level(logging.INFO, logger="z4_assets.core.training_monitor"):
+    with caplog.at_level(logging.INFO, logger="z4_assets.core.training._monitor"):
         watched = train_mlp(*arrays, HP, monitor)
     bare = train_mlp(*arrays, HP)
     assert watched.digest == bare.digest, "the monitor must only read"

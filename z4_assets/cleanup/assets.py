@@ -6,7 +6,7 @@ import dagster as dg
 from z4_assets.checks import blocking_specs, check_results, first_failure
 from z4_assets.observability import observed
 from z4_assets.cleanup.records import postrun_metrics, postrun_tags
-from z4_assets.core.cleanup.postrun import finish_run
+from z4_assets.core.cleanup._postrun import finish_run
 from z4_assets.core.z3 import SnapshotRef
 from z4_assets.resources import FactoryStorage, MlflowTracking, PolicyStore, TokenRevoker
 

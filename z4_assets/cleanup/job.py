@@ -5,7 +5,7 @@ import dagster as dg
 from pydantic import Field
 
 from z4_assets.cleanup.records import postrun_metrics, postrun_tags
-from z4_assets.core.cleanup.postrun import finish_run
+from z4_assets.core.cleanup._postrun import finish_run
 from z4_assets.core.errors import Z4Error
 from z4_assets.core.files import read_json
 from z4_assets.resources import FactoryStorage, MlflowTracking, PolicyStore, TokenRevoker

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from z4_assets.core.cleanup.postrun import PostRun
+from z4_assets.core.cleanup._postrun import PostRun
 
 
 def postrun_tags(cleaned_run_id: str, cleaned_by: str, post: PostRun) -> dict[str, str]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from z4_assets.core.errors import Z4Error
 from z4_assets.core.files import sha256_file
-from z4_assets.core.packaging.repro import MANIFEST
+from z4_assets.core.packaging._repro import MANIFEST
 
 
 @dataclass
@@ -36,7 +36,7 @@ class RebuildResult:
 
 def locate_package(source: str, factory_root: Path, tmp: Path) -> Path:
     """A package folder from a folder, a .tar.gz, or a Dagster run id under the factory root."""
-    from z4_assets.core.packaging.layout import extract_tarball
+    from z4_assets.core.packaging._layout import extract_tarball
 
     p = Path(source)
     if p.is_file():
@@ -53,9 +53,9 @@ def rebuild(pkg: Path, z3_root: Path, tracking_uri: str, experiment: str, allow_
             seed: int | None = None) -> RebuildResult:
     """Same snapshot (verified by hash), same config and seeds; a new MLflow run tagged rebuild_of."""
     from z4_assets.core.contract import load_contract
-    from z4_assets.core.model_fit import fit_and_evaluate
+    from z4_assets.core.training._fit import fit_and_evaluate
     from z4_assets.core.provenance import code_version
-    from z4_assets.core.run_record import hardware
+    from z4_assets.core.record._fields import hardware
     from z4_assets.core.split import assign_split, row_hashes
     from z4_assets.core.tracking import RunRecorder
     from z4_assets.core import broker
@@ -130,7 +130,7 @@ def rebuild_from(source: str, factory_root: Path, z3_root: Path, tracking_uri: s
                  allow_code_drift: bool = False, seed: int | None = None,
                  public_key: str | None = None) -> RebuildResult:
     """Locate the package, verify it when a public key is at hand, then rebuild."""
-    from z4_assets.core.packaging.verify import verify_package
+    from z4_assets.core.packaging._verify import verify_package
 
     with tempfile.TemporaryDirectory(prefix="z4-rebuild-") as tmp:
         pkg = locate_package(source, factory_root, Path(tmp))

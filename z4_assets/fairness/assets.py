@@ -38,11 +38,11 @@ def fairness_report(context: dg.AssetExecutionContext, z3_snapshot: SnapshotRef,
     """Per-group AUC, KS and error rates of the candidate model, with bootstrap intervals."""
     import numpy as np
 
-    from z4_assets.core.fairness.plots import plot_attribute
-    from z4_assets.core.fairness.render import summary_markdown
-    from z4_assets.core.fairness.report import build_report
-    from z4_assets.core.model_fit import load_split
-    from z4_assets.core.scoring import score_rows
+    from z4_assets.core.fairness._plots import plot_attribute
+    from z4_assets.core.fairness._render import summary_markdown
+    from z4_assets.core.fairness._report import build_report
+    from z4_assets.core.training._fit import load_split
+    from z4_assets.core.training._scoring import score_rows
     from z4_assets.core.split import TEST
 
     ref = z3_snapshot

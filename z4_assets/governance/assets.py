@@ -26,9 +26,9 @@ def model_card(context: dg.AssetExecutionContext, z3_snapshot: SnapshotRef, hygi
     """The model card (model_card.md): purpose, data, gates, fairness, security, GDPR/LGPD, provenance."""
     from pathlib import Path
 
-    from z4_assets.core.fairness.gates import GATES
-    from z4_assets.core.governance.card import render_card
-    from z4_assets.core.governance.evidence import gather
+    from z4_assets.core.fairness._gates import GATES
+    from z4_assets.core.governance._card import render_card
+    from z4_assets.core.governance._evidence import gather
 
     ref = z3_snapshot
     rules = policy.for_dataset(ref.dataset_id)["fairness"]

@@ -8,8 +8,8 @@ from z4_assets.checks import blocking_specs, check_results, first_failure
 from z4_assets.observability import observed
 from z4_assets.core.contract import load_contract
 from z4_assets.core.gates import render_markdown
-from z4_assets.core.hygiene import run_hygiene
-from z4_assets.core.hygiene_evidence import write_hygiene_evidence
+from z4_assets.core.hygiene._checks import run_hygiene
+from z4_assets.core.hygiene._evidence import write_hygiene_evidence
 from z4_assets.core.refs import StageEvidence
 from z4_assets.core.z3 import SnapshotRef
 from z4_assets.evidence import plot_metadata

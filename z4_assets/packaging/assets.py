@@ -11,7 +11,7 @@ from z4_assets.observability import observed
 from z4_assets.core.files import atomic_write_json, read_json, sha256_file
 from z4_assets.core.gates import compare
 from z4_assets.core.provenance import code_version, repo_url
-from z4_assets.core.run_record import hardware
+from z4_assets.core.record._fields import hardware
 from z4_assets.core.refs import StageEvidence
 from z4_assets.core.z3 import SnapshotRef
 from z4_assets.resources import FactoryStorage, MlflowTracking, PolicyStore, SnapshotBroker
@@ -64,7 +64,7 @@ def signed_package(context: dg.AssetExecutionContext, z3_snapshot: SnapshotRef,
                    storage: FactoryStorage, mlflow: MlflowTracking, broker: SnapshotBroker):
     """The run's evidence as one signed, checksummed package with in-toto provenance."""
     from z4_assets.core.errors import Z4Error
-    from z4_assets.core.packaging.build import build_package
+    from z4_assets.core.packaging._build import build_package
 
     ref = z3_snapshot
     run_dir = storage.paths(context.run_id).run_dir  # not run_dir(.., "model"): no empty model/ of its own
@@ -104,8 +104,8 @@ def signed_package(context: dg.AssetExecutionContext, z3_snapshot: SnapshotRef,
 def promotion(context: dg.AssetExecutionContext, z3_snapshot: SnapshotRef, signed_package,
               run_record: dict, signer: PackageSigner, storage: FactoryStorage, mlflow: MlflowTracking):
     """The registry entry: a model version under the `candidate` alias, only for a verified PASS."""
-    from z4_assets.core.packaging.verify import verify_package
-    from z4_assets.core.registry import ALIAS, register_candidate
+    from z4_assets.core.packaging._verify import verify_package
+    from z4_assets.core.promotion._registry import ALIAS, register_candidate
 
     ref, pkg = z3_snapshot, signed_package
     report = verify_package(pkg.tarball, signer.public_key())

@@ -8,7 +8,7 @@ from z4_assets.checks import blocking_specs, check_results, first_failure
 from z4_assets.observability import observed
 from z4_assets.core.files import atomic_write_json
 from z4_assets.core.gates import compare
-from z4_assets.core.run_record import REQUIRED, missing_fields
+from z4_assets.core.record._fields import REQUIRED, missing_fields
 from z4_assets.core.z3 import SnapshotRef
 from z4_assets.resources import FactoryStorage, MlflowTracking
 

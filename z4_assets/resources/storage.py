@@ -6,8 +6,8 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from z4_assets.core.cleanup.paths import RunPaths
-from z4_assets.core.cleanup.scratch import RunScratch
+from z4_assets.core.cleanup._paths import RunPaths
+from z4_assets.core.cleanup._scratch import RunScratch
 from z4_assets.core.files import atomic_write_json, read_json
 
 

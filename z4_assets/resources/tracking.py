@@ -11,7 +11,7 @@ import dagster as dg
 from pydantic import Field
 
 from z4_assets.core.provenance import code_version, repo_url
-from z4_assets.core.run_record import build_facts
+from z4_assets.core.record._fields import build_facts
 from z4_assets.core.z3 import SnapshotRef
 
 

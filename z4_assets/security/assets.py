@@ -28,10 +28,10 @@ def adversarial_eval(context: dg.AssetExecutionContext, z3_snapshot: SnapshotRef
                      storage: FactoryStorage, mlflow: MlflowTracking, broker: SnapshotBroker):
     """Security evidence for the candidate model: backdoor screen, robustness curve, membership
     inference and output integrity, with a PASS/FAIL decision."""
-    from z4_assets.core.model_fit import load_split
-    from z4_assets.core.model_io import load_model
-    from z4_assets.core.security.evaluate import evaluate_security
-    from z4_assets.core.security.evidence import write_evidence
+    from z4_assets.core.training._fit import load_split
+    from z4_assets.core.training._model_io import load_model
+    from z4_assets.core.security._evaluate import evaluate_security
+    from z4_assets.core.security._evidence import write_evidence
 
     ref = z3_snapshot
     contract, _ = load_contract(ref.contract_path)

@@ -11,7 +11,7 @@ import os
 
 import dagster as dg
 
-from z4_assets.core.snapshot_watch import Ready, Waiting, examine, listing_digest, read_cursor, write_cursor
+from z4_assets.core.snapshot._watch import Ready, Waiting, examine, listing_digest, read_cursor, write_cursor
 from z4_assets.jobs import model_factory
 from z4_assets.resources import Z3SnapshotStore
 

@@ -10,7 +10,7 @@ from z4_assets.observability import observed
 from z4_assets.core.broker import ACCESS_LOG
 from z4_assets.core.contract import load_contract
 from z4_assets.core.errors import Z4Error
-from z4_assets.core.snapshot_checks import verify_snapshot
+from z4_assets.core.snapshot._checks import verify_snapshot
 from z4_assets.core.files import atomic_write_json
 from z4_assets.resources import FactoryStorage, MlflowTracking, PolicyStore, SnapshotBroker, Z3SnapshotStore
 

@@ -37,9 +37,9 @@ def trained_model(context: dg.AssetExecutionContext, config: TrainConfig, z3_sna
                   hygiene_report: StageEvidence, policy: PolicyStore, storage: FactoryStorage,
                   mlflow: MlflowTracking, broker: SnapshotBroker):
     """The candidate model: weights, feature spec and metrics, with a bit-exact weights digest."""
-    from z4_assets.core.model_fit import (fit_and_evaluate, load_split, performance_gates, save_model,
+    from z4_assets.core.training._fit import (fit_and_evaluate, load_split, performance_gates, save_model,
                                           tracking_record)
-    from z4_assets.core.training_monitor import TrainingDiverged, TrainingMonitor
+    from z4_assets.core.training._monitor import TrainingDiverged, TrainingMonitor
 
     ref = z3_snapshot
     contract, _ = load_contract(ref.contract_path)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from z4_assets.core.training_monitor import log_health
+from z4_assets.core.training._monitor import log_health
 
 LOG_FILE = "training_log.jsonl"
 DIVERGED = "training_diverged"

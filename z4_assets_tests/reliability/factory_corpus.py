@@ -17,7 +17,7 @@ import yaml
 
 from z4_assets.core.contract import Contract
 from z4_assets.core.files import sha256_file
-from z4_assets.core.security.backdoor import plant_backdoor
+from z4_assets.core.security._backdoor import plant_backdoor
 from z4_assets.resources import PolicyStore
 from z4_assets_tests.conftest import DATASET, TARGET
 

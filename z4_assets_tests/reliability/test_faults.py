@@ -18,7 +18,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from z4_assets.core.packaging.attest import PROVENANCE_FILE
+from z4_assets.core.packaging._attest import PROVENANCE_FILE
 from z4_assets.core.z3 import add_snapshot
 from z4_assets_tests.conftest import DATASET, SAMPLE_CONTRACT, SAMPLE_CSV, SAMPLE_DATASET_CONFIG
 from z4_assets_tests.reliability.faults import (instance, kill_group, mlflow_client, mlflow_run, new_project,

@@ -1,0 +1,130 @@
+"""`z4 verify`: offline proof that a package is signed, complete, untampered and fully PASS."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from z4_assets.core.errors import Z4Error
+from z4_assets.core.files import sha256_file
+from z4_assets.core.packaging._attest import PROVENANCE_FILE, SUMMARY_FILE
+from z4_assets.core.packaging._layout import CHECKSUMS, extract_tarball, package_files
+from z4_assets.core.packaging._signing import verify_signature
+
+
+@dataclass
+class VerifyReport:
+    package: str
+    checks: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.checks) and all(c["ok"] for c in self.checks)
+
+    @property
+    def first_problem(self) -> str | None:
+        bad = [c for c in self.checks if not c["ok"]]
+        return f"{bad[0]['check']}: {bad[0]['detail']}" if bad else None
+
+    def as_dict(self) -> dict:
+        return {"package": self.package, "ok": self.ok, "first_problem": self.first_problem,
+                "checks": self.checks, "seconds": round(self.seconds, 3)}
+
+
+def _load_json(pkg: Path, rel: str) -> dict:
+    try:
+        return json.loads((pkg / rel).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise Z4Error(f"missing {rel}", pkg) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise Z4Error(f"{rel} is not valid JSON: {e}", pkg) from None
+
+
+def _signature(pkg, public_key, identity, issuer):
+    verify_signature(pkg, public_key, identity, issuer)
+    return "signature covers every file"
+
+
+def _checksums(pkg, *_):
+    recorded = _load_json(pkg, CHECKSUMS)["files"]
+    actual = set(package_files(pkg)) - {CHECKSUMS}
+    if missing := sorted(set(recorded) - actual):
+        raise Z4Error(f"file listed in checksums.json is missing: {missing[0]}")
+    if extra := sorted(actual - set(recorded)):
+        raise Z4Error(f"file not listed in checksums.json: {extra[0]}")
+    for rel, digest in sorted(recorded.items()):
+        if sha256_file(pkg / rel) != digest:
+            raise Z4Error(f"checksum mismatch: {rel}")
+    return f"{len(recorded)} files match checksums.json"
+
+
+def _subjects(pkg, *_):
+    n = 0
+    for rel in (PROVENANCE_FILE, SUMMARY_FILE):
+        for s in _load_json(pkg, rel)["subject"]:
+            path = pkg / s["name"]
+            if not path.is_file() or sha256_file(path) != s["digest"]["sha256"]:
+                raise Z4Error(f"{rel}: subject {s['name']} does not match the file")
+            n += 1
+    return f"{n} statement subjects match their files"
+
+
+def _gates(pkg, *_):
+    pred = _load_json(pkg, SUMMARY_FILE)["predicate"]
+    gates = pred["gates"]
+    if not gates:
+        raise Z4Error("the verification summary lists no gates")
+    for g in gates:
+        if g["verdict"] != "PASS":
+            raise Z4Error(f"gate {g['stage']}/{g['gate']} is {g['verdict']} "
+                          f"(measured {g['measured']} {g['comparison']} {g['threshold']})")
+        ev = pkg / g["evidence"]
+        if not ev.is_file() or sha256_file(ev) != g["evidence_sha256"]:
+            raise Z4Error(f"gate {g['gate']}: evidence {g['evidence']} does not match its digest")
+    if pred["verificationResult"] != "PASSED":
+        raise Z4Error(f"verification result is {pred['verificationResult']}")
+    return f"{len(gates)} gates PASS"
+
+
+def _sbom(pkg, *_):
+    deps = _load_json(pkg, PROVENANCE_FILE)["predicate"]["buildDefinition"]["resolvedDependencies"]
+    recorded = [d["digest"]["sha256"] for d in deps if d["uri"] == "sbom/sbom.json"]
+    if not recorded:
+        raise Z4Error("provenance records no SBOM digest")
+    if sha256_file(pkg / "sbom" / "sbom.json") != recorded[0]:
+        raise Z4Error("sbom/sbom.json does not match the digest in the provenance")
+    return "SBOM digest matches the provenance"
+
+
+CHECKS = [("signature", _signature), ("checksums", _checksums), ("statements", _subjects),
+          ("gates", _gates), ("sbom", _sbom)]
+
+
+def verify_package(path: str | Path, public_key: str | Path | None = None,
+                   identity: str | None = None, issuer: str | None = None) -> VerifyReport:
+    """Run every check in order; the first failure is the one reported."""
+    start = time.perf_counter()
+    src = Path(path)
+    report = VerifyReport(str(src))
+    with tempfile.TemporaryDirectory(prefix="z4-verify-") as tmp:
+        try:
+            pkg = extract_tarball(src, Path(tmp)) if src.is_file() else src
+            if not pkg.is_dir():
+                raise Z4Error("no such package", src)
+        except Z4Error as e:
+            report.checks.append({"check": "package", "ok": False, "detail": str(e)})
+            return report
+        for name, fn in CHECKS:
+            try:
+                detail = fn(pkg, public_key, identity, issuer)
+                report.checks.append({"check": name, "ok": True, "detail": detail})
+            except (Z4Error, KeyError, TypeError, OSError) as e:
+                detail = str(e) if isinstance(e, Z4Error) else f"malformed package ({type(e).__name__}: {e})"
+                report.checks.append({"check": name, "ok": False, "detail": detail})
+                break
+    report.seconds = time.perf_counter() - start
+    return report

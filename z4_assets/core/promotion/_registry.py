@@ -1,0 +1,56 @@
+"""Promotion to the MLflow Model Registry (Z5), and serving-side loading that verifies first."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from z4_assets.core.errors import Z4Error
+from z4_assets.core.packaging._layout import extract_tarball
+from z4_assets.core.packaging._verify import verify_package
+
+ALIAS = "candidate"
+PACKAGE_ARTIFACT = "package"
+
+
+def register_candidate(client, model_name: str, mlflow_run_id: str, package_sha256: str,
+                       tags: dict[str, str], alias: str = ALIAS):
+    """Create a model version whose source is the run's signed package, and point alias at it."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_registered_model(model_name)
+    except MlflowException:
+        client.create_registered_model(model_name, description="z4 model factory output")
+    source = client.get_run(mlflow_run_id).info.artifact_uri.rstrip("/") + f"/{PACKAGE_ARTIFACT}"
+    version = client.create_model_version(
+        model_name, source=source, run_id=mlflow_run_id,
+        tags={"package_sha256": package_sha256, **tags})
+    client.set_registered_model_alias(model_name, alias, version.version)
+    return version
+
+
+def load_model_by_alias(model_name: str, public_key: str | Path | None, alias: str = ALIAS,
+                        tracking_uri: str | None = None, identity: str | None = None,
+                        issuer: str | None = None):
+    """(model, FeatureSpec, config) of the version behind alias, only after `z4 verify` passes."""
+    import mlflow.artifacts
+    from mlflow.tracking import MlflowClient
+
+    from z4_assets.core.files import sha256_file
+    from z4_assets.core.training._model_io import load_model
+    from z4_assets.core.tracking import default_tracking_uri
+
+    uri = tracking_uri or default_tracking_uri()
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    version = client.get_model_version_by_alias(model_name, alias)
+    with tempfile.TemporaryDirectory(prefix="z4-load-") as tmp:
+        local = Path(mlflow.artifacts.download_artifacts(
+            artifact_uri=f"{version.source}/package.tar.gz", dst_path=tmp, tracking_uri=uri))
+        if sha256_file(local) != version.tags.get("package_sha256"):
+            raise Z4Error(f"{model_name}@{alias}: package digest differs from the registered one", local)
+        report = verify_package(local, public_key, identity, issuer)
+        if not report.ok:
+            raise Z4Error(f"{model_name}@{alias}: refusing to load: {report.first_problem}", local)
+        pkg = extract_tarball(local, Path(tmp) / "x")
+        return load_model(pkg / "model")

@@ -1,0 +1,41 @@
+"""The security stage's evidence files, each written atomically into the run's security folder."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pandas as pd
+
+from z4_assets.core.files import atomic_write_bytes, atomic_write_json, atomic_write_text
+from z4_assets.core.security._evaluate import SecurityOutcome, decision_text
+
+FILES = {
+    "adv_eval": "adv_eval.json",
+    "privacy_eval": "privacy_eval.json",
+    "output_integrity": "output_integrity.json",
+    "robustness_curve": "robustness_curve.png",
+    "security_decision": "security_decision.txt",
+    "suspicious_rows": "suspicious_rows.csv",
+    "gates": "gates.json",
+}
+
+
+def write_evidence(out: Path, outcome: SecurityOutcome, context: dict) -> dict[str, Path]:
+    """CONTEXT (snapshot label, model digest, ...) is copied into every JSON report."""
+    from z4_assets.core.security._evasion import plot_curve
+
+    paths = {k: Path(out) / v for k, v in FILES.items()}
+    atomic_write_json(paths["adv_eval"], {**context, **outcome.adversarial, "seconds": outcome.seconds})
+    atomic_write_json(paths["privacy_eval"], {**context, **outcome.privacy})
+    atomic_write_json(paths["output_integrity"], {**context, **outcome.integrity})
+    plot_curve(outcome.adversarial["evasion"], paths["robustness_curve"])
+    flagged = outcome.screen.flagged
+    rows = pd.DataFrame({"id": outcome.row_ids[flagged], "cluster": outcome.screen.cluster_of[flagged],
+                         "split": outcome.split[flagged]})
+    buf = io.StringIO()
+    rows.to_csv(buf, index=False)
+    atomic_write_bytes(paths["suspicious_rows"], buf.getvalue().encode())
+    atomic_write_json(paths["gates"], [g.as_dict() for g in outcome.gates])
+    atomic_write_text(paths["security_decision"], decision_text(outcome))
+    return paths

@@ -1,0 +1,105 @@
+"""From a clean snapshot and its split to a trained model, its metrics and its files on disk."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from z4_assets.core.contract import Contract
+from z4_assets.core.training._features import FeatureSpec, fit_features
+from z4_assets.core.files import atomic_write_bytes, atomic_write_json
+from z4_assets.core.gates import Gate, compare
+from z4_assets.core.split import TEST, TRAIN, VALIDATION
+from z4_assets.core.training._mlp import TrainResult, binary_metrics, predict_proba, train_mlp
+
+
+@dataclass
+class FitOutcome:
+    spec: FeatureSpec
+    train: TrainResult
+    metrics: dict[str, dict]
+    hyperparameters: dict
+
+
+def fit_and_evaluate(df: pd.DataFrame, contract: Contract, split: np.ndarray, hp: dict,
+                     monitor=None) -> FitOutcome:
+    """Fit the feature spec on train, train the MLP (watched by `monitor`, if given), and score every split."""
+    y = (df[contract.target.column] == contract.target.positive).to_numpy(dtype=np.int64)
+    masks = {name: split == name for name in (TRAIN, VALIDATION, TEST)}
+    spec = fit_features(df[masks[TRAIN]], contract)
+    x = spec.transform(df)
+    result = train_mlp(x[masks[TRAIN]], y[masks[TRAIN]], x[masks[VALIDATION]], y[masks[VALIDATION]], hp,
+                       monitor)
+    metrics = {name: binary_metrics(y[m], predict_proba(result.model, x[m])) for name, m in masks.items()}
+    return FitOutcome(spec, result, metrics, dict(hp))
+
+
+def performance_gates(outcome: FitOutcome, policy: dict) -> list[Gate]:
+    test = outcome.metrics[TEST]
+    perf = policy["performance"]
+    return [
+        compare("performance_auc", round(test["auc"], 6), ">=", perf["test_auc_min"],
+                "test-split AUC", {"test_rows": test["rows"], "validation_auc": outcome.metrics[VALIDATION]["auc"]}),
+        compare("performance_ks", round(test["ks"], 6), ">=", perf["test_ks_min"],
+                "test-split KS", {"test_rows": test["rows"]}),
+    ]
+
+
+def save_model(out: Path, outcome: FitOutcome, contract: Contract) -> dict[str, Path]:
+    """weights (torch state_dict), config, feature spec, metrics and history, each written atomically."""
+    import io
+
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(outcome.train.model.state_dict(), buf)
+    hp = outcome.hyperparameters
+    files = {
+        "weights": atomic_write_bytes(out / "weights.pt", buf.getvalue()),
+        "config": atomic_write_json(out / "model_config.json", {
+            "architecture": "mlp", "inputs": len(outcome.spec.output_names),
+            "hidden_sizes": list(hp["hidden_sizes"]), "outputs": 2, "activation": "relu",
+            "hyperparameters": hp, "best_epoch": outcome.train.best_epoch,
+            "state_dict_sha256": outcome.train.digest, "target": contract.target.model_dump(),
+            "torch": torch.__version__,
+        }),
+        "feature_spec": atomic_write_json(out / "feature_spec.json", outcome.spec.to_dict()),
+        "metrics": atomic_write_json(out / "metrics.json", outcome.metrics),
+        "history": atomic_write_json(out / "training_history.json", outcome.train.history),
+    }
+    return files
+
+
+def load_split(path: str | Path, rows: int) -> np.ndarray:
+    frame = pd.read_parquet(path)
+    if len(frame) != rows:
+        raise ValueError(f"{path}: split has {len(frame)} rows, snapshot has {rows}")
+    return frame.sort_values("row")["split"].to_numpy(dtype=object)
+
+
+def flat_metrics(metrics: dict[str, dict]) -> dict[str, float]:
+    return {f"{split}_{k}": float(v) for split, m in metrics.items() for k, v in m.items()}
+
+
+def describe(outcome: FitOutcome) -> str:
+    return json.dumps({k: round(v["auc"], 4) for k, v in outcome.metrics.items()})
+
+
+def tracking_record(hp: dict, outcome: FitOutcome, contract: Contract, split: np.ndarray,
+                    rules: dict) -> tuple[dict, dict, dict]:
+    """What the training stage logs to MLflow: (params, metrics, tags)."""
+    from z4_assets.core.record._fields import hardware
+
+    params = {**hp, "features": len(outcome.spec.output_names),
+              "excluded_sensitive": sorted(set(contract.candidate_features) - set(contract.model_features))}
+    tags = {"seed": hp["seed"], "state_dict_sha256": outcome.train.digest,
+            "seeds": json.dumps({"train": hp["seed"], "split": rules["split"]["seed"]}),
+            "split": json.dumps({"strategy": rules["split"].get("strategy"),
+                                 "counts": {k: int((split == k).sum()) for k in (TRAIN, VALIDATION, TEST)},
+                                 "policy": rules["split"]}),
+            **hardware(hp["threads"])}
+    return params, flat_metrics(outcome.metrics), tags

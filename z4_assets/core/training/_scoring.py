@@ -1,0 +1,17 @@
+"""Score rows with a trained model loaded from its evidence folder (digest checked by the loader)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+def score_rows(model_dir: str | Path, df: pd.DataFrame) -> np.ndarray:
+    """P(positive) per row of df, as the trained model computes it (float32)."""
+    from z4_assets.core.training._model_io import load_model
+    from z4_assets.core.training._mlp import predict_proba
+
+    model, spec, _ = load_model(model_dir)
+    return predict_proba(model, spec.transform(df))
