@@ -68,7 +68,7 @@ class Factory:
     def stage(self, ref, stage_name: str):
         """MlflowTracking.stage: a new recorder per stage, open by run key, close with a verdict."""
         from z4_assets.core.provenance import code_version, repo_url
-        from z4_assets.core.record._fields import build_facts
+        from z4_assets.core.provenance import build_facts
         from z4_assets.core.tracking import RunRecorder
 
         recorder = RunRecorder(self.tracking_uri, self.experiment)

@@ -126,7 +126,7 @@ def clean_env(**extra: str) -> dict:
 def machine() -> dict:
     import platform
 
-    from z4_assets.core.record._fields import cpu_model
+    from z4_assets.core.provenance import cpu_model
 
     return {"cpus": os.cpu_count(), "cpu": cpu_model(), "python": sys.version.split()[0],
             "platform": platform.platform(), "load_avg_at_start": os.getloadavg()}

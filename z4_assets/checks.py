@@ -1,4 +1,4 @@
-"""Gates as blocking Dagster asset checks: the measured value always sits next to its threshold."""
+"""Gates as blocking Dagster asset checks, and a stage outcome as the asset's materialization."""
 
 from __future__ import annotations
 
@@ -8,14 +8,17 @@ import dagster as dg
 
 from z4_assets.core.files import json_default
 from z4_assets.core.gates import Gate
+from z4_assets.core.outcome import StageOutcome
+from z4_assets.core.stages import Stage
 
 
-def blocking_specs(asset: str, descriptions: dict[str, str]) -> list[dg.AssetCheckSpec]:
-    return [dg.AssetCheckSpec(name, asset=asset, blocking=True, description=text)
-            for name, text in descriptions.items()]
+def blocking_specs(stage: Stage) -> list[dg.AssetCheckSpec]:
+    """One blocking check per gate the stage table gives the stage."""
+    return [dg.AssetCheckSpec(g.name, asset=stage.asset, blocking=True, description=g.description)
+            for g in stage.gates]
 
 
-def _value(v):
+def metadata_value(v):
     v = v.item() if hasattr(v, "item") else v
     if isinstance(v, bool):
         return dg.MetadataValue.bool(v)
@@ -23,15 +26,17 @@ def _value(v):
         return dg.MetadataValue.int(v)
     if isinstance(v, float):
         return dg.MetadataValue.float(v)
+    if isinstance(v, (dict, list, tuple)):
+        return dg.MetadataValue.json(json.loads(json.dumps(v, default=json_default)))
     return dg.MetadataValue.text(str(v))
 
 
-def check_results(gates: list[Gate]) -> list[dg.AssetCheckResult]:
+def check_results(gates) -> list[dg.AssetCheckResult]:
     results = []
     for g in gates:
         metadata = {
-            "measured": _value(g.value),
-            "threshold": _value(g.threshold),
+            "measured": metadata_value(g.value),
+            "threshold": metadata_value(g.threshold),
             "rule": dg.MetadataValue.text(f"measured {g.comparison} threshold"),
             "verdict": dg.MetadataValue.text(g.summary),
         }
@@ -46,3 +51,29 @@ def check_results(gates: list[Gate]) -> list[dg.AssetCheckResult]:
 def first_failure(gates: list[Gate]) -> str | None:
     failed = [g.name for g in gates if not g.passed]
     return ",".join(failed) if failed else None
+
+
+MARKDOWN_FACTS = ("summary", "card", "decision_reasons")
+
+
+def materialize(outcome: StageOutcome, rec=None) -> dg.MaterializeResult:
+    """The outcome as the asset's value (kept by the outcome store), its facts, files and plots as
+    metadata, its gates as blocking check results. REC: the stage's MLflow record, for links."""
+    from z4_assets.evidence import plot_metadata
+
+    metadata: dict = {}
+    for key, value in outcome.facts.items():
+        metadata[key] = dg.MetadataValue.md(value) if key in MARKDOWN_FACTS else metadata_value(value)
+    for role, path in outcome.files.items():
+        if role not in outcome.plots:
+            metadata[f"file_{role}"] = dg.MetadataValue.path(path)
+    for key, plot in outcome.plots.items():
+        url = None
+        if rec is not None:
+            folder = next((a for a, local in outcome.artifacts.items() if plot.path.startswith(local)), None)
+            url = rec.artifact_url(f"{folder}/{plot.path.rsplit('/', 1)[-1]}") if folder else None
+        metadata.update(plot_metadata(key, plot.path, plot.title, url))
+    if rec is not None:
+        metadata["mlflow_run_id"] = dg.MetadataValue.text(rec.run_id)
+    metadata["lineage"] = dg.MetadataValue.json(outcome.lineage.model_dump())
+    return dg.MaterializeResult(value=outcome, metadata=metadata, check_results=check_results(outcome.gates))

@@ -161,7 +161,7 @@ def _run_cleanup(env: dict, run_id: str) -> int:
 
 
 def cmd_cleanup(args) -> int:
-    from z4_assets.core.cleanup._paths import check_run_id
+    from z4_assets.core.run_folder import check_run_id
 
     return _run_cleanup(_dagster_env(), check_run_id(args.run_id))
 

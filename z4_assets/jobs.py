@@ -1,18 +1,57 @@
-"""Named jobs: model_factory turns one Z3 snapshot into a gated, tracked model."""
+"""Named jobs: model_factory turns one Z3 snapshot (a partition) into a gated, signed, registered model;
+cleanup cleans a model_factory run that failed."""
 
 import dagster as dg
+from pydantic import Field
 
+from z4_assets.core.stages import STAGES
 from z4_assets.k8s import factory_executor
-
-FACTORY_GROUPS = ("snapshot", "hygiene", "training", "security", "fairness", "governance", "packaging",
-                  "record", "promotion", "cleanup")
+from z4_assets.partitions import snapshots
+from z4_assets.resources import FactoryStorage, MlflowTracking, PolicyStore, TokenRevoker
 
 # In-process: every step shares one interpreter, so torch and MLflow are imported once per run
 # instead of once per step (the multiprocess executor costs ~1 s per step before imports).
 # On Kubernetes (Z4_EXECUTOR=k8s, see deploy/) each step runs in its own pod instead.
 model_factory = dg.define_asset_job(
     "model_factory",
-    selection=dg.AssetSelection.groups(*FACTORY_GROUPS),
+    selection=dg.AssetSelection.assets(*(s.asset for s in STAGES)),
+    partitions_def=snapshots,
     executor_def=factory_executor(),
-    description="Verify the newest (or chosen) Z3 snapshot, check its hygiene, train and gate a model.",
+    description="One Z3 snapshot (the run's partition, <dataset_id>@<snapshot_id>) through every stage of the "
+                "factory: snapshot verification, data hygiene, training, security and fairness evaluation, "
+                "model card, signed package, run record, promotion to the registry, cleanup. Every gate blocks.",
 )
+
+
+class CleanupTarget(dg.Config):
+    failed_run_id: str = Field(description="Dagster run id of the model_factory run to clean up")
+
+
+@dg.op(description="Remove the failed run's scratch, secrets and leases; write and log its post-run records.")
+def cleanup_failed_run(context: dg.OpExecutionContext, config: CleanupTarget, storage: FactoryStorage,
+                       policy: PolicyStore, mlflow: MlflowTracking, revoker: TokenRevoker):
+    from z4_assets.core.cleanup import run_cleanup
+    from z4_assets.core.errors import Z4Error
+
+    try:
+        folder = storage.folder(config.failed_run_id)
+    except Z4Error as e:
+        raise dg.Failure(description=str(e)) from None
+    run = context.instance.get_run_by_id(config.failed_run_id)
+    partition = (run.tags.get("dagster/partition") if run else None) or ""
+    dataset_id = partition.partition("@")[0]
+    by = f"cleanup job run {context.run_id}"
+    outcome = run_cleanup(folder, policy.for_dataset(dataset_id), revoker.revoke, by, partition)
+    mlflow_run = mlflow.record_postrun(config.failed_run_id, folder.postrun, outcome.tags, outcome.metrics)
+    context.log.info(f"cleaned run {config.failed_run_id}: removed {outcome.facts['removed_files']} files "
+                     f"({outcome.facts['removed_bytes']} bytes), revoked {outcome.facts['revoked']}; "
+                     f"records in {folder.postrun} and MLflow run {mlflow_run}")
+    if not outcome.passed:
+        raise dg.Failure(description=outcome.gates[0].summary,
+                         metadata={"refused": dg.MetadataValue.json(outcome.facts["refused"])})
+
+
+@dg.job(name="cleanup", executor_def=dg.in_process_executor,
+        description="Post-run cleanup of a failed model_factory run (run config: failed_run_id).")
+def cleanup_job():
+    cleanup_failed_run()

@@ -11,6 +11,7 @@ import logging
 import dagster as dg
 
 from z4_assets.core.cost import Cost, cost_metrics, measure
+from z4_assets.core.errors import Z4Error
 
 CORE_LOGGER = "z4_assets"  # python logging of the domain code (z4_assets.core.*) is under it
 _PENDING = "<resolving>"   # z3_snapshot's own lines before it has chosen the snapshot
@@ -41,8 +42,15 @@ class RunLog:
         self.log(logging.ERROR, message)
 
 
-def run_log(context: dg.AssetExecutionContext, ref) -> RunLog:
-    return RunLog(context, getattr(ref, "label", None))
+def _partition(context) -> str | None:
+    try:
+        return context.partition_key if context.has_partition_key else None
+    except dg.DagsterError:  # an asset invoked directly, outside any run
+        return None
+
+
+def run_log(context: dg.AssetExecutionContext) -> RunLog:
+    return RunLog(context, _partition(context))
 
 
 class _Forward(logging.Handler):
@@ -83,7 +91,9 @@ def _report(context, rl: RunLog, mlflow, asset: str, cost: Cost, status: str) ->
         rl.warning(f"cost {asset}: not logged to MLflow ({type(e).__name__}: {e})")
 
 
-def _rows(rows: str | None, ref) -> int:
+def _rows(rows: str | None, outcome) -> int:
+    """The snapshot's rows, from the snapshot outcome the asset took (or, for z3_snapshot, returned)."""
+    ref = getattr(outcome, "snapshot", None)
     return int(ref.manifest["row_count"]) if rows == "snapshot" and ref is not None else 0
 
 
@@ -97,9 +107,9 @@ def observed(rows: str | None = None):
     def decorate(fn):
         @functools.wraps(fn)
         def asset_fn(context, **kwargs):
-            ref = kwargs.get("z3_snapshot")
+            snapshot = kwargs.get("z3_snapshot")
             asset = context.asset_key.to_user_string()
-            rl = run_log(context, ref)
+            rl = run_log(context)
             handler, core = _Forward(rl), logging.getLogger(CORE_LOGGER)
             level = core.level
             core.addHandler(handler)
@@ -107,11 +117,12 @@ def observed(rows: str | None = None):
                 core.setLevel(logging.INFO)
             cost = None
             try:
-                with measure(_rows(rows, ref)) as cost:
-                    result = fn(context, **kwargs)
-                ref = ref or getattr(result, "value", None)  # z3_snapshot returns the snapshot it chose
-                rl.snapshot = getattr(ref, "label", rl.snapshot)
-                cost.rows = _rows(rows, ref)
+                with measure(_rows(rows, snapshot)) as cost:
+                    try:
+                        result = fn(context, **kwargs)
+                    except Z4Error as e:  # a refused input, a broken file: one clear line, no traceback
+                        raise dg.Failure(description=f"{asset} of {rl.snapshot}: {e}") from None
+                cost.rows = _rows(rows, snapshot or getattr(result, "value", None))
             except BaseException:
                 if cost is not None:
                     _report(context, rl, kwargs.get("mlflow"), asset, cost, "failed")

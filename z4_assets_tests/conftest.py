@@ -10,20 +10,16 @@ import pandas as pd
 import pytest
 import yaml
 
-from z4_assets.core.z3 import add_snapshot
+from z4_assets.assets import FACTORY_ASSETS
+from z4_assets.assets.data import SnapshotConfig
+from z4_assets.assets.model import TrainConfig
+from z4_assets.core.z3 import add_snapshot, list_snapshots
 from z4_assets.definitions import defs as _defs  # noqa: F401  (definitions must load)
-from z4_assets.cleanup.assets import cleanup_report
-from z4_assets.fairness.assets import fairness_report
-from z4_assets.governance.assets import model_card
-from z4_assets.hygiene.assets import hygiene_report
-from z4_assets.packaging.assets import promotion, signed_package
+from z4_assets.outcome_store import OutcomeStore
+from z4_assets.partitions import snapshots
 from z4_assets.resources import FactoryStorage, MlflowTracking, NoopRevoker, PolicyStore, Z3Store
-from z4_assets.record.assets import run_record
 from z4_assets.resources.signer import PackageSigner
 from z4_assets.resources.broker import SnapshotBroker
-from z4_assets.security.assets import adversarial_eval
-from z4_assets.snapshot.assets import z3_snapshot
-from z4_assets.training.assets import trained_model
 
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "z4_assets" / "sample_data" / "taiwan_credit_default"
 SAMPLE_CSV = SAMPLE_DIR / "data.csv"
@@ -31,8 +27,6 @@ SAMPLE_CONTRACT = SAMPLE_DIR / "contract.yaml"
 SAMPLE_DATASET_CONFIG = SAMPLE_DIR / "dataset.yaml"
 DATASET = "taiwan_credit_default"
 TARGET = "default.payment.next.month"
-FACTORY_ASSETS = [z3_snapshot, hygiene_report, trained_model, adversarial_eval, fairness_report, model_card,
-                  signed_package, run_record, promotion, cleanup_report]
 BACKBONE = {"z3_snapshot", "hygiene_report", "trained_model"}
 ALL_ASSETS = {a.key.to_user_string() for a in FACTORY_ASSETS}
 FAST_TRAIN = {"epochs": 3}
@@ -118,6 +112,7 @@ def make_resources(root: Path, z3_root: Path, signing_key: Path, cache_root: Pat
     return {
         "z3": Z3Store(root=str(z3_root)),
         "storage": FactoryStorage(root=str(root / "factory"), cache_root=str(cache_root)),
+        "outcomes": OutcomeStore(root=str(root / "factory")),
         "signer": PackageSigner(private_key_path=str(signing_key)),
         "policy": PolicyStore(path=os.environ.get("Z4_TEST_POLICY", "")),
         "mlflow": MlflowTracking(tracking_uri=f"sqlite:///{root / 'mlflow.db'}", experiment_name="z4-tests"),
@@ -139,13 +134,25 @@ def factory_resources(tmp_path, z3_root, signing_key, cache_root) -> dict:
     return make_resources(tmp_path, z3_root, signing_key, cache_root)
 
 
-def run_factory(resources: dict, selection: dict | None = None, train: dict | None = None,
-                instance: dg.DagsterInstance | None = None) -> dg.ExecuteInJobResult:
-    config = {"ops": {"trained_model": {"config": {**FAST_TRAIN, **(train or {})}}}}
-    if selection:
-        config["ops"]["z3_snapshot"] = {"config": selection}
-    return dg.materialize(FACTORY_ASSETS, resources=resources, run_config=config,
-                          raise_on_error=False, instance=instance)
+def newest_key(resources: dict) -> str:
+    """The newest snapshot of the resources' Z3 root, as its partition key."""
+    return list_snapshots(resources["z3"].root)[-1].label
+
+
+def run_factory(resources: dict, partition: str | None = None, train: dict | None = None,
+                instance: dg.DagsterInstance | None = None, purpose: str = "",
+                assets=None) -> dg.ExecuteInJobResult:
+    """Materialize the factory (or ASSETS of it) for one snapshot: PARTITION, else the newest one."""
+    key = partition or newest_key(resources)
+    instance = instance or dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(snapshots.name, [key])
+    config = dg.RunConfig(ops={"trained_model": TrainConfig(**{**FAST_TRAIN, **(train or {})}),
+                               "z3_snapshot": SnapshotConfig(purpose=purpose)})
+    names = {a.key.to_user_string() for a in (assets or FACTORY_ASSETS)}
+    config = dg.RunConfig(ops={k: v for k, v in config.ops.items() if k in names})
+    return dg.materialize(FACTORY_ASSETS, resources=resources, run_config=config, partition_key=key,
+                          raise_on_error=False, instance=instance,
+                          selection=None if assets is None else [a.key for a in assets])
 
 
 def check_verdicts(result: dg.ExecuteInJobResult) -> dict[str, bool]:

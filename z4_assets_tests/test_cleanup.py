@@ -9,7 +9,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from z4_assets.core.cleanup._paths import RunPaths, contained
+from z4_assets.core.cleanup._paths import contained
+from z4_assets.core.run_folder import RunFolder as RunPaths
 from z4_assets.core.cleanup._postrun import finish_run
 from z4_assets.core.cleanup._retention import retention_policy
 from z4_assets.core.cleanup._scratch import RunScratch

@@ -11,7 +11,7 @@ import pytest
 
 from z4_assets import cli
 from z4_assets.core.cleanup._apply import apply_retention
-from z4_assets.core.cleanup._paths import RunPaths
+from z4_assets.core.run_folder import RunFolder as RunPaths
 from z4_assets.core.cleanup._postrun import finish_run
 from z4_assets.core.policy import load_policy
 

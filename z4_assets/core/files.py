@@ -56,6 +56,8 @@ def read_json(path: str | os.PathLike) -> Any:
 def json_default(obj: Any) -> Any:
     if hasattr(obj, "item"):  # numpy scalars
         return obj.item()
+    if hasattr(obj, "model_dump"):  # pydantic models (policy sections)
+        return obj.model_dump()
     if hasattr(obj, "isoformat"):
         return obj.isoformat()
     if isinstance(obj, (set, frozenset)):

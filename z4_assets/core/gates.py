@@ -23,6 +23,22 @@ class Gate:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class GateSpec:
+    """A gate as the stage table declares it: its name (written only there) and what it checks."""
+
+    name: str
+    description: str
+
+    def compare(self, value, comparison: str, threshold, summary: str, details: dict | None = None) -> Gate:
+        return compare(self.name, value, comparison, threshold, summary, details)
+
+    def verdict(self, passed: bool, value, comparison: str, threshold, summary: str,
+                details: dict | None = None) -> Gate:
+        """A gate whose pass/fail is decided by the caller (a membership test, an unreadable input)."""
+        return Gate(self.name, bool(passed), value, threshold, comparison, summary, details or {})
+
+
 def compare(name: str, value: float, comparison: str, threshold: float, summary: str,
             details: dict | None = None) -> Gate:
     """Pass when `value <comparison> threshold`; NaN never passes."""

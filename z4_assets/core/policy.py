@@ -1,37 +1,195 @@
-"""The promotion policy: defaults for every dataset, overridable per dataset, in one YAML file."""
+"""The promotion policy: defaults for every dataset, overridable per dataset, in one YAML file.
+
+Each section is a pydantic model: a misspelt key or a value of the wrong kind stops the run with
+one line naming it (with a "did you mean"), and every threshold is documented where it is read.
+"""
 
 from __future__ import annotations
 
 import copy
+import difflib
 from pathlib import Path
+from typing import Any, Literal
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from z4_assets.core.errors import Z4Error
 
 DEFAULT_POLICY = Path(__file__).resolve().parents[1] / "policy.yaml"
 
 
-def load_policy(path: str | Path | None, dataset_id: str) -> dict:
-    """The effective policy for one dataset: defaults deep-merged with its overrides."""
-    p = Path(path) if path else DEFAULT_POLICY
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def __getitem__(self, key: str) -> Any:  # transitional: policy["hygiene"]["drift_bins"] still reads
+        return getattr(self, key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return getattr(self, key, default)
+
+    def keys(self):
+        return type(self).model_fields.keys()
+
+
+class AccessPolicy(Section):
+    purpose: str = Field(description="purpose a run reads data for unless its config names another")
+
+
+class ContractPolicy(Section):
+    allowed_legal_bases: list[str] = Field(description="GDPR art. 6(1) bases, plus explicit consent for art. 9 data")
+
+
+class HygienePolicy(Section):
+    duplicate_share_max: float = Field(description="exact duplicate rows (id excluded), share of all rows")
+    conflicting_label_share_max: float = Field(description="rows whose identical features carry different labels")
+    impossible_share_max: float = Field(description="rows hitting a contract impossible_values rule or +-inf")
+    leakage_auc_max: float = Field(description="single-feature AUC (max(AUC, 1-AUC)) must stay below")
+    temporal_leak_features_max: int = Field(description="features known only after the label's time")
+    holdout_leak_share_max: float = Field(description="test rows whose features also appear in training")
+    drift_psi_max: float = Field(description="per feature, against the dataset's baseline profile")
+    drift_kl_max: float
+    drift_bins: int
+    leakage_sample_rows: int = Field(description="single-feature AUC is computed on a seeded sample above this")
+
+
+class SplitPolicy(Section):
+    strategy: Literal["auto", "time", "hash"] = Field(description="auto = time when the contract declares a time column")
+    key: Literal["content", "id"] = Field(description="content = identical rows share a split; id = hash of the id")
+    test_fraction: float
+    validation_fraction: float
+    seed: int
+
+
+class PerformancePolicy(Section):
+    test_auc_min: float
+    test_ks_min: float
+
+
+class TrainingPolicy(Section):
+    max_grad_norm: float = Field(description="warn when a batch's gradient L2 norm exceeds this")
+    patience_epochs: int = Field(description="warn when validation AUC has not improved for this many epochs")
+    min_delta: float = Field(description="... by more than this")
+
+
+class PoisoningPolicy(Section):
+    sample_rows: int
+    min_support_rows: int
+    min_support_share: float
+    purity_min: float
+    alpha: float
+    expand_share: float
+    expand_lift: float
+    max_regions: int
+    fit_rows: int
+    donors: int
+    region_eval_rows: int
+    excess_min: float
+    z_min: float
+    max_flagged_share: float = Field(description="gate poisoning_share")
+    max_homogeneous_clusters: int = Field(description="gate poisoning_clusters")
+    report_ids: int
+    art_signals: bool
+    art_rows: int
+    art_expected_poison: float
+
+
+class EvasionPolicy(Section):
+    sample_rows: int
+    epsilons: list[float]
+    gate_epsilon: float
+    pgd_iterations: int
+    max_accuracy_drop: float = Field(description="gate evasion_accuracy_drop: clean accuracy - PGD accuracy")
+
+
+class MembershipPolicy(Section):
+    rows_per_side: int
+    max_attack_auc: float = Field(description="gate membership_auc")
+
+
+class IntegrityPolicy(Section):
+    sample_rows: int
+    min_distinct_scores: int
+    min_score_std: float
+
+
+class SecurityPolicy(Section):
+    seed: int
+    threads: int
+    poisoning: PoisoningPolicy
+    evasion: EvasionPolicy
+    membership: MembershipPolicy
+    integrity: IntegrityPolicy
+
+
+class SelectionRule(Section):
+    rule: Literal["score", "top_rate"]
+    value: float
+
+
+class FairnessPolicy(Section):
+    selection: SelectionRule
+    favourable_outcome: Literal["selected", "not_selected"]
+    bins: dict[str, list[float]] = Field(default_factory=dict)
+    default_bands: int
+    min_group_count: int
+    min_class_count: int
+    intersections: str | list[list[str]]
+    bootstrap_resamples: int
+    bootstrap_score_bins: int
+    confidence: float
+    seed: int
+    gate_on: Literal["point", "ci_low", "ci_high"]
+    gate_attributes: Literal["protected", "all"]
+    gate_intersections: bool
+    unassessable_attributes_max: int
+    ks_diff_max: float
+    auc_diff_max: float
+    demographic_parity_diff_max: float
+    demographic_parity_ratio_min: float
+    equalized_odds_diff_max: float
+
+
+class Policy(Section):
+    access: AccessPolicy
+    contract: ContractPolicy
+    hygiene: HygienePolicy
+    split: SplitPolicy
+    performance: PerformancePolicy
+    training: TrainingPolicy
+    security: SecurityPolicy
+    fairness: FairnessPolicy
+    retention: dict[str, Any] = Field(description="retention classes and rules (validated by core/cleanup)")
+    source: str = Field(description="the policy file this was read from")
+
+
+def _read(p: Path) -> dict:
     try:
         doc = yaml.safe_load(p.read_text(encoding="utf-8"))
     except OSError as e:
         raise Z4Error(f"cannot read policy: {e.strerror}", p) from None
     except yaml.YAMLError as e:
         raise Z4Error(f"policy is not valid YAML: {str(e).splitlines()[0]}", p) from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("defaults"), dict):
-        raise Z4Error("policy must be a mapping with a 'defaults' section", p)
-    merged = copy.deepcopy(doc["defaults"])
-    if p != DEFAULT_POLICY:  # a user's file may hold only what it changes
-        base = yaml.safe_load(DEFAULT_POLICY.read_text(encoding="utf-8"))["defaults"]
+    if not isinstance(doc, dict):
+        raise Z4Error("policy must be a mapping with 'defaults' and/or 'datasets' sections", p)
+    return doc
+
+
+def load_policy(path: str | Path | None, dataset_id: str) -> Policy:
+    """The effective policy for one dataset: packaged defaults, the file's defaults, its dataset overrides."""
+    p = Path(path) if path else DEFAULT_POLICY
+    doc = _read(p)
+    base = _read(DEFAULT_POLICY)["defaults"]
+    if p != DEFAULT_POLICY:  # a user's file may hold only what it changes, with or without `defaults:`
         check_policy(doc, base, p)
-        merged = _merge(base, merged)
-    overrides = (doc.get("datasets") or {}).get(dataset_id) or {}
-    merged = _merge(merged, overrides)
-    merged["source"] = str(p)
-    return merged
+    merged = _merge(base, doc.get("defaults") or {})
+    merged = _merge(merged, (doc.get("datasets") or {}).get(dataset_id) or {})
+    try:
+        return Policy(**merged, source=str(p))
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(x) for x in err["loc"])
+        raise Z4Error(f"policy key {where}: {err['msg']}", p) from None
 
 
 def _merge(base: dict, over: dict) -> dict:
@@ -61,7 +219,10 @@ def check_policy(doc: dict, base: dict, path: Path) -> None:
     for key in doc:
         if key not in ("defaults", "datasets"):
             raise Z4Error(f"unknown policy section {key!r}: expected 'defaults' and 'datasets'", path)
-    _check(doc["defaults"], base, "defaults", (), path)
+    defaults = doc.get("defaults") or {}
+    if not isinstance(defaults, dict):
+        raise Z4Error(f"policy key defaults must be a mapping, got {_kind(defaults)}", path)
+    _check(defaults, base, "defaults", (), path)
     datasets = doc.get("datasets") or {}
     if not isinstance(datasets, dict):
         raise Z4Error(f"policy key datasets must be a mapping of dataset ids, got {_kind(datasets)}", path)
@@ -72,8 +233,6 @@ def check_policy(doc: dict, base: dict, path: Path) -> None:
 
 
 def _check(over: dict, base: dict, where: str, trail: tuple, path: Path) -> None:
-    import difflib
-
     for key, value in over.items():
         at = (*trail, key)
         name = ".".join([where, *map(str, at)])

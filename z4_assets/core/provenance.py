@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import platform
 import subprocess
 from functools import lru_cache
 from pathlib import Path
@@ -77,3 +78,47 @@ def environment_lock() -> dict:
     if not path.is_file():
         return {"env_lock": "unknown (no lockfile found)", "env_lock_sha256": "unknown"}
     return {"env_lock": str(path), "env_lock_sha256": sha256_file(path)}
+
+
+def container_fact() -> str:
+    """The image digest when running in the factory image, else an explicit reason."""
+    if os.environ.get(CONTAINER_DIGEST_ENV, "").strip():
+        return container_digest()  # validated: a malformed value is an error
+    if Path("/.dockerenv").exists() or os.environ.get("KUBERNETES_SERVICE_HOST"):
+        return "unknown: in a container but Z4_CONTAINER_DIGEST is not set by the image"
+    return "not-applicable: not running in a container (bare host)"
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo, else what platform knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def hardware(threads: int | None = None) -> dict[str, str]:
+    cpu = cpu_model()
+    ram = "unknown"
+    try:
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        ram = f"{kb / 1024 / 1024:.1f} GiB"
+    except (OSError, ValueError, IndexError):
+        pass
+    return {"hardware_cpu": f"{cpu} ({os.cpu_count()} logical cores, {platform.machine()})",
+            "hardware_threads": str(threads if threads is not None else "unknown"),
+            "hardware_ram": ram, "mkl_cbwr": os.environ.get("MKL_CBWR", "unset")}
+
+
+def build_facts(egress_policy: str) -> dict[str, str]:
+    return {"container_digest": container_fact(), "train_image_version": f"z4-model-factory {_version()}",
+            "egress_policy": egress_policy}
+
+
+def _version() -> str:
+    from z4_assets import __version__
+
+    return __version__

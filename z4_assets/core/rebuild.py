@@ -55,7 +55,7 @@ def rebuild(pkg: Path, z3_root: Path, tracking_uri: str, experiment: str, allow_
     from z4_assets.core.contract import load_contract
     from z4_assets.core.training._fit import fit_and_evaluate
     from z4_assets.core.provenance import code_version
-    from z4_assets.core.record._fields import hardware
+    from z4_assets.core.provenance import hardware
     from z4_assets.core.split import assign_split, row_hashes
     from z4_assets.core.tracking import RunRecorder
     from z4_assets.core import broker

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -54,3 +56,20 @@ def assign_split(df: pd.DataFrame, contract: Contract, policy: dict,
     labels[u < test_f + val_f] = VALIDATION
     labels[u < test_f] = TEST
     return labels, strategy
+
+
+def load_split(path, rows: int, sha256: str | None = None):
+    """The split column (row -> train/validation/test) the hygiene stage wrote; refused when it is
+    missing, was changed since (SHA256 given), or does not fit the snapshot's rows."""
+    from z4_assets.core.errors import Z4Error
+    from z4_assets.core.files import sha256_file
+
+    p = Path(path)
+    if not p.is_file():
+        raise Z4Error("the row split is missing (an intermediate, kept 7 days: materialize hygiene_report again)", p)
+    if sha256 and sha256_file(p) != sha256:
+        raise Z4Error("the row split differs from the one its hygiene report recorded", p)
+    frame = pd.read_parquet(p)
+    if len(frame) != rows:
+        raise Z4Error(f"split has {len(frame)} rows, snapshot has {rows}", p)
+    return frame.sort_values("row")["split"].to_numpy(dtype=object)

@@ -7,9 +7,13 @@ The last stage that runs therefore always leaves the final status, whichever sta
 
 from __future__ import annotations
 
+import json
 import os
 import re
+from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Iterator
 
 DAGSTER_RUN_TAG = "dagster.run_id"
 # A re-execution (retry from failure) of a Dagster run continues the MLflow run of its root run:
@@ -87,10 +91,14 @@ class RunRecorder:
                 return found[0].info.run_id
         return None
 
-    def fail(self, run_id: str, attempt_run_id: str, error: str, status: str = "FAILED") -> None:
+    def fail(self, run_id: str, attempt_run_id: str, error: str, status: str = "FAILED",
+             blocked_by: str | None = None) -> None:
         """An error (a crash, a lost connection, a killed process), not a gate: FAILED or KILLED, and
-        a retry of the Dagster run may still finish the MLflow run."""
+        a retry of the Dagster run may still finish the MLflow run. BLOCKED_BY: a stage that stopped
+        the run on purpose (training diverged) names why."""
         self.client.set_tag(run_id, ERROR_TAG, f"{attempt_run_id}: {error}")
+        if blocked_by:
+            self.client.set_tag(run_id, "z4.blocked_by", blocked_by)
         self.client.set_tag(run_id, "policy_decision", "FAIL")
         self.client.set_tag(run_id, "policy_reasons", error)
         self.client.set_terminated(run_id, status=status)
@@ -150,3 +158,92 @@ class RunRecorder:
             self.client.set_tag(run_id, "policy_reasons", f"blocked by {joined}")
         failed = names or ERROR_TAG in prior_tags  # an error of this attempt in a sibling stage
         self.client.set_terminated(run_id, status="FAILED" if failed else "FINISHED")
+
+
+class StageRecord:
+    """What one stage logs to the factory run's MLflow run."""
+
+    def __init__(self, recorder: RunRecorder, run_id: str):
+        self.recorder, self.run_id = recorder, run_id
+        self.blocked_by: str | None = None
+
+    def log(self, params: dict | None = None, metrics: dict | None = None, tags: dict | None = None):
+        self.recorder.log(self.run_id, params, metrics, tags)
+
+    def log_steps(self, steps) -> None:
+        self.recorder.log_steps(self.run_id, list(steps))
+
+    def artifacts(self, local_dir, artifact_path: str | None) -> None:
+        self.recorder.log_artifacts(self.run_id, local_dir, artifact_path)
+
+    def artifact(self, local_file, artifact_path: str | None = None) -> None:
+        """One file; artifact_path None puts it at the top level of the run."""
+        self.recorder.log_artifact(self.run_id, local_file, artifact_path)
+
+    def artifact_url(self, artifact_path: str) -> str | None:
+        """A link that opens one logged file through the MLflow server; None for a local store."""
+        return artifact_download_url(self.recorder.tracking_uri, self.run_id, artifact_path)
+
+    @property
+    def artifact_uri(self) -> str:
+        return self.recorder.client.get_run(self.run_id).info.artifact_uri.rstrip("/")
+
+    def record(self, outcome) -> None:
+        """A stage outcome: its params, metrics, tags, step metrics and evidence; its gates decide the status."""
+        self.log(params=outcome.params, metrics=outcome.metrics, tags=outcome.tags)
+        if outcome.steps:
+            self.log_steps(outcome.steps)
+        for artifact_path, local in outcome.artifacts.items():
+            where = None if artifact_path == "." else artifact_path
+            (self.artifacts if Path(local).is_dir() else self.artifact)(local, where)
+        self.blocked_by = outcome.blocked_by
+
+
+def run_tags(snapshot, dagster_run_id: str, job_name: str, dagster_url: str, egress_policy: str) -> dict[str, str]:
+    """The tags every factory run's MLflow run carries: code, data, execution and correlation."""
+    from z4_assets.core.provenance import build_facts, code_version, repo_url
+
+    code = code_version()
+    m = snapshot.manifest
+    tr = m.get("time_range")
+    return {
+        **build_facts(egress_policy), "repo_url": repo_url(),
+        "dataset_snapshot_at": m["snapshot_at"], "feature_groups": json.dumps(m["feature_groups"]),
+        "data_time_range": json.dumps(tr) if tr else "none: the contract declares no time column",
+        "pipeline_id": job_name, "job_id": dagster_run_id, "dagster.job": job_name,
+        "started_at": datetime.now(timezone.utc).isoformat(),
+        "dagster_run_url": f"{dagster_url.rstrip('/')}/runs/{dagster_run_id}",
+        "dagster_partition": snapshot.label, "git_sha": code["git_sha"], "git_dirty": code["git_dirty"],
+        "dataset_id": snapshot.dataset_id, "snapshot_id": snapshot.snapshot_id, "dataset_hash": m["hash"],
+        "snapshot_at": m["snapshot_at"], "contract_hash": m["contract_hash"], "orchestrator": "dagster",
+    }
+
+
+@contextmanager
+def open_stage(recorder: RunRecorder, snapshot, dagster_run_id: str, root_run_id: str, job_name: str,
+               dagster_url: str, egress_policy: str, stage: str, on_unrecorded=None) -> Iterator[StageRecord]:
+    """The factory run's MLflow run, RUNNING for one stage; FINISHED or FAILED when it ends.
+
+    A stage that raises is recorded as an error (tag z4.error: the stage and the exception's type),
+    never as a gate; ON_UNRECORDED(message) is told when even that cannot be written."""
+    from z4_assets.core.provenance import code_version
+
+    started = datetime.now(timezone.utc)
+    run_name = f"z4-{snapshot.dataset_id}-{started:%Y%m%d-%H%M}-{code_version()['git_short']}"
+    run_id = recorder.open(root_run_id, run_name, run_tags(snapshot, dagster_run_id, job_name, dagster_url,
+                                                           egress_policy), attempt_run_id=dagster_run_id)
+    record = StageRecord(recorder, run_id)
+    record.log(tags={"run_id": run_id})
+    try:
+        yield record
+    except BaseException as e:
+        error = f"error in {stage}: {type(e).__name__}"
+        try:
+            if getattr(e, "tags", None):
+                record.log(tags=e.tags)
+            recorder.fail(run_id, dagster_run_id, error, blocked_by=getattr(e, "blocked_by", None))
+        except Exception as unrecorded:  # the tracking server may be what failed: raise the stage's error
+            if on_unrecorded is not None:
+                on_unrecorded(f"could not record '{error}' in MLflow: {type(unrecorded).__name__}")
+        raise
+    recorder.close(run_id, record.blocked_by)

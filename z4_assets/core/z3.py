@@ -55,7 +55,21 @@ class SnapshotRef:
 
     @property
     def label(self) -> str:
-        return f"{self.dataset_id}@{self.snapshot_id}"
+        """Its partition key: <dataset_id>@<snapshot_id>."""
+        return snapshot_key(self.dataset_id, self.snapshot_id)
+
+
+def snapshot_key(dataset_id: str, snapshot_id: str) -> str:
+    """The snapshot's partition key in the factory: <dataset_id>@<snapshot_id>."""
+    return f"{dataset_id}@{snapshot_id}"
+
+
+def parse_snapshot_key(key: str) -> tuple[str, str]:
+    """(dataset_id, snapshot_id) of a partition key; anything else (a path, an empty part) is refused."""
+    dataset_id, sep, snapshot_id = str(key).partition("@")
+    if not (sep and DATASET_ID_RE.match(dataset_id) and SNAPSHOT_PART_RE.match(snapshot_id)) or ".." in key:
+        raise Z4Error(f"invalid snapshot key {key!r}: expected <dataset_id>@<snapshot_id>")
+    return dataset_id, snapshot_id
 
 
 def read_table(path: str | Path) -> pd.DataFrame:

@@ -29,7 +29,7 @@ class Listed:
 
     @property
     def key(self) -> str:
-        return f"{self.dataset_id}@{self.snapshot_id}"
+        return z3.snapshot_key(self.dataset_id, self.snapshot_id)
 
 
 class SnapshotSource(abc.ABC):

@@ -7,7 +7,6 @@ from pydantic import Field
 
 from z4_assets.core import broker
 from z4_assets.core.contract import Contract
-from z4_assets.core.errors import Z4Error
 from z4_assets.core.z3 import SnapshotRef
 
 
@@ -29,24 +28,21 @@ class SnapshotBroker(dg.ConfigurableResource):
     key: str = Field("", description="pseudonymisation key; set only via dg.EnvVar('Z4_PSEUDONYM_KEY')")
     key_file: str = Field("", description="file holding the key (`z4 keygen` writes .z4/keys/pseudonym.key, 0600)")
 
-    def read(self, context, ref: SnapshotRef, contract: Contract,
-             columns: list[str] | None = None) -> pd.DataFrame:
-        """Pseudonymised rows for the run's purpose; a denial or a missing key fails the step clearly."""
-        try:
-            return self._read(context, ref, contract, columns, broker.load_key(self.key, self.key_file), False)
-        except Z4Error as e:
-            raise dg.Failure(description=str(e)) from None
+    def reader(self, context):
+        """The stage's row reader (core.stage_run.RowReader): pseudonymised rows for the run's purpose.
+        A denial or a missing key raises Z4Error (one clear line in the step's failure)."""
+        return lambda ref, contract, reader: self._read(context, ref, contract, None,
+                                                        broker.load_key(self.key, self.key_file), False, reader)
 
-    def read_for_intake(self, context, ref: SnapshotRef, contract: Contract) -> pd.DataFrame:
-        """The raw rows, for the intake contract gate only (logged as raw); raises Z4Error."""
-        return self._read(context, ref, contract, None, None, True)
+    def intake_reader(self, context):
+        """The raw rows, for the intake contract gate only (logged as raw)."""
+        return lambda ref, contract: self._read(context, ref, contract, None, None, True, "z3_snapshot")
 
-    def _read(self, context, ref, contract, columns, key, raw: bool) -> pd.DataFrame:
+    def _read(self, context, ref, contract, columns, key, raw: bool, reader: str) -> pd.DataFrame:
         return broker.read_snapshot(ref, contract, purpose=ref.purpose, columns=columns,
                                     identity=broker.who(_run_tags(context)), run_id=context.run_id,
-                                    key=key, log_path=self.log_path,
-                                    reader=context.asset_key.to_user_string(), raw_for_intake=raw)
+                                    key=key, log_path=self.log_path, reader=reader, raw_for_intake=raw)
 
     def export_run_log(self, run_id, dest) -> dict:
-        """run_id: one run id, or a retry's lineage (its own id and the runs it re-executes)."""
+        """run_id: one run id, or several (the runs whose outcomes a package carries)."""
         return broker.export_run_log(self.log_path, run_id, dest)

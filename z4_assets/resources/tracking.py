@@ -1,45 +1,15 @@
 """MLflow tracking as a small ConfigurableResource over the MLflow client (see README: why not dagster-mlflow)."""
 
 
-import json
 import os
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from typing import Iterator
 
 import dagster as dg
 from pydantic import Field
 
-from z4_assets.core.provenance import code_version, repo_url
-from z4_assets.core.record._fields import build_facts
+from z4_assets.core.tracking import StageRecord
 from z4_assets.core.z3 import SnapshotRef
-
-
-class StageRecord:
-    """What one stage logs to the factory run's MLflow run."""
-
-    def __init__(self, recorder, run_id: str):
-        self.recorder, self.run_id = recorder, run_id
-        self.blocked_by: str | None = None
-
-    def log(self, params: dict | None = None, metrics: dict | None = None, tags: dict | None = None):
-        self.recorder.log(self.run_id, params, metrics, tags)
-
-    def log_steps(self, steps: list[tuple[str, float, int]]) -> None:
-        self.recorder.log_steps(self.run_id, steps)
-
-    def artifacts(self, local_dir, artifact_path: str | None) -> None:
-        self.recorder.log_artifacts(self.run_id, local_dir, artifact_path)
-
-    def artifact(self, local_file, artifact_path: str | None = None) -> None:
-        """One file; artifact_path None puts it at the top level of the run."""
-        self.recorder.log_artifact(self.run_id, local_file, artifact_path)
-
-    def artifact_url(self, artifact_path: str) -> str | None:
-        """A link that opens one logged file through the MLflow server; None for a local store."""
-        from z4_assets.core.tracking import artifact_download_url
-
-        return artifact_download_url(self.recorder.tracking_uri, self.run_id, artifact_path)
 
 
 def _job_name(context: dg.AssetExecutionContext) -> str:
@@ -84,38 +54,13 @@ class MlflowTracking(dg.ConfigurableResource):
 
     @contextmanager
     def stage(self, context: dg.AssetExecutionContext, snapshot: SnapshotRef) -> Iterator[StageRecord]:
-        recorder = self._recorder()
-        code = code_version()
-        started = datetime.now(timezone.utc)
-        run_name = f"z4-{snapshot.dataset_id}-{started:%Y%m%d-%H%M}-{code['git_short']}"
-        m = snapshot.manifest
-        tr = m.get("time_range")
-        tags = {
-            **build_facts(self.egress_policy), "repo_url": repo_url(),
-            "dataset_snapshot_at": m["snapshot_at"], "feature_groups": json.dumps(m["feature_groups"]),
-            "data_time_range": json.dumps(tr) if tr else "none: the contract declares no time column",
-            "pipeline_id": _job_name(context), "job_id": context.run_id,
-            "started_at": started.isoformat(), "dagster_run_url": f"{self.dagster_url}/runs/{context.run_id}",
-            "dagster_partition": "none: model_factory is unpartitioned; the snapshot is chosen by run config",
-            "git_sha": code["git_sha"], "git_dirty": code["git_dirty"],
-            "dataset_id": snapshot.dataset_id, "snapshot_id": snapshot.snapshot_id,
-            "dataset_hash": m["hash"], "snapshot_at": m["snapshot_at"],
-            "contract_hash": m["contract_hash"], "orchestrator": "dagster",
-            "dagster.job": _job_name(context),
-        }
-        run_id = recorder.open(_root_run_id(context), run_name, tags, attempt_run_id=context.run_id)
-        record = StageRecord(recorder, run_id)
-        record.log(tags={"run_id": run_id})
-        try:
+        """The run's MLflow run for one stage (core/tracking.open_stage): FINISHED or FAILED when it ends."""
+        from z4_assets.core.tracking import open_stage
+
+        with open_stage(self._recorder(), snapshot, context.run_id, _root_run_id(context), _job_name(context),
+                        self.dagster_url, self.egress_policy, context.asset_key.to_user_string(),
+                        on_unrecorded=context.log.warning) as record:
             yield record
-        except BaseException as e:
-            error = f"error in {context.asset_key.to_user_string()}: {type(e).__name__}"
-            try:
-                recorder.fail(run_id, context.run_id, error)
-            except Exception as unrecorded:  # the tracking server may be what failed: raise the stage's error
-                context.log.warning(f"could not record '{error}' in MLflow: {type(unrecorded).__name__}")
-            raise
-        recorder.close(run_id, record.blocked_by)
 
     def log_to_run(self, dagster_run_id: str, metrics: dict | None = None, tags: dict | None = None) -> str | None:
         """Add to a Dagster run's MLflow run without changing its status; None when it has none yet."""

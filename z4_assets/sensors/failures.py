@@ -2,8 +2,7 @@
 
 import dagster as dg
 
-from z4_assets.cleanup.job import cleanup_job
-from z4_assets.jobs import model_factory
+from z4_assets.jobs import cleanup_job, model_factory
 from z4_assets.sensors.snapshots import INTERVAL
 
 

@@ -1,1 +1,36 @@
-"""Post-run cleanup and retention: scratch space, what is removed, what is kept and for how long."""
+"""The cleanup stage and retention: nothing a run created outlives it (scratch, temp files, secrets,
+leases), every artifact it keeps has a retention class, and `z4 retention apply` deletes only what
+expired, never the evidence of a signed or promoted run."""
+
+from __future__ import annotations
+
+from z4_assets.core.cleanup._apply import apply_retention, render, write_report
+from z4_assets.core.cleanup._paths import contained
+from z4_assets.core.cleanup._postrun import PostRun, finish_run
+from z4_assets.core.cleanup._retention import parse_time, retention_policy
+from z4_assets.core.cleanup._scratch import RunScratch
+from z4_assets.core.outcome import StageOutcome
+from z4_assets.core.run_folder import RunFolder
+from z4_assets.core.stages import CLEANUP
+
+__all__ = ["PostRun", "RunScratch", "apply_retention", "contained", "finish_run", "parse_time", "render",
+           "retention_policy", "run_cleanup", "write_report"]
+
+
+def run_cleanup(folder: RunFolder, policy, revoke, cleaned_by: str, partition: str) -> StageOutcome:
+    """Clean one run (passed or failed), write its cleanup report and retention manifest, judge it."""
+    post = finish_run(folder, policy, revoke, cleaned_by)
+    files = folder.stage(CLEANUP.folder)
+    r, m = post.report, post.manifest
+    return StageOutcome(
+        stage=CLEANUP.name, partition=partition, run_id=folder.run_id, gates=(post.gate,),
+        files={"cleanup_report": str(files.cleanup_report), "retention_manifest": str(files.retention_manifest)},
+        metrics={"cleanup.removed_files": len(r["removed"]), "cleanup.removed_bytes": r["removed_bytes"],
+                 "cleanup.revoked": len(r["revoked"]), "cleanup.refused": len(r["refused"]),
+                 **{f"retention.{name}.files": agg["files"] for name, agg in m["totals"].items()}},
+        tags={"z4.cleanup.dagster_run_id": folder.run_id, "z4.cleanup.by": cleaned_by,
+              "z4.cleanup.complete": str(post.gate.passed).lower(), "z4.cleanup.at": r["finished_at"]},
+        artifacts={"postrun": str(files.dir)},
+        facts={"removed_files": len(r["removed"]), "removed_bytes": r["removed_bytes"], "revoked": len(r["revoked"]),
+               "refused": r["refused"],
+               "retention": {name: f"{t['files']} files ({t['kind']})" for name, t in m["totals"].items()}})

@@ -12,7 +12,8 @@ import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from z4_assets.core.cleanup._paths import RUN_ID_RE, contained, prune_empty_dirs, remove, tree_files
+from z4_assets.core.cleanup._paths import contained, prune_empty_dirs, remove, tree_files
+from z4_assets.core.run_folder import RUN_ID_RE
 from z4_assets.core.cleanup._retention import MANIFEST_NAME, parse_time
 from z4_assets.core.files import atomic_write_json
 

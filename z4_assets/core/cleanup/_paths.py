@@ -7,51 +7,10 @@ Every path cleanup or retention acts on goes through `contained`, so a record th
 from __future__ import annotations
 
 import os
-import re
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 from z4_assets.core.errors import Z4Error
-
-RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
-
-
-def check_run_id(run_id: str) -> str:
-    if not isinstance(run_id, str) or not RUN_ID_RE.match(run_id):
-        raise Z4Error(f"invalid run id {run_id!r}: must match {RUN_ID_RE.pattern}")
-    return run_id
-
-
-@dataclass(frozen=True)
-class RunPaths:
-    """The folders of one Dagster run under the factory root."""
-
-    factory_root: Path
-    run_id: str
-
-    def __post_init__(self):
-        check_run_id(self.run_id)
-        object.__setattr__(self, "factory_root", Path(self.factory_root))
-
-    @property
-    def run_dir(self) -> Path:
-        """runs/<run id>/: evidence and intermediates, kept per the retention policy."""
-        return self.factory_root / "runs" / self.run_id
-
-    @property
-    def scratch(self) -> Path:
-        """scratch/<run id>/: temp files, caches and secrets; removed when the run ends."""
-        return self.factory_root / "scratch" / self.run_id
-
-    @property
-    def intermediate(self) -> Path:
-        """runs/<run id>/intermediate/: debug sets and samples (RET-7 by default)."""
-        return self.run_dir / "intermediate"
-
-    @property
-    def postrun(self) -> Path:
-        return self.run_dir / "postrun"
 
 
 def contained(path: str | os.PathLike, base: str | os.PathLike) -> Path | None:

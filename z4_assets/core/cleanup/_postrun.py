@@ -9,13 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from z4_assets.core.cleanup._paths import RunPaths
+from z4_assets.core.run_folder import FILES, RunFolder
 from z4_assets.core.cleanup._retention import MANIFEST_NAME, build_manifest, retention_policy
 from z4_assets.core.cleanup._sweep import Revoke, clean_run
 from z4_assets.core.files import atomic_write_json
-from z4_assets.core.gates import Gate, compare
+from z4_assets.core.gates import Gate
+from z4_assets.core.stages import CLEANUP
 
-REPORT_NAME = "cleanup_report.json"
+REPORT_NAME = FILES["postrun"]["cleanup_report"]
 
 
 @dataclass
@@ -25,7 +26,7 @@ class PostRun:
     gate: Gate
 
 
-def finish_run(paths: RunPaths, policy: dict, revoke: Revoke, cleaned_by: str,
+def finish_run(paths: RunFolder, policy: dict, revoke: Revoke, cleaned_by: str,
                now: datetime | None = None) -> PostRun:
     """Clean the run, write both records to runs/<run id>/postrun/, and judge the result."""
     retention = retention_policy(policy.get("retention"), policy.get("source", "policy"))
@@ -45,7 +46,7 @@ def cleanup_gate(report: dict) -> Gate:
     failed_revocations = [r for r in report["revoked"] if str(r["status"]).startswith("failed")]
     problems = (len(report["refused"]) + len(report["errors"]) + len(failed_revocations)
                 + (0 if report["scratch_removed"] else 1))
-    return compare("cleanup_complete", problems, "==", 0,
+    return CLEANUP.gate.cleanup_complete.compare(problems, "==", 0,
                    "refused records, errors, failed revocations and scratch left behind",
                    {"refused": report["refused"], "errors": report["errors"],
                     "failed_revocations": failed_revocations,

@@ -11,13 +11,14 @@ import fnmatch
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from z4_assets.core.cleanup._paths import RunPaths, tree_files
+from z4_assets.core.cleanup._paths import tree_files
+from z4_assets.core.run_folder import FILES, RunFolder
 from z4_assets.core.errors import Z4Error
 from z4_assets.core.files import sha256_file
 
 KINDS = ("EVIDENCE", "INTERMEDIATE", "TRANSIENT")
 EVIDENCE_MIN_DAYS = 90
-MANIFEST_NAME = "retention_manifest.json"
+MANIFEST_NAME = FILES["postrun"]["retention_manifest"]
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ def parse_time(text: str) -> datetime:
     return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
 
 
-def build_manifest(paths: RunPaths, policy: RetentionPolicy, removed: list[dict], now: datetime,
+def build_manifest(paths: RunFolder, policy: RetentionPolicy, removed: list[dict], now: datetime,
                    extra: dict | None = None) -> dict:
     """Every artifact of the run with its class, kind, size, sha256 and expiry.
 

@@ -12,7 +12,7 @@ import os
 from datetime import datetime, timezone
 from pathlib import Path
 
-from z4_assets.core.cleanup._paths import RunPaths
+from z4_assets.core.run_folder import RunFolder
 from z4_assets.core.errors import Z4Error
 from z4_assets.core.files import atomic_write_bytes, atomic_write_json
 
@@ -27,7 +27,7 @@ def _now() -> str:
 class RunScratch:
     """scratch/<run id>/ of one run: tmp/, cache/, secrets/ and ledger.json."""
 
-    def __init__(self, paths: RunPaths):
+    def __init__(self, paths: RunFolder):
         self.paths = paths
 
     @property

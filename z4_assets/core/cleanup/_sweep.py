@@ -11,7 +11,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-from z4_assets.core.cleanup._paths import RunPaths, contained, remove, tree_files
+from z4_assets.core.cleanup._paths import contained, remove, tree_files
+from z4_assets.core.run_folder import RunFolder
 from z4_assets.core.cleanup._scratch import LEDGER, SECRETS, read_ledger
 from z4_assets.core.errors import Z4Error
 from z4_assets.core.files import sha256_file
@@ -24,7 +25,7 @@ def _iso(t: datetime) -> str:
     return t.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-def clean_run(paths: RunPaths, revoke: Revoke, now: datetime | None = None,
+def clean_run(paths: RunFolder, revoke: Revoke, now: datetime | None = None,
               hash_max_bytes: int = 64 << 20) -> dict:
     """Do the cleanup of one run and return its report (also when some of it was refused)."""
     started = now or datetime.now(timezone.utc)
@@ -78,7 +79,7 @@ def _revoke(entry: dict, revoke: Revoke) -> dict:
     return out
 
 
-def _remove_recorded(paths: RunPaths, recorded: str, report: dict) -> None:
+def _remove_recorded(paths: RunFolder, recorded: str, report: dict) -> None:
     targets = [(t, base) for base in (paths.scratch, paths.run_dir)
                if (t := contained(recorded, base)) is not None]
     if not targets:

@@ -1,1 +1,63 @@
-"""Fairness per protected group: fast vectorised metrics, bootstrap CIs and disparity gates."""
+"""The fairness stage: how the candidate behaves for every protected group, per-group metrics with
+bootstrap intervals, gated on the gaps between groups."""
+
+from __future__ import annotations
+
+import re
+
+from z4_assets.core.files import atomic_write_json, atomic_write_text
+from z4_assets.core.outcome import HygieneOutcome, ModelOutcome, Plot, SnapshotOutcome, StageOutcome, accept
+from z4_assets.core.stage_run import StageRun
+from z4_assets.core.stages import FAIRNESS
+
+__all__ = ["run_fairness_report"]
+
+
+def _metric_key(label: str) -> str:
+    """'SEX=1 & AGE=[21,25)' -> 'SEX_1__AGE_21-25': MLflow metric names allow [\\w./ -] only."""
+    return re.sub(r"_+", "_", re.sub(r"[^\w.\- ]", "_", label.replace(",", "-").replace(" & ", "__"))).strip("_")
+
+
+def run_fairness_report(snapshot: SnapshotOutcome, hygiene: HygieneOutcome, model: ModelOutcome,
+                        run: StageRun) -> StageOutcome:
+    import numpy as np
+
+    from z4_assets.core.fairness._plots import plot_attribute
+    from z4_assets.core.fairness._render import summary_markdown
+    from z4_assets.core.fairness._report import build_report
+    from z4_assets.core.split import TEST, load_split
+    from z4_assets.core.training import score_rows
+
+    consumed = accept(FAIRNESS.name, run.partition, {"snapshot": snapshot, "hygiene": hygiene, "training": model})
+    contract, rules = run.contract, run.policy.fairness
+    df = run.rows()
+    split = load_split(hygiene.split_path, len(df), consumed.split)
+    test = df[split == TEST]
+    y = (test[contract.target.column] == contract.target.positive).to_numpy(dtype=np.int64)
+    result = build_report(test, contract, y, score_rows(model, test), rules, reference=df)
+    report = {"snapshot": run.partition, "dataset_hash": consumed.snapshot,
+              "model_state_dict_sha256": consumed.model, **result.report}
+
+    files = run.folder.stage(FAIRNESS.folder)
+    atomic_write_json(files.report, report)
+    atomic_write_json(files.gates, report["gates"])
+    summary = summary_markdown(report)
+    atomic_write_text(files.summary, f"# Fairness report: {run.partition}\n\n{summary}")
+    plots = {name: plot_attribute(name, assessed, files, report["bootstrap"]["confidence"])
+             for name, assessed in report["attributes"].items()}
+    subgroup = {f"subgroup.{_metric_key(label)}.{m}": e[m]
+                for a in report["attributes"].values() for label, e in a["groups"].items()
+                if e.get("status") == "ok"
+                for m in ("count", "auc", "ks", "selection_rate", "tpr", "fpr", "precision") if e.get(m) is not None}
+    disparities = {f"fairness.{attr}.{d}": v["value"] for attr, a in report["attributes"].items()
+                   for d, v in a["disparities"].items() if v["value"] is not None}
+    return StageOutcome(
+        stage=FAIRNESS.name, partition=run.partition, run_id=run.run_id, gates=tuple(result.gates),
+        files={"report": str(files.report), "gates": str(files.gates), "summary": str(files.summary),
+               **{f"plot_{k}": str(v) for k, v in plots.items()}},
+        plots={f"plot_{k}": Plot(title=f"Fairness by {k}", path=str(v)) for k, v in plots.items()},
+        metrics={**subgroup, **disparities}, tags={"fairness.passed": str(report["passed"]).lower()},
+        artifacts={"reports/fairness": str(files.dir)},
+        facts={"summary": summary, "test_rows": report["test_rows"],
+               "selection_threshold": report["selection"]["threshold"], "seconds": report["seconds"]},
+        consumed=consumed)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from z4_assets.core.gates import Gate, compare
+from z4_assets.core.gates import Gate
+from z4_assets.core.stages import FAIRNESS
 
 # disparity -> (policy key, comparison, what it measures); a ratio must stay high, a gap low
 GATES = {
@@ -15,7 +16,10 @@ GATES = {
     "equalized_odds_diff": ("equalized_odds_diff_max", "<=",
                             "equalized odds difference (larger of the TPR and FPR gaps)"),
 }
-GATE_NAMES = {"fairness_coverage", *(f"fairness_{d}" for d in GATES)}
+
+
+def _spec(name: str):
+    return getattr(FAIRNESS.gate, name)
 
 
 def _statistic(d: dict, gate_on: str, op: str) -> float | None:
@@ -47,8 +51,8 @@ def fairness_gates(report: dict, policy: dict, protected: list[str]) -> list[Gat
     if policy.get("gate_intersections"):
         pools.update({n: r for n, r in report["intersections"].items() if set(r["attributes"]) <= set(scope)})
     unassessable = {a: r["reason"] for a, r in report["attributes"].items() if not r["assessable"]}
-    gates = [compare(
-        "fairness_coverage", len(unassessable), "<=", int(policy["unassessable_attributes_max"]),
+    gates = [FAIRNESS.gate.fairness_coverage.compare(
+        len(unassessable), "<=", int(policy["unassessable_attributes_max"]),
         "sensitive attributes without two groups large enough to compare"
         + (f" ({', '.join(unassessable)})" if unassessable else ""),
         {"unassessable": unassessable, "declared": list(report["attributes"])})]
@@ -58,15 +62,15 @@ def fairness_gates(report: dict, policy: dict, protected: list[str]) -> list[Gat
                   for name, r in pools.items() if r["assessable"]}
         scored = {k: v for k, v in scored.items() if v[0] is not None}
         if not scored:
-            gates.append(compare(f"fairness_{disparity}", 1.0 if op == ">=" else 0.0, op, threshold,
+            gates.append(_spec(f"fairness_{disparity}").compare(1.0 if op == ">=" else 0.0, op, threshold,
                                  f"{text}: no gated attribute with two comparable groups",
                                  {"gate_on": gate_on, "gated": list(pools)}))
             continue
         pick = max if op == "<=" else min
         worst = pick(scored, key=lambda k: scored[k][0])
         value, d = scored[worst]
-        gates.append(compare(
-            f"fairness_{disparity}", round(value, 6), op, threshold,
+        gates.append(_spec(f"fairness_{disparity}").compare(
+            round(value, 6), op, threshold,
             f"{text} ({worst}; offending group {d['offending_group']}: "
             f"{d['metric']} {d['max_group']} highest, {d['min_group']} lowest)",
             {"attribute": worst, "offending_group": d["offending_group"], "max_group": d["max_group"],

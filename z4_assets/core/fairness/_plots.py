@@ -11,7 +11,7 @@ PLOTTED = (("auc", "AUC"), ("ks", "KS"), ("selection_rate", "selection rate"),
 DPI = 90
 
 
-def plot_attribute(name: str, assessed: dict, out: Path, confidence: float) -> Path:
+def plot_attribute(name: str, assessed: dict, files, confidence: float) -> Path:
     """Bars for every group with enough data, each with its CI; insufficient groups are listed."""
     ordered = [(g, assessed["groups"][g]) for g in assessed.get("order", assessed["groups"])]
     groups = {g: e for g, e in ordered if e["status"] == "ok"}
@@ -20,7 +20,7 @@ def plot_attribute(name: str, assessed: dict, out: Path, confidence: float) -> P
     with figure(2, 3, figsize=(12, 6.5), constrained_layout=True) as (fig, axes):
         _draw(fig, axes, name, groups, labels, skipped, confidence)
         safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
-        return save_png(fig, out / f"fairness_{safe}.png", DPI)
+        return save_png(fig, files.file(f"fairness_{safe}.png"), DPI)
 
 
 def _draw(fig, axes, name: str, groups: dict, labels: list[str], skipped: list[str], confidence: float) -> None:

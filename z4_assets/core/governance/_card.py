@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from z4_assets.core.gates import Gate, compare
+from z4_assets.core.gates import Gate
+from z4_assets.core.stages import GOVERNANCE
 from z4_assets.core.governance import _sections as s
 from z4_assets.core.governance._evidence import SECURITY_FILES, Evidence
 
@@ -67,8 +68,6 @@ def _limitations(ev, thresholds):
                                  f"offending group {v['offending_group']}): reported, not gated.")
     excluded = [a for a, spec in (ev.get("contract").get("sensitive") or {}).items() if not spec.get("use_as_feature")]
     lines.append(f"- {', '.join(excluded) or 'No attribute'} kept out of the model, but other features may act as proxies for them.")
-    if not ev.get("security_ran"):
-        lines.append("- Security stage has not run: robustness to adversarial inputs and membership-inference risk are unassessed.")
     return lines
 
 
@@ -167,7 +166,7 @@ def render_card(ev: Evidence, ids: dict, thresholds: dict) -> tuple[str, Gate]:
             status[title] = "filled"
         out.append("")
     names = sorted(missing)
-    gate = compare("model_card_complete", len(names), "<=", 0,
+    gate = GOVERNANCE.gate.model_card_complete.compare(len(names), "<=", 0,
                    "evidence pieces missing from the model card" + (f" ({', '.join(names)})" if names else ""),
                    {"missing": missing, "sections": status, "sources": ev.sources})
     return "\n".join(out), gate

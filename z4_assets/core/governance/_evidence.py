@@ -15,8 +15,9 @@ import yaml
 from z4_assets.core.errors import Z4Error
 from z4_assets.core.files import sha256_file
 
-SECURITY_FILES = {"security_decision": "security_decision.txt", "adversarial_eval": "adv_eval.json",
-                  "privacy_eval": "privacy_eval.json"}
+SECURITY_FILES = ("security_decision", "adversarial_eval", "privacy_eval")
+PIECES = ("snapshot_manifest", "snapshot_gates", "hygiene_report", "hygiene_gates", "model_config", "model_metrics",
+          "model_gates", "feature_spec", "fairness_report", *SECURITY_FILES)
 
 
 @dataclass
@@ -62,8 +63,10 @@ def _add(ev: Evidence, name: str, path: Path | None, expected_sha256: str | None
     ev.pieces[name], ev.sources[name] = content, str(path)
 
 
-def gather(snapshot_ref, stage_dirs: dict[str, Path], security_dir: Path) -> Evidence:
-    """Evidence from the snapshot and each stage's folder (keys: snapshot, hygiene, model, fairness)."""
+def gather(snapshot_ref, files: dict[str, Path]) -> Evidence:
+    """Evidence from the snapshot's own files and from FILES: piece name -> the file an upstream
+    outcome of this lineage names (snapshot_manifest, snapshot_gates, hygiene_report, hygiene_gates,
+    model_config, model_metrics, model_gates, feature_spec, fairness_report and SECURITY_FILES)."""
     from z4_assets.core.dataset_config import load_dataset_config
 
     ev = Evidence()
@@ -77,25 +80,10 @@ def gather(snapshot_ref, stage_dirs: dict[str, Path], security_dir: Path) -> Evi
             del ev.pieces["dataset_config"]
             ev.missing["dataset_config"] = str(e)
     _add(ev, "contract", snapshot_ref.contract_path, m.get("contract_hash"))
-    snap, hyg, model, fair = (Path(stage_dirs[k]) for k in ("snapshot", "hygiene", "model", "fairness"))
-    for name, path in {
-        "snapshot_manifest": snap / "dataset_manifest.json", "snapshot_gates": snap / "gates.json",
-        "hygiene_report": hyg / "hygiene_report.json", "hygiene_gates": hyg / "gates.json",
-        "model_config": model / "model_config.json", "model_metrics": model / "metrics.json",
-        "model_gates": model / "gates.json", "feature_spec": model / "feature_spec.json",
-        "fairness_report": fair / "fairness.json",
-    }.items():
-        _add(ev, name, path)
+    for name in PIECES:
+        _add(ev, name, files.get(name))
     manifest = ev.get("snapshot_manifest")
     if manifest is not None and manifest.get("hash") != m["hash"]:
         del ev.pieces["snapshot_manifest"]
-        ev.missing["snapshot_manifest"] = f"{snap / 'dataset_manifest.json'}: hash differs from the snapshot's"
-    present = {k: f for k, f in SECURITY_FILES.items() if (security_dir / f).is_file()}
-    ev.pieces["security_ran"] = bool(present)
-    for name, fname in present.items():
-        _add(ev, name, security_dir / fname)
-    if present:  # the stage ran: every file it is meant to leave is evidence the card needs
-        for name, fname in SECURITY_FILES.items():
-            if name not in present:
-                ev.missing[name] = f"{security_dir / fname}: file not found (the security stage left other files)"
+        ev.missing["snapshot_manifest"] = f"{files['snapshot_manifest']}: hash differs from the snapshot's"
     return ev

@@ -76,9 +76,6 @@ def _flatten(obj, prefix: str = "", depth: int = 0) -> list[tuple[str, str]]:
 
 
 def security(ev) -> list[str]:
-    if not ev.get("security_ran"):
-        return ["**The security stage has not run** for this model: there is no adversarial-robustness, "
-                "privacy or security-decision evidence in this run. Robustness and privacy are unassessed."]
     lines = []
     decision = ev.get("security_decision")
     if decision is not None:

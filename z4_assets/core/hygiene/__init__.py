@@ -1,1 +1,48 @@
-"""(face)"""
+"""The hygiene stage: evidence that a snapshot is clean enough to train on (duplicates, impossible
+values, leakage, holdout leaks, drift against the dataset's baseline), and the row split every
+later stage of its lineage uses."""
+
+from __future__ import annotations
+
+from z4_assets.core.files import atomic_write_json, read_json, sha256_file
+from z4_assets.core.gates import render_markdown
+from z4_assets.core.outcome import HygieneOutcome, Lineage, Plot, SnapshotOutcome, accept
+from z4_assets.core.stage_run import StageRun
+from z4_assets.core.stages import HYGIENE
+
+__all__ = ["run_hygiene_report"]
+
+
+def run_hygiene_report(snapshot: SnapshotOutcome, run: StageRun) -> HygieneOutcome:
+    import pandas as pd
+
+    from z4_assets.core.hygiene._checks import run_hygiene
+    from z4_assets.core.hygiene._evidence import write_hygiene_evidence
+
+    consumed = accept(HYGIENE.name, run.partition, {"snapshot": snapshot})
+    ref, contract, policy = run.snapshot, run.contract, run.policy
+    df = run.rows()
+    baseline_path = run.factory.baseline(ref.dataset_id)
+    baseline = read_json(baseline_path) if baseline_path.is_file() else None
+    result = run_hygiene(df, contract, policy, baseline)
+
+    files = run.folder.stage(HYGIENE.folder)
+    written = write_hygiene_evidence(files, ref.label, ref.manifest["hash"], baseline, df, contract, result,
+                                     policy.hygiene)
+    split_path = run.folder.stage("intermediate").split  # RET-7: not evidence
+    pd.DataFrame({"row": range(len(df)), "split": result.split}).to_parquet(split_path, index=False)
+
+    baseline_note = "kept"
+    if baseline is None and result.passed:
+        atomic_write_json(baseline_path, {"snapshot": ref.label, **result.profile})
+        baseline_note = f"set to {ref.label}"
+    return HygieneOutcome(
+        stage=HYGIENE.name, partition=run.partition, run_id=run.run_id, gates=tuple(result.gates),
+        files={**{k: str(v) for k, v in written.items()}, "split": str(split_path)},
+        plots={"drift_per_feature": Plot(title="Drift per feature (PSI)", path=str(written["drift_plot"]))},
+        metrics={f"hygiene.{g.name}": float(g.value) for g in result.gates if isinstance(g.value, (int, float))},
+        tags={"hygiene.passed": str(result.passed).lower()},
+        artifacts={"reports/hygiene": str(files.dir)},
+        facts={"split": result.report["split"]["counts"], "baseline": baseline_note,
+               "summary": render_markdown("Hygiene", result.gates)},
+        consumed=consumed, produced=Lineage(split=sha256_file(split_path)))

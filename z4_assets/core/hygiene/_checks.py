@@ -10,12 +10,14 @@ import pandas as pd
 
 from z4_assets.core.hygiene import _drift as drift, _leakage as leakage
 from z4_assets.core.contract import Contract, parse_rule
-from z4_assets.core.gates import Gate, compare
+from z4_assets.core.gates import Gate
+from z4_assets.core.stages import HYGIENE
 from z4_assets.core.split import TEST, TRAIN, assign_split, row_hashes
 
 _OPS = {"<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt,
         "==": operator.eq, "!=": operator.ne}
 _EXAMPLES = 10
+G = HYGIENE.gate
 
 
 @dataclass
@@ -44,10 +46,10 @@ def _duplicates(df, contract, y, fhash, h) -> list[Gate]:
     conflict = nlabels > 1
     n = len(df)
     return [
-        compare("duplicate_rows", round(dup.sum() / n, 6), "<=", h["duplicate_share_max"],
+        G.duplicate_rows.compare(round(dup.sum() / n, 6), "<=", h["duplicate_share_max"],
                 "share of exact duplicate rows (id excluded)",
                 {"duplicate_rows": int(dup.sum()), "rows": n, "example_ids": _ids(df, contract, dup)}),
-        compare("conflicting_labels", round(conflict.sum() / n, 6), "<=",
+        G.conflicting_labels.compare(round(conflict.sum() / n, 6), "<=",
                 h["conflicting_label_share_max"],
                 "share of rows whose identical features carry different labels",
                 {"rows": int(conflict.sum()), "example_ids": _ids(df, contract, conflict)}),
@@ -69,7 +71,7 @@ def _impossible(df, contract, h) -> Gate:
             if m.any():
                 per_rule[f"{col} is +-inf"] = int(m.sum())
                 hit |= m
-    return compare("impossible_values", round(hit.sum() / len(df), 6), "<=",
+    return G.impossible_values.compare(round(hit.sum() / len(df), 6), "<=",
                    h["impossible_share_max"], "share of rows with an impossible value",
                    {"per_rule": per_rule, "example_ids": _ids(df, contract, hit)})
 
@@ -84,10 +86,10 @@ def _leakage(df, contract, y, h, seed) -> list[Gate]:
     declared = [c for c in contract.candidate_features if contract.columns[c].known_after_label]
     note = "" if contract.time else " (no time column declared: nothing to compare)"
     return [
-        compare("target_leakage", scored.get(worst, 0.0), "<", h["leakage_auc_max"],
+        G.target_leakage.compare(scored.get(worst, 0.0), "<", h["leakage_auc_max"],
                 f"highest single-feature AUC ({worst})",
                 {"flagged_features": flagged, "top_auc": top, "unscored": [k for k, v in aucs.items() if v is None]}),
-        compare("temporal_leakage", len(late), "<=", h["temporal_leak_features_max"],
+        G.temporal_leakage.compare(len(late), "<=", h["temporal_leak_features_max"],
                 "model features known only after the label's time" + note,
                 {"leaking_features": late, "declared_post_label_excluded": declared}),
     ]
@@ -110,7 +112,7 @@ def run_hygiene(df: pd.DataFrame, contract: Contract, policy: dict,
     leaked = np.zeros(len(df), dtype=bool)
     leaked[test_mask] = np.isin(fhash[test_mask], train_h)
     n_test = max(int(test_mask.sum()), 1)
-    gates.append(compare("holdout_leak", round(leaked.sum() / n_test, 6), "<=",
+    gates.append(G.holdout_leak.compare(round(leaked.sum() / n_test, 6), "<=",
                          h["holdout_leak_share_max"],
                          f"share of test rows also in training (split {strategy})",
                          {"leaked_test_rows": int(leaked.sum()), "test_rows": int(test_mask.sum()),
@@ -118,20 +120,20 @@ def run_hygiene(df: pd.DataFrame, contract: Contract, policy: dict,
 
     profile = drift.build_profile(df, contract, int(h["drift_bins"]))
     if baseline is None:
-        gates.append(Gate("drift", True, 0.0, h["drift_psi_max"], "<=",
-                          "ok: no baseline profile yet; this snapshot becomes the baseline once accepted",
-                          {"baseline": None}))
+        gates.append(G.drift.verdict(True, 0.0, "<=", h["drift_psi_max"],
+                                     "ok: no baseline profile yet; this snapshot becomes the baseline once accepted",
+                                     {"baseline": None}))
     else:
         per = drift.drift_against(baseline, df)
         worst = max(per, key=lambda c: per[c]["psi"]) if per else None
         psi = per[worst]["psi"] if worst else 0.0
         kl_worst = max(per, key=lambda c: per[c]["kl"]) if per else None
         kl = per[kl_worst]["kl"] if kl_worst else 0.0
-        g = compare("drift", psi, "<=", h["drift_psi_max"], f"highest PSI against baseline ({worst})",
+        g = G.drift.compare(psi, "<=", h["drift_psi_max"], f"highest PSI against baseline ({worst})",
                     {"per_feature": per, "max_kl": kl, "max_kl_feature": kl_worst,
                      "kl_threshold": h["drift_kl_max"], "baseline": baseline.get("snapshot")})
         if g.passed and kl > h["drift_kl_max"]:
-            g = compare("drift", kl, "<=", h["drift_kl_max"], f"highest KL against baseline ({kl_worst})",
+            g = G.drift.compare(kl, "<=", h["drift_kl_max"], f"highest KL against baseline ({kl_worst})",
                         g.details)
         gates.append(g)
 

@@ -17,8 +17,6 @@ from z4_assets.core.files import atomic_write_json
 from z4_assets.core.plots import figure, save_png
 from z4_assets.core.split import TEST, TRAIN
 
-PNG = "drift_per_feature.png"
-DATA = "drift_per_feature.json"
 DPI = 72
 MAX_FEATURES = 30  # the most drifted ones; the rest are counted in the title
 BASELINE, SPLIT = "snapshot vs baseline", "test vs train split"
@@ -105,12 +103,11 @@ def _legend(series: list[dict], psi_max: float) -> list:
 
 
 def write_drift_plot(df: pd.DataFrame, contract: Contract, split: np.ndarray, drift_details: dict,
-                     hygiene_policy: dict, out: str | Path) -> dict[str, Path]:
-    """drift_per_feature.png and .json in OUT, from the drift gate's details and the split."""
-    out = Path(out)
+                     hygiene_policy, files) -> dict[str, Path]:
+    """The drift plot and its data in the hygiene folder (FILES), from the drift gate's details and the split."""
     data = figure_data(drift_details.get("per_feature"),
                        split_drift(df, contract, split, int(hygiene_policy["drift_bins"])),
                        float(hygiene_policy["drift_psi_max"]), float(hygiene_policy["drift_kl_max"]),
                        drift_details.get("baseline"))
-    atomic_write_json(out / DATA, data)
-    return {"drift_plot": render(data, out / PNG), "drift_data": out / DATA}
+    atomic_write_json(files.drift_data, data)
+    return {"drift_plot": render(data, files.drift_plot), "drift_data": files.drift_data}

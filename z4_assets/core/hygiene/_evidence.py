@@ -1,4 +1,4 @@
-"""The hygiene stage's evidence files, written the same way by the asset and the benchmark's bare mirror."""
+"""The hygiene stage's evidence files, each written atomically into the run's hygiene folder."""
 
 from __future__ import annotations
 
@@ -14,23 +14,25 @@ from z4_assets.core.hygiene._checks import HygieneResult
 LEAKAGE_GATES = ("target_leakage", "temporal_leakage", "holdout_leak")
 
 
-def write_hygiene_evidence(out: Path, label: str, dataset_hash: str, baseline: dict | None, df: pd.DataFrame,
-                           contract: Contract, result: HygieneResult, hygiene_policy: dict) -> dict[str, Path]:
-    """hygiene_report.json, gates.json, privacy_report.json, leakage_checks.json, hygiene_summary.md and
-    the drift-per-feature plot in OUT; returns the drift plot's files."""
+def write_hygiene_evidence(files, label: str, dataset_hash: str, baseline: dict | None, df: pd.DataFrame,
+                           contract: Contract, result: HygieneResult, hygiene_policy) -> dict[str, Path]:
+    """Report, gates, privacy report, leakage checks, summary and the drift-per-feature plot in the
+    hygiene folder (FILES: core/run_folder.py names them); returns every file written, by role."""
     from z4_assets.core.hygiene._drift_plot import write_drift_plot
     from z4_assets.core.hygiene._privacy import privacy_report
 
     report = {"snapshot": label, "dataset_hash": dataset_hash,
               "baseline": (baseline or {}).get("snapshot"), **result.report}
-    atomic_write_json(out / "hygiene_report.json", report)
-    atomic_write_json(out / "gates.json", [g.as_dict() for g in result.gates])
-    atomic_write_json(out / "privacy_report.json", privacy_report(df, contract))
+    atomic_write_json(files.report, report)
+    atomic_write_json(files.gates, [g.as_dict() for g in result.gates])
+    atomic_write_json(files.privacy, privacy_report(df, contract))
     leakage = {g.name: g.as_dict() for g in result.gates if g.name in LEAKAGE_GATES}
-    atomic_write_json(out / "leakage_checks.json", {"snapshot": label, **leakage})
-    atomic_write_text(out / "hygiene_summary.md", render_markdown(
+    atomic_write_json(files.leakage, {"snapshot": label, **leakage})
+    atomic_write_text(files.summary, render_markdown(
         f"Hygiene report: {label}", result.gates,
         f"{len(df)} rows, positive rate {result.report['positive_rate']:.3f}, "
         f"split {result.split_strategy} {result.report['split']['counts']}."))
     drift_gate = next(g for g in result.gates if g.name == "drift")
-    return write_drift_plot(df, contract, result.split, drift_gate.details, hygiene_policy, out)
+    plot = write_drift_plot(df, contract, result.split, drift_gate.details, hygiene_policy, files)
+    return {"report": files.report, "gates": files.gates, "privacy": files.privacy, "leakage": files.leakage,
+            "summary": files.summary, **plot}

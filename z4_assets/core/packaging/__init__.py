@@ -1,1 +1,97 @@
-"""The signed package: layout, provenance statements, signatures and their offline verification."""
+"""The packaging stage: a lineage's evidence as one signed, checksummed package with in-toto
+provenance, assembled only from outcomes that agree on their snapshot, split and model; and the
+offline verification anyone can run on it (`z4 verify`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from z4_assets.core.files import read_json, sha256_file
+from z4_assets.core.outcome import Lineage, PackageOutcome, StageOutcome, accept
+from z4_assets.core.packaging._layout import extract_tarball
+from z4_assets.core.packaging._signing import keygen
+from z4_assets.core.packaging._verify import VerifyReport, verify_package
+from z4_assets.core.stage_run import StageRun
+from z4_assets.core.stages import PACKAGING
+
+__all__ = ["PackageIds", "VerifyReport", "extract_tarball", "keygen", "run_signed_package", "verify_package"]
+
+
+@dataclass(frozen=True)
+class PackageIds:
+    """Who is packaging: the Dagster and MLflow runs, when the run started, and the signer."""
+
+    dagster_run_id: str
+    mlflow_run_id: str
+    mlflow_artifact_uri: str
+    started_at: str
+    private_key: str | None
+    keyless: bool = False
+    signer: str = "ec_key"
+
+
+def _environment() -> tuple[str, str]:
+    """The lockfile the environment was installed from, else a fingerprint of the installed distributions."""
+    from z4_assets.core.provenance import environment_lock
+    from z4_assets.core.sbom import environment_fingerprint
+
+    lock = environment_lock()
+    if lock["env_lock_sha256"] != "unknown":
+        return f"pip:{Path(lock['env_lock']).name}", lock["env_lock_sha256"]
+    return "python:installed-distributions", environment_fingerprint()
+
+
+def _run_info(run: StageRun, model: StageOutcome, ids: PackageIds) -> dict:
+    from z4_assets.core.provenance import code_version, hardware, repo_url
+
+    ref, policy = run.snapshot, run.policy
+    config = read_json(model.files["config"])
+    env_uri, env_digest = _environment()
+    hp = config["hyperparameters"]
+    return {
+        "snapshot": ref.label, "snapshot_uri": f"z3://{ref.dataset_id}/{ref.snapshot_id}/data.parquet",
+        "dataset_hash": ref.manifest["hash"], "contract_hash": ref.manifest["contract_hash"],
+        "git_sha": code_version()["git_sha"], "repo_url": repo_url(),
+        "environment_uri": env_uri, "environment_digest": env_digest,
+        "seeds": {"train": hp["seed"], "split": policy.split.seed}, "hyperparameters": hp,
+        "dagster_run_id": ids.dagster_run_id, "mlflow_run_id": ids.mlflow_run_id,
+        "started_at": ids.started_at, "finished_at": datetime.now(timezone.utc).isoformat(),
+        "policy_uri": policy.source, "policy_digest": sha256_file(policy.source),
+        "state_dict_sha256": config["state_dict_sha256"], "split_policy": policy.split.model_dump(),
+        "metrics": read_json(model.files["metrics"]), "hardware": hardware(hp["threads"]),
+        "purpose": ref.purpose,
+    }
+
+
+def run_signed_package(inputs: dict[str, StageOutcome], run: StageRun, ids: PackageIds,
+                       access_log: str) -> PackageOutcome:
+    """INPUTS: stage name -> outcome of every stage the package carries (snapshot ... governance).
+    The access log's lines of every run that produced one of them go in with it."""
+    from z4_assets.core.broker import export_run_log
+    from z4_assets.core.errors import Z4Error
+    from z4_assets.core.packaging._build import build_package
+
+    missing = [s for s in PACKAGING.inputs if s not in inputs]
+    if missing:
+        raise Z4Error(f"signed_package of {run.partition} needs the outcomes of {', '.join(missing)}")
+    consumed = accept(PACKAGING.name, run.partition, inputs)
+    info = _run_info(run, inputs["training"], ids)
+    readers = sorted({o.run_id for o in inputs.values()} | {run.run_id})
+    access = run.folder.stage("access")
+    info["access_log"] = export_run_log(access_log, readers, access.access_log)
+    pkg = build_package(inputs, run.folder.run_dir, info, ids.private_key, ids.keyless, run.factory.cache)
+    return PackageOutcome(
+        stage=PACKAGING.name, partition=run.partition, run_id=run.run_id,
+        files={"package": pkg.path, "tarball": pkg.tarball, "access_log": str(access.access_log)},
+        tags={"package_sha256": pkg.sha256, "package_decision": pkg.decision,
+              "model_artifact_uri": f"{ids.mlflow_artifact_uri}/model",
+              "sbom_ref": f"{ids.mlflow_artifact_uri}/sbom/sbom.json sha256:{pkg.sbom_sha256}",
+              "access_log": info["access_log"]["path"],
+              "access_log_run_sha256": info["access_log"]["run_lines_sha256"]},
+        artifacts={".": pkg.path, "package": pkg.tarball, "access": str(access.dir)},
+        facts={"decision": pkg.decision, "gates_attested": pkg.gates, "signer": ids.signer,
+               "mlflow_run_id": ids.mlflow_run_id,
+               "sbom_sha256": pkg.sbom_sha256},
+        consumed=consumed, produced=Lineage(package=pkg.sha256))

@@ -85,13 +85,18 @@ def gate_summary_statement(pkg: Path, gates: list[dict], run: dict) -> dict:
 
 
 def gates_from_package(pkg: Path) -> list[dict]:
-    """Every gate recorded by a stage in the package, with the digest of its evidence file."""
+    """Every gate each packaged stage recorded (its package folder's gates.json), with the digest of
+    that evidence file; a stage whose gates.json is absent contributes none (verify says so)."""
+    from z4_assets.core.stages import packaged_stages
+
     out = []
-    for gates_file in sorted(pkg.glob("**/gates.json")):
+    for stage in packaged_stages():
+        gates_file = pkg / stage.package_dir / "gates.json"
+        if not gates_file.is_file():
+            continue
         rel = gates_file.relative_to(pkg).as_posix()
-        stage = gates_file.parent.name
         for g in json.loads(gates_file.read_text()):
-            out.append({"stage": stage, "gate": g["name"], "verdict": "PASS" if g["passed"] else "FAIL",
+            out.append({"stage": stage.name, "gate": g["name"], "verdict": "PASS" if g["passed"] else "FAIL",
                         "measured": g["value"], "comparison": g["comparison"],
                         "threshold": g["threshold"], "evidence": rel,
                         "evidence_sha256": sha256_file(gates_file)})

@@ -13,6 +13,7 @@ from z4_assets.core.errors import Z4Error
 from z4_assets.core.files import atomic_write_json, sha256_file
 from z4_assets.core.packaging import _attest as attest, _layout as layout, _repro as repro
 from z4_assets.core.packaging._signing import sign_package
+from z4_assets.core.run_folder import PACKAGE_DIR, PACKAGE_TARBALL
 from z4_assets.core.sbom import generate_sbom
 
 
@@ -28,21 +29,21 @@ class PackageRef:
     sbom_sha256: str
 
 
-STAGING_PREFIX = ".package-staging-"  # cleanup (core/cleanup/sweep.py) removes one a killed build left
+STAGING_PREFIX = ".package-staging-"  # cleanup (core/cleanup/_sweep.py) removes one a killed build left
 
 
-def build_package(run_dir: Path | list[Path], out_dir: Path, run: dict, private_key: str | None,
+def build_package(outcomes: dict, out_dir: Path, run: dict, private_key: str | None,
                   keyless: bool = False, sbom_cache: Path | None = None) -> PackageRef:
     """Assemble the folder and its tarball in a hidden staging folder, then rename them into place:
     a crash, a kill or a full disk never leaves half a package under its final names.
 
-    RUN_DIR may list the run folders of a retry's lineage, newest first (see copy_evidence)."""
+    OUTCOMES: stage name -> the outcome whose files it packages (see copy_evidence)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    final, tarball = out_dir / "package", out_dir / "package.tar.gz"
+    final, tarball = out_dir / PACKAGE_DIR, out_dir / PACKAGE_TARBALL
     for stale in out_dir.glob(f"{STAGING_PREFIX}*"):  # left by a build that was killed
         shutil.rmtree(stale, ignore_errors=True)
     try:
-        return _build(run_dir, out_dir, final, tarball, run, private_key, keyless, sbom_cache)
+        return _build(outcomes, out_dir, final, tarball, run, private_key, keyless, sbom_cache)
     except OSError as e:
         if e.errno != errno.ENOSPC:
             raise
@@ -50,13 +51,13 @@ def build_package(run_dir: Path | list[Path], out_dir: Path, run: dict, private_
                       f"nothing was published under {final.name} or {tarball.name}", out_dir) from None
 
 
-def _build(run_dir, out_dir: Path, final: Path, tarball: Path, run: dict, private_key: str | None,
+def _build(outcomes, out_dir: Path, final: Path, tarball: Path, run: dict, private_key: str | None,
            keyless: bool, sbom_cache: Path | None) -> PackageRef:
     work = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out_dir))
     staging = work / "package"
     staging.mkdir()
     try:
-        layout.copy_evidence(run_dir, staging)
+        layout.copy_evidence(outcomes, staging)
         run = {**run, "sbom_sha256": generate_sbom(staging / "sbom" / "sbom.json", sbom_cache)}
         gates = attest.gates_from_package(staging)
         decision = "PASS" if gates and all(g["verdict"] == "PASS" for g in gates) else "FAIL"

@@ -13,10 +13,6 @@ from z4_assets.core.files import atomic_write_json, sha256_file
 CHECKSUMS = "checksums.json"
 SIGNATURES = "signatures"
 SIGNATURE_FILE = f"{SIGNATURES}/model.sig"
-# Stage folders of a run and where they land in the package; intermediates stay out.
-STAGE_DIRS = {"model": "model", "snapshot": "reports/snapshot", "hygiene": "reports/hygiene",
-              "security": "reports/security", "fairness": "reports/fairness",
-              "governance": "reports/governance"}
 INTERMEDIATE_SUFFIXES = (".parquet", ".tmp")
 
 
@@ -32,30 +28,28 @@ def package_files(root: Path) -> list[str]:
     return files
 
 
-def _has_files(folder: Path) -> bool:
-    return folder.is_dir() and any(f.is_file() for f in folder.rglob("*"))
+def copy_evidence(outcomes: dict, pkg: Path) -> list[str]:
+    """Copy the files each stage outcome names into its stage's package folder (the stage table's
+    `package_dir`); the model card also lands at the top. Returns the stages copied.
 
+    OUTCOMES: stage name -> outcome. Folders, intermediates (the row split) and hidden files stay out."""
+    from z4_assets.core.stages import BY_NAME
 
-def copy_evidence(run_dirs: Path | list[Path], pkg: Path) -> list[str]:
-    """Copy each stage's evidence into its package folder; returns the stages found.
-
-    RUN_DIRS newest first (a retry, then the run it re-executes): each stage comes from the first
-    folder that has it."""
     found = []
-    run_dirs = [run_dirs] if isinstance(run_dirs, Path) else run_dirs
-    for stage, dest in STAGE_DIRS.items():
-        src = next((d / stage for d in run_dirs if _has_files(d / stage)), None)
-        if src is None:
+    for name, outcome in outcomes.items():
+        stage = BY_NAME[name]
+        if not stage.package_dir:
             continue
-        found.append(stage)
-        for f in sorted(src.rglob("*")):
-            if f.is_file() and not f.name.endswith(INTERMEDIATE_SUFFIXES) and not f.name.startswith("."):
-                target = pkg / dest / f.relative_to(src)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(f, target)
-    card = next((d / "governance" / "model_card.md" for d in run_dirs if (d / "governance").is_dir()), None)
-    if card is not None and card.is_file():
-        shutil.copyfile(card, pkg / "model_card.md")
+        found.append(name)
+        for role, path in sorted(outcome.files.items()):
+            src = Path(path)
+            if not src.is_file() or src.name.endswith(INTERMEDIATE_SUFFIXES) or src.name.startswith("."):
+                continue
+            target = pkg / stage.package_dir / src.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, target)
+            if role == "card":
+                shutil.copyfile(src, pkg / "model_card.md")
     return found
 
 

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import platform
-from pathlib import Path
-
-from z4_assets import __version__
 
 # category -> fields; each field is "tag:<key>", "param:<key>", "metric:<prefix>" or "artifact:<path or prefix*>"
 REQUIRED = {
@@ -51,43 +46,3 @@ def missing_fields(tags: dict, params: dict, metrics: dict, artifacts: set[str],
             if not ok:
                 missing.append(f"{category}/{key}")
     return missing
-
-
-def container_digest() -> str:
-    """The image digest when running in the factory image, else an explicit reason."""
-    from z4_assets.core import provenance
-
-    if os.environ.get(provenance.CONTAINER_DIGEST_ENV, "").strip():
-        return provenance.container_digest()  # validated: a malformed value is an error
-    if Path("/.dockerenv").exists() or os.environ.get("KUBERNETES_SERVICE_HOST"):
-        return "unknown: in a container but Z4_CONTAINER_DIGEST is not set by the image"
-    return "not-applicable: not running in a container (bare host)"
-
-
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo, else what platform knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def hardware(threads: int | None = None) -> dict[str, str]:
-    cpu = cpu_model()
-    ram = "unknown"
-    try:
-        kb = int(Path("/proc/meminfo").read_text().split()[1])
-        ram = f"{kb / 1024 / 1024:.1f} GiB"
-    except (OSError, ValueError, IndexError):
-        pass
-    return {"hardware_cpu": f"{cpu} ({os.cpu_count()} logical cores, {platform.machine()})",
-            "hardware_threads": str(threads if threads is not None else "unknown"),
-            "hardware_ram": ram, "mkl_cbwr": os.environ.get("MKL_CBWR", "unset")}
-
-
-def build_facts(egress_policy: str) -> dict[str, str]:
-    return {"container_digest": container_digest(), "train_image_version": f"z4-model-factory {__version__}",
-            "egress_policy": egress_policy}

@@ -1,4 +1,46 @@
-"""The security stage: poisoning screen, evasion robustness, membership inference, output integrity.
+"""The security stage: no candidate is promoted without a backdoor screen of its snapshot, an evasion
+robustness curve, a membership-inference attack and output-integrity checks, each a gate."""
 
-Plain Python (no Dagster); ART, torch, sklearn and matplotlib are imported inside the functions.
-"""
+from __future__ import annotations
+
+from z4_assets.core.outcome import HygieneOutcome, ModelOutcome, Plot, SnapshotOutcome, StageOutcome, accept
+from z4_assets.core.stage_run import StageRun
+from z4_assets.core.stages import SECURITY
+
+__all__ = ["run_adversarial_eval"]
+
+
+def run_adversarial_eval(snapshot: SnapshotOutcome, hygiene: HygieneOutcome, model: ModelOutcome,
+                         run: StageRun) -> StageOutcome:
+    from z4_assets.core.security._evaluate import evaluate_security
+    from z4_assets.core.security._evidence import write_evidence
+    from z4_assets.core.split import load_split
+    from z4_assets.core.training import load_model
+
+    consumed = accept(SECURITY.name, run.partition, {"snapshot": snapshot, "hygiene": hygiene, "training": model})
+    rules = run.policy.security
+    df = run.rows()
+    split = load_split(hygiene.split_path, len(df), consumed.split)
+    torch_model, spec, config = load_model(model)
+    result = evaluate_security(df, run.contract, split, torch_model, spec, rules)
+    files = run.folder.stage(SECURITY.folder)
+    written = write_evidence(files, result, {"snapshot": run.partition, "dataset_hash": consumed.snapshot,
+                                             "state_dict_sha256": config["state_dict_sha256"], "seed": rules.seed})
+    decision = "PASS" if result.passed else "FAIL"
+    poisoning, evasion = result.adversarial["poisoning"], result.adversarial["evasion"]
+    return StageOutcome(
+        stage=SECURITY.name, partition=run.partition, run_id=run.run_id, gates=tuple(result.gates),
+        files={k: str(v) for k, v in written.items()},
+        plots={"robustness_curve": Plot(title="Robustness curve (FGSM, PGD)", path=str(written["robustness_curve"]))},
+        params={"security.seed": str(rules.seed), "security.gate_epsilon": str(evasion["gate_epsilon"])},
+        metrics={"security.flagged_share": poisoning["flagged_share"],
+                 "security.suspicious_clusters": len(poisoning["clusters"]),
+                 "security.accuracy_drop": evasion["accuracy_drop"],
+                 "security.membership_auc": result.privacy["attack_auc"],
+                 "security.integrity_failures": len(result.integrity["failed_checks"]),
+                 **{f"security.seconds.{k}": v for k, v in result.seconds.items()}},
+        tags={"security_decision": decision},
+        artifacts={"reports/security": str(files.dir)},
+        facts={"decision": decision, "decision_reasons": written["security_decision"].read_text(),
+               "flagged_rows": poisoning["flagged_rows"], "seconds": result.seconds},
+        consumed=consumed)

@@ -11,13 +11,14 @@ import pandas as pd
 
 from z4_assets.core.contract import Contract
 from z4_assets.core.training._features import FeatureSpec
-from z4_assets.core.gates import Gate, compare
+from z4_assets.core.gates import Gate
+from z4_assets.core.stages import SECURITY
 from z4_assets.core.security._poisoning import PoisonScreen, rows_with_pattern, screen_poisoning
 from z4_assets.core.split import TEST, TRAIN
 
 
 @dataclass
-class SecurityOutcome:
+class SecurityResult:
     gates: list[Gate]
     screen: PoisonScreen
     adversarial: dict
@@ -75,13 +76,13 @@ def pinned_threads(n: int):
 
 
 def evaluate_security(df: pd.DataFrame, contract: Contract, split: np.ndarray, model, spec: FeatureSpec,
-                      rules: dict) -> SecurityOutcome:
+                      rules: dict) -> SecurityResult:
     """rules = the policy's `security` section; every sample below is drawn from its seed."""
     with pinned_threads(int(rules["threads"])):
         return _evaluate(df, contract, split, model, spec, rules)
 
 
-def _evaluate(df, contract, split, model, spec, rules) -> SecurityOutcome:
+def _evaluate(df, contract, split, model, spec, rules) -> SecurityResult:
     from z4_assets.core.security import _art_signals as art_signals, _evasion as evasion, _integrity as integrity, _privacy as privacy
 
     seed = int(rules["seed"])
@@ -132,7 +133,7 @@ def _evaluate(df, contract, split, model, spec, rules) -> SecurityOutcome:
     secs = {k: round(v, 3) for k, v in secs.items()}
     adversarial = {"poisoning": poisoning, "evasion": robustness}
     gates = security_gates(screen, robustness, priv, integ, rules, ids)
-    return SecurityOutcome(gates, screen, adversarial, priv, integ, ids, split, secs)
+    return SecurityResult(gates, screen, adversarial, priv, integ, ids, split, secs)
 
 
 def security_gates(screen: PoisonScreen, robustness: dict, priv: dict, integ: dict, rules: dict,
@@ -146,36 +147,36 @@ def poisoning_gates(screen: PoisonScreen, p: dict, ids: np.ndarray) -> list[Gate
     clusters = [{k: c[k] for k in ("pattern", "label", "rows_with_pattern", "flagged_rows",
                                    "label_purity", "expected_purity", "excess")} for c in r["clusters"]]
     return [
-        compare("poisoning_share", r["flagged_share"], "<=", p["max_flagged_share"],
+        SECURITY.gate.poisoning_share.compare(r["flagged_share"], "<=", p["max_flagged_share"],
                 "share of rows flagged as backdoor-poisoned",
                 {"flagged_rows": r["flagged_rows"], "rows": r["rows"],
                  "example_ids": ids[screen.flagged][:10].tolist()}),
-        compare("poisoning_clusters", len(r["clusters"]), "<=", p["max_homogeneous_clusters"],
+        SECURITY.gate.poisoning_clusters.compare(len(r["clusters"]), "<=", p["max_homogeneous_clusters"],
                 "label-homogeneous clusters whose labels contradict their other features",
                 {"clusters": clusters, "regions_examined": r["regions_examined"]}),
     ]
 
 
 def evasion_gate(robustness: dict, e: dict) -> Gate:
-    return compare("evasion_accuracy_drop", robustness["accuracy_drop"], "<=", e["max_accuracy_drop"],
+    return SECURITY.gate.evasion_accuracy_drop.compare(robustness["accuracy_drop"], "<=", e["max_accuracy_drop"],
                    f"accuracy drop under PGD at epsilon {robustness['gate_epsilon']} (valid rows, frozen inputs kept)",
                    {"clean_accuracy": robustness["clean"]["accuracy"], "auc_drop": robustness["auc_drop"],
                     "rows": robustness["rows"], "validity": robustness["validity"]})
 
 
 def membership_gate(priv: dict, m: dict) -> Gate:
-    return compare("membership_auc", priv["attack_auc"], "<=", m["max_attack_auc"],
+    return SECURITY.gate.membership_auc.compare(priv["attack_auc"], "<=", m["max_attack_auc"],
                    "membership-inference attack AUC (ART black-box, loss)",
                    {k: priv.get(k) for k in ("attack_advantage", "rule_based_advantage", "rows_per_side")})
 
 
 def integrity_gate(integ: dict) -> Gate:
-    return compare("output_integrity", len(integ["failed_checks"]), "<=", 0,
+    return SECURITY.gate.output_integrity.compare(len(integ["failed_checks"]), "<=", 0,
                    "failed output-integrity checks (finite, in [0, 1], stable under valid perturbation, "
                    "not degenerate)", {"failed": integ["failed_checks"]})
 
 
-def decision_text(outcome: SecurityOutcome) -> str:
+def decision_text(outcome: SecurityResult) -> str:
     verdict = "PASS" if outcome.passed else "FAIL"
     lines = [verdict, ""]
     for g in outcome.gates:

@@ -8,24 +8,18 @@ from pathlib import Path
 import pandas as pd
 
 from z4_assets.core.files import atomic_write_bytes, atomic_write_json, atomic_write_text
-from z4_assets.core.security._evaluate import SecurityOutcome, decision_text
+from z4_assets.core.security._evaluate import SecurityResult, decision_text
 
-FILES = {
-    "adv_eval": "adv_eval.json",
-    "privacy_eval": "privacy_eval.json",
-    "output_integrity": "output_integrity.json",
-    "robustness_curve": "robustness_curve.png",
-    "security_decision": "security_decision.txt",
-    "suspicious_rows": "suspicious_rows.csv",
-    "gates": "gates.json",
-}
+ROLES = ("adv_eval", "privacy_eval", "output_integrity", "robustness_curve", "security_decision",
+         "suspicious_rows", "gates")
 
 
-def write_evidence(out: Path, outcome: SecurityOutcome, context: dict) -> dict[str, Path]:
-    """CONTEXT (snapshot label, model digest, ...) is copied into every JSON report."""
+def write_evidence(files, outcome: SecurityResult, context: dict) -> dict[str, Path]:
+    """Every security file into the security folder (FILES: core/run_folder.py names them).
+    CONTEXT (snapshot label, model digest, ...) is copied into every JSON report."""
     from z4_assets.core.security._evasion import plot_curve
 
-    paths = {k: Path(out) / v for k, v in FILES.items()}
+    paths = {k: getattr(files, k) for k in ROLES}
     atomic_write_json(paths["adv_eval"], {**context, **outcome.adversarial, "seconds": outcome.seconds})
     atomic_write_json(paths["privacy_eval"], {**context, **outcome.privacy})
     atomic_write_json(paths["output_integrity"], {**context, **outcome.integrity})

@@ -10,7 +10,8 @@ import pandas as pd
 from z4_assets.core.contract import Contract
 from z4_assets.core.errors import Z4Error
 from z4_assets.core.files import sha256_file
-from z4_assets.core.gates import Gate, compare
+from z4_assets.core.gates import Gate
+from z4_assets.core.stages import SNAPSHOT
 from z4_assets.core.validation import validate_contract
 from z4_assets.core.z3 import SnapshotRef
 
@@ -25,7 +26,7 @@ def hash_gate(ref: SnapshotRef) -> Gate:
         actual = sha256_file(path) if path.is_file() else "missing"
         evidence[role] = {"file": path.name, "recorded": recorded, "recomputed": actual}
         bad += actual != recorded
-    return compare("snapshot_hash", bad, "==", 0,
+    return SNAPSHOT.gate.snapshot_hash.compare(bad, "==", 0,
                    "files whose sha256 differs from the manifest", evidence)
 
 
@@ -35,14 +36,14 @@ def contract_gate(ref: SnapshotRef, contract: Contract,
     try:
         df = read()
     except Z4Error as e:
-        return Gate("contract", False, "unreadable", 0, "==", f"FAILED: {e}", {}), None
+        return SNAPSHOT.gate.contract.verdict(False, "unreadable", "==", 0, f"FAILED: {e}"), None
     result = validate_contract(df, contract)
     for failure in result.failures:  # evidence names the row problem, never the raw identifier
         if failure["column"] in contract.direct_identifiers:
             failure["examples"] = [REDACTED] * len(failure["examples"])
     worst = result.failures[0] if result.failures else None
     where = f" [{worst['column']}: {worst['check']}, ...]" if worst else ""
-    gate = compare("contract", result.failure_count, "==", 0,
+    gate = SNAPSHOT.gate.contract.compare(result.failure_count, "==", 0,
                    f"contract violations (dtype, range, categories, nulls, columns){where}",
                    {"failures": result.failures[:50], "message": result.message})
     return gate, df
@@ -51,7 +52,7 @@ def contract_gate(ref: SnapshotRef, contract: Contract,
 def legal_basis_gate(contract: Contract, allowed: list[str]) -> Gate:
     missing = {col: spec.legal_basis for col, spec in contract.sensitive.items()
                if not spec.legal_basis or spec.legal_basis not in allowed}
-    return compare("legal_basis", len(missing), "==", 0,
+    return SNAPSHOT.gate.legal_basis.compare(len(missing), "==", 0,
                    "sensitive attributes without an allowed legal basis",
                    {"offending": missing, "allowed": allowed,
                     "declared": {c: s.legal_basis for c, s in contract.sensitive.items()}})
@@ -65,13 +66,13 @@ def purpose_gate(contract: Contract, purpose: str, source: str) -> Gate:
     allowed = ", ".join(contract.purposes) or "none declared (deny by default)"
     text = f"{'FAILED: ' + reason if reason else 'ok: purpose ' + repr(purpose) + ' is allowed'}" \
            f" (declared by {source}; must be in: {allowed})"
-    return Gate("purpose", reason is None, purpose, allowed, "in", text,
-                {"declared": purpose, "declared_by": source, "allowed": contract.purposes})
+    return SNAPSHOT.gate.purpose.verdict(reason is None, purpose, "in", allowed, text,
+                                         {"declared": purpose, "declared_by": source, "allowed": contract.purposes})
 
 
-def verify_snapshot(ref: SnapshotRef, contract: Contract, policy: dict,
+def verify_snapshot(ref: SnapshotRef, contract: Contract, policy,
                     read: Callable[[], pd.DataFrame], purpose_source: str = "run config") -> list[Gate]:
     contract_g, _ = contract_gate(ref, contract, read)
     return [hash_gate(ref), contract_g,
-            legal_basis_gate(contract, list(policy["contract"]["allowed_legal_bases"])),
+            legal_basis_gate(contract, list(policy.contract.allowed_legal_bases)),
             purpose_gate(contract, ref.purpose, purpose_source)]

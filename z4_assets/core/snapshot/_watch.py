@@ -47,6 +47,16 @@ def content_key(manifest: dict) -> str:
     return "z3-" + hashlib.sha256(f"{manifest['hash']}\n{manifest['contract_hash']}".encode()).hexdigest()[:40]
 
 
+CONTENT_TAG = "z4/content_key"
+
+
+def snapshot_run_tags(dataset_id: str, snapshot_id: str, manifest: dict) -> dict[str, str]:
+    """The tags of every factory run of a snapshot, whoever launched it (sensor, `z4 run`, CI): the
+    sensor reads them to never train the same content twice."""
+    return {"z4/dataset_id": dataset_id, "z4/snapshot_id": snapshot_id, "z4/dataset_hash": manifest["hash"],
+            "z4/contract_hash": manifest["contract_hash"], CONTENT_TAG: content_key(manifest)}
+
+
 def examine(source: SnapshotSource, item: Listed) -> Ready | Waiting:
     try:
         m = source.read_manifest(item.dataset_id, item.snapshot_id)

@@ -1,1 +1,71 @@
-"""(face)"""
+"""The training stage: the candidate model, trained reproducibly on its lineage's clean split, gated on
+test AUC and KS, with a bit-exact weights digest; and how later stages load and score it."""
+
+from __future__ import annotations
+
+from z4_assets.core.files import atomic_write_json
+from z4_assets.core.outcome import HygieneOutcome, Lineage, ModelOutcome, SnapshotOutcome, accept
+from z4_assets.core.stage_run import StageRun
+from z4_assets.core.stages import TRAINING
+from z4_assets.core.training._features import FeatureSpec
+from z4_assets.core.training._monitor import TrainingDiverged
+
+__all__ = ["FeatureSpec", "TrainingDiverged", "load_model", "predict_proba", "run_trained_model", "score_rows"]
+
+
+def run_trained_model(snapshot: SnapshotOutcome, hygiene: HygieneOutcome, run: StageRun, hp: dict) -> ModelOutcome:
+    """Fit the feature spec and the MLP on the train split (HP: TrainConfig's hyperparameters), score
+    every split, gate on the test split. A NaN/inf loss raises TrainingDiverged after writing the log."""
+    from z4_assets.core.split import load_split
+    from z4_assets.core.training._fit import fit_and_evaluate, performance_gates, save_model, tracking_record
+    from z4_assets.core.training._monitor import TrainingMonitor, health_record
+
+    consumed = accept(TRAINING.name, run.partition, {"snapshot": snapshot, "hygiene": hygiene})
+    df = run.rows()
+    split = load_split(hygiene.split_path, len(df), consumed.split)
+    files = run.folder.stage(TRAINING.folder)
+    monitor = TrainingMonitor(run.policy.training, {"dagster_run_id": run.run_id, "snapshot_id": run.partition})
+    try:
+        fit = fit_and_evaluate(df, run.contract, split, hp, monitor)
+    except TrainingDiverged:
+        monitor.write_jsonl(files.training_log)
+        raise
+    gates = performance_gates(fit, run.policy)
+    written = save_model(files, fit, run.contract)
+    atomic_write_json(files.gates, [g.as_dict() for g in gates])
+    monitor.write_jsonl(files.training_log)
+    steps, health_metrics, health_tags = health_record(monitor)
+    params, metrics, tags = tracking_record(hp, fit, run.contract, split, run.policy)
+    test = fit.metrics["test"]
+    return ModelOutcome(
+        stage=TRAINING.name, partition=run.partition, run_id=run.run_id, gates=tuple(gates),
+        files={"model_dir": str(files.dir), "gates": str(files.gates), "training_log": str(files.training_log),
+               **{k: str(v) for k, v in written.items()}},
+        params={k: str(v) for k, v in params.items()}, metrics={**metrics, **health_metrics},
+        tags={**{k: str(v) for k, v in tags.items()}, **health_tags}, steps=tuple(steps),
+        artifacts={"model": str(files.dir)},
+        facts={"state_dict_sha256": fit.train.digest, "test_auc": test["auc"], "test_ks": test["ks"],
+               "train_seconds": round(fit.train.seconds, 3), "training_epochs_run": len(monitor.records),
+               "training_warnings": [{k: w[k] for k in ("kind", "epoch", "message")} for w in monitor.warnings]},
+        consumed=consumed, produced=Lineage(model=fit.train.digest))
+
+
+def load_model(model: ModelOutcome):
+    """(torch module, FeatureSpec, config) of a model outcome, refused unless its weights are the ones
+    its lineage names."""
+    from z4_assets.core.training._model_io import load_model as _load
+
+    return _load(model.model_dir, model.produced.model)
+
+
+def score_rows(model: ModelOutcome, df):
+    """P(positive) per row of DF, as the model of this outcome computes it."""
+    from z4_assets.core.training._scoring import score_rows as _score
+
+    return _score(model.model_dir, df, model.produced.model)
+
+
+def predict_proba(model, x):
+    from z4_assets.core.training._mlp import predict_proba as _predict
+
+    return _predict(model, x)

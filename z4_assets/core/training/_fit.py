@@ -12,7 +12,8 @@ import pandas as pd
 from z4_assets.core.contract import Contract
 from z4_assets.core.training._features import FeatureSpec, fit_features
 from z4_assets.core.files import atomic_write_bytes, atomic_write_json
-from z4_assets.core.gates import Gate, compare
+from z4_assets.core.gates import Gate
+from z4_assets.core.stages import TRAINING
 from z4_assets.core.split import TEST, TRAIN, VALIDATION
 from z4_assets.core.training._mlp import TrainResult, binary_metrics, predict_proba, train_mlp
 
@@ -42,15 +43,16 @@ def performance_gates(outcome: FitOutcome, policy: dict) -> list[Gate]:
     test = outcome.metrics[TEST]
     perf = policy["performance"]
     return [
-        compare("performance_auc", round(test["auc"], 6), ">=", perf["test_auc_min"],
+        TRAINING.gate.performance_auc.compare(round(test["auc"], 6), ">=", perf["test_auc_min"],
                 "test-split AUC", {"test_rows": test["rows"], "validation_auc": outcome.metrics[VALIDATION]["auc"]}),
-        compare("performance_ks", round(test["ks"], 6), ">=", perf["test_ks_min"],
+        TRAINING.gate.performance_ks.compare(round(test["ks"], 6), ">=", perf["test_ks_min"],
                 "test-split KS", {"test_rows": test["rows"]}),
     ]
 
 
-def save_model(out: Path, outcome: FitOutcome, contract: Contract) -> dict[str, Path]:
-    """weights (torch state_dict), config, feature spec, metrics and history, each written atomically."""
+def save_model(files, outcome: FitOutcome, contract: Contract) -> dict[str, Path]:
+    """weights (torch state_dict), config, feature spec, metrics and history into the model folder
+    (FILES: core/run_folder.py names them), each written atomically."""
     import io
 
     import torch
@@ -59,26 +61,19 @@ def save_model(out: Path, outcome: FitOutcome, contract: Contract) -> dict[str, 
     torch.save(outcome.train.model.state_dict(), buf)
     hp = outcome.hyperparameters
     files = {
-        "weights": atomic_write_bytes(out / "weights.pt", buf.getvalue()),
-        "config": atomic_write_json(out / "model_config.json", {
+        "weights": atomic_write_bytes(files.weights, buf.getvalue()),
+        "config": atomic_write_json(files.config, {
             "architecture": "mlp", "inputs": len(outcome.spec.output_names),
             "hidden_sizes": list(hp["hidden_sizes"]), "outputs": 2, "activation": "relu",
             "hyperparameters": hp, "best_epoch": outcome.train.best_epoch,
             "state_dict_sha256": outcome.train.digest, "target": contract.target.model_dump(),
             "torch": torch.__version__,
         }),
-        "feature_spec": atomic_write_json(out / "feature_spec.json", outcome.spec.to_dict()),
-        "metrics": atomic_write_json(out / "metrics.json", outcome.metrics),
-        "history": atomic_write_json(out / "training_history.json", outcome.train.history),
+        "feature_spec": atomic_write_json(files.feature_spec, outcome.spec.to_dict()),
+        "metrics": atomic_write_json(files.metrics, outcome.metrics),
+        "history": atomic_write_json(files.history, outcome.train.history),
     }
     return files
-
-
-def load_split(path: str | Path, rows: int) -> np.ndarray:
-    frame = pd.read_parquet(path)
-    if len(frame) != rows:
-        raise ValueError(f"{path}: split has {len(frame)} rows, snapshot has {rows}")
-    return frame.sort_values("row")["split"].to_numpy(dtype=object)
 
 
 def flat_metrics(metrics: dict[str, dict]) -> dict[str, float]:
@@ -90,16 +85,16 @@ def describe(outcome: FitOutcome) -> str:
 
 
 def tracking_record(hp: dict, outcome: FitOutcome, contract: Contract, split: np.ndarray,
-                    rules: dict) -> tuple[dict, dict, dict]:
+                    rules) -> tuple[dict, dict, dict]:
     """What the training stage logs to MLflow: (params, metrics, tags)."""
-    from z4_assets.core.record._fields import hardware
+    from z4_assets.core.provenance import hardware
 
     params = {**hp, "features": len(outcome.spec.output_names),
               "excluded_sensitive": sorted(set(contract.candidate_features) - set(contract.model_features))}
     tags = {"seed": hp["seed"], "state_dict_sha256": outcome.train.digest,
-            "seeds": json.dumps({"train": hp["seed"], "split": rules["split"]["seed"]}),
-            "split": json.dumps({"strategy": rules["split"].get("strategy"),
+            "seeds": json.dumps({"train": hp["seed"], "split": rules.split.seed}),
+            "split": json.dumps({"strategy": rules.split.strategy,
                                  "counts": {k: int((split == k).sum()) for k in (TRAIN, VALIDATION, TEST)},
-                                 "policy": rules["split"]}),
+                                 "policy": rules.split.model_dump()}),
             **hardware(hp["threads"])}
     return params, flat_metrics(outcome.metrics), tags

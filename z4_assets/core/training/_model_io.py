@@ -8,13 +8,16 @@ from z4_assets.core.errors import Z4Error
 from z4_assets.core.training._features import FeatureSpec
 from z4_assets.core.files import read_json
 
-WEIGHTS, CONFIG, FEATURE_SPEC = "weights.pt", "model_config.json", "feature_spec.json"
+from z4_assets.core.run_folder import FILES
+
+WEIGHTS, CONFIG, FEATURE_SPEC = (FILES["model"][k] for k in ("weights", "config", "feature_spec"))
 
 
-def load_model(model_dir: str | Path):
+def load_model(model_dir: str | Path, expected_digest: str | None = None):
     """(torch module in eval mode, FeatureSpec, model config) from a trained_model folder.
 
-    The state_dict's sha256 must equal the digest recorded at training time; anything else
+    The state_dict's sha256 must equal the digest recorded at training time (and the one
+    its lineage names, EXPECTED_DIGEST, when given); anything else
     (a missing file, another architecture, tampered weights) raises Z4Error naming the file.
     """
     import torch
@@ -47,5 +50,8 @@ def load_model(model_dir: str | Path):
     if digest != config.get("state_dict_sha256"):
         raise Z4Error(f"weights digest {digest[:16]}... differs from the recorded "
                       f"{str(config.get('state_dict_sha256'))[:16]}...", paths[WEIGHTS])
+    if expected_digest and digest != expected_digest:
+        raise Z4Error(f"weights digest {digest[:16]}... differs from the {expected_digest[:16]}... this "
+                      "lineage was built on", paths[WEIGHTS])
     model.eval()
     return model, spec, config

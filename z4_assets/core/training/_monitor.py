@@ -29,12 +29,17 @@ STEP_METRICS = ("train_loss", "val_auc", "learning_rate", "seconds", "rows_per_s
 
 
 class TrainingDiverged(Z4Error):
-    """The loss became NaN or infinite: the model is unusable and the run must stop."""
+    """The loss became NaN or infinite: the model is unusable and the run must stop.
+
+    `blocked_by` and `tags` say so in the run's MLflow record (core/tracking.open_stage logs them)."""
+
+    blocked_by = "training_diverged"
 
     def __init__(self, epoch: int, epochs: int, loss: float):
         self.epoch, self.loss = epoch, loss
         super().__init__(f"training diverged at epoch {epoch}/{epochs}: train loss is {loss} "
                          "(NaN/inf); lower the learning rate or check the features' scale")
+        self.tags = {"z4.training.failure": str(self), "training.failed_epoch": str(epoch)}
 
 
 def _num(v):
@@ -133,17 +138,15 @@ class TrainingMonitor:
             json.dumps({k: _num(v) for k, v in e.items()}) + "\n" for e in events))
 
 
-def log_health(rec, monitor: TrainingMonitor, out: str | Path, file_name: str = "training_log.jsonl") -> Path:
-    """Write the training log into OUT and record it in a stage's MLflow run (rec: log, log_steps):
-    one step metric per epoch and field, the warnings counted by kind and named in tags."""
-    path = monitor.write_jsonl(Path(out) / file_name)
-    rec.log_steps(monitor.step_metrics())
+def health_record(monitor: TrainingMonitor) -> tuple[list, dict, dict]:
+    """What training health adds to the stage's MLflow record: (step metrics, metrics, tags).
+    One step metric per epoch and field; the warnings counted by kind and named in tags."""
     kinds = [w["kind"] for w in monitor.warnings]
     norms = [r["grad_norm_max"] for r in monitor.records]
-    rec.log(metrics={"training.warnings": len(kinds),
-                     **{f"training.warning.{k}": kinds.count(k) for k in ("exploding_gradient", "no_improvement")},
-                     "training.grad_norm_max": max(norms) if norms else 0.0},
-            tags={"training.warnings": ",".join(sorted(set(kinds))) or "none",
-                  **({"training.warning_messages": json.dumps([f"epoch {w['epoch']}: {w['message']}"
-                                                               for w in monitor.warnings])} if kinds else {})})
-    return path
+    metrics = {"training.warnings": len(kinds),
+               **{f"training.warning.{k}": kinds.count(k) for k in ("exploding_gradient", "no_improvement")},
+               "training.grad_norm_max": max(norms) if norms else 0.0}
+    tags = {"training.warnings": ",".join(sorted(set(kinds))) or "none",
+            **({"training.warning_messages": json.dumps([f"epoch {w['epoch']}: {w['message']}"
+                                                         for w in monitor.warnings])} if kinds else {})}
+    return monitor.step_metrics(), metrics, tags

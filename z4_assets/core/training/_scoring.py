@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 
 
-def score_rows(model_dir: str | Path, df: pd.DataFrame) -> np.ndarray:
+def score_rows(model_dir: str | Path, df: pd.DataFrame, expected_digest: str | None = None) -> np.ndarray:
     """P(positive) per row of df, as the trained model computes it (float32)."""
     from z4_assets.core.training._model_io import load_model
     from z4_assets.core.training._mlp import predict_proba
 
-    model, spec, _ = load_model(model_dir)
+    model, spec, _ = load_model(model_dir, expected_digest)
     return predict_proba(model, spec.transform(df))

@@ -1,0 +1,151 @@
+"""Every file name of the factory root and of a run's folder, in one place.
+
+    <factory root>/
+      runs/<run id>/<stage folder>/...   evidence, one folder per stage (core/stages.py names them)
+      runs/<run id>/intermediate/        the row split and other RET-7 intermediates
+      runs/<run id>/access/              this run's lines of the access log
+      runs/<run id>/postrun/             cleanup report and retention manifest
+      runs/<run id>/package/, package.tar.gz   the signed package
+      scratch/<run id>/                  temp files, caches, secrets: removed when the run ends
+      outcomes/<asset>/<partition>.json  the last outcome of each stage per snapshot (the IO manager's store)
+      baselines/<dataset id>.json        each dataset's drift baseline profile
+      cache/                             environment-derived files (the SBOM)
+      retention/                         `z4 retention apply` reports
+
+A stage never looks for another's files by scanning: it receives the upstream outcome, whose
+`files` name them. This module only says where a stage writes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from z4_assets.core.errors import Z4Error
+
+RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
+
+# stage folder -> role -> file name. A file a stage writes is listed here, under its folder.
+FILES: dict[str, dict[str, str]] = {
+    "snapshot": {"gates": "gates.json", "manifest": "dataset_manifest.json"},
+    "hygiene": {"gates": "gates.json", "report": "hygiene_report.json", "privacy": "privacy_report.json",
+                "leakage": "leakage_checks.json", "summary": "hygiene_summary.md",
+                "drift_plot": "drift_per_feature.png", "drift_data": "drift_per_feature.json"},
+    "model": {"gates": "gates.json", "weights": "weights.pt", "config": "model_config.json",
+              "feature_spec": "feature_spec.json", "metrics": "metrics.json", "history": "training_history.json",
+              "training_log": "training_log.jsonl"},
+    "security": {"gates": "gates.json", "adv_eval": "adv_eval.json", "privacy_eval": "privacy_eval.json",
+                 "output_integrity": "output_integrity.json", "robustness_curve": "robustness_curve.png",
+                 "security_decision": "security_decision.txt", "suspicious_rows": "suspicious_rows.csv"},
+    "fairness": {"gates": "gates.json", "report": "fairness.json", "summary": "fairness_summary.md"},
+    "governance": {"gates": "gates.json", "card": "model_card.md", "evidence_index": "evidence_index.json"},
+    "record": {"gates": "gates.json", "record": "run_record.json"},
+    "promotion": {"gates": "gates.json", "verify_report": "verify_report.json", "promotion": "promotion.json"},
+    "postrun": {"cleanup_report": "cleanup_report.json", "retention_manifest": "retention_manifest.json"},
+    "access": {"access_log": "access_log.jsonl"},
+    "intermediate": {"split": "split.parquet"},
+}
+PACKAGE_DIR, PACKAGE_TARBALL = "package", "package.tar.gz"
+
+
+def check_run_id(run_id: str) -> str:
+    if not isinstance(run_id, str) or not RUN_ID_RE.match(run_id):
+        raise Z4Error(f"invalid run id {run_id!r}: must match {RUN_ID_RE.pattern}")
+    return run_id
+
+
+class StageFiles:
+    """One stage folder of a run: `files.report` is its path (the folder is made on first use)."""
+
+    def __init__(self, folder: Path, names: dict[str, str]):
+        self.dir, self._names = folder, names
+
+    def __getattr__(self, role: str) -> Path:
+        try:
+            name = self._names[role]
+        except KeyError:
+            raise AttributeError(f"{self.dir.name}/ has no file {role!r} (see core/run_folder.FILES)") from None
+        self.dir.mkdir(parents=True, exist_ok=True)
+        return self.dir / name
+
+    def file(self, name: str) -> Path:
+        """A file whose name is made from data (a plot per attribute): kept inside the folder."""
+        if "/" in name or name.startswith("."):
+            raise Z4Error(f"not a plain file name: {name!r}", self.dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        return self.dir / name
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """The folders of one Dagster run under the factory root."""
+
+    factory_root: Path
+    run_id: str
+
+    def __post_init__(self):
+        check_run_id(self.run_id)
+        object.__setattr__(self, "factory_root", Path(self.factory_root))
+
+    @property
+    def run_dir(self) -> Path:
+        """runs/<run id>/: evidence and intermediates, kept per the retention policy."""
+        return self.factory_root / "runs" / self.run_id
+
+    @property
+    def scratch(self) -> Path:
+        """scratch/<run id>/: temp files, caches and secrets; removed when the run ends."""
+        return self.factory_root / "scratch" / self.run_id
+
+    @property
+    def intermediate(self) -> Path:
+        """runs/<run id>/intermediate/: debug sets and samples (RET-7 by default)."""
+        return self.run_dir / "intermediate"
+
+    @property
+    def postrun(self) -> Path:
+        return self.run_dir / "postrun"
+
+    @property
+    def package_dir(self) -> Path:
+        return self.run_dir / PACKAGE_DIR
+
+    @property
+    def package_tarball(self) -> Path:
+        return self.run_dir / PACKAGE_TARBALL
+
+    def stage(self, folder: str) -> StageFiles:
+        """The evidence folder of a stage (its `Stage.folder`), or intermediate / access / postrun."""
+        return StageFiles(self.run_dir / folder, FILES[folder])
+
+
+@dataclass(frozen=True)
+class FactoryRoot:
+    """The factory root: run folders, outcomes, baselines, caches."""
+
+    root: Path
+    cache_root: Path | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "root", Path(self.root))
+
+    def run(self, run_id: str) -> RunFolder:
+        return RunFolder(self.root, run_id)
+
+    @property
+    def cache(self) -> Path:
+        return Path(self.cache_root) if self.cache_root else self.root / "cache"
+
+    def baseline(self, dataset_id: str) -> Path:
+        return self.root / "baselines" / f"{dataset_id}.json"
+
+    def outcome(self, asset: str, partition: str) -> Path:
+        from z4_assets.core.z3 import parse_snapshot_key
+
+        parse_snapshot_key(partition)  # never a path: it is joined to the root
+        return self.root / "outcomes" / asset / f"{partition}.json"
+
+    @property
+    def retention(self) -> Path:
+        return self.root / "retention"

@@ -1,0 +1,73 @@
+"""The factory's settings, read once from the environment: every variable, its default and what it is.
+
+`definitions.py` builds the Dagster resources from one `Settings`, the `z4` CLI and the benchmark's
+bare side read the same object, so no variable is re-read elsewhere with its own default. Secrets
+are never held here: for the pseudonymisation key only whether it is set is recorded, and the
+resources take it through `dg.EnvVar`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Mapping
+
+DEFAULT_SIGNING_KEY = ".z4/keys/signing.pem"      # created by `z4 keygen`; gitignored
+DEFAULT_PSEUDONYM_KEY_FILE = ".z4/keys/pseudonym.key"
+PSEUDONYM_KEY_ENV = "Z4_PSEUDONYM_KEY"
+
+
+@dataclass(frozen=True)
+class Settings:
+    z3_root: str = "data/z3"                       # Z4_Z3_ROOT: the local Z3 snapshot root
+    z3_s3_bucket: str = ""                         # Z4_Z3_S3_BUCKET: read Z3 from a bucket instead
+    z3_s3_prefix: str = ""                         # Z4_Z3_S3_PREFIX
+    z3_s3_endpoint: str = ""                       # Z4_Z3_S3_ENDPOINT (MinIO, Ceph RGW)
+    aws_region: str = ""                           # AWS_DEFAULT_REGION
+    factory_root: str = "data/factory"             # Z4_FACTORY_ROOT: run evidence, outcomes, baselines
+    cache_root: str = ""                           # Z4_CACHE_ROOT: SBOM cache (default <factory root>/cache)
+    policy: str = ""                               # Z4_POLICY: thresholds (default: the packaged policy.yaml)
+    mlflow_tracking_uri: str = ""                  # MLFLOW_TRACKING_URI (default sqlite:///<cwd>/mlflow.db)
+    mlflow_experiment: str = "z4-model-factory"    # Z4_MLFLOW_EXPERIMENT
+    signing_mode: str = "ec_key"                   # Z4_SIGNING_MODE: ec_key | sigstore
+    signing_key: str = DEFAULT_SIGNING_KEY         # Z4_SIGNING_KEY: private key (EC P-256 PEM)
+    signing_pubkey: str = ""                       # Z4_SIGNING_PUBKEY (default <key stem>.pub.pem)
+    pseudonym_key_set: bool = False                # Z4_PSEUDONYM_KEY is set (its value is never read here)
+    pseudonym_key_file: str = DEFAULT_PSEUDONYM_KEY_FILE  # Z4_PSEUDONYM_KEY_FILE
+    access_log: str = ""                           # Z4_ACCESS_LOG (default <factory root>/access_log.jsonl)
+    sensor_interval_seconds: int = 30              # Z4_SENSOR_INTERVAL_SECONDS
+    executor: str = "in_process"                   # Z4_EXECUTOR: in_process | k8s
+    dagster_url: str = "http://127.0.0.1:3000"     # Z4_DAGSTER_URL: the Dagster UI, for links from MLflow
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        names = {
+            "z3_root": "Z4_Z3_ROOT", "z3_s3_bucket": "Z4_Z3_S3_BUCKET", "z3_s3_prefix": "Z4_Z3_S3_PREFIX",
+            "z3_s3_endpoint": "Z4_Z3_S3_ENDPOINT", "aws_region": "AWS_DEFAULT_REGION",
+            "factory_root": "Z4_FACTORY_ROOT", "cache_root": "Z4_CACHE_ROOT", "policy": "Z4_POLICY",
+            "mlflow_tracking_uri": "MLFLOW_TRACKING_URI", "mlflow_experiment": "Z4_MLFLOW_EXPERIMENT",
+            "signing_mode": "Z4_SIGNING_MODE", "signing_key": "Z4_SIGNING_KEY", "signing_pubkey": "Z4_SIGNING_PUBKEY",
+            "pseudonym_key_file": "Z4_PSEUDONYM_KEY_FILE", "access_log": "Z4_ACCESS_LOG",
+            "sensor_interval_seconds": "Z4_SENSOR_INTERVAL_SECONDS", "executor": "Z4_EXECUTOR",
+            "dagster_url": "Z4_DAGSTER_URL",
+        }
+        values: dict = {}
+        for f in fields(cls):
+            var = names.get(f.name)
+            if var and env.get(var):
+                values[f.name] = int(env[var]) if f.type == "int" else env[var]
+        values["pseudonym_key_set"] = bool(env.get(PSEUDONYM_KEY_ENV))
+        return cls(**values)
+
+    @property
+    def access_log_path(self) -> str:
+        return self.access_log or str(Path(self.factory_root) / "access_log.jsonl")
+
+    @property
+    def signing_pubkey_path(self) -> str:
+        if self.signing_pubkey:
+            return self.signing_pubkey
+        p = Path(self.signing_key)
+        return str(p.with_name(p.stem + ".pub.pem"))
