@@ -13,7 +13,10 @@ import dagster as dg
 from z4_assets.core.cost import Cost, cost_metrics, measure
 from z4_assets.core.errors import Z4Error
 
-CORE_LOGGER = "z4_assets"  # python logging of the domain code (z4_assets.core.*) is under it
+CORE_LOGGER = "z4_assets"
+NO_PARTITION = ("model_factory trains one snapshot, and this run names none: give its partition "
+                "(`z4 run`; `dagster job execute ... --tags \"$(z4 snapshot tags)\"`; or pick a partition "
+                "<dataset_id>@<snapshot_id> in the Launchpad)")  # python logging of the domain code (z4_assets.core.*) is under it
 _PENDING = "<resolving>"   # z3_snapshot's own lines before it has chosen the snapshot
 
 
@@ -109,6 +112,8 @@ def observed(rows: str | None = None):
         def asset_fn(context, **kwargs):
             snapshot = kwargs.get("z3_snapshot")
             asset = context.asset_key.to_user_string()
+            if _partition(context) is None:
+                raise dg.Failure(description=NO_PARTITION)
             rl = run_log(context)
             handler, core = _Forward(rl), logging.getLogger(CORE_LOGGER)
             level = core.level

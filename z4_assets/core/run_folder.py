@@ -42,7 +42,8 @@ FILES: dict[str, dict[str, str]] = {
     "governance": {"gates": "gates.json", "card": "model_card.md", "evidence_index": "evidence_index.json"},
     "record": {"gates": "gates.json", "record": "run_record.json"},
     "promotion": {"gates": "gates.json", "verify_report": "verify_report.json", "promotion": "promotion.json"},
-    "postrun": {"cleanup_report": "cleanup_report.json", "retention_manifest": "retention_manifest.json"},
+    "postrun": {"gates": "gates.json", "cleanup_report": "cleanup_report.json",
+                "retention_manifest": "retention_manifest.json"},
     "access": {"access_log": "access_log.jsonl"},
     "intermediate": {"split": "split.parquet"},
 }
@@ -56,24 +57,21 @@ def check_run_id(run_id: str) -> str:
 
 
 class StageFiles:
-    """One stage folder of a run: `files.report` is its path (the folder is made on first use)."""
+    """One stage folder of a run: `files.report` is the path of its report."""
 
     def __init__(self, folder: Path, names: dict[str, str]):
         self.dir, self._names = folder, names
 
     def __getattr__(self, role: str) -> Path:
         try:
-            name = self._names[role]
+            return self.dir / self._names[role]
         except KeyError:
             raise AttributeError(f"{self.dir.name}/ has no file {role!r} (see core/run_folder.FILES)") from None
-        self.dir.mkdir(parents=True, exist_ok=True)
-        return self.dir / name
 
     def file(self, name: str) -> Path:
         """A file whose name is made from data (a plot per attribute): kept inside the folder."""
         if "/" in name or name.startswith("."):
             raise Z4Error(f"not a plain file name: {name!r}", self.dir)
-        self.dir.mkdir(parents=True, exist_ok=True)
         return self.dir / name
 
 
@@ -115,8 +113,11 @@ class RunFolder:
     def package_tarball(self) -> Path:
         return self.run_dir / PACKAGE_TARBALL
 
-    def stage(self, folder: str) -> StageFiles:
-        """The evidence folder of a stage (its `Stage.folder`), or intermediate / access / postrun."""
+    def stage(self, folder: str, create: bool = True) -> StageFiles:
+        """The evidence folder of a stage (its `Stage.folder`), or intermediate / access / postrun;
+        made unless CREATE is false (a reader)."""
+        if create:
+            (self.run_dir / folder).mkdir(parents=True, exist_ok=True)
         return StageFiles(self.run_dir / folder, FILES[folder])
 
 

@@ -9,6 +9,7 @@ from z4_assets.core.cleanup._paths import contained
 from z4_assets.core.cleanup._postrun import PostRun, finish_run
 from z4_assets.core.cleanup._retention import parse_time, retention_policy
 from z4_assets.core.cleanup._scratch import RunScratch
+from z4_assets.core.files import atomic_write_json
 from z4_assets.core.outcome import StageOutcome
 from z4_assets.core.run_folder import RunFolder
 from z4_assets.core.stages import CLEANUP
@@ -21,10 +22,11 @@ def run_cleanup(folder: RunFolder, policy, revoke, cleaned_by: str, partition: s
     """Clean one run (passed or failed), write its cleanup report and retention manifest, judge it."""
     post = finish_run(folder, policy, revoke, cleaned_by)
     files = folder.stage(CLEANUP.folder)
+    atomic_write_json(files.gates, [post.gate.as_dict()])
     r, m = post.report, post.manifest
     return StageOutcome(
         stage=CLEANUP.name, partition=partition, run_id=folder.run_id, gates=(post.gate,),
-        files={"cleanup_report": str(files.cleanup_report), "retention_manifest": str(files.retention_manifest)},
+        files={"gates": str(files.gates), "cleanup_report": str(files.cleanup_report), "retention_manifest": str(files.retention_manifest)},
         metrics={"cleanup.removed_files": len(r["removed"]), "cleanup.removed_bytes": r["removed_bytes"],
                  "cleanup.revoked": len(r["revoked"]), "cleanup.refused": len(r["refused"]),
                  **{f"retention.{name}.files": agg["files"] for name, agg in m["totals"].items()}},

@@ -10,7 +10,8 @@ from z4_assets.core.stages import TRAINING
 from z4_assets.core.training._features import FeatureSpec
 from z4_assets.core.training._monitor import TrainingDiverged
 
-__all__ = ["FeatureSpec", "TrainingDiverged", "load_model", "predict_proba", "run_trained_model", "score_rows"]
+__all__ = ["FeatureSpec", "TrainingDiverged", "load_model", "predict_proba", "rebuild_from", "run_trained_model",
+           "score_rows"]
 
 
 def run_trained_model(snapshot: SnapshotOutcome, hygiene: HygieneOutcome, run: StageRun, hp: dict) -> ModelOutcome:
@@ -69,3 +70,11 @@ def predict_proba(model, x):
     from z4_assets.core.training._mlp import predict_proba as _predict
 
     return _predict(model, x)
+
+
+def rebuild_from(source: str, settings, allow_code_drift: bool = False, seed: int | None = None,
+                 public_key: str | None = None):
+    """`z4 rebuild`: retrain from a package's reproducibility bundle and compare weights bit for bit."""
+    from z4_assets.core.training._rebuild import rebuild_from as _rebuild
+
+    return _rebuild(source, settings, allow_code_drift, seed, public_key)

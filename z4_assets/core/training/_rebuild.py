@@ -10,7 +10,7 @@ from pathlib import Path
 
 from z4_assets.core.errors import Z4Error
 from z4_assets.core.files import sha256_file
-from z4_assets.core.packaging._repro import MANIFEST
+from z4_assets.core.packaging import REPRO_MANIFEST as MANIFEST
 
 
 @dataclass
@@ -36,7 +36,7 @@ class RebuildResult:
 
 def locate_package(source: str, factory_root: Path, tmp: Path) -> Path:
     """A package folder from a folder, a .tar.gz, or a Dagster run id under the factory root."""
-    from z4_assets.core.packaging._layout import extract_tarball
+    from z4_assets.core.packaging import extract_tarball
 
     p = Path(source)
     if p.is_file():
@@ -49,10 +49,11 @@ def locate_package(source: str, factory_root: Path, tmp: Path) -> Path:
     raise Z4Error(f"no package or run {source!r} (looked in {candidate})")
 
 
-def rebuild(pkg: Path, z3_root: Path, tracking_uri: str, experiment: str, allow_code_drift: bool = False,
-            seed: int | None = None) -> RebuildResult:
+def rebuild(pkg: Path, settings, allow_code_drift: bool = False, seed: int | None = None) -> RebuildResult:
     """Same snapshot (verified by hash), same config and seeds; a new MLflow run tagged rebuild_of."""
     from z4_assets.core.contract import load_contract
+    from z4_assets.core.policy import load_policy
+    from z4_assets.core.settings import PSEUDONYM_KEY_ENV
     from z4_assets.core.training._fit import fit_and_evaluate
     from z4_assets.core.provenance import code_version
     from z4_assets.core.provenance import hardware
@@ -67,9 +68,9 @@ def rebuild(pkg: Path, z3_root: Path, tracking_uri: str, experiment: str, allow_
     m = json.loads(path.read_text())
     dataset_id, snapshot_id = m["dataset"].split("@", 1)
     try:
-        ref = resolve_snapshot(z3_root, dataset_id, snapshot_id)
+        ref = resolve_snapshot(settings.z3_root, dataset_id, snapshot_id)
     except Z4Error:
-        raise Z4Error(f"refusing to rebuild: snapshot {m['dataset']} is missing from {z3_root}") from None
+        raise Z4Error(f"refusing to rebuild: snapshot {m['dataset']} is missing from {settings.z3_root}") from None
     actual = sha256_file(ref.data_path)
     if actual != m["dataset_hash"]:
         raise Z4Error(f"refusing to rebuild: snapshot {m['dataset']} changed (sha256 {actual[:16]}..., "
@@ -93,11 +94,11 @@ def rebuild(pkg: Path, z3_root: Path, tracking_uri: str, experiment: str, allow_
 
     contract, _ = load_contract(ref.contract_path)
     # through the broker, with the factory's key: the same pseudonyms, so the same rows and split
-    purpose = m.get("purpose") or _policy_purpose(ref.dataset_id)
+    purpose = m.get("purpose") or load_policy(settings.policy or None, ref.dataset_id).access.purpose
     df = broker.read_snapshot(ref, contract, purpose=purpose, identity=broker.who(),
                               run_id=f"rebuild-of-{m['dagster_run_id']}",
-                              key=broker.load_key(os.environ.get(broker.KEY_ENV, ""), broker.key_file_from_env()),
-                              log_path=broker.log_path_from_env(), reader="z4 rebuild")
+                              key=broker.load_key(os.environ.get(PSEUDONYM_KEY_ENV, ""), settings.pseudonym_key_file),
+                              log_path=settings.access_log_path, reader="z4 rebuild")
     split, _ = assign_split(df, contract, m["split_policy"], row_hashes(df, contract.candidate_features))
     outcome = fit_and_evaluate(df, contract, split, hp)
     rebuilt = outcome.train.digest
@@ -109,7 +110,7 @@ def rebuild(pkg: Path, z3_root: Path, tracking_uri: str, experiment: str, allow_
             if old is not None:
                 deltas[f"{split_name}_{key}"] = {"recorded": old, "rebuilt": metrics[key],
                                                  "delta": metrics[key] - old}
-    recorder = RunRecorder(tracking_uri, experiment)
+    recorder = RunRecorder(settings.mlflow_tracking_uri, settings.mlflow_experiment)
     run = recorder.client.create_run(recorder.experiment_id, run_name=f"rebuild-{m['mlflow_run_id'][:8]}", tags={
         "rebuild_of": m["mlflow_run_id"], "rebuild_of_dagster_run": m["dagster_run_id"],
         "rebuild_result": "IDENTICAL" if identical else "DIFFERENT", "recorded_state_dict_sha256": m["state_dict_sha256"],
@@ -119,27 +120,19 @@ def rebuild(pkg: Path, z3_root: Path, tracking_uri: str, experiment: str, allow_
     return RebuildResult(identical, m["state_dict_sha256"], rebuilt, deltas, run.info.run_id, notes)
 
 
-def _policy_purpose(dataset_id: str) -> str:
-    """A record from before purposes were recorded: the policy's default purpose."""
-    from z4_assets.core.policy import load_policy
-
-    return load_policy(os.environ.get("Z4_POLICY") or None, dataset_id)["access"]["purpose"]
-
-
-def rebuild_from(source: str, factory_root: Path, z3_root: Path, tracking_uri: str, experiment: str,
-                 allow_code_drift: bool = False, seed: int | None = None,
+def rebuild_from(source: str, settings, allow_code_drift: bool = False, seed: int | None = None,
                  public_key: str | None = None) -> RebuildResult:
-    """Locate the package, verify it when a public key is at hand, then rebuild."""
-    from z4_assets.core.packaging._verify import verify_package
+    """Locate the package, verify it when a public key is at hand, then rebuild (SETTINGS: core.settings)."""
+    from z4_assets.core.packaging import verify_package
 
     with tempfile.TemporaryDirectory(prefix="z4-rebuild-") as tmp:
-        pkg = locate_package(source, factory_root, Path(tmp))
+        pkg = locate_package(source, Path(settings.factory_root), Path(tmp))
         note = "package signature not checked (no public key found)"
         if public_key and Path(public_key).is_file():
             report = verify_package(pkg, public_key)
             if not report.ok:
                 raise Z4Error(f"refusing to rebuild from an unverified package: {report.first_problem}", pkg)
             note = "package verified"
-        result = rebuild(pkg, z3_root, tracking_uri, experiment, allow_code_drift, seed)
+        result = rebuild(pkg, settings, allow_code_drift, seed)
         result.notes.insert(0, note)
         return result

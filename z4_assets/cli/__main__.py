@@ -1,0 +1,5 @@
+import sys
+
+from z4_assets.cli import main
+
+sys.exit(main())

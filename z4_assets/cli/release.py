@@ -1,0 +1,131 @@
+"""`z4 keygen | verify | rebuild | retention | ci-gate`: the keys, the proofs and the lanes around a release."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from z4_assets.core.errors import Z4Error
+from z4_assets.core.settings import Settings
+
+
+def pseudonym_key() -> None:
+    """The local pseudonymisation key file, created once (unless the key comes from Z4_PSEUDONYM_KEY)."""
+    from z4_assets.core.broker import keygen
+
+    settings = Settings.from_env()
+    if settings.pseudonym_key_set:
+        return
+    path, created = keygen(settings.pseudonym_key_file)
+    print(f"pseudonymisation key: {path} ({'created, 0600' if created else 'kept'}; keep it secret "
+          "and never rotate it casually: a new key changes every pseudonym)")
+
+
+def ensure_signing_key() -> None:
+    """A local signing key pair for the demo, unless one exists."""
+    from z4_assets.core.packaging import keygen
+
+    key = Path(Settings.from_env().signing_key)
+    if not key.exists():
+        priv, pub = keygen(key)
+        print(f"created a local signing key pair for the demo: {priv} (0600), {pub}")
+
+
+def cmd_keygen(args) -> int:
+    from z4_assets.core.packaging import keygen
+
+    pseudonym_key()
+    priv, pub = keygen(args.out or Settings.from_env().signing_key)
+    print(f"private key: {priv} (0600, keep it secret; set Z4_SIGNING_KEY to this path)\n"
+          f"public key:  {pub} (give this to verifiers: z4 verify PACKAGE --key {pub})")
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from z4_assets.core.packaging import verify_package
+
+    if not (args.key or args.identity):
+        raise Z4Error("give --key PUB.pem, or --identity and --issuer for keyless signatures")
+    report = verify_package(args.package, args.key, args.identity, args.issuer)
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2))
+    else:
+        for c in report.checks:
+            print(f"{'ok  ' if c['ok'] else 'FAIL'} {c['check']:<10} {c['detail']}")
+        print(f"{'VERIFIED' if report.ok else 'REJECTED'}: {args.package} ({report.seconds:.2f} s)")
+    if not report.ok:
+        print(f"z4: verify: {report.first_problem}", file=sys.stderr)
+    return 0 if report.ok else 1
+
+
+def cmd_rebuild(args) -> int:
+    from z4_assets.core.training import rebuild_from
+
+    settings = Settings.from_env()
+    result = rebuild_from(args.source, settings, args.allow_code_drift, args.seed,
+                          args.key or settings.signing_pubkey_path)
+    print("\n".join(result.lines()))
+    return 0 if result.identical else 1
+
+
+def cmd_retention_apply(args) -> int:
+    from z4_assets.core.cleanup import apply_retention, parse_time, render, retention_policy, write_report
+    from z4_assets.core.policy import load_policy
+
+    settings = Settings.from_env()
+    try:
+        now = parse_time(args.as_of) if args.as_of else datetime.now(timezone.utc)
+    except ValueError:
+        raise Z4Error(f"--as-of {args.as_of!r} is not an ISO date or time") from None
+    policy = load_policy(settings.policy or None, "")
+    grace = retention_policy(policy.retention, policy.source).scratch_grace_hours
+    root = Path(settings.factory_root)
+    report = apply_retention(root, now, dry_run=args.dry_run, scratch_grace_hours=grace)
+    print(render(report, write_report(root, report)))
+    return 1 if report["refused"] else 0
+
+
+def cmd_ci_gate(args) -> int:
+    from z4_assets.buildlane.runner import default_mode, run_lane
+
+    _, code = run_lane(Path(args.root), args.mode or default_mode(), only=args.only or None,
+                       out_dir=Path(args.out) if args.out else None)
+    return code
+
+
+def add_parsers(sub) -> None:
+    kg = sub.add_parser("keygen", help="create an EC P-256 signing key pair (private key 0600)")
+    kg.add_argument("--out", default="", help="private key path (default: $Z4_SIGNING_KEY or .z4/keys/signing.pem)")
+    kg.set_defaults(func=cmd_keygen)
+    ver = sub.add_parser("verify", help="verify a signed package offline")
+    ver.add_argument("package", help="package folder or package.tar.gz")
+    ver.add_argument("--key", default="", help="public key PEM (EC key signatures)")
+    ver.add_argument("--identity", default="", help="signer identity (keyless Sigstore signatures)")
+    ver.add_argument("--issuer", default="", help="OIDC issuer (keyless Sigstore signatures)")
+    ver.add_argument("--json", action="store_true", help="print the report as JSON")
+    ver.set_defaults(func=cmd_verify)
+    rb = sub.add_parser("rebuild", help="re-run training from a run's record and compare weights")
+    rb.add_argument("source", help="Dagster run id, package folder or package.tar.gz")
+    rb.add_argument("--allow-code-drift", action="store_true", help="rebuild even if the code is at another commit")
+    rb.add_argument("--seed", type=int, default=None, help="override the training seed (expect DIFFERENT)")
+    rb.add_argument("--key", default="", help="public key to verify the package first (default: the local key)")
+    rb.set_defaults(func=cmd_rebuild)
+    ret = sub.add_parser("retention", help="apply the retention policy to past runs").add_subparsers(
+        dest="retention_command", required=True)
+    apply = ret.add_parser("apply", help="delete artifacts whose retention expired; print and record "
+                                         "what was deleted and kept (never a signed or promoted run's evidence)")
+    apply.add_argument("--dry-run", action="store_true", help="report what would be deleted, delete nothing")
+    apply.add_argument("--as-of", default="", help="judge expiry as of this ISO time (default: now)")
+    apply.set_defaults(func=cmd_retention_apply)
+    gate = sub.add_parser("ci-gate", help="run the build and security lane (lock, lint, SAST, secrets, "
+                          "image, SCA, SBOM) and print a PASS/FAIL table")
+    gate.add_argument("--mode", choices=["development", "release"], default="",
+                      help="release blocks when dependencies could not be audited; development warns "
+                           "(default: $Z4_LANE_MODE, else development)")
+    gate.add_argument("--only", action="append", metavar="GATE",
+                      help="run only this gate (repeatable): lock ruff bandit secrets dockerfile pip-audit sbom")
+    gate.add_argument("--root", default=".", help="the project checkout (default: the current directory)")
+    gate.add_argument("--out", default="", help="artifact folder (default: <root>/build/ci-gate)")
+    gate.set_defaults(func=cmd_ci_gate)

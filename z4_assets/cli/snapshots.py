@@ -1,0 +1,89 @@
+"""`z4 snapshot add | list | tags`: register Z3 snapshots, and name the one a factory run trains."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from z4_assets.core.settings import Settings
+
+
+def cmd_snapshot_add(args) -> int:
+    from z4_assets.core.z3 import add_snapshot
+
+    ref, created = add_snapshot(Settings.from_env().z3_root, args.dataset_id, args.contract, args.data,
+                                dataset_config=args.dataset_config)
+    verb = "registered" if created else "already registered (same data and contract)"
+    print(f"{verb}: {ref.label}\n  path: {ref.path}\n  sha256: {ref.manifest['hash']}\n"
+          f"  rows: {ref.manifest['row_count']}\n  partition: {ref.label}")
+    return 0
+
+
+def cmd_snapshot_list(args) -> int:
+    from z4_assets.core.z3 import list_snapshots
+
+    root = Settings.from_env().z3_root
+    refs = list_snapshots(root, args.dataset_id or None)
+    for r in refs:
+        print(f"{r.label}\t{r.manifest['row_count']} rows\t{r.manifest['hash'][:16]}")
+    if not refs:
+        print(f"no snapshots under {root}")
+    return 0
+
+
+def choose(dataset_id: str = "", snapshot_id: str = ""):
+    """The snapshot a run trains: the one named, else the newest (of the dataset, or of the Z3 root)."""
+    from z4_assets.core.z3_sources import choose_snapshot
+    from z4_assets.definitions import resources_from
+
+    source = resources_from(Settings.from_env())["z3"].source()
+    return choose_snapshot(source.snapshots(dataset_id or None), dataset_id, snapshot_id, source.location)
+
+
+def run_tags(ref) -> dict[str, str]:
+    """The tags of a factory run of REF, as the sensor gives them: its partition and its snapshot's."""
+    from z4_assets.core.snapshot import snapshot_run_tags
+
+    return {"dagster/partition": ref.label, **snapshot_run_tags(ref.dataset_id, ref.snapshot_id, ref.manifest)}
+
+
+def add_partition(key: str) -> None:
+    """Add the snapshot to the instance's partition set (DAGSTER_HOME), so a run may select it."""
+    import dagster as dg
+
+    from z4_assets.cli.runs import dagster_home
+    from z4_assets.partitions import snapshots
+
+    with dg.DagsterInstance.from_config(dagster_home()) as instance:
+        if not instance.has_dynamic_partition(snapshots.name, key):
+            instance.add_dynamic_partitions(snapshots.name, [key])
+
+
+def cmd_snapshot_tags(args) -> int:
+    """Print the run tags that select a snapshot (newest unless named) for `dagster job execute --tags`."""
+    ref = choose(args.dataset_id, args.snapshot_id)
+    add_partition(ref.label)
+    print(json.dumps(run_tags(ref), sort_keys=True))
+    return 0
+
+
+def add_parsers(sub) -> None:
+    snap = sub.add_parser("snapshot", help="register, list and select Z3 snapshots").add_subparsers(
+        dest="snapshot_command", required=True)
+    add = snap.add_parser("add", help="register DATA (.csv or .parquet) as an immutable snapshot")
+    add.add_argument("--dataset-id", required=True)
+    add.add_argument("--contract", required=True, help="the dataset's contract YAML")
+    add.add_argument("--dataset-config", default=None,
+                     help="purpose, intended use and out-of-scope uses (YAML), copied into the snapshot "
+                          "for the model card")
+    add.add_argument("data", type=Path)
+    add.set_defaults(func=cmd_snapshot_add)
+    ls = snap.add_parser("list", help="list registered snapshots (their partition keys), oldest first")
+    ls.add_argument("--dataset-id", default="")
+    ls.set_defaults(func=cmd_snapshot_list)
+    tags = snap.add_parser("tags", help="print the run tags selecting a snapshot (newest unless named) and add "
+                                        "its partition to the Dagster instance: "
+                                        "dagster job execute ... --tags \"$(z4 snapshot tags)\"")
+    tags.add_argument("--dataset-id", default="")
+    tags.add_argument("--snapshot-id", default="")
+    tags.set_defaults(func=cmd_snapshot_tags)
