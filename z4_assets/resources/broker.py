@@ -6,8 +6,6 @@ import pandas as pd
 from pydantic import Field
 
 from z4_assets.core import broker
-from z4_assets.core.contract import Contract
-from z4_assets.core.z3 import SnapshotRef
 
 
 def _run_tags(context) -> dict:
