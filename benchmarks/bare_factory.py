@@ -1,9 +1,10 @@
-"""The model_factory job's work without Dagster: same domain calls, files and MLflow records.
+"""The whole model_factory without Dagster: the same stage functions, in stage-table order.
 
-Run by factory_overhead.py in a fresh interpreter, with the same environment variables the
-job's resources read (Z4_Z3_ROOT, Z4_FACTORY_ROOT, MLFLOW_TRACKING_URI). Each function in
-bare_stages.py mirrors one asset, minus the Dagster calls (MaterializeResult, check results),
-so the difference in wall time is the orchestration.
+Run by factory_overhead.py in a fresh interpreter with the same settings the job's resources read
+(core/settings.py: Z4_Z3_ROOT, Z4_FACTORY_ROOT, MLFLOW_TRACKING_URI, ...). Each stage is the call the
+asset makes (core/<stage>.run_<asset>) between the same MLflow stage record (core/tracking.open_stage)
+and the same cost record; what is left out is Dagster itself: the run and event storage, the outcome
+store, the partition, the asset checks. The difference in wall time is the orchestration.
 Prints one JSON line with its own timings.
 """
 
@@ -18,122 +19,98 @@ import json
 import os
 import sys
 import uuid
-from contextlib import contextmanager
 from datetime import datetime, timezone
-from pathlib import Path
-
-import bare_stages
-
-from z4_assets.core.cost import measure
-
-EGRESS_POLICY = "deny-all: no network egress at run time (local Z3, MLflow and registry only)"  # as MlflowTracking
-
-
-class Factory:
-    """The resources of definitions.resources_from_env, as plain values, for one run."""
-
-    def __init__(self, run_key: str):
-        self.run_key, self.started = run_key, datetime.now(timezone.utc)
-        self.z3_root = os.environ.get("Z4_Z3_ROOT", "data/z3")
-        self.root = Path(os.environ.get("Z4_FACTORY_ROOT", "data/factory"))
-        self.tracking_uri = os.environ.get("MLFLOW_TRACKING_URI", "")
-        self.experiment = os.environ.get("Z4_MLFLOW_EXPERIMENT", "z4-model-factory")
-
-    def run_dir(self, stage: str) -> Path:
-        d = self.root / "runs" / self.run_key / stage
-        d.mkdir(parents=True, exist_ok=True)
-        return d
-
-    def intermediate_dir(self) -> Path:
-        from z4_assets.core.cleanup._paths import RunPaths
-
-        d = RunPaths(self.root, self.run_key).intermediate
-        d.mkdir(parents=True, exist_ok=True)
-        return d
-
-    def baseline_path(self, dataset_id: str) -> Path:
-        return self.root / "baselines" / f"{dataset_id}.json"
-
-    def log_cost(self, asset: str, cost) -> None:
-        """MlflowTracking.log_to_run of @observed: the step's cost into the run's MLflow run."""
-        from z4_assets.core.cost import cost_metrics
-        from z4_assets.core.tracking import RunRecorder
-
-        recorder = RunRecorder(self.tracking_uri, self.experiment)
-        run_id = recorder.find(self.run_key)
-        if run_id is not None:
-            recorder.log(run_id, metrics=cost_metrics(asset, cost))
-
-    @contextmanager
-    def stage(self, ref, stage_name: str):
-        """MlflowTracking.stage: a new recorder per stage, open by run key, close with a verdict."""
-        from z4_assets.core.provenance import code_version, repo_url
-        from z4_assets.core.provenance import build_facts
-        from z4_assets.core.tracking import RunRecorder
-
-        recorder = RunRecorder(self.tracking_uri, self.experiment)
-        code = code_version()
-        started = datetime.now(timezone.utc)
-        run_name = f"z4-{ref.dataset_id}-{started:%Y%m%d-%H%M}-{code['git_short']}"
-        m = ref.manifest
-        tr = m.get("time_range")
-        tags = {
-            **build_facts(EGRESS_POLICY), "repo_url": repo_url(),
-            "dataset_snapshot_at": m["snapshot_at"], "feature_groups": json.dumps(m["feature_groups"]),
-            "data_time_range": json.dumps(tr) if tr else "none: the contract declares no time column",
-            "pipeline_id": "model_factory", "job_id": self.run_key,
-            "started_at": started.isoformat(), "dagster_run_url": "none (benchmark)",
-            "dagster_partition": "none: model_factory is unpartitioned; the snapshot is chosen by run config",
-            "git_sha": code["git_sha"], "git_dirty": code["git_dirty"],
-            "dataset_id": ref.dataset_id, "snapshot_id": ref.snapshot_id,
-            "dataset_hash": m["hash"], "snapshot_at": m["snapshot_at"],
-            "contract_hash": m["contract_hash"], "orchestrator": "none (benchmark)",
-            "dagster.job": "model_factory",
-        }
-        run_id = recorder.open(self.run_key, run_name, tags)
-        record = Record(recorder, run_id)
-        record.log(tags={"run_id": run_id})
-        try:
-            yield record
-        except BaseException as e:
-            recorder.close(run_id, f"error in {stage_name}: {type(e).__name__}")
-            raise
-        recorder.close(run_id, record.blocked_by)
-
-
-class Record:
-    """StageRecord without Dagster."""
-
-    def __init__(self, recorder, run_id: str):
-        self.recorder, self.run_id, self.blocked_by = recorder, run_id, None
-
-    def log(self, params=None, metrics=None, tags=None):
-        self.recorder.log(self.run_id, params, metrics, tags)
-
-    def artifacts(self, local_dir, artifact_path: str | None) -> None:
-        self.recorder.log_artifacts(self.run_id, local_dir, artifact_path)
-
-    def log_steps(self, steps) -> None:
-        self.recorder.log_steps(self.run_id, steps)
 
 
 def main() -> int:
+    from z4_assets.core import broker
+    from z4_assets.core.cost import cost_metrics, measure
+    from z4_assets.core.policy import load_policy
+    from z4_assets.core.run_folder import FactoryRoot
+    from z4_assets.core.settings import PSEUDONYM_KEY_ENV, Settings
+    from z4_assets.core.stage_run import StageRun
+    from z4_assets.core.tracking import DEFAULT_EGRESS_POLICY, RunRecorder, open_stage
+    from z4_assets.core.z3 import resolve_snapshot
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hp", required=True, help="TrainConfig values as JSON")
     args = parser.parse_args()
     t_work = time.perf_counter()
-    f = Factory(str(uuid.uuid4()))
-    steps, blocked, values = {}, None, {}
-    for name, stage in bare_stages.STAGES:
-        if blocked:  # a blocking check stops the job: downstream never runs
-            break
+    settings, run_id = Settings.from_env(), str(uuid.uuid4())
+    started = datetime.now(timezone.utc).isoformat()
+    ref = resolve_snapshot(settings.z3_root)
+    policy = load_policy(settings.policy or None, ref.dataset_id)
+    ref = type(ref)(ref.dataset_id, ref.snapshot_id, ref.path, ref.manifest, policy.access.purpose)
+    key = broker.load_key(os.environ.get(PSEUDONYM_KEY_ENV, ""), settings.pseudonym_key_file)
+    identity = broker.who()
+
+    def read(r, contract, reader, raw=False):
+        return broker.read_snapshot(r, contract, purpose=r.purpose, identity=identity, run_id=run_id,
+                                    key=None if raw else key, log_path=settings.access_log_path, reader=reader,
+                                    raw_for_intake=raw)
+
+    factory = FactoryRoot(settings.factory_root, settings.cache_root or None)
+    egress = DEFAULT_EGRESS_POLICY
+    recorder = RunRecorder(settings.mlflow_tracking_uri, settings.mlflow_experiment)
+    out, steps = {}, {}
+
+    def stage(asset: str, call):
+        """One asset's work: its MLflow stage record around the stage function, then its cost record."""
         start = time.perf_counter()
-        with measure() as cost:  # as @observed does around each asset: the cost is logged to MLflow
-            values[name], blocked = stage(f, values, json.loads(args.hp))
-        f.log_cost(name, cost)
-        steps[name] = time.perf_counter() - start
+        run = StageRun(run_id, ref, policy, factory, read, asset)
+        with measure(int(ref.manifest["row_count"])) as cost:
+            with open_stage(recorder, ref, run_id, run_id, "model_factory", settings.dagster_url, egress,
+                            asset) as rec:
+                outcome = call(run, rec)
+                rec.record(outcome)
+        recorder.log(rec.run_id, metrics=cost_metrics(asset, cost))
+        steps[asset] = time.perf_counter() - start
+        out[asset] = outcome
+        return outcome.passed
+
+    from z4_assets.core.cleanup import no_revoker, run_cleanup
+    from z4_assets.core.fairness import run_fairness_report
+    from z4_assets.core.governance import run_model_card
+    from z4_assets.core.hygiene import run_hygiene_report
+    from z4_assets.core.packaging import PackageIds, run_signed_package
+    from z4_assets.core.promotion import run_promotion
+    from z4_assets.core.record import run_run_record
+    from z4_assets.core.security import run_adversarial_eval
+    from z4_assets.core.snapshot import run_z3_snapshot
+    from z4_assets.core.training import run_trained_model
+
+    o = out
+    chain = [
+        ("z3_snapshot", lambda run, rec: run_z3_snapshot(
+            run, lambda r, c: read(r, c, "z3_snapshot", raw=True), "policy access.purpose")),
+        ("hygiene_report", lambda run, rec: run_hygiene_report(o["z3_snapshot"], run)),
+        ("trained_model", lambda run, rec: run_trained_model(o["z3_snapshot"], o["hygiene_report"], run,
+                                                             json.loads(args.hp))),
+        ("adversarial_eval", lambda run, rec: run_adversarial_eval(o["z3_snapshot"], o["hygiene_report"],
+                                                                   o["trained_model"], run)),
+        ("fairness_report", lambda run, rec: run_fairness_report(o["z3_snapshot"], o["hygiene_report"],
+                                                                 o["trained_model"], run)),
+        ("model_card", lambda run, rec: run_model_card(o["z3_snapshot"], o["hygiene_report"], o["trained_model"],
+                                                       o["adversarial_eval"], o["fairness_report"], run, rec.run_id)),
+        ("signed_package", lambda run, rec: run_signed_package(
+            {"snapshot": o["z3_snapshot"], "hygiene": o["hygiene_report"], "training": o["trained_model"],
+             "security": o["adversarial_eval"], "fairness": o["fairness_report"], "governance": o["model_card"]},
+            run, PackageIds(run_id, rec.run_id, rec.artifact_uri, started, settings.signing_key,
+                            settings.signing_mode == "sigstore", settings.signing_mode), settings.access_log_path)),
+        ("run_record", lambda run, rec: run_run_record(o["z3_snapshot"], o["signed_package"], run, rec,
+                                                       sorted([*o, "run_record"]))),
+        ("promotion", lambda run, rec: run_promotion(o["z3_snapshot"], o["signed_package"], o["run_record"], run,
+                                                     settings.signing_pubkey_path, recorder.client)),
+        ("cleanup_report", lambda run, rec: run_cleanup(run.folder, policy, no_revoker,
+                                                        f"bare factory run {run_id}", ref.label)),
+    ]
+    blocked = None
+    for asset, call in chain:
+        if not stage(asset, call):  # a blocking check stops the job: downstream never runs
+            blocked = out[asset].blocked_by
+            break
     done = time.perf_counter()
-    print(json.dumps({"run_key": f.run_key, "blocked_by": blocked, "startup_s": t_work - T0,
+    print(json.dumps({"run_key": run_id, "blocked_by": blocked, "startup_s": t_work - T0,
                       "work_s": done - t_work, "steps_s": steps}))
     return 1 if blocked else 0
 

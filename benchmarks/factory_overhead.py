@@ -1,13 +1,13 @@
-"""Orchestrated vs bare: the model_factory job through the Dagster CLI against bare_factory.py.
+"""Orchestrated vs bare: the whole model_factory job through the Dagster CLI against bare_factory.py.
 
 Both sides are fresh interpreters started the same way, in a fresh temp folder holding a
-Dagster home, a Z3 root with the bundled sample registered, a factory root and an MLflow
-sqlite file, so each pays the same imports, the same MLflow schema creation and the same disk.
+Dagster home, a Z3 root with the bundled sample registered, a factory root, a signing key and
+an MLflow sqlite file, so each pays the same imports, the same MLflow schema creation and the
+same disk. The SBOM cache is shared by every sample of both sides (the first pair warms it).
 
-Both sides run the stages bare_stages.py mirrors. When model_factory holds exactly those
-assets the Dagster side is `dagster job execute -j model_factory`; when the job has grown
-past them it is `dagster asset materialize --select <those assets>` on the same definitions
-with model_factory's in-process executor, so the two sides still do the same work.
+Both sides run every stage of the stage table with the same stage functions: the Dagster side
+is `dagster job execute -j model_factory` for the sample's partition, the bare side calls the
+functions in order (bare_factory.py).
 """
 
 from __future__ import annotations
@@ -80,40 +80,43 @@ def train_defaults() -> dict:
 
 
 def plan() -> dict:
-    """The stages both sides run, and the Dagster command that runs exactly those."""
+    """The stages both sides run (the stage table's), and the Dagster command that runs them."""
+    from z4_assets.core.stages import STAGES
     from z4_assets.definitions import defs
-
-    import bare_stages
 
     job = defs.resolve_job_def("model_factory")
     in_job = sorted(k.to_user_string() for k in job.asset_layer.executable_asset_keys)
-    stages = [name for name, _ in bare_stages.STAGES]
-    missing = set(stages) - set(in_job)
-    if missing:
-        raise RuntimeError(f"bare_stages.py mirrors {sorted(missing)}, which model_factory no longer has")
-    if set(in_job) == set(stages):
-        return {"stages": stages, "job_assets": in_job, "run_config": {},
-                "command": [*DAGSTER, "job", "execute", *DEFS, "-j", "model_factory"]}
-    return {"stages": stages, "job_assets": in_job, "run_config": IN_PROCESS,
-            "command": [*DAGSTER, "asset", "materialize", *DEFS, "--select", ",".join(stages)]}
+    stages = [s.asset for s in STAGES]
+    if set(in_job) != set(stages):
+        raise RuntimeError(f"model_factory runs {in_job}, the stage table names {stages}")
+    return {"stages": stages, "job_assets": in_job, "run_config": {},
+            "command": [*DAGSTER, "job", "execute", *DEFS, "-j", "model_factory"]}
 
 
-def prepare(tmp: Path) -> dict:
-    """A fresh Dagster home, Z3 root (sample registered), factory root and MLflow db under TMP."""
+def prepare(tmp: Path, cache: Path) -> dict:
+    """A fresh Dagster home (the sample's partition added), Z3 root, keys, factory root and MLflow db under TMP."""
+    import dagster as dg
+
+    from z4_assets.core.broker import keygen
+    from z4_assets.core.packaging import keygen as signing_keygen
     from z4_assets.core.z3 import add_snapshot
+    from z4_assets.partitions import snapshots
 
     home = tmp / "dagster_home"
     home.mkdir()
     # The repo's instance config; its storage paths are relative, so with cwd=TMP (both sides)
     # Dagster's sqlite storage, MLflow's ./mlruns artifacts and everything else stay in TMP.
     shutil.copyfile(REPO / "dagster.yaml", home / "dagster.yaml")
-    add_snapshot(tmp / "z3", DATASET_ID, SAMPLE / "contract.yaml", SAMPLE / "data.csv")
-    from z4_assets.core.broker import keygen
-
+    ref, _ = add_snapshot(tmp / "z3", DATASET_ID, SAMPLE / "contract.yaml", SAMPLE / "data.csv",
+                          dataset_config=SAMPLE / "dataset.yaml")
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        instance.add_dynamic_partitions(snapshots.name, [ref.label])
     key_file, _ = keygen(tmp / "keys" / "pseudonym.key")  # both sides read through the access broker
+    signing_key, _ = signing_keygen(tmp / "keys" / "signing.pem")
     return clean_env(DAGSTER_HOME=str(home), Z4_Z3_ROOT=str(tmp / "z3"),
                      Z4_FACTORY_ROOT=str(tmp / "factory"), Z4_PSEUDONYM_KEY_FILE=str(key_file),
-                     MLFLOW_TRACKING_URI=f"sqlite:///{tmp / 'mlflow.db'}")
+                     Z4_SIGNING_KEY=str(signing_key), Z4_CACHE_ROOT=str(cache),
+                     MLFLOW_TRACKING_URI=f"sqlite:///{tmp / 'mlflow.db'}"), ref.label
 
 
 def evidence(tmp: Path) -> dict:
@@ -143,9 +146,10 @@ def run_once(side: str, hp: dict, how: dict) -> dict:
     """One timed run of SIDE ("bare" or "dagster") in a fresh temp folder, deleted afterwards."""
     tmp = Path(tempfile.mkdtemp(prefix=f"z4bench-{side}-"))
     try:
-        env = prepare(tmp)
+        env, partition = prepare(tmp, how["cache"])
         if side == "dagster":
             cmd, run_config = list(how["command"]), dict(how["run_config"])
+            cmd += ["--tags", json.dumps({"dagster/partition": partition})]
             changed = {k: v for k, v in hp.items() if train_defaults().get(k) != v}
             if changed:  # the keys that differ from TrainConfig's defaults
                 run_config["ops"] = {"trained_model": {"config": changed}}
@@ -182,7 +186,7 @@ def run(repeats: int, warmup: bool = True, train_threads: int | None = None, log
 
     TRAIN_THREADS overrides TrainConfig.threads on both sides (the job gets it as run config).
     """
-    how = plan()
+    how = {**plan(), "cache": Path(tempfile.mkdtemp(prefix="z4bench-cache-"))}
     log(f"  stages {', '.join(how['stages'])}: {' '.join(how['command'][1:])}")
     hp = train_defaults()
     if train_threads:
@@ -219,7 +223,8 @@ def run(repeats: int, warmup: bool = True, train_threads: int | None = None, log
         "same_steps": all(list(r["steps_s"]) == how["stages"] for rs in samples.values() for r in rs),
         "same_model_digest": len(digests) == 1 and None not in digests,
         "same_mlflow_counts": same_mlflow, "all_gates_passed": all_passed,
-        "runs": samples, "train_hp": hp, "warmup": warmup, **how,
+        "runs": samples, "train_hp": hp, "warmup": warmup, **{k: v for k, v in how.items() if k != "cache"},
     }
+    shutil.rmtree(how["cache"], ignore_errors=True)
     result.update(import_time(max(repeats, 3)))
     return result

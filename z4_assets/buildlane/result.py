@@ -25,10 +25,12 @@ class LaneResult:
 
 
 def tool(
-    module: str, *args: str, cwd: Path | None = None, timeout: float = 600, env: dict | None = None
+    module: str, *args: str, cwd: Path | None = None, timeout: float = 600, env: dict | None = None,
+    module_runner: str | None = None,
 ) -> subprocess.CompletedProcess:
-    """Run `python -m <module> args` (the tool installed next to this interpreter); never a shell."""
-    cmd = [sys.executable, "-m", module, *args]
+    """Run `python -m <module> args` (the tool installed next to this interpreter); never a shell.
+    MODULE_RUNNER: `python -c` code that runs a tool shipping no __main__ (argv still ARGS)."""
+    cmd = [sys.executable, *(["-c", module_runner] if module_runner else ["-m", module]), *args]
     return subprocess.run(  # nosec B603 # fixed argv, no shell
         cmd,
         cwd=cwd,

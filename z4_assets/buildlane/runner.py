@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable, TextIO
 
 from z4_assets.buildlane.dockercheck import check_dockerfile
+from z4_assets.buildlane.imports import run_import_contracts
 from z4_assets.buildlane.lockcheck import RUNTIME_LOCK, check_locks, parse_lock
 from z4_assets.buildlane.result import FAIL, PASS, WARN, LaneResult
 from z4_assets.buildlane.sast import run_bandit, run_ruff
@@ -68,6 +69,7 @@ def gates(root: Path, mode: str, out_dir: Path) -> dict[str, Callable[[], LaneRe
     return {
         "lock": lambda: check_locks(root),
         "ruff": lambda: run_ruff(root),
+        "imports": lambda: run_import_contracts(root),
         "bandit": lambda: run_bandit(root),
         "secrets": lambda: scan_secrets(root),
         "dockerfile": lambda: check_dockerfile(root),

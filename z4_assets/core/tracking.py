@@ -20,6 +20,8 @@ DAGSTER_RUN_TAG = "dagster.run_id"
 # the attempts are listed here, and an error (not a gate) of an earlier attempt is cleared.
 RETRY_TAG = "dagster.retry_run_ids"
 ERROR_TAG = "z4.error"
+# What the run record states as the egress policy (issue: observed, not asserted, in the image lane).
+DEFAULT_EGRESS_POLICY = "deny-all: no network egress at run time (local Z3, MLflow and registry only)"
 _CREDENTIALS = re.compile(r"(://)[^/@\s]+@")
 
 

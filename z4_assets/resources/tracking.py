@@ -8,7 +8,7 @@ from typing import Iterator
 import dagster as dg
 from pydantic import Field
 
-from z4_assets.core.tracking import StageRecord
+from z4_assets.core.tracking import DEFAULT_EGRESS_POLICY, StageRecord
 from z4_assets.core.z3 import SnapshotRef
 
 
@@ -32,7 +32,7 @@ class MlflowTracking(dg.ConfigurableResource):
 
     tracking_uri: str = Field("", description="empty: $MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlflow.db")
     experiment_name: str = Field("z4-model-factory", description="MLflow experiment for factory runs")
-    egress_policy: str = Field("deny-all: no network egress at run time (local Z3, MLflow and registry only)",
+    egress_policy: str = Field(DEFAULT_EGRESS_POLICY,
                                description="the network egress policy the run executes under, recorded as is")
     dagster_url: str = Field("http://127.0.0.1:3000", description="Dagster UI base URL, for links from MLflow")
     # MLflow's own defaults (7 retries, backoff factor 2, 120 s timeout) make a step wait minutes on a

@@ -15,7 +15,12 @@ from z4_assets.core.run_folder import RunFolder
 from z4_assets.core.stages import CLEANUP
 
 __all__ = ["PostRun", "RunScratch", "apply_retention", "contained", "finish_run", "parse_time", "render",
-           "retention_policy", "run_cleanup", "write_report"]
+           "no_revoker", "retention_policy", "run_cleanup", "write_report"]
+
+
+def no_revoker(lease: dict) -> str:
+    """The local default: no token or lease is ever issued to a run, so there is nothing to revoke."""
+    return "noop: no revoker configured (local)"
 
 
 def run_cleanup(folder: RunFolder, policy, revoke, cleaned_by: str, partition: str) -> StageOutcome:

@@ -16,7 +16,7 @@ from z4_assets.core.run_folder import RunFolder
 from z4_assets.core.cleanup._scratch import LEDGER, SECRETS, read_ledger
 from z4_assets.core.errors import Z4Error
 from z4_assets.core.files import sha256_file
-from z4_assets.core.packaging._build import STAGING_PREFIX
+from z4_assets.core.packaging import STAGING_PREFIX
 
 Revoke = Callable[[dict], str]
 

@@ -15,7 +15,7 @@ __all__ = ["run_model_card"]
 
 def run_model_card(snapshot: SnapshotOutcome, hygiene: HygieneOutcome, model: ModelOutcome,
                    security: StageOutcome, fairness: StageOutcome, run: StageRun, mlflow_run_id: str) -> StageOutcome:
-    from z4_assets.core.fairness._gates import GATES
+    from z4_assets.core.fairness import DISPARITY_GATES as GATES
     from z4_assets.core.governance._card import render_card
     from z4_assets.core.governance._evidence import gather
     from z4_assets.core.provenance import code_version

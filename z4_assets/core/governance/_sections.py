@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from z4_assets.core.fairness._render import disparity_table, group_table
+from z4_assets.core.fairness import disparity_table, group_table
 from z4_assets.core.gates import _fmt
 
 PERF_KEYS = ("auc", "ks", "accuracy", "log_loss", "brier", "positive_rate", "rows")

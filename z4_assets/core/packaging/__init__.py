@@ -10,6 +10,7 @@ from pathlib import Path
 
 from z4_assets.core.files import read_json, sha256_file
 from z4_assets.core.outcome import Lineage, PackageOutcome, StageOutcome, accept
+from z4_assets.core.packaging._build import STAGING_PREFIX
 from z4_assets.core.packaging._layout import extract_tarball
 from z4_assets.core.packaging._repro import MANIFEST as REPRO_MANIFEST
 from z4_assets.core.packaging._signing import keygen
@@ -17,7 +18,7 @@ from z4_assets.core.packaging._verify import VerifyReport, verify_package
 from z4_assets.core.stage_run import StageRun
 from z4_assets.core.stages import PACKAGING
 
-__all__ = ["REPRO_MANIFEST", "PackageIds", "VerifyReport", "extract_tarball", "keygen", "run_signed_package", "verify_package"]
+__all__ = ["REPRO_MANIFEST", "STAGING_PREFIX", "PackageIds", "VerifyReport", "extract_tarball", "keygen", "run_signed_package", "verify_package"]
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,7 @@ import tempfile
 from pathlib import Path
 
 from z4_assets.core.errors import Z4Error
-from z4_assets.core.packaging._layout import extract_tarball
-from z4_assets.core.packaging._verify import verify_package
+from z4_assets.core.packaging import extract_tarball, verify_package
 
 ALIAS = "candidate"
 PACKAGE_ARTIFACT = "package"
@@ -38,7 +37,7 @@ def load_model_by_alias(model_name: str, public_key: str | Path | None, alias: s
     from mlflow.tracking import MlflowClient
 
     from z4_assets.core.files import sha256_file
-    from z4_assets.core.training._model_io import load_model
+    from z4_assets.core.training import load_model_dir as load_model
     from z4_assets.core.tracking import default_tracking_uri
 
     uri = tracking_uri or default_tracking_uri()

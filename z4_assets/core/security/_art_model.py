@@ -37,6 +37,6 @@ def hidden_last(model):
 
 
 def proba(model, x: np.ndarray) -> np.ndarray:
-    from z4_assets.core.training._mlp import predict_proba
+    from z4_assets.core.training import predict_proba
 
     return predict_proba(model, np.ascontiguousarray(x, dtype=np.float32))

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from z4_assets.core.contract import Contract
-from z4_assets.core.training._features import FeatureSpec
+from z4_assets.core.training import FeatureSpec
 from z4_assets.core.gates import Gate
 from z4_assets.core.stages import SECURITY
 from z4_assets.core.security._poisoning import PoisonScreen, rows_with_pattern, screen_poisoning

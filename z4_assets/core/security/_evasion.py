@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from z4_assets.core.contract import Contract
-from z4_assets.core.training._features import FeatureSpec
+from z4_assets.core.training import FeatureSpec
 from z4_assets.core.security._art_model import ART_BATCH, art_classifier, proba
 
 ROBUSTNESS_DPI = 90

@@ -10,7 +10,7 @@ from z4_assets.core.stages import TRAINING
 from z4_assets.core.training._features import FeatureSpec
 from z4_assets.core.training._monitor import TrainingDiverged
 
-__all__ = ["FeatureSpec", "TrainingDiverged", "load_model", "predict_proba", "rebuild_from", "run_trained_model",
+__all__ = ["FeatureSpec", "TrainingDiverged", "load_model", "load_model_dir", "predict_proba", "rebuild_from", "run_trained_model",
            "score_rows"]
 
 
@@ -57,6 +57,13 @@ def load_model(model: ModelOutcome):
     from z4_assets.core.training._model_io import load_model as _load
 
     return _load(model.model_dir, model.produced.model)
+
+
+def load_model_dir(model_dir, expected_digest: str | None = None):
+    """(torch module, FeatureSpec, config) from a model folder (a package's model/), digest checked."""
+    from z4_assets.core.training._model_io import load_model as _load
+
+    return _load(model_dir, expected_digest)
 
 
 def score_rows(model: ModelOutcome, df):
