@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import re
 import shutil
 import sqlite3
@@ -42,7 +43,7 @@ def _seconds(text: str) -> float:
 
 @functools.cache
 def _train_defaults() -> str:
-    from z4_assets.training.assets import TrainConfig
+    from z4_assets.assets.model import TrainConfig
 
     return json.dumps(TrainConfig().model_dump())
 
@@ -109,8 +110,13 @@ def prepare(tmp: Path, cache: Path) -> dict:
     shutil.copyfile(REPO / "dagster.yaml", home / "dagster.yaml")
     ref, _ = add_snapshot(tmp / "z3", DATASET_ID, SAMPLE / "contract.yaml", SAMPLE / "data.csv",
                           dataset_config=SAMPLE / "dataset.yaml")
-    with dg.DagsterInstance.from_config(str(home)) as instance:
-        instance.add_dynamic_partitions(snapshots.name, [ref.label])
+    here = os.getcwd()
+    os.chdir(tmp)  # the instance's storage paths are relative to where the job runs
+    try:
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            instance.add_dynamic_partitions(snapshots.name, [ref.label])
+    finally:
+        os.chdir(here)
     key_file, _ = keygen(tmp / "keys" / "pseudonym.key")  # both sides read through the access broker
     signing_key, _ = signing_keygen(tmp / "keys" / "signing.pem")
     return clean_env(DAGSTER_HOME=str(home), Z4_Z3_ROOT=str(tmp / "z3"),

@@ -31,10 +31,12 @@ def sizing_job():
     """model_factory's selection with one process per step, one step at a time."""
     import dagster as dg
 
+    from z4_assets.core.stages import STAGES
     from z4_assets.definitions import defs
-    from z4_assets.jobs import FACTORY_GROUPS
+    from z4_assets.partitions import snapshots
 
-    job = dg.define_asset_job("sizing", selection=dg.AssetSelection.groups(*FACTORY_GROUPS),
+    job = dg.define_asset_job("sizing", selection=dg.AssetSelection.assets(*(s.asset for s in STAGES)),
+                              partitions_def=snapshots,
                               executor_def=dg.multiprocess_executor.configured(
                                   {"max_concurrent": 1, "start_method": {"spawn": {}}}))
     return dg.Definitions(assets=list(defs.assets), resources=defs.resources, jobs=[job]).resolve_job_def("sizing")
@@ -85,11 +87,13 @@ def _tree_rss(pid: int, table: dict[int, tuple[int, int]]) -> int:
 def run_once(work: Path) -> dict[str, tuple[float, float]]:
     import dagster as dg
 
-    from z4_assets.core.packaging._signing import keygen
+    from z4_assets.core.packaging import keygen
     from z4_assets.core.z3 import add_snapshot
+    from z4_assets.partitions import snapshots
 
     keygen(work / "keys" / "signing.pem")
-    add_snapshot(work / "z3", "taiwan_credit_default", SAMPLE / "contract.yaml", SAMPLE / "data.csv")
+    ref, _ = add_snapshot(work / "z3", "taiwan_credit_default", SAMPLE / "contract.yaml", SAMPLE / "data.csv",
+                          dataset_config=SAMPLE / "dataset.yaml")
     seen: dict[int, list] = {}  # pid -> [first seen, peak KiB, cmdline]
     done = threading.Event()
 
@@ -109,7 +113,9 @@ def run_once(work: Path) -> dict[str, tuple[float, float]]:
     thread.start()
     (work / "home").mkdir()
     with dg.instance_for_test(temp_dir=str(work / "home")) as instance:
-        result = dg.execute_job(dg.reconstructable(sizing_job), instance=instance)
+        instance.add_dynamic_partitions(snapshots.name, [ref.label])
+        result = dg.execute_job(dg.reconstructable(sizing_job), instance=instance,
+                                tags={"dagster/partition": ref.label})
         done.set()
         thread.join()
         assert result.success, "the sizing run failed"

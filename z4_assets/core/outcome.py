@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict
 
 from z4_assets.core.errors import Z4Error
 from z4_assets.core.gates import Gate
+from z4_assets.core.stages import BY_NAME
 from z4_assets.core.z3 import SnapshotRef
 
 DIGESTS = ("snapshot", "contract", "split", "model", "package")
@@ -147,9 +148,10 @@ def accept(stage: str, partition: str, inputs: dict[str, StageOutcome]) -> Linea
         if outcome.partition != partition:
             raise LineageMismatch(f"{stage} of {partition} was given the {name} outcome of {outcome.partition}")
         if not outcome.passed:
+            asset = BY_NAME[name].asset if name in BY_NAME else name
             raise UpstreamNotPassed(
-                f"{stage} of {partition} refused: {name} did not pass in run {outcome.run_id} "
-                f"(blocked by {outcome.blocked_by}); fix it and materialize {name} again")
+                f"{stage} of {partition} refused: {asset} did not pass in run {outcome.run_id} "
+                f"(blocked by {outcome.blocked_by}); fix it and materialize {asset} again")
         lineage = lineage.merge(outcome.lineage, where or name, name)
         where = f"{where}+{name}" if where else name
     return lineage
