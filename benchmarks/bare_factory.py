@@ -24,6 +24,7 @@ from datetime import datetime, timezone
 
 def main() -> int:
     from z4_assets.core import broker
+    from z4_assets.core.process import fast_exit
     from z4_assets.core.cost import cost_metrics, measure
     from z4_assets.core.policy import load_policy
     from z4_assets.core.run_folder import FactoryRoot
@@ -32,6 +33,7 @@ def main() -> int:
     from z4_assets.core.tracking import DEFAULT_EGRESS_POLICY, RunRecorder, open_stage
     from z4_assets.core.z3 import resolve_snapshot
 
+    fast_exit()  # as definitions.py does in the job's process
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hp", required=True, help="TrainConfig values as JSON")
     args = parser.parse_args()

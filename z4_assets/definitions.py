@@ -3,6 +3,7 @@
 import dagster as dg
 
 from z4_assets.assets import FACTORY_ASSETS
+from z4_assets.core.process import fast_exit
 from z4_assets.core.settings import PSEUDONYM_KEY_ENV, Settings
 from z4_assets.jobs import cleanup_job, model_factory
 from z4_assets.outcome_store import OutcomeStore
@@ -38,6 +39,8 @@ def resources_from(settings: Settings) -> dict:
 def resources_from_env() -> dict:
     return resources_from(Settings.from_env())
 
+
+fast_exit()  # a run worker skips the interpreter's last full garbage collection (core/process.py)
 
 defs = dg.Definitions(
     assets=FACTORY_ASSETS,

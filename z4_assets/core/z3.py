@@ -11,14 +11,15 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from z4_assets import __version__
 from z4_assets.core.contract import DATASET_ID_RE, Contract, load_contract
 from z4_assets.core.errors import Z4Error
 from z4_assets.core.files import atomic_write_json, sha256_file
-from z4_assets.core.validation import conform_dtypes
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 MANIFEST = "manifest.json"
 DATA_FILE = "data.parquet"
@@ -149,6 +150,8 @@ def add_snapshot(root: str | Path, dataset_id: str, contract_path: str | Path,
     if contract.dataset_id != dataset_id:
         raise Z4Error(f"unknown dataset id {dataset_id!r}: this contract is for "
                       f"{contract.dataset_id!r}", contract_path)
+    from z4_assets.core.validation import conform_dtypes
+
     df = conform_dtypes(read_table(data_path), contract)
     root = Path(root)
     (root / dataset_id).mkdir(parents=True, exist_ok=True)
@@ -201,6 +204,8 @@ def add_snapshot(root: str | Path, dataset_id: str, contract_path: str | Path,
 def time_range(df: pd.DataFrame, contract: Contract) -> dict | None:
     if not contract.time or contract.time.column not in df:
         return None
+    import pandas as pd
+
     col = pd.to_datetime(df[contract.time.column], errors="coerce")
     if col.notna().sum() == 0:
         return {"column": contract.time.column, "min": None, "max": None}

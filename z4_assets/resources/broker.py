@@ -2,10 +2,7 @@
 
 
 import dagster as dg
-import pandas as pd
 from pydantic import Field
-
-from z4_assets.core import broker
 
 
 def _run_tags(context) -> dict:
@@ -29,6 +26,8 @@ class SnapshotBroker(dg.ConfigurableResource):
     def reader(self, context):
         """The stage's row reader (core.stage_run.RowReader): pseudonymised rows for the run's purpose.
         A denial or a missing key raises Z4Error (one clear line in the step's failure)."""
+        from z4_assets.core import broker
+
         return lambda ref, contract, reader: self._read(context, ref, contract, None,
                                                         broker.load_key(self.key, self.key_file), False, reader)
 
@@ -36,11 +35,15 @@ class SnapshotBroker(dg.ConfigurableResource):
         """The raw rows, for the intake contract gate only (logged as raw)."""
         return lambda ref, contract: self._read(context, ref, contract, None, None, True, "z3_snapshot")
 
-    def _read(self, context, ref, contract, columns, key, raw: bool, reader: str) -> pd.DataFrame:
+    def _read(self, context, ref, contract, columns, key, raw: bool, reader: str):
+        from z4_assets.core import broker
+
         return broker.read_snapshot(ref, contract, purpose=ref.purpose, columns=columns,
                                     identity=broker.who(_run_tags(context)), run_id=context.run_id,
                                     key=key, log_path=self.log_path, reader=reader, raw_for_intake=raw)
 
     def export_run_log(self, run_id, dest) -> dict:
         """run_id: one run id, or several (the runs whose outcomes a package carries)."""
+        from z4_assets.core import broker
+
         return broker.export_run_log(self.log_path, run_id, dest)

@@ -7,7 +7,6 @@ from typing import Callable
 
 from z4_assets.core.files import atomic_write_json
 from z4_assets.core.outcome import Lineage, SnapshotOutcome
-from z4_assets.core.snapshot._checks import verify_snapshot
 from z4_assets.core.snapshot._watch import (CONTENT_TAG, Ready, Waiting, content_key, examine, listing_digest,
                                             read_cursor, snapshot_run_tags, write_cursor)
 from z4_assets.core.stage_run import StageRun
@@ -21,6 +20,7 @@ def run_z3_snapshot(run: StageRun, read_raw: Callable, purpose_source: str) -> S
     """Re-hash the snapshot, validate its rows against the contract (READ_RAW: the broker's one raw
     intake read), check legal bases and the run's purpose (declared by PURPOSE_SOURCE)."""
     from z4_assets.core.contract import load_contract
+    from z4_assets.core.snapshot._checks import verify_snapshot
 
     ref = run.snapshot
     contract, _ = load_contract(ref.contract_path)
