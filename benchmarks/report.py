@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-FACTORY_RATIO_MAX = 1.3      # issue: orchestrated / bare wall time
+FACTORY_RATIO_MAX = 1.2      # issue: orchestrated / bare wall time
 HASH_RATIO_MIN = 0.9         # issue: project sha256_file / bare hashlib throughput
 HYGIENE_STAGE_1M_MAX_S = 30  # issue: validation + hygiene at 1M rows
 GROWTH_MAX = 1.25            # ours: per-row cost at the largest size / at the previous size

@@ -125,7 +125,7 @@ def add_parsers(sub) -> None:
                       help="release blocks when dependencies could not be audited; development warns "
                            "(default: $Z4_LANE_MODE, else development)")
     gate.add_argument("--only", action="append", metavar="GATE",
-                      help="run only this gate (repeatable): lock ruff bandit secrets dockerfile pip-audit sbom")
+                      help="run only this gate (repeatable): lock ruff imports bandit secrets dockerfile pip-audit sbom")
     gate.add_argument("--root", default=".", help="the project checkout (default: the current directory)")
     gate.add_argument("--out", default="", help="artifact folder (default: <root>/build/ci-gate)")
     gate.set_defaults(func=cmd_ci_gate)
