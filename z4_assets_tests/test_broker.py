@@ -179,7 +179,8 @@ DATA_PATH_ALLOWED = {
     "core/snapshot/_checks.py": "hash_gate: sha256 of the bytes",
     "core/training/_rebuild.py": "sha256 before rebuilding",
 }
-# the one unpseudonymised read (intake contract gate): the resource passes raw_for_intake, the snapshot asset asks for it
+# the one unpseudonymised read (the intake contract gate): the resource passes raw_for_intake,
+# the snapshot asset asks for it
 RAW_INTAKE = {"resources/broker.py", "assets/data.py"}
 # the stages that read rows, each through its StageRun (run.rows(), the broker's reader)
 ROW_READING_STAGES = {"core/hygiene/__init__.py", "core/training/__init__.py", "core/security/__init__.py",
