@@ -15,12 +15,12 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from z4_assets.assets.data import SnapshotConfig, hygiene_report, z3_snapshot
 from z4_assets.core import broker
 from z4_assets.core.files import sha256_bytes
-from z4_assets.hygiene.assets import hygiene_report
+from z4_assets.core.stages import HYGIENE
 from z4_assets.resources import PolicyStore, SnapshotBroker
-from z4_assets.snapshot.assets import SnapshotSelection, z3_snapshot
-from z4_assets_tests.conftest import (check_metadata, check_verdicts, materialized, run_factory)
+from z4_assets_tests.conftest import check_metadata, check_verdicts, materialized, newest_key, run_factory
 
 RAW_ID = re.compile(rb"TW-A\d{9}")
 READERS = {"z3_snapshot", "hygiene_report", "trained_model", "adversarial_eval", "fairness_report"}
@@ -167,7 +167,7 @@ def test_no_raw_identifier_leaves_intake_and_every_read_is_brokered(
     assert (run_dir / "package.tar.gz").is_file() and artifact_root.is_dir()
     assert _scan(scanned) == {}
     key = broker.load_key("", b.key_file)
-    dup = json.loads((run_dir / "package" / "reports" / "hygiene" / "gates.json").read_text())
+    dup = json.loads((run_dir / "package" / HYGIENE.package_dir / "gates.json").read_text())
     examples = next(g for g in dup if g["name"] == "duplicate_rows")["details"]["example_ids"]
     assert examples and set(examples) <= {broker.pseudonym(v, key) for v in df["ID"]}
     key_hits = [str(p) for root in scanned for p in ([root] if root.is_file() else root.rglob("*"))
@@ -176,9 +176,8 @@ def test_no_raw_identifier_leaves_intake_and_every_read_is_brokered(
 
 
 def test_a_purpose_the_contract_does_not_allow_blocks_intake(sample_df, register, factory_resources):
-    register(sample_df.head(2000))
-    result = dg.materialize([z3_snapshot, hygiene_report], resources=factory_resources, raise_on_error=False,
-                            run_config={"ops": {"z3_snapshot": {"config": {"purpose": "marketing"}}}})
+    ref = register(sample_df.head(2000))
+    result = run_factory(factory_resources, purpose="marketing", assets=[z3_snapshot, hygiene_report])
     verdicts = check_verdicts(result)
     assert verdicts["purpose"] is False and verdicts["snapshot_hash"] is True
     gate = check_metadata(result, "purpose")
@@ -187,14 +186,18 @@ def test_a_purpose_the_contract_does_not_allow_blocks_intake(sample_df, register
     assert "denied" in check_metadata(result, "contract")["verdict"]  # not even the intake read happened
     assert "hygiene_report" not in materialized(result)
     log = [json.loads(x) for x in broker.run_lines(factory_resources["broker"].log_path, result.run_id)]
-    assert [(x["reader"], x["decision"]) for x in log] == [("z3_snapshot", "denied")]
+    assert [(x["reader"], x["decision"], x["snapshot"]) for x in log] == [("z3_snapshot", "denied", ref.snapshot_id)]
 
 
 def test_without_a_key_a_stage_after_intake_fails_clearly(sample_df, register, factory_resources, tmp_path):
     register(sample_df.head(1000))
     resources = {**factory_resources,
                  "broker": SnapshotBroker(log_path=str(tmp_path / "log.jsonl"), key_file=str(tmp_path / "none"))}
-    ref = z3_snapshot(context=dg.build_asset_context(resources=resources), config=SnapshotSelection()).value
-    assert ref.purpose == "credit_risk_scoring"  # the policy's access.purpose: the run config named none
-    with pytest.raises(dg.Failure, match="no pseudonymisation key configured"):
-        hygiene_report(context=dg.build_asset_context(resources=resources), z3_snapshot=ref)
+    key = newest_key(resources)
+    outcome = z3_snapshot(context=dg.build_asset_context(resources=resources, partition_key=key),
+                          config=SnapshotConfig()).value
+    assert outcome.passed  # the intake read is raw: it needs no key
+    assert outcome.snapshot.purpose == "credit_risk_scoring"  # the policy's access.purpose: the run config named none
+    with pytest.raises(dg.Failure, match="no pseudonymisation key configured") as err:
+        hygiene_report(context=dg.build_asset_context(resources=resources, partition_key=key), z3_snapshot=outcome)
+    assert err.value.description.startswith(f"hygiene_report of {key}: ") and "\n" not in err.value.description

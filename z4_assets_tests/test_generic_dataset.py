@@ -9,8 +9,11 @@ import pandas as pd
 import pytest
 import yaml
 
+from z4_assets.assets.data import hygiene_report, z3_snapshot
+from z4_assets.assets.model import trained_model
 from z4_assets.cli import main
-from z4_assets_tests.conftest import ALL_ASSETS, check_metadata, check_verdicts, materialized, run_factory
+from z4_assets_tests.conftest import (ALL_ASSETS, check_metadata, check_verdicts, materialized, newest_key,
+                                      run_factory)
 
 CHURN_CONTRACT = {
     "dataset_id": "telco_churn",
@@ -66,7 +69,7 @@ def churn_frame(n: int = 8000, seed: int = 0) -> pd.DataFrame:
     })
 
 
-CHURN_RUN = {"purpose": "churn_prediction"}  # the policy's default purpose is credit_risk_scoring
+CHURN_PURPOSE = "churn_prediction"  # the policy's default purpose is credit_risk_scoring
 
 CHURN_CARD = {
     "dataset_id": "telco_churn", "model_name": "churn-mlp",
@@ -93,14 +96,17 @@ def test_another_dataset_goes_through_without_code_changes(churn_files, z3_root,
     monkeypatch.setenv("Z4_Z3_ROOT", str(z3_root))
     assert main(["snapshot", "add", "--dataset-id", "telco_churn", "--contract", str(contract),
                  "--dataset-config", str(card), str(data)]) == 0
-    result = run_factory(factory_resources, selection=CHURN_RUN, train={"epochs": 6})
+    key = newest_key(factory_resources)
+    assert key.startswith("telco_churn@")
+    result = run_factory(factory_resources, purpose=CHURN_PURPOSE, train={"epochs": 6})
 
     verdicts = check_verdicts(result)
     assert all(verdicts.values()), {k: v for k, v in verdicts.items() if not v}
     assert result.success
     assert materialized(result) == ALL_ASSETS
-    snap = result.asset_materializations_for_node("z3_snapshot")[0].metadata
-    assert snap["dataset_id"].value == "telco_churn"
+    snap = result.asset_materializations_for_node("z3_snapshot")[0]
+    assert snap.partition == key and snap.metadata["dataset_id"].value == "telco_churn"
+    assert snap.metadata["purpose"].value == CHURN_PURPOSE
     hygiene = result.asset_materializations_for_node("hygiene_report")[0].metadata
     assert set(hygiene["split"].value) == {"train", "validation", "test"}
     assert "(split time)" in check_metadata(result, "holdout_leak")["verdict"]
@@ -121,9 +127,17 @@ def test_a_feature_known_only_after_the_label_fails_temporal_leakage(tmp_path, z
     monkeypatch.setenv("Z4_Z3_ROOT", str(z3_root))
     assert main(["snapshot", "add", "--dataset-id", "telco_churn", "--contract", str(contract),
                  str(data)]) == 0
-    result = run_factory(factory_resources, selection=CHURN_RUN)
+    data = run_factory(factory_resources, purpose=CHURN_PURPOSE, assets=[z3_snapshot, hygiene_report])
 
-    assert check_verdicts(result)["temporal_leakage"] is False
-    evidence = check_metadata(result, "temporal_leakage")["evidence"]
+    assert check_verdicts(data)["temporal_leakage"] is False
+    evidence = check_metadata(data, "temporal_leakage")["evidence"]
     assert evidence["leaking_features"]["retention_offer"]["rows_after_label"] == len(df)
-    assert "trained_model" not in materialized(result)
+    # training this partition anyway (its hygiene outcome read from the store) is refused in one line
+    train = run_factory(factory_resources, assets=[trained_model])
+    assert not train.success and "trained_model" not in materialized(train)
+    (failure,) = [e for e in train.all_events if e.is_step_failure]
+    line = failure.step_failure_data.user_failure_data.description  # a dg.Failure: one line, no traceback
+    assert failure.step_failure_data.error.cause is None
+    key = newest_key(factory_resources)
+    assert line.startswith(f"trained_model of {key}: training of {key} refused: hygiene"), line
+    assert f"did not pass in run {data.run_id} (blocked by temporal_leakage" in line and "\n" not in line, line

@@ -31,17 +31,17 @@ def test_rank_auc_matches_sklearn_with_ties():
 
 
 def test_split_is_seeded_stable_under_reordering_and_keeps_copies_together(frame, contract, policy):
-    split, strategy = assign_split(frame, contract, policy["split"])
+    split, strategy = assign_split(frame, contract, policy.split)
     assert strategy == "hash(content)"
     shuffled = frame.sample(frac=1.0, random_state=1)
-    again, _ = assign_split(shuffled, contract, policy["split"])
+    again, _ = assign_split(shuffled, contract, policy.split)
     assert (pd.Series(split, index=frame.index).loc[shuffled.index].to_numpy() == again).all()
     counts = pd.Series(split).value_counts(normalize=True)
     assert counts["test"] == pytest.approx(0.2, abs=0.01) and counts["validation"] == pytest.approx(0.1, abs=0.01)
     h = row_hashes(frame, contract.candidate_features)
     per_copy = pd.DataFrame({"h": h, "s": split}).groupby("h")["s"].nunique()
     assert per_copy.max() == 1
-    other, _ = assign_split(frame, contract, {**policy["split"], "seed": 2})
+    other, _ = assign_split(frame, contract, policy.split.model_copy(update={"seed": 2}))
     assert (other != split).mean() > 0.2
 
 

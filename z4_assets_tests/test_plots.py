@@ -12,6 +12,7 @@ import pytest
 from z4_assets.core.hygiene import _drift_plot as drift_plot
 from z4_assets.core.errors import Z4Error
 from z4_assets.core.hygiene._checks import run_hygiene
+from z4_assets.core.run_folder import FILES, RunFolder
 from z4_assets.core.tracking import artifact_download_url
 from z4_assets.core.validation import conform_dtypes
 from z4_assets.evidence import MAX_INLINE_BYTES, image_markdown, plot_metadata
@@ -44,6 +45,11 @@ def shifted(sample_df, contract, policy):
     return {"base": base, "accepted": accepted, "moved": moved, "result": result}
 
 
+def _folder(root, stage: str = "hygiene"):
+    """A stage's evidence folder (core/run_folder names its files) in a run under ROOT."""
+    return RunFolder(root, "plots-run").stage(stage)
+
+
 def _drift_gate(result):
     return next(g for g in result.gates if g.name == "drift")
 
@@ -52,12 +58,15 @@ def test_drift_plot_flags_the_moved_features_and_is_byte_stable(shifted, contrac
     result = shifted["result"]
     gate = _drift_gate(result)
     assert not gate.passed
+    folder = _folder(tmp_path / "a")
     files = drift_plot.write_drift_plot(shifted["moved"], contract, result.split, gate.details,
-                                        policy["hygiene"], tmp_path / "a")
+                                        policy.hygiene, folder)
     again = drift_plot.write_drift_plot(shifted["moved"], contract, result.split, gate.details,
-                                        policy["hygiene"], tmp_path / "b")
+                                        policy.hygiene, _folder(tmp_path / "b"))
     png = files["drift_plot"].read_bytes()
-    assert files["drift_plot"].name == drift_plot.PNG and png == again["drift_plot"].read_bytes()
+    assert files == {"drift_plot": folder.drift_plot, "drift_data": folder.drift_data}  # the names run_folder gives
+    assert files["drift_plot"].name == FILES["hygiene"]["drift_plot"] == "drift_per_feature.png"
+    assert png == again["drift_plot"].read_bytes()
     chunks = _chunks(png)
     kinds = [k for k, _ in chunks]
     assert b"tEXt" not in kinds and b"tIME" not in kinds  # no software version, no timestamp
@@ -71,8 +80,8 @@ def test_drift_plot_flags_the_moved_features_and_is_byte_stable(shifted, contrac
     gated = next(s for s in data["series"] if s["gated"])
     assert gated["baseline"] == "base@1" and gated["name"] == drift_plot.BASELINE
     psi = dict(zip(data["features"], gated["psi"]))
-    assert psi["LIMIT_BAL"] == gate.details["per_feature"]["LIMIT_BAL"]["psi"] > policy["hygiene"]["drift_psi_max"]
-    assert max(v for f, v in psi.items() if f not in data["flagged"]) <= policy["hygiene"]["drift_psi_max"]
+    assert psi["LIMIT_BAL"] == gate.details["per_feature"]["LIMIT_BAL"]["psi"] > policy.hygiene.drift_psi_max
+    assert max(v for f, v in psi.items() if f not in data["flagged"]) <= policy.hygiene.drift_psi_max
     assert len(data["features"]) == len(contract.candidate_features) and data["omitted"] == 0
 
 
@@ -82,7 +91,7 @@ def test_without_a_baseline_the_plot_shows_test_against_train_and_flags_nothing(
     gate = _drift_gate(accepted)
     assert gate.details == {"baseline": None}
     files = drift_plot.write_drift_plot(shifted["base"], contract, accepted.split, gate.details,
-                                        policy["hygiene"], tmp_path)
+                                        policy.hygiene, _folder(tmp_path))
     data = json.loads(files["drift_data"].read_text())
     assert [s["name"] for s in data["series"]] == [drift_plot.SPLIT]
     assert data["flagged"] == [] and data["over_threshold_split"] == []
@@ -119,8 +128,10 @@ def test_existing_evidence_plots_render_byte_stable(tmp_path):
     group.update({f"{m}_ci": [0.5, 0.7] for m in group})
     assessed = {"groups": {"SEX=1": {"status": "ok", "count": 900, **group},
                            "SEX=2": {"status": "insufficient", "count": 3}}}
-    one = plot_attribute("SEX", assessed, tmp_path / "x", 0.95).read_bytes()
-    two = plot_attribute("SEX", assessed, tmp_path / "y", 0.95).read_bytes()
+    first = plot_attribute("SEX", assessed, _folder(tmp_path / "x", "fairness"), 0.95)
+    one = first.read_bytes()
+    two = plot_attribute("SEX", assessed, _folder(tmp_path / "y", "fairness"), 0.95).read_bytes()
+    assert first == _folder(tmp_path / "x", "fairness").dir / "fairness_SEX.png"  # in the fairness folder
     assert one == two and b"tEXt" not in [k for k, _ in _chunks(one)]
 
 
@@ -128,7 +139,7 @@ def test_image_markdown_is_a_data_uri_of_the_file_and_respects_the_size_bound(sh
                                                                                tmp_path):
     result = shifted["result"]
     png = drift_plot.write_drift_plot(shifted["moved"], contract, result.split, _drift_gate(result).details,
-                                      policy["hygiene"], tmp_path)["drift_plot"]
+                                      policy.hygiene, _folder(tmp_path))["drift_plot"]
     md = image_markdown(png, "Drift per feature").value
     m = re.fullmatch(r"\*\*Drift per feature\*\*\n\n"
                      r"!\[Drift per feature\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)", md)

@@ -2,8 +2,8 @@
 
 The daemon, its code server and the runs it launches share one process group, which the test
 kills in `finally` whatever happens. The dropped snapshot fails its hygiene gate (duplicates),
-so one test sees the whole loop: snapshot sensor -> model_factory run -> failure -> failure
-sensor -> cleanup run -> scratch gone, records written.
+so one test sees the whole loop: snapshot sensor -> new partition -> model_factory run of that
+partition -> failure -> failure sensor -> cleanup run -> scratch gone, records written.
 """
 
 from __future__ import annotations
@@ -20,7 +20,12 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
+from z4_assets.core.outcome import HygieneOutcome
+from z4_assets.core.run_folder import FactoryRoot
+from z4_assets.core.snapshot import snapshot_run_tags
 from z4_assets.core.z3 import add_snapshot
+from z4_assets.jobs import model_factory
+from z4_assets.partitions import snapshots
 from z4_assets_tests.conftest import DATASET, SAMPLE_CONTRACT
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,23 +65,29 @@ def test_daemon_launches_a_run_for_a_dropped_snapshot_and_cleans_up_after_its_fa
     pd.concat([df, dup], ignore_index=True).to_parquet(data, index=False)
 
     log = tmp_path / "daemon.log"
-    with open(log, "w") as out:
-        daemon = subprocess.Popen([DAEMON, "run", "-w", "workspace.yaml"],
-                                  cwd=home, env=_env(home), stdout=out, stderr=subprocess.STDOUT,
-                                  start_new_session=True)
-    try:
-        deadline = time.monotonic() + TIMEOUT
-        ref, _ = add_snapshot(home / "z3", DATASET, SAMPLE_CONTRACT, data)  # dropped while the daemon runs
-        with dg.DagsterInstance.from_config(str(home)) as instance:
+    # The home's sqlite storages are made before the daemon starts: two processes creating a fresh
+    # home's tables at once race ("table jobs already exists") and the daemon's sensor loop dies.
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        instance.get_runs(limit=1)
+        instance.all_instigator_state()
+        instance.get_dynamic_partitions(snapshots.name)
+        with open(log, "w") as out:
+            daemon = subprocess.Popen([DAEMON, "run", "-w", "workspace.yaml"],
+                                      cwd=home, env=_env(home), stdout=out, stderr=subprocess.STDOUT,
+                                      start_new_session=True)
+        try:
+            deadline = time.monotonic() + TIMEOUT
+            ref, _ = add_snapshot(home / "z3", DATASET, SAMPLE_CONTRACT, data)  # dropped while the daemon runs
+
             def runs_of(job):
                 return instance.get_runs(filters=dg.RunsFilter(job_name=job))
 
-            (factory_run,) = _wait_for("a model_factory run", lambda: runs_of("model_factory"), deadline, log)
-            assert factory_run.tags["z4/snapshot_id"] == ref.snapshot_id
-            assert factory_run.tags["z4/dataset_hash"] == ref.manifest["hash"]
+            (factory_run,) = _wait_for("a model_factory run", lambda: runs_of(model_factory.name), deadline, log)
+            assert factory_run.tags["dagster/partition"] == ref.label  # the partition selects the snapshot
+            assert snapshot_run_tags(DATASET, ref.snapshot_id, ref.manifest).items() <= factory_run.tags.items()
             assert factory_run.tags["dagster/sensor_name"] == "z3_snapshot_sensor"
-            assert factory_run.run_config["ops"]["z3_snapshot"]["config"]["snapshot_id"] == ref.snapshot_id
-            assert instance.get_dynamic_partitions("z3_snapshots") == [ref.label]
+            assert ref.snapshot_id not in json.dumps(factory_run.run_config)  # no run config names it
+            assert instance.get_dynamic_partitions(snapshots.name) == [ref.label]
 
             def cleanup_done():
                 runs = [r for r in runs_of("cleanup") if r.status in (dg.DagsterRunStatus.SUCCESS,
@@ -87,19 +98,27 @@ def test_daemon_launches_a_run_for_a_dropped_snapshot_and_cleans_up_after_its_fa
             assert instance.get_run_by_id(factory_run.run_id).status == dg.DagsterRunStatus.FAILURE
             assert cleanup_run.status == dg.DagsterRunStatus.SUCCESS
             assert cleanup_run.tags["z4/cleanup_of"] == factory_run.run_id
-            assert len(runs_of("model_factory")) == 1, "one snapshot, one run"
+            assert len(runs_of(model_factory.name)) == 1, "one snapshot, one run"
 
-        run_dir = home / "factory" / "runs" / factory_run.run_id
-        report = json.loads((run_dir / "postrun" / "cleanup_report.json").read_text())
-        assert report["run_id"] == factory_run.run_id and report["complete"] is True
-        assert not (home / "factory" / "scratch" / factory_run.run_id).exists()
-        assert (run_dir / "postrun" / "retention_manifest.json").is_file()
-    finally:
-        try:
-            os.killpg(daemon.pid, signal.SIGTERM)
-            daemon.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(daemon.pid, signal.SIGKILL)
-            daemon.wait(timeout=30)
-        except ProcessLookupError:
-            pass
+            # the run failed where it should: the partition's hygiene outcome is blocked by duplicates
+            factory = FactoryRoot(home / "factory")
+            hygiene = HygieneOutcome.model_validate_json(factory.outcome("hygiene_report", ref.label).read_text())
+            assert hygiene.run_id == factory_run.run_id and "duplicate_rows" in hygiene.blocked_by
+            assert not factory.outcome("trained_model", ref.label).exists()
+            postrun = factory.run(factory_run.run_id).stage("postrun", create=False)
+            report = json.loads(postrun.cleanup_report.read_text())
+            assert report["run_id"] == factory_run.run_id and report["complete"] is True
+            assert report["cleaned_by"] == f"cleanup job run {cleanup_run.run_id}"
+            gates = json.loads(postrun.gates.read_text())
+            assert [(g["name"], g["passed"]) for g in gates] == [("cleanup_complete", True)]
+            assert not factory.run(factory_run.run_id).scratch.exists()
+            assert postrun.retention_manifest.is_file()
+        finally:
+            try:
+                os.killpg(daemon.pid, signal.SIGTERM)
+                daemon.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(daemon.pid, signal.SIGKILL)
+                daemon.wait(timeout=30)
+            except ProcessLookupError:
+                pass

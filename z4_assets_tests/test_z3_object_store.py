@@ -7,7 +7,7 @@ import pytest
 
 from z4_assets.core.errors import Z4Error
 from z4_assets.resources import S3Z3Store
-from z4_assets.snapshot.assets import SnapshotSelection, z3_snapshot
+from z4_assets.assets.data import SnapshotConfig, z3_snapshot
 from z4_assets_tests.s3_fake import BUCKET, PREFIX, s3_endpoint, upload  # noqa: F401 (fixture)
 from z4_assets_tests.sensor_helpers import tick
 
@@ -55,10 +55,13 @@ def test_sensor_over_the_bucket_waits_for_matching_data_then_requests_one_run(
     assert t1.requests == [] and "sha256 does not match the manifest" in t1.skip
     assert f"s3://{BUCKET}/{PREFIX}/{ref.dataset_id}/{ref.snapshot_id}/data.parquet" in t1.skip
 
+    assert instance.get_dynamic_partitions("z3_snapshots") == []  # not catalogued while it waits
+
     upload(s3_endpoint, ref.path)
     t2 = tick(instance, store, t1.cursor)
-    assert len(t2.requests) == 1
-    assert t2.requests[0].tags["z4/dataset_hash"] == ref.manifest["hash"]
+    (req,) = t2.requests
+    assert req.partition_key == ref.label and req.tags["z4/dataset_hash"] == ref.manifest["hash"]
+    assert instance.get_dynamic_partitions("z3_snapshots") == [ref.label]
     assert tick(instance, store, t2.cursor).requests == []
 
 
@@ -67,13 +70,30 @@ def test_z3_snapshot_asset_reads_a_bucket_snapshot_through_the_run_scratch(
     ref = register(sample_df.iloc[:1000])
     upload(s3_endpoint, ref.path)
     resources = {**factory_resources, "z3": store}
-    result = z3_snapshot(context=dg.build_asset_context(resources=resources), config=SnapshotSelection())
-    local = result.value
-    assert local.snapshot_id == ref.snapshot_id
+    context = dg.build_asset_context(resources=resources, partition_key=ref.label)
+    result = z3_snapshot(context=context, config=SnapshotConfig())
+    outcome = result.value
+    local = outcome.snapshot
+    assert (outcome.partition, local.label) == (ref.label, ref.label)
     scratch_root = factory_resources["storage"].root + "/scratch/"
     assert local.path.startswith(scratch_root), local.path
     assert local.data_path.read_bytes() == ref.data_path.read_bytes()
     assert {c.check_name: c.passed for c in result.check_results}["snapshot_hash"] is True
+    assert outcome.produced.snapshot == ref.manifest["hash"]
+
+
+def test_a_partition_the_bucket_does_not_hold_fails_with_one_line(sample_df, register, store, s3_endpoint,
+                                                                  factory_resources):
+    ref = register(sample_df.iloc[:500])
+    upload(s3_endpoint, ref.path)
+    missing = f"{ref.dataset_id}@20990101T000000000000Z-nope"
+    context = dg.build_asset_context(resources={**factory_resources, "z3": store}, partition_key=missing)
+    with pytest.raises(dg.Failure) as err:
+        z3_snapshot(context=context, config=SnapshotConfig())
+    line = err.value.description
+    assert line.count("\n") == 0 and "Traceback" not in line, line
+    assert line.startswith(f"z3_snapshot of {missing}: ") and "no snapshot '20990101T000000000000Z-nope'" in line
+    assert f"s3://{BUCKET}/{PREFIX}" in line
 
 
 def test_resolve_without_a_cache_folder_or_unknown_snapshot_fails_clearly(sample_df, register, store, s3_endpoint):
