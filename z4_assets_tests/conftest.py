@@ -221,3 +221,15 @@ def downstream_of(asset: str) -> set[str]:
                 found.add(s.asset)
                 todo.append(s.name)
     return found
+
+
+def fork_factory(run: dict, root: Path) -> dict:
+    """Resources on a fresh factory root under ROOT whose outcome store starts as a copy of RUN's (the
+    `sample_factory_run`): a stage materialized there alone (`run_factory(..., assets=[...])`) reads
+    RUN's upstream outcomes and their files, and writes only under ROOT; RUN itself is never changed."""
+    import shutil
+
+    shared = run["resources"]
+    shutil.copytree(Path(shared["storage"].root) / "outcomes", root / "factory" / "outcomes")
+    return make_resources(root, Path(shared["z3"].root), Path(shared["signer"].private_key_path),
+                          Path(shared["storage"].cache_root))
