@@ -12,11 +12,13 @@ import dagster as dg
 import pytest
 from mlflow.tracking import MlflowClient
 
-from z4_assets.assets import trained_model
+from z4_assets.assets import FACTORY_ASSETS, hygiene_report, trained_model, z3_snapshot
+from z4_assets.core.stages import TRAINING
 from z4_assets.core.z3 import add_snapshot
 from z4_assets.resources import PolicyStore
-from z4_assets_tests.conftest import (ALL_ASSETS, DATASET, SAMPLE_CONTRACT, SAMPLE_DATASET_CONFIG, check_verdicts,
-                                      downstream_of, make_resources, materialized, run_factory, started)
+from z4_assets_tests.conftest import (ALL_ASSETS, DATASET, SAMPLE_CONTRACT, SAMPLE_DATASET_CONFIG, check_metadata,
+                                      check_verdicts, downstream_of, make_resources, materialized, run_factory,
+                                      started)
 
 READS_ROWS = {"z3_snapshot", "hygiene_report", "trained_model", "adversarial_eval", "fairness_report"}
 COST_KEYS = {"cost_wall_s", "cost_cpu_s", "cost_child_cpu_s", "cost_step_peak_rss_mib",
@@ -86,23 +88,29 @@ def test_a_diverging_model_fails_the_run_naming_the_epoch(diverged):
 
 
 def test_gradient_and_stall_warnings_are_logged_and_recorded(diverged, tmp_path):
-    """trained_model alone, on the snapshot and hygiene outcomes of the diverged run."""
+    """The factory from trained_model on, on the snapshot and hygiene outcomes of the diverged run."""
     ref = diverged["ref"]
     policy = tmp_path / "policy.yaml"
     policy.write_text("defaults:\n  training: {patience_epochs: 2}\n")
     resources = {**diverged["resources"], "policy": PolicyStore(path=str(policy))}
     instance = dg.DagsterInstance.ephemeral()
     result = run_factory(resources, train={"epochs": 3, "learning_rate": 1.0}, instance=instance,
-                         assets=[trained_model])
+                         assets=[a for a in FACTORY_ASSETS if a not in (z3_snapshot, hygiene_report)])
 
-    assert materialized(result) == {"trained_model"}  # it trains (badly: the AUC gate fails), with warnings
-    assert check_verdicts(result)["performance_auc"] is False
+    assert materialized(result) == {"trained_model"}  # it trains (badly: the gates fail), with warnings
+    verdicts = check_verdicts(result)
+    assert {g for g in TRAINING.gate_names if not verdicts[g]} == {"performance_auc", "performance_ks"}
+    for gate in TRAINING.gate_names:
+        meta = check_metadata(result, gate)
+        assert meta["measured"] < meta["threshold"], (gate, meta)
+    assert not started(result) & downstream_of("trained_model"), "a model below the bar is not evaluated"
     meta = result.asset_materializations_for_node("trained_model")[0].metadata
     warned = [(w["kind"], w["epoch"]) for w in meta["training_warnings"].value]
     assert ("exploding_gradient", 1) in warned and ("no_improvement", 3) in warned
     assert meta["training_epochs_run"].value == 3
 
     client, run = _mlflow_run(resources, result.run_id)
+    assert run.info.status == "FAILED" and run.data.tags["z4.blocked_by"] == "performance_auc,performance_ks"
     assert run.data.tags["training.warnings"] == "exploding_gradient,no_improvement"
     assert run.data.metrics["training.warning.exploding_gradient"] >= 1
     assert run.data.metrics["training.warning.no_improvement"] == 1
