@@ -202,3 +202,34 @@ def sample_factory_run(tmp_path_factory, sample_df, signing_key, cache_root):
     result = run_factory(resources, instance=instance)
     run_dir = root / "factory" / "runs" / result.run_id
     return {"result": result, "resources": resources, "run_dir": run_dir, "ref": ref, "instance": instance}
+
+
+def started(result: dg.ExecuteInJobResult) -> set[str]:
+    """The steps (factory assets) that began executing in the run."""
+    return {e.step_key for e in result.all_events if e.event_type_value == "STEP_START"}
+
+
+def downstream_of(asset: str) -> set[str]:
+    """Every factory asset that consumes ASSET's outcome, directly or through another stage (stage table)."""
+    from z4_assets.core.stages import BY_ASSET, STAGES
+
+    found, todo = set(), [BY_ASSET[asset].name]
+    while todo:
+        name = todo.pop()
+        for s in STAGES:
+            if name in s.inputs and s.asset not in found:
+                found.add(s.asset)
+                todo.append(s.name)
+    return found
+
+
+def fork_factory(run: dict, root: Path) -> dict:
+    """Resources on a fresh factory root under ROOT whose outcome store starts as a copy of RUN's (the
+    `sample_factory_run`): a stage materialized there alone (`run_factory(..., assets=[...])`) reads
+    RUN's upstream outcomes and their files, and writes only under ROOT; RUN itself is never changed."""
+    import shutil
+
+    shared = run["resources"]
+    shutil.copytree(Path(shared["storage"].root) / "outcomes", root / "factory" / "outcomes")
+    return make_resources(root, Path(shared["z3"].root), Path(shared["signer"].private_key_path),
+                          Path(shared["storage"].cache_root))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from z4_assets_tests.conftest import run_factory
+from z4_assets.assets import hygiene_report, trained_model, z3_snapshot
+from z4_assets_tests.conftest import materialized, run_factory
 
 
 def _digest(result) -> str:
@@ -13,13 +14,19 @@ def _digest(result) -> str:
 
 
 def test_training_twice_gives_a_bit_identical_state_dict(sample_df, register, factory_resources):
+    """The first run makes the snapshot's outcomes; the retrainings read them from the outcome store."""
     register(sample_df.iloc[:15000])
-    first = run_factory(factory_resources)
-    second = run_factory(factory_resources)
-    reseeded = run_factory(factory_resources, train={"seed": 8})
+    first = run_factory(factory_resources, assets=[z3_snapshot, hygiene_report, trained_model])
+    second = run_factory(factory_resources, assets=[trained_model])
+    reseeded = run_factory(factory_resources, train={"seed": 8}, assets=[trained_model])
     assert first.success and second.success and reseeded.success
+    assert materialized(second) == materialized(reseeded) == {"trained_model"}, "upstream was not re-run"
     assert _digest(first) == _digest(second)
     assert _digest(reseeded) != _digest(first), "the digest must depend on the seed"
+    lineage = [r.asset_materializations_for_node("trained_model")[0].metadata["lineage"].value
+               for r in (first, second, reseeded)]
+    assert lineage[0]["split"] == lineage[1]["split"] == lineage[2]["split"], "one split, one lineage"
+    assert lineage[0]["model"] == _digest(first) and lineage[2]["model"] == _digest(reseeded)
 
 
 SCRIPT = """

@@ -8,11 +8,10 @@ import os
 import numpy as np
 import pytest
 
-from z4_assets_tests.conftest import (ALL_ASSETS, TARGET, check_metadata, check_verdicts, materialized,
-                                      run_factory)
+import pandas as pd
 
-DOWNSTREAM = {"z3_snapshot": ALL_ASSETS - {"z3_snapshot"},
-              "hygiene_report": ALL_ASSETS - {"z3_snapshot", "hygiene_report"}}
+from z4_assets_tests.conftest import (TARGET, check_metadata, check_verdicts, downstream_of, materialized,
+                                      run_factory, started)
 
 
 def _missing_column(df, doc):
@@ -41,7 +40,22 @@ def _null_in_non_nullable(df, doc):
 def _duplicated_rows(df, doc):
     dup = df.sample(frac=0.05, random_state=3).copy()
     dup["ID"] = np.arange(len(df) + 1, len(df) + 1 + len(dup))
-    return __import__("pandas").concat([df, dup], ignore_index=True), doc
+    return pd.concat([df, dup], ignore_index=True), doc
+
+
+def _conflicting_labels(df, doc):
+    flipped = df.sample(n=300, random_state=4).copy()
+    flipped[TARGET] = 1 - flipped[TARGET]
+    flipped["ID"] = flipped["ID"] + 50_000
+    return pd.concat([df, flipped], ignore_index=True), doc
+
+
+def _impossible_values(df, doc):
+    """Within the contract's ranges (AGE >= 0, LIMIT_BAL >= 0) but hitting its impossible_values rules."""
+    df = df.copy()
+    df.loc[df.index[:4], "AGE"] = 16
+    df.loc[df.index[10:13], "LIMIT_BAL"] = 0.0
+    return df, doc
 
 
 def _leaky_column(df, doc):
@@ -67,6 +81,8 @@ CASES = [
     ("no_legal_basis", _no_legal_basis, "z3_snapshot", "legal_basis", "SEX"),
     ("duplicated_rows_5pct", _duplicated_rows, "hygiene_report", "duplicate_rows", "'duplicate_rows': 1535"),
     ("leaky_column", _leaky_column, "hygiene_report", "target_leakage", "collections_flag"),
+    ("conflicting_labels_1pct", _conflicting_labels, "hygiene_report", "conflicting_labels", "'rows': 646"),
+    ("impossible_values", _impossible_values, "hygiene_report", "impossible_values", "'LIMIT_BAL <= 0': 3"),
 ]
 
 
@@ -84,7 +100,8 @@ def test_bad_snapshot_fails_its_gate(name, mutate, asset, gate, evidence, sample
     meta = check_metadata(result, gate)
     assert "measured" in meta and "threshold" in meta
     assert evidence in str(meta), meta
-    assert not (materialized(result) & DOWNSTREAM[asset])
+    assert asset in materialized(result), "the gate's own evidence is kept"
+    assert not started(result) & downstream_of(asset), "nothing downstream of a failed gate starts"
     assert not result.success
 
 
@@ -100,6 +117,7 @@ def test_tampered_data_fails_hash_gate(sample_df, register, factory_resources):
     assert meta["evidence"]["data"]["recorded"] == ref.manifest["hash"]
     assert meta["evidence"]["data"]["recomputed"] != ref.manifest["hash"]
     assert materialized(result) == {"z3_snapshot"}
+    assert not started(result) & downstream_of("z3_snapshot")
 
 
 def test_holdout_leak_gate_fails_when_split_by_id_separates_duplicates(
@@ -116,4 +134,4 @@ def test_holdout_leak_gate_fails_when_split_by_id_separates_duplicates(
     assert verdicts["holdout_leak"] is False
     assert verdicts["duplicate_rows"] is True
     assert check_metadata(result, "holdout_leak")["evidence"]["leaked_test_rows"] > 0
-    assert "trained_model" not in materialized(result)
+    assert not started(result) & downstream_of("hygiene_report")

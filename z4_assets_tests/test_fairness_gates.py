@@ -11,7 +11,8 @@ from z4_assets.core.fairness._gates import fairness_gates
 from z4_assets.core.fairness._report import build_report
 from z4_assets.core.policy import load_policy
 
-POLICY = {**load_policy(None, "synthetic")["fairness"], "bootstrap_resamples": 100}
+# the policy's fairness section as the stage passes it (a FairnessPolicy), with fewer resamples
+POLICY = load_policy(None, "synthetic").fairness.model_copy(update={"bootstrap_resamples": 100})
 
 
 def _contract(feature_attrs: tuple[str, ...] = ()) -> Contract:
@@ -37,7 +38,7 @@ def _data(n: int = 6000, seed: int = 0, tweak=None):
 
 
 def _gates(df, y, score, contract=None, **policy):
-    result = build_report(df, contract or _contract(), y, score, {**POLICY, **policy})
+    result = build_report(df, contract or _contract(), y, score, POLICY.model_copy(update=policy))
     return {g.name: g for g in result.gates}, result.report
 
 
@@ -105,8 +106,9 @@ def test_gate_on_point_or_either_end_of_the_interval():
     d = report["attributes"]["G"]["disparities"]["ks_diff"]
     lo, hi = d["ci"]
     threshold = (d["value"] + hi) / 2  # above the point estimate, below the upper end
-    policy = {**POLICY, "ks_diff_max": threshold}
-    verdict = {on: {g.name: g for g in fairness_gates(report, {**policy, "gate_on": on}, ["G", "H"])}
+    policy = POLICY.model_copy(update={"ks_diff_max": threshold})
+    verdict = {on: {g.name: g for g in fairness_gates(report, policy.model_copy(update={"gate_on": on}),
+                                                      ["G", "H"])}
                ["fairness_ks_diff"] for on in ("point", "ci_low", "ci_high")}
     assert verdict["point"].passed and verdict["ci_low"].passed and not verdict["ci_high"].passed
     assert verdict["ci_high"].value == round(hi, 6)
@@ -123,9 +125,9 @@ def test_intersections_are_gated_only_on_request():
     cell = report["intersections"]["G x H"]["disparities"]["auc_diff"]
     marginal = max(report["attributes"][a]["disparities"]["auc_diff"]["value"] for a in ("G", "H"))
     assert cell["offending_group"] == "G=c & H=v" and cell["value"] > marginal
-    policy = {**POLICY, "auc_diff_max": (cell["value"] + marginal) / 2}
+    policy = POLICY.model_copy(update={"auc_diff_max": (cell["value"] + marginal) / 2})
     default = {g.name: g for g in fairness_gates(report, policy, ["G", "H"])}["fairness_auc_diff"]
-    crossed = {g.name: g for g in fairness_gates(report, {**policy, "gate_intersections": True},
+    crossed = {g.name: g for g in fairness_gates(report, policy.model_copy(update={"gate_intersections": True}),
                                                  ["G", "H"])}["fairness_auc_diff"]
     assert default.passed and default.value == round(marginal, 6)
     assert not crossed.passed and crossed.details["offending_group"] == "G=c & H=v"

@@ -12,7 +12,8 @@ from z4_assets.core.fairness._groups import band_labels, build_groupings
 from z4_assets.core.fairness._kernel import coarsen, group_metrics, sort_groups
 from z4_assets.core.fairness._reference import reference_disparities, reference_group_metrics
 from z4_assets.core.fairness._report import selection_threshold
-from z4_assets.core.policy import load_policy
+from z4_assets.core.errors import Z4Error
+from z4_assets.core.policy import SelectionRule, load_policy
 from z4_assets.core.validation import conform_dtypes
 from z4_assets_tests.conftest import DATASET, SAMPLE_CONTRACT, TARGET
 
@@ -34,8 +35,8 @@ def scored_sample(sample_df):
 
 
 def _groupings(df, contract):
-    policy = load_policy(None, DATASET)["fairness"]
-    singles, crossed = build_groupings(df, contract, {**policy, "intersections": [["SEX", "AGE"]]})
+    policy = load_policy(None, DATASET).fairness.model_copy(update={"intersections": [["SEX", "AGE"]]})
+    singles, crossed = build_groupings(df, contract, policy)
     return singles + crossed
 
 
@@ -128,11 +129,17 @@ def test_bands_name_every_value_and_drop_none():
     assert got == ["<21", "[21,25)", "[21,25)", "[25,35)", "[60,80]", "[60,80]", ">80", "(missing)"]
 
 
-def test_selection_threshold_rules():
+def test_selection_threshold_rules(tmp_path):
     score = np.array([0.1, 0.9, 0.4, 0.7, 0.7, 0.2])
-    assert selection_threshold(score, {"rule": "score", "value": 0.5}) == 0.5
-    assert selection_threshold(score, {"rule": "top_rate", "value": 0.5}) == 0.7  # top 3: 0.9, 0.7, 0.7
+    assert selection_threshold(score, SelectionRule(rule="score", value=0.5)) == 0.5
+    assert selection_threshold(score, SelectionRule(rule="top_rate", value=0.5)) == 0.7  # top 3: 0.9, 0.7, 0.7
     with pytest.raises(ValueError, match="top_rate"):
-        selection_threshold(score, {"rule": "top_rate", "value": 1.5})
+        selection_threshold(score, SelectionRule(rule="top_rate", value=1.5))
+    # an unknown rule is refused when the policy is read, naming the key ...
+    own = tmp_path / "policy.yaml"
+    own.write_text("defaults:\n  fairness:\n    selection: {rule: quantile}\n")
+    with pytest.raises(Z4Error, match="fairness.selection.rule"):
+        load_policy(own, DATASET)
+    # ... and by the rule itself if one is built around the policy's validation
     with pytest.raises(ValueError, match="'score' or 'top_rate'"):
-        selection_threshold(score, {"rule": "quantile", "value": 0.5})
+        selection_threshold(score, SelectionRule.model_construct(rule="quantile", value=0.5))

@@ -1,4 +1,5 @@
-"""The model card: complete and exact on a real run; a missing piece of evidence fails it by name."""
+"""The model card: complete and exact on a real run; a missing or tampered piece of evidence fails it by
+name, and in a real run nothing downstream starts."""
 
 from __future__ import annotations
 
@@ -7,26 +8,39 @@ import json
 import shutil
 from pathlib import Path
 
-import dagster as dg
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
+from z4_assets.assets import cleanup_report, model_card, promotion, run_record, signed_package
 from z4_assets.core.fairness._disparity import DISPARITIES
 from z4_assets.core.fairness._gates import GATES
 from z4_assets.core.gates import _fmt
+from z4_assets.core.governance import _evidence
 from z4_assets.core.governance._card import render_card
 from z4_assets.core.governance._evidence import gather
 from z4_assets.core.policy import load_policy
 from z4_assets.core.provenance import code_version
-from z4_assets.core.refs import StageEvidence
-from z4_assets.governance.assets import model_card
-from z4_assets_tests.conftest import DATASET, SAMPLE_DATASET_CONFIG, check_metadata, check_verdicts
+from z4_assets.core.run_folder import FILES, FactoryRoot, StageFiles
+from z4_assets_tests.conftest import (DATASET, SAMPLE_DATASET_CONFIG, check_metadata, check_verdicts, downstream_of,
+                                      fork_factory, materialized, newest_key, run_factory, started)
 
 SECTIONS = ("Model details", "Purpose and intended use", "Out-of-scope uses", "Training data", "Data hygiene",
             "Performance", "Fairness", "Security", "Limitations and risks", "Safeguards",
             "LGPD/GDPR checklist", "Provenance")
-THRESHOLDS = {d: (k, op, load_policy(None, DATASET)["fairness"][k]) for d, (k, op, _) in GATES.items()}
+THRESHOLDS = {d: (k, op, getattr(load_policy(None, DATASET).fairness, k)) for d, (k, op, _) in GATES.items()}
+# evidence piece -> (the asset whose outcome names the file, its role, the stage's evidence folder)
+PIECES = {"snapshot_manifest": ("z3_snapshot", "manifest", "snapshot"),
+          "snapshot_gates": ("z3_snapshot", "gates", "snapshot"),
+          "hygiene_report": ("hygiene_report", "report", "hygiene"),
+          "hygiene_gates": ("hygiene_report", "gates", "hygiene"),
+          "model_config": ("trained_model", "config", "model"), "model_metrics": ("trained_model", "metrics", "model"),
+          "model_gates": ("trained_model", "gates", "model"),
+          "feature_spec": ("trained_model", "feature_spec", "model"),
+          "fairness_report": ("fairness_report", "report", "fairness"),
+          "security_decision": ("adversarial_eval", "security_decision", "security"),
+          "adversarial_eval": ("adversarial_eval", "adv_eval", "security"),
+          "privacy_eval": ("adversarial_eval", "privacy_eval", "security")}
 
 
 def _read(run_dir: Path, rel: str):
@@ -72,14 +86,19 @@ def test_complete_run_writes_a_complete_card_with_the_real_numbers(sample_factor
         assert f"| {attr} | {spec['legal_basis']} | {spec['basis_reference']} |" in card
     decision = (run_dir / "security" / "security_decision.txt").read_text().strip().splitlines()[0]
     assert decision.startswith("PASS") and decision in card
-    assert "security stage has not run" not in card.lower()
+    privacy = _read(run_dir, "security/privacy_eval.json")
+    assert f"| attack_auc | {_fmt(privacy['attack_auc'])} |" in card
+    index = _read(run_dir, "governance/evidence_index.json")
+    assert index["missing"] == {} and set(PIECES) <= set(index["sources"])
+    for piece, (_, role, folder) in PIECES.items():  # each piece read from the file its stage's outcome names
+        assert index["sources"][piece] == str(run_dir / folder / FILES[folder][role]), piece
 
     top = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert "model_card.md" in top
     local = client.download_artifacts(run.info.run_id, "model_card.md", str(run_dir.parent / "dl"))
     assert Path(local).read_text() == card
     meta = result.asset_materializations_for_node("model_card")[0].metadata
-    assert meta["model_card"].value == str(run_dir / "governance" / "model_card.md")
+    assert meta["file_card"].value == str(run_dir / "governance" / "model_card.md")
 
 
 def _copy_run(sample_factory_run, tmp_path) -> tuple[Path, object]:
@@ -88,10 +107,20 @@ def _copy_run(sample_factory_run, tmp_path) -> tuple[Path, object]:
     return run, sample_factory_run["ref"]
 
 
-def _card(run: Path, ref, ids: dict | None = None):
-    ev = gather(ref, {s: run / s for s in ("snapshot", "hygiene", "model", "fairness")}, run / "security")
+def _files(run: Path) -> dict[str, Path]:
+    """Piece -> its file in a copied run folder, as the upstream outcomes name them."""
+    return {piece: getattr(StageFiles(run / folder, FILES[folder]), role)
+            for piece, (_, role, folder) in PIECES.items()}
+
+
+def _card(run: Path, ref, ids: dict | None = None, files: dict | None = None):
+    ev = gather(ref, _files(run) if files is None else files)
     ids = ids or {"dagster_run_id": "r1", "mlflow_run_id": "m1", "git_sha": "abc123", "dataset_hash": "h"}
     return render_card(ev, ids, THRESHOLDS)
+
+
+def test_the_pieces_are_the_ones_gather_reads():
+    assert set(PIECES) == set(_evidence.PIECES)
 
 
 def test_the_copied_evidence_alone_rebuilds_a_complete_card(sample_factory_run, tmp_path):
@@ -106,6 +135,8 @@ def test_the_copied_evidence_alone_rebuilds_a_complete_card(sample_factory_run, 
     ("model/metrics.json", "model_metrics", "Performance"),
     ("model/feature_spec.json", "feature_spec", "LGPD/GDPR checklist"),
     ("snapshot/dataset_manifest.json", "snapshot_manifest", "Provenance"),
+    ("security/privacy_eval.json", "privacy_eval", "Security"),
+    ("security/security_decision.txt", "security_decision", "Security"),
 ])
 def test_removing_one_piece_of_evidence_fails_the_gate_naming_it(sample_factory_run, tmp_path, rel, piece, section):
     run, ref = _copy_run(sample_factory_run, tmp_path)
@@ -113,8 +144,37 @@ def test_removing_one_piece_of_evidence_fails_the_gate_naming_it(sample_factory_
     card, gate = _card(run, ref)
     assert not gate.passed and gate.value == 1
     assert f"({piece})" in gate.summary and rel.split("/")[-1] in gate.details["missing"][piece]
+    assert "file not found" in gate.details["missing"][piece]
     assert gate.details["sections"][section] == f"missing: {piece}"
     assert f"**MISSING EVIDENCE:** `{piece}`" in card
+
+
+def _other_hash(path: Path) -> None:
+    doc = json.loads(path.read_text())
+    path.write_text(json.dumps({**doc, "hash": "0" * 64}))
+
+
+@pytest.mark.parametrize("rel, piece, tamper, reason", [
+    ("snapshot/dataset_manifest.json", "snapshot_manifest", _other_hash, "hash differs from the snapshot's"),
+    ("model/metrics.json", "model_metrics", lambda p: p.write_text('{"test": {"auc": 0.9'), "unreadable"),
+    ("fairness/fairness.json", "fairness_report", lambda p: p.write_text("{}"), "empty"),
+])
+def test_a_tampered_piece_of_evidence_fails_the_gate_naming_it(sample_factory_run, tmp_path, rel, piece, tamper,
+                                                               reason):
+    run, ref = _copy_run(sample_factory_run, tmp_path)
+    tamper(run / rel)
+    card, gate = _card(run, ref)
+    assert not gate.passed and gate.value == 1 and f"({piece})" in gate.summary
+    assert gate.details["missing"][piece].startswith(str(run / rel)) and reason in gate.details["missing"][piece]
+    assert f"**MISSING EVIDENCE:** `{piece}`" in card
+
+
+def test_a_piece_no_upstream_outcome_names_fails_the_gate(sample_factory_run, tmp_path):
+    run, ref = _copy_run(sample_factory_run, tmp_path)
+    files = {k: v for k, v in _files(run).items() if k != "privacy_eval"}
+    card, gate = _card(run, ref, files=files)
+    assert not gate.passed and gate.details["missing"] == {"privacy_eval": "not recorded (no such file was registered)"}
+    assert gate.details["sections"]["Security"] == "missing: privacy_eval"
 
 
 def test_a_snapshot_without_dataset_config_or_with_an_edited_one_fails(sample_factory_run, tmp_path):
@@ -142,7 +202,7 @@ def test_unknown_git_sha_fails_the_provenance_section(sample_factory_run, tmp_pa
     assert gate.details["sections"]["Provenance"] == "missing: provenance.git_sha"
 
 
-def test_security_evidence_is_read_when_the_stage_ran(sample_factory_run, tmp_path):
+def test_the_security_section_shows_the_security_evidence_it_is_given(sample_factory_run, tmp_path):
     run, ref = _copy_run(sample_factory_run, tmp_path)
     sec = run / "security"
     shutil.rmtree(sec, ignore_errors=True)  # replace the real stage's files with known ones
@@ -156,18 +216,45 @@ def test_security_evidence_is_read_when_the_stage_ran(sample_factory_run, tmp_pa
     assert gate.passed
     assert "APPROVED: robust accuracy 0.71 at eps 0.05" in card
     assert "| pgd.robust_accuracy | 0.7131 |" in card and "| membership_auc | 0.5124 |" in card
-    assert "security stage has not run" not in card.lower()
 
 
-def test_the_asset_blocks_and_names_the_missing_piece(sample_factory_run, tmp_path, factory_resources):
-    run, ref = _copy_run(sample_factory_run, tmp_path)
-    (run / "fairness" / "fairness.json").unlink()
-    stage = {s: StageEvidence(s, str(run / s), True, {}) for s in ("hygiene", "model", "fairness")}
-    result = model_card(context=dg.build_asset_context(resources=factory_resources), z3_snapshot=ref,
-                        hygiene_report=stage["hygiene"], trained_model=stage["model"],
-                        fairness_report=stage["fairness"])
-    (check,) = result.check_results
-    assert not check.passed and "fairness_report" in check.description
-    assert "fairness.json" in check.metadata["evidence"].value["missing"]["fairness_report"]
-    card = Path(result.metadata["model_card"].value).read_text()
-    assert "**MISSING EVIDENCE:** `fairness_report`" in card
+def _point(resources: dict, asset: str, role: str, path: Path) -> None:
+    """The stored outcome of ASSET now names PATH as its ROLE file."""
+    stored = FactoryRoot(resources["storage"].root).outcome(asset, newest_key(resources))
+    doc = json.loads(stored.read_text())
+    doc["files"][role] = str(path)
+    stored.write_text(json.dumps(doc))
+
+
+@pytest.mark.parametrize("piece, how", [("fairness_report", "removed"), ("snapshot_manifest", "tampered")])
+def test_in_a_real_run_missing_or_tampered_evidence_blocks_the_release_naming_it(sample_factory_run, tmp_path,
+                                                                                 piece, how):
+    """model_card and the release on the shared run's outcomes; one evidence file they name is gone or edited."""
+    resources = fork_factory(sample_factory_run, tmp_path)
+    asset, role, folder = PIECES[piece]
+    original = sample_factory_run["run_dir"] / folder / FILES[folder][role]
+    copy = tmp_path / "evidence" / original.name
+    copy.parent.mkdir()
+    shutil.copy(original, copy)
+    _point(resources, asset, role, copy)
+    if how == "removed":
+        copy.unlink()
+    else:
+        _other_hash(copy)
+    result = run_factory(resources, assets=[model_card, signed_package, run_record, promotion, cleanup_report])
+
+    assert not result.success
+    assert check_verdicts(result)["model_card_complete"] is False
+    meta = check_metadata(result, "model_card_complete")
+    assert meta["measured"] == 1 and f"({piece})" in meta["verdict"]
+    reason = "file not found" if how == "removed" else "hash differs from the snapshot's"
+    assert meta["evidence"]["missing"] == {piece: f"{copy}: {reason}"}
+    assert materialized(result) == {"model_card"}
+    assert not started(result) & downstream_of("model_card"), "nothing is packaged, recorded or promoted"
+    card = Path(result.asset_materializations_for_node("model_card")[0].metadata["file_card"].value).read_text()
+    assert f"**MISSING EVIDENCE:** `{piece}`" in card
+    assert original.is_file(), "the shared run's evidence is untouched"
+    client = MlflowClient(resources["mlflow"].tracking_uri)
+    exp = client.get_experiment_by_name("z4-tests")
+    (run,) = client.search_runs([exp.experiment_id], filter_string=f"tags.`dagster.run_id` = '{result.run_id}'")
+    assert run.info.status == "FAILED" and run.data.tags["z4.blocked_by"] == "model_card_complete"

@@ -12,9 +12,11 @@ import torch
 
 from z4_assets.core.contract import Contract
 from z4_assets.core.errors import Z4Error
+from z4_assets.core.files import atomic_write_json
 from z4_assets.core.training._fit import fit_and_evaluate, save_model
 from z4_assets.core.training._model_io import load_model
 from z4_assets.core.policy import load_policy
+from z4_assets.core.run_folder import RunFolder
 from z4_assets.core.security import _evasion as evasion
 from z4_assets.core.security._backdoor import plant_backdoor
 from z4_assets.core.security._evaluate import (evasion_gate, evaluate_security, integrity_gate,
@@ -23,12 +25,12 @@ from z4_assets.core.security._integrity import output_integrity
 from z4_assets.core.security._poisoning import screen_poisoning
 from z4_assets.core.security._privacy import membership_inference
 from z4_assets.core.split import TEST, TRAIN, assign_split
-from z4_assets.core.training._mlp import train_mlp
+from z4_assets.core.training._mlp import state_dict_digest, train_mlp
 from z4_assets.core.validation import conform_dtypes
 from z4_assets_tests.conftest import DATASET
 
 POLICY = load_policy(None, DATASET)
-SEC = POLICY["security"]
+SEC = POLICY.security  # the SecurityPolicy section, as the stage passes it
 FAST = {"hidden_sizes": [64, 32], "epochs": 3, "batch_size": 512, "learning_rate": 2e-3,
         "weight_decay": 1e-5, "seed": 7, "threads": 2}
 
@@ -43,7 +45,7 @@ DESIGN_C = {"pattern": {"PAY_5": 7, "PAY_6": 7}, "source_positive": True, "seed"
 @pytest.fixture(autouse=True)
 def _one_thread():
     """As the stage runs (policy security.threads): 2 torch/OpenMP threads crawl on a shared 2-core box."""
-    with pinned_threads(SEC["threads"]):
+    with pinned_threads(SEC.threads):
         yield
 
 
@@ -59,7 +61,7 @@ def frame(sample_df, contract):
 
 @pytest.fixture(scope="session")
 def fitted(frame, contract):
-    split, _ = assign_split(frame, contract, POLICY["split"])
+    split, _ = assign_split(frame, contract, POLICY.split)
     return split, fit_and_evaluate(frame, contract, split, FAST)
 
 
@@ -79,25 +81,25 @@ def test_planted_backdoor_is_found_with_precision_and_recall(design, min_precisi
     """Measured: A 1.000/1.000, B 1.000/1.000, C 0.987/1.000 (precision/recall on 600 planted rows)."""
     poisoned, planted = plant_backdoor(frame, contract, design["pattern"], 0.02,
                                        design["source_positive"], design["seed"])
-    screen = screen_poisoning(poisoned, contract, SEC["poisoning"], SEC["seed"])
+    screen = screen_poisoning(poisoned, contract, SEC.poisoning, SEC.seed)
     precision, recall = _precision_recall(screen, planted)
     assert len(planted) == 600
     assert precision >= min_precision and recall == 1.0, (precision, recall)
     assert len(screen.clusters) == 1
     expected = {k: (poisoned[k].iloc[planted[0]].item()) for k in design["pattern"]}
     assert screen.clusters[0]["pattern"] == expected
-    gates = {g.name: g for g in poisoning_gates(screen, SEC["poisoning"], poisoned["ID"].to_numpy())}
+    gates = {g.name: g for g in poisoning_gates(screen, SEC.poisoning, poisoned["ID"].to_numpy())}
     assert not gates["poisoning_share"].passed and not gates["poisoning_clusters"].passed
     assert gates["poisoning_share"].value == pytest.approx(screen.flagged.sum() / len(poisoned), abs=1e-6)
 
 
 def test_clean_sample_flags_nothing_and_passes(frame, contract):
-    screen = screen_poisoning(frame, contract, SEC["poisoning"], SEC["seed"])
+    screen = screen_poisoning(frame, contract, SEC.poisoning, SEC.seed)
     assert screen.report["flagged_share"] <= 0.01
     assert screen.report["flagged_rows"] == 0 and screen.clusters == []
     assert screen.report["regions_examined"] > 50, "the screen must have looked at real candidates"
-    assert max(r["excess"] for r in screen.report["closest_regions"]) < SEC["poisoning"]["excess_min"]
-    assert all(g.passed for g in poisoning_gates(screen, SEC["poisoning"], frame["ID"].to_numpy()))
+    assert max(r["excess"] for r in screen.report["closest_regions"]) < SEC.poisoning.excess_min
+    assert all(g.passed for g in poisoning_gates(screen, SEC.poisoning, frame["ID"].to_numpy()))
 
 
 def test_membership_gate_fails_an_overfitted_model_and_passes_the_normal_one(frame, contract, fitted):
@@ -106,18 +108,18 @@ def test_membership_gate_fails_an_overfitted_model_and_passes_the_normal_one(fra
     y = (frame[contract.target.column] == 1).to_numpy(dtype=np.int64)
     train, test = np.flatnonzero(split == TRAIN), np.flatnonzero(split == TEST)
     normal = membership_inference(outcome.train.model, x[train], y[train], x[test], y[test],
-                                  SEC["membership"], SEC["seed"])
+                                  SEC.membership, SEC.seed)
     tiny = np.random.default_rng(0).choice(train, 400, replace=False)
     hp = {**FAST, "hidden_sizes": [256, 256], "epochs": 100, "batch_size": 64, "weight_decay": 0.0,
           "threads": 1}
     # validation = the training rows, so train_mlp keeps the most memorised epoch, not the best one
     overfit = train_mlp(x[tiny], y[tiny], x[tiny], y[tiny], {**hp, "learning_rate": 3e-3})
     attacked = membership_inference(overfit.model, x[tiny], y[tiny], x[test], y[test],
-                                    SEC["membership"], SEC["seed"])
+                                    SEC.membership, SEC.seed)
 
-    assert membership_gate(normal, SEC["membership"]).passed, normal
+    assert membership_gate(normal, SEC.membership).passed, normal
     assert normal["attack_auc"] < 0.53
-    gate = membership_gate(attacked, SEC["membership"])
+    gate = membership_gate(attacked, SEC.membership)
     assert not gate.passed and attacked["attack_auc"] > 0.6, attacked
     assert attacked["member_accuracy"] > attacked["non_member_accuracy"] + 0.1
 
@@ -128,9 +130,9 @@ def test_evasion_passes_by_default_and_fails_a_strict_policy(frame, contract, fi
     y = (frame[contract.target.column] == 1).to_numpy(dtype=np.int64)[test]
     bounds = evasion.feature_bounds(outcome.spec, contract, frame)
     report = evasion.robustness_curve(outcome.train.model, outcome.spec.transform(frame.iloc[test]), y,
-                                      bounds, SEC["evasion"])
-    assert evasion_gate(report, SEC["evasion"]).passed, report["accuracy_drop"]
-    strict = {**SEC["evasion"], "max_accuracy_drop": 0.001}
+                                      bounds, SEC.evasion)
+    assert evasion_gate(report, SEC.evasion).passed, report["accuracy_drop"]
+    strict = SEC.evasion.model_copy(update={"max_accuracy_drop": 0.001})
     assert not evasion_gate(report, strict).passed
     assert report["validity"] == {"rows_outside_contract": 0, "rows_with_frozen_input_moved": 0}
     pgd = [p["pgd_auc"] for p in report["curve"]]
@@ -180,18 +182,18 @@ def _broken(model, how: str):
 def test_output_integrity_fails_nan_and_constant_models(how, failed, frame, contract, fitted):
     split, outcome = fitted
     rows = frame.iloc[np.flatnonzero(split == TEST)[:1000]]
-    good = output_integrity(outcome.train.model, outcome.spec, contract, rows, frame, SEC["integrity"], 1)
+    good = output_integrity(outcome.train.model, outcome.spec, contract, rows, frame, SEC.integrity, 1)
     assert integrity_gate(good).passed and good["failed_checks"] == []
     bad = output_integrity(_broken(outcome.train.model, how), outcome.spec, contract, rows, frame,
-                           SEC["integrity"], 1)
+                           SEC.integrity, 1)
     assert set(bad["failed_checks"]) == failed
     assert not integrity_gate(bad).passed
 
 
 def test_same_model_and_snapshot_give_the_same_report(frame, contract, fitted):
     split, outcome = fitted
-    rules = copy.deepcopy(SEC)
-    rules["evasion"]["sample_rows"] = rules["membership"]["rows_per_side"] = 1500
+    rules = SEC.model_copy(update={"evasion": SEC.evasion.model_copy(update={"sample_rows": 1500}),
+                                   "membership": SEC.membership.model_copy(update={"rows_per_side": 1500})})
     runs = [evaluate_security(frame, contract, split, outcome.train.model, outcome.spec, rules) for _ in range(2)]
     dump = [json.dumps({"adv": r.adversarial, "privacy": r.privacy, "integrity": r.integrity,
                         "gates": [g.as_dict() for g in r.gates]}, sort_keys=True, default=str) for r in runs]
@@ -202,17 +204,27 @@ def test_same_model_and_snapshot_give_the_same_report(frame, contract, fitted):
 
 def test_load_model_round_trip_and_tamper(tmp_path, frame, contract, fitted):
     split, outcome = fitted
-    save_model(tmp_path, outcome, contract)
-    model, spec, config = load_model(tmp_path)
+    files = RunFolder(tmp_path, "run-1").stage("model")
+    save_model(files, outcome, contract)
+    model, spec, config = load_model(files.dir, outcome.train.digest)
     x = spec.transform(frame.head(200))
     with torch.no_grad():
         assert torch.equal(model(torch.from_numpy(x)), outcome.train.model.eval()(torch.from_numpy(x)))
     assert config["state_dict_sha256"] == outcome.train.digest
-    state = torch.load(tmp_path / "weights.pt", weights_only=True)
-    state["0.bias"][0] += 1.0
-    torch.save(state, tmp_path / "weights.pt")
-    with pytest.raises(Z4Error, match="weights digest .* differs"):
-        load_model(tmp_path)
-    (tmp_path / "feature_spec.json").unlink()
+
+    # other weights with a config rewritten to match: consistent on disk, refused by the lineage's digest
+    with torch.no_grad():
+        model[0].bias[0] += 1.0
+    torch.save(model.state_dict(), files.weights)
+    atomic_write_json(files.config, {**config, "state_dict_sha256": state_dict_digest(model)})
+    assert load_model(files.dir)[2]["state_dict_sha256"] != outcome.train.digest
+    with pytest.raises(Z4Error, match="differs from the .* this lineage was built on"):
+        load_model(files.dir, outcome.train.digest)
+
+    # weights changed behind the config's back
+    atomic_write_json(files.config, config)
+    with pytest.raises(Z4Error, match="weights digest .* differs from the recorded"):
+        load_model(files.dir)
+    files.feature_spec.unlink()
     with pytest.raises(Z4Error, match="feature_spec.json: model file is missing"):
-        load_model(tmp_path)
+        load_model(files.dir)

@@ -1,31 +1,27 @@
-"""adversarial_eval in the factory: the sample passes with evidence in MLflow; a backdoored snapshot is blocked."""
+"""adversarial_eval in the factory: the sample passes with evidence in MLflow; every security gate fails
+in a real run (a strict policy, a backdoored snapshot) and nothing downstream starts."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import dagster as dg
 import numpy as np
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
+from z4_assets.assets import (FACTORY_ASSETS, adversarial_eval, cleanup_report, fairness_report, model_card,
+                              promotion, run_record, signed_package)
 from z4_assets.core.contract import Contract
 from z4_assets.core.security._backdoor import plant_backdoor
+from z4_assets.core.stages import SECURITY
 from z4_assets.resources import PolicyStore
-from z4_assets.security.assets import adversarial_eval
-from z4_assets_tests.conftest import (FACTORY_ASSETS, FAST_TRAIN, check_metadata, check_verdicts,
-                                      materialized, run_factory)
+from z4_assets_tests.conftest import (check_metadata, check_verdicts, downstream_of, fork_factory, materialized,
+                                      run_factory, started)
 
-SECURITY_GATES = {"poisoning_share", "poisoning_clusters", "evasion_accuracy_drop", "membership_auc",
-                  "output_integrity"}
+SECURITY_GATES = set(SECURITY.gate_names)
 EVIDENCE = {"adv_eval.json", "privacy_eval.json", "output_integrity.json", "robustness_curve.png",
             "security_decision.txt"}
-
-
-@dg.asset(group_name="promotion_test")
-def promotion_candidate(adversarial_eval):
-    """Stands in for whatever follows the security stage (registry, signing): it must not run when blocked."""
-    return adversarial_eval.path
+RELEASE = [model_card, signed_package, run_record, promotion, cleanup_report]
 
 
 def _mlflow_run(resources, result):
@@ -36,14 +32,13 @@ def _mlflow_run(resources, result):
     return client, run
 
 
-def test_sample_passes_every_security_gate_with_linked_evidence(sample_df, register, factory_resources,
-                                                                tmp_path):
-    register(sample_df)
-    result = run_factory(factory_resources)
-
+def test_sample_passes_every_security_gate_with_linked_evidence(sample_factory_run):
+    result, resources, run_dir = (sample_factory_run[k] for k in ("result", "resources", "run_dir"))
     assert result.success
     verdicts = check_verdicts(result)
-    assert SECURITY_GATES <= set(verdicts) and all(verdicts.values()), verdicts
+    assert SECURITY_GATES == {"poisoning_share", "poisoning_clusters", "evasion_accuracy_drop", "membership_auc",
+                              "output_integrity"}
+    assert SECURITY_GATES <= set(verdicts) and all(verdicts[g] for g in SECURITY_GATES), verdicts
     meta = check_metadata(result, "membership_auc")
     assert meta["measured"] <= meta["threshold"] == 0.55
     assert check_metadata(result, "evasion_accuracy_drop")["threshold"] == 0.05
@@ -51,33 +46,66 @@ def test_sample_passes_every_security_gate_with_linked_evidence(sample_df, regis
 
     mat = result.asset_materializations_for_node("adversarial_eval")[0].metadata
     assert mat["decision"].value == "PASS"
-    out = Path(factory_resources["storage"].root) / "runs" / result.run_id / "security"
+    out = run_dir / "security"
     assert EVIDENCE <= {p.name for p in out.iterdir()}
-    for key in ("adv_eval", "privacy_eval", "output_integrity", "robustness_curve", "security_decision"):
+    for key in ("file_adv_eval", "file_privacy_eval", "file_output_integrity", "robustness_curve",
+                "file_security_decision"):
         assert Path(mat[key].value).parent == out and Path(mat[key].value).is_file()
     assert (out / "robustness_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (out / "security_decision.txt").read_text().startswith("PASS\n")
+    trained = result.asset_materializations_for_node("trained_model")[0].metadata
+    assert mat["lineage"].value["model"] == trained["state_dict_sha256"].value, "evaluated the model it was given"
 
-    client, run = _mlflow_run(factory_resources, result)
+    client, run = _mlflow_run(resources, result)
     assert run.info.status == "FINISHED"
     assert run.data.tags["security_decision"] == "PASS"
+    assert mat["mlflow_run_id"].value == run.info.run_id
     logged = {a.path for a in client.list_artifacts(run.info.run_id, "reports/security")}
     assert {f"reports/security/{name}" for name in EVIDENCE} <= logged
 
-    # The same asset called directly with a stricter policy: only the evasion gate fails.
-    strict = tmp_path / "strict.yaml"
-    strict.write_text("defaults:\n  security:\n    evasion: {max_accuracy_drop: 0.0001}\n")
-    resources = {**factory_resources, "policy": PolicyStore(path=str(strict))}
-    direct = adversarial_eval(
-        context=dg.build_asset_context(resources=resources),
-        z3_snapshot=result.output_for_node("z3_snapshot"),
-        hygiene_report=result.output_for_node("hygiene_report"),
-        trained_model=result.output_for_node("trained_model"))
-    checks = {c.check_name: c for c in direct.check_results}
-    assert {n for n, c in checks.items() if not c.passed} == {"evasion_accuracy_drop"}
-    drop = checks["evasion_accuracy_drop"].metadata
-    assert drop["measured"].value > drop["threshold"].value == 0.0001
-    assert direct.metadata["decision"] == "FAIL"
+
+STRICT = """\
+defaults:
+  security:
+    evasion: {max_accuracy_drop: 0.0001}
+    membership: {max_attack_auc: 0.4}
+    integrity: {min_distinct_scores: 1000000000}
+"""
+
+
+def test_a_strict_policy_fails_evasion_membership_and_integrity_and_blocks_the_release(sample_factory_run,
+                                                                                        tmp_path):
+    """adversarial_eval alone on the sample run's snapshot, hygiene and model outcomes, then the release."""
+    policy = tmp_path / "strict.yaml"
+    policy.write_text(STRICT)
+    resources = {**fork_factory(sample_factory_run, tmp_path), "policy": PolicyStore(path=str(policy))}
+    result = run_factory(resources, assets=[adversarial_eval, *RELEASE])
+
+    assert not result.success
+    verdicts = check_verdicts(result)
+    assert {g for g in SECURITY_GATES if not verdicts[g]} == {"evasion_accuracy_drop", "membership_auc",
+                                                              "output_integrity"}, verdicts
+    drop = check_metadata(result, "evasion_accuracy_drop")
+    assert drop["measured"] > drop["threshold"] == 0.0001
+    auc = check_metadata(result, "membership_auc")
+    assert auc["measured"] > auc["threshold"] == 0.4
+    integrity = check_metadata(result, "output_integrity")
+    assert integrity["measured"] == 1 and integrity["evidence"]["failed"] == ["distinct_scores"]
+    assert materialized(result) == {"adversarial_eval"}
+    assert not started(result) & downstream_of("adversarial_eval"), "nothing of the release starts"
+
+    mat = result.asset_materializations_for_node("adversarial_eval")[0].metadata
+    shared = sample_factory_run["result"].asset_materializations_for_node("trained_model")[0].metadata
+    assert mat["lineage"].value["model"] == shared["state_dict_sha256"].value, "the stored model was evaluated"
+    assert mat["decision"].value == "FAIL"
+    decision = Path(mat["file_security_decision"].value).read_text()
+    assert decision.startswith("FAIL\n")
+    assert "blocking: evasion_accuracy_drop, membership_auc, output_integrity" in decision
+    assert Path(mat["file_security_decision"].value).is_relative_to(tmp_path), "the shared run is untouched"
+    _, run = _mlflow_run(resources, result)
+    assert run.info.status == "FAILED" and run.data.tags["security_decision"] == "FAIL"
+    assert set(run.data.tags["z4.blocked_by"].split(",")) == {"evasion_accuracy_drop", "membership_auc",
+                                                              "output_integrity"}
 
 
 def test_planted_backdoor_is_caught_and_blocks_everything_downstream(
@@ -86,32 +114,29 @@ def test_planted_backdoor_is_caught_and_blocks_everything_downstream(
     poisoned, planted = plant_backdoor(sample_df, contract, {"PAY_AMT4": "max", "PAY_AMT6": "max"},
                                        share=0.02, source_positive=True, seed=11)
     register(poisoned)
-    result = dg.materialize(
-        [*FACTORY_ASSETS, promotion_candidate], resources=factory_resources, raise_on_error=False,
-        run_config={"ops": {"trained_model": {"config": FAST_TRAIN}}})
+    # the whole factory but the sibling fairness stage (it sees the same poisoned labels and may block
+    # too): whatever stops the release here is the security stage
+    result = run_factory(factory_resources, assets=[a for a in FACTORY_ASSETS if a is not fairness_report])
 
     verdicts = check_verdicts(result)
-    failed = {k for k, ok in verdicts.items() if not ok}
-    # the security stage blocks on exactly the poisoning gates; the sibling fairness stage sees the
-    # same poisoned labels and may block too (measured: equalized odds on this design)
-    assert {k for k in failed if not k.startswith("fairness_")} == {"poisoning_share", "poisoning_clusters"}
+    assert {k for k, ok in verdicts.items() if not ok} == {"poisoning_share", "poisoning_clusters"}
     assert "adversarial_eval" in materialized(result)
-    assert "promotion_candidate" not in materialized(result)
+    assert not started(result) & downstream_of("adversarial_eval")
     assert not result.success
 
     clusters = check_metadata(result, "poisoning_clusters")["evidence"]["clusters"]
     assert len(clusters) == 1
     assert clusters[0]["pattern"] == {"PAY_AMT4": float(sample_df["PAY_AMT4"].max()),
                                       "PAY_AMT6": float(sample_df["PAY_AMT6"].max())}
-    out = Path(factory_resources["storage"].root) / "runs" / result.run_id / "security"
-    flagged = set(pd.read_csv(out / "suspicious_rows.csv")["id"])
+    out = factory_resources["storage"].folder(result.run_id).stage(SECURITY.folder, create=False)
+    flagged = set(pd.read_csv(out.suspicious_rows)["id"])
     from z4_assets.core.broker import load_key, pseudonym
 
     key = load_key("", factory_resources["broker"].key_file)  # the evidence names rows by pseudonym only
     truth = {pseudonym(v, key) for v in poisoned["ID"].to_numpy()[planted]}
     precision, recall = len(flagged & truth) / len(flagged), len(flagged & truth) / len(truth)
     assert precision >= 0.8 and recall >= 0.8, (precision, recall)  # measured: 1.000 / 1.000
-    decision = (out / "security_decision.txt").read_text()
+    decision = out.security_decision.read_text()
     assert decision.startswith("FAIL\n") and "blocking: poisoning_share, poisoning_clusters" in decision
 
     client, run = _mlflow_run(factory_resources, result)

@@ -41,19 +41,26 @@ def arrays():
     return x[tr], y[tr], x[va], y[va]
 
 
-def _policy(**over) -> dict:
-    return {**load_policy(None, "taiwan_credit_default")["training"], **over}
+def _policy(**over):
+    """The policy's `training` section as the stage passes it (a TrainingPolicy), with OVER changed."""
+    return load_policy(None, "taiwan_credit_default").training.model_copy(update=over)
 
 
 def test_policy_defines_the_training_thresholds(tmp_path):
-    rules = load_policy(None, "taiwan_credit_default")["training"]
-    assert rules["max_grad_norm"] > 0 and rules["patience_epochs"] >= 1 and rules["min_delta"] >= 0
+    rules = load_policy(None, "taiwan_credit_default").training
+    assert rules.max_grad_norm > 0 and rules.patience_epochs >= 1 and rules.min_delta >= 0
     own = tmp_path / "policy.yaml"
     own.write_text("defaults:\n  training: {patience_epochs: 1}\n")
-    merged = load_policy(own, "taiwan_credit_default")["training"]
-    assert merged["patience_epochs"] == 1 and merged["max_grad_norm"] == rules["max_grad_norm"]
-    for bad in ({"max_grad_norm": "big", "patience_epochs": 3}, {"max_grad_norm": 10, "patience_epochs": 0},
-                {"patience_epochs": 3}):
+    merged = load_policy(own, "taiwan_credit_default").training
+    assert merged.patience_epochs == 1 and merged.max_grad_norm == rules.max_grad_norm
+    assert TrainingMonitor(merged).patience == 1
+    # a word where a number belongs never reaches the monitor: the policy file is refused, naming the key
+    own.write_text("defaults:\n  training: {max_grad_norm: big}\n")
+    with pytest.raises(Z4Error, match="training.max_grad_norm must be a number"):
+        load_policy(own, "taiwan_credit_default")
+    # numbers of the right kind but out of range are refused by the monitor itself
+    for bad in (_policy(max_grad_norm=0.0), _policy(patience_epochs=0), _policy(min_delta=-0.1),
+                {"max_grad_norm": "big", "patience_epochs": 3}, {"patience_epochs": 3}):
         with pytest.raises(Z4Error, match="policy 'training' needs"):
             TrainingMonitor(bad)
 
@@ -86,6 +93,9 @@ def test_a_learning_rate_built_to_diverge_stops_at_the_epoch_it_turns_nan(arrays
     with pytest.raises(TrainingDiverged) as e:
         train_mlp(*arrays, {**HP, "learning_rate": 1e20}, monitor)
     assert e.value.epoch == 1 and "training diverged at epoch 1/3" in str(e.value) and "nan" in str(e.value)
+    # what core/tracking.open_stage records in the run's MLflow run
+    assert e.value.blocked_by == "training_diverged"
+    assert e.value.tags == {"z4.training.failure": str(e.value), "training.failed_epoch": "1"}
     if watched:
         assert len(monitor.records) == 1 and monitor.failure == str(e.value)
         line = json.loads(monitor.write_jsonl(tmp_path / "log.jsonl").read_text())  # NaN as a string

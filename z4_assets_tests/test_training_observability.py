@@ -9,10 +9,16 @@ import logging
 import math
 
 import dagster as dg
+import pytest
 from mlflow.tracking import MlflowClient
 
+from z4_assets.assets import FACTORY_ASSETS, hygiene_report, trained_model, z3_snapshot
+from z4_assets.core.stages import TRAINING
+from z4_assets.core.z3 import add_snapshot
 from z4_assets.resources import PolicyStore
-from z4_assets_tests.conftest import ALL_ASSETS, BACKBONE, FACTORY_ASSETS, materialized, run_factory
+from z4_assets_tests.conftest import (ALL_ASSETS, DATASET, SAMPLE_CONTRACT, SAMPLE_DATASET_CONFIG, check_metadata,
+                                      check_verdicts, downstream_of, make_resources, materialized, run_factory,
+                                      started)
 
 READS_ROWS = {"z3_snapshot", "hygiene_report", "trained_model", "adversarial_eval", "fairness_report"}
 COST_KEYS = {"cost_wall_s", "cost_cpu_s", "cost_child_cpu_s", "cost_step_peak_rss_mib",
@@ -37,53 +43,74 @@ def _ids(run_id, ref) -> str:
     return f"[run={run_id} snapshot={ref.label}]"
 
 
-def test_a_diverging_model_fails_the_run_naming_the_epoch(sample_df, register, factory_resources):
-    ref = register(sample_df)
+@pytest.fixture(scope="module")
+def diverged(tmp_path_factory, sample_df, signing_key, cache_root):
+    """The whole factory on the sample with a learning rate built to diverge: snapshot and hygiene pass,
+    training fails. Their outcomes stay in the store for the module's other training run."""
+    root = tmp_path_factory.mktemp("diverged")
+    data = root / "data.parquet"
+    sample_df.to_parquet(data, index=False)
+    ref, _ = add_snapshot(root / "z3", DATASET, SAMPLE_CONTRACT, data, dataset_config=SAMPLE_DATASET_CONFIG)
+    resources = make_resources(root, root / "z3", signing_key, cache_root)
     instance = dg.DagsterInstance.ephemeral()
-    result = run_factory(factory_resources, train={"learning_rate": 1e20}, instance=instance)
+    result = run_factory(resources, train={"learning_rate": 1e20}, instance=instance)
+    return {"result": result, "resources": resources, "ref": ref, "instance": instance}
+
+
+def test_a_diverging_model_fails_the_run_naming_the_epoch(diverged):
+    result, resources, ref, instance = (diverged[k] for k in ("result", "resources", "ref", "instance"))
 
     assert not result.success
-    assert materialized(result) == {"z3_snapshot", "hygiene_report"}, "nothing downstream of training"
+    assert materialized(result) == {"z3_snapshot", "hygiene_report"}
+    assert not started(result) & downstream_of("trained_model"), "nothing downstream of training starts"
     failures = [e for e in result.all_events if e.is_step_failure]
     assert [e.step_key for e in failures] == ["trained_model"]
-    error = failures[0].step_failure_data
-    assert "training diverged at epoch 1/3: train loss is nan" in error.error.message
-    assert error.user_failure_data.metadata["failed_epoch"].value == 1
+    message = failures[0].step_failure_data.error.message
+    assert f"trained_model of {ref.label}: training diverged at epoch 1/3: train loss is nan" in message
+    assert "Traceback" not in message, "a Z4Error is one line, not a stack"
 
-    client, run = _mlflow_run(factory_resources, result.run_id)
+    client, run = _mlflow_run(resources, result.run_id)
     assert run.info.status == "FAILED"
     assert "training_diverged" in run.data.tags["z4.blocked_by"].split(",")
+    assert run.data.tags["z4.error"] == f"{result.run_id}: error in trained_model: TrainingDiverged"
     assert "epoch 1/3" in run.data.tags["z4.training.failure"] and run.data.tags["training.failed_epoch"] == "1"
     loss = client.get_metric_history(run.info.run_id, "train.train_loss")
     assert [m.step for m in loss] == [1] and math.isnan(loss[0].value)
     assert "model/training_log.jsonl" in {a.path for a in client.list_artifacts(run.info.run_id, "model")}
 
-    model_dir = factory_resources["storage"].run_dir(result.run_id, "model")
-    lines = [json.loads(x) for x in (model_dir / "training_log.jsonl").read_text().splitlines()]
+    model_dir = resources["storage"].folder(result.run_id).stage("model", create=False)
+    lines = [json.loads(x) for x in model_dir.training_log.read_text().splitlines()]
     assert [(r["epoch"], r["train_loss"]) for r in lines] == [(1, "nan")]
-    assert not (model_dir / "weights.pt").exists()
+    assert not model_dir.weights.exists()
     errors = [e.user_message for e in _user_lines(instance, result.run_id)
               if e.level == logging.ERROR and "diverged" in e.user_message]  # not Dagster's skip lines
     assert len(errors) == 1 and errors[0].startswith(_ids(result.run_id, ref)) and "epoch 1/3" in errors[0]
 
 
-def test_gradient_and_stall_warnings_are_logged_and_recorded(sample_df, register, factory_resources, tmp_path):
-    ref = register(sample_df)
+def test_gradient_and_stall_warnings_are_logged_and_recorded(diverged, tmp_path):
+    """The factory from trained_model on, on the snapshot and hygiene outcomes of the diverged run."""
+    ref = diverged["ref"]
     policy = tmp_path / "policy.yaml"
     policy.write_text("defaults:\n  training: {patience_epochs: 2}\n")
+    resources = {**diverged["resources"], "policy": PolicyStore(path=str(policy))}
     instance = dg.DagsterInstance.ephemeral()
-    result = dg.materialize(
-        [a for a in FACTORY_ASSETS if a.key.to_user_string() in BACKBONE], instance=instance,
-        resources={**factory_resources, "policy": PolicyStore(path=str(policy))}, raise_on_error=False,
-        run_config={"ops": {"trained_model": {"config": {"epochs": 3, "learning_rate": 1.0}}}})
+    result = run_factory(resources, train={"epochs": 3, "learning_rate": 1.0}, instance=instance,
+                         assets=[a for a in FACTORY_ASSETS if a not in (z3_snapshot, hygiene_report)])
 
-    assert materialized(result) == BACKBONE  # it trains (badly: the AUC gate fails), with warnings
+    assert materialized(result) == {"trained_model"}  # it trains (badly: the gates fail), with warnings
+    verdicts = check_verdicts(result)
+    assert {g for g in TRAINING.gate_names if not verdicts[g]} == {"performance_auc", "performance_ks"}
+    for gate in TRAINING.gate_names:
+        meta = check_metadata(result, gate)
+        assert meta["measured"] < meta["threshold"], (gate, meta)
+    assert not started(result) & downstream_of("trained_model"), "a model below the bar is not evaluated"
     meta = result.asset_materializations_for_node("trained_model")[0].metadata
     warned = [(w["kind"], w["epoch"]) for w in meta["training_warnings"].value]
     assert ("exploding_gradient", 1) in warned and ("no_improvement", 3) in warned
     assert meta["training_epochs_run"].value == 3
 
-    client, run = _mlflow_run(factory_resources, result.run_id)
+    client, run = _mlflow_run(resources, result.run_id)
+    assert run.info.status == "FAILED" and run.data.tags["z4.blocked_by"] == "performance_auc,performance_ks"
     assert run.data.tags["training.warnings"] == "exploding_gradient,no_improvement"
     assert run.data.metrics["training.warning.exploding_gradient"] >= 1
     assert run.data.metrics["training.warning.no_improvement"] == 1

@@ -243,6 +243,10 @@ def open_stage(recorder: RunRecorder, snapshot, dagster_run_id: str, root_run_id
         try:
             if getattr(e, "tags", None):
                 record.log(tags=e.tags)
+            if getattr(e, "steps", None):  # evidence of why it stopped (a diverged run's epochs and log)
+                record.log_steps(e.steps)
+            for artifact_path, local in (getattr(e, "artifacts", None) or {}).items():
+                record.artifact(local, artifact_path)
             recorder.fail(run_id, dagster_run_id, error, blocked_by=getattr(e, "blocked_by", None))
         except Exception as unrecorded:  # the tracking server may be what failed: raise the stage's error
             if on_unrecorded is not None:

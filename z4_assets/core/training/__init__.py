@@ -28,8 +28,9 @@ def run_trained_model(snapshot: SnapshotOutcome, hygiene: HygieneOutcome, run: S
     monitor = TrainingMonitor(run.policy.training, {"dagster_run_id": run.run_id, "snapshot_id": run.partition})
     try:
         fit = fit_and_evaluate(df, run.contract, split, hp, monitor)
-    except TrainingDiverged:
+    except TrainingDiverged as e:
         monitor.write_jsonl(files.training_log)
+        e.steps, e.artifacts = monitor.step_metrics(), {"model": str(files.training_log)}  # for open_stage
         raise
     gates = performance_gates(fit, run.policy)
     written = save_model(files, fit, run.contract)

@@ -31,7 +31,8 @@ STEP_METRICS = ("train_loss", "val_auc", "learning_rate", "seconds", "rows_per_s
 class TrainingDiverged(Z4Error):
     """The loss became NaN or infinite: the model is unusable and the run must stop.
 
-    `blocked_by` and `tags` say so in the run's MLflow record (core/tracking.open_stage logs them)."""
+    `blocked_by` and `tags` say so in the run's MLflow record (core/tracking.open_stage logs them, with
+    the `steps` and `artifacts` the training stage adds: the epochs run and training_log.jsonl)."""
 
     blocked_by = "training_diverged"
 
