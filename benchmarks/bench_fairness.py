@@ -43,7 +43,7 @@ def scored_test_split(rows: int):
     policy = load_policy(None, DATASET_ID)
     raw, contract = load_sample()
     sample = conform_dtypes(raw, contract)
-    split, _ = assign_split(sample, contract, policy["split"])
+    split, _ = assign_split(sample, contract, policy.split)
     hp = {"hidden_sizes": [64, 32], "epochs": 3, "batch_size": 512, "learning_rate": 2e-3,
           "weight_decay": 1e-5, "seed": 7, "threads": 2}
     fit = fit_and_evaluate(sample, contract, split, hp)
@@ -60,7 +60,7 @@ def fast_vs_fairlearn(test, contract, y, score, policy, reference: bool) -> dict
     from z4_assets.core.fairness._kernel import group_metrics, sort_groups
     from z4_assets.core.fairness._reference import reference_disparities, reference_group_metrics
 
-    fp = policy["fairness"]
+    fp = policy.fairness
     singles, crossed = build_groupings(test, contract, {**fp, "intersections": [["SEX", "AGE"]]})
     g = crossed[0]
     start = time.perf_counter()
@@ -92,12 +92,12 @@ def binning_error(test, contract, y, score, policy) -> dict:
     from z4_assets.core.fairness._groups import build_groupings
     from z4_assets.core.fairness._kernel import coarsen, group_metrics, sort_groups
 
-    fp = policy["fairness"]
+    fp = policy.fairness
     singles, crossed = build_groupings(test, contract, fp)
     worst = {"auc": 0.0, "ks": 0.0, "rates": 0.0}
     for g in singles + crossed:
         sg = sort_groups(g.codes, len(g.labels), y, score.astype(np.float64), 0.5)
-        exact, binned = group_metrics(sg), group_metrics(coarsen(sg, int(fp["bootstrap_score_bins"])))
+        exact, binned = group_metrics(sg), group_metrics(coarsen(sg, int(fp.bootstrap_score_bins)))
         for m in ("auc", "ks", "selection_rate", "tpr", "fpr", "precision"):
             d = np.abs(exact[m] - binned[m])
             key = m if m in ("auc", "ks") else "rates"
@@ -120,15 +120,15 @@ def main(argv: list[str] | None = None) -> int:
     times, result = [], None
     for _ in range(args.repeats):
         start = time.perf_counter()
-        result = build_report(test, contract, y, score, policy["fairness"], sample)
+        result = build_report(test, contract, y, score, policy.fairness, sample)
         times.append(time.perf_counter() - start)
     report_s = median(times)
-    fp = policy["fairness"]
+    fp = policy.fairness
     out = {
         "machine": machine(), "rows": args.rows, "setup_s": setup_s,
         "report_s": spread(times),
         "groupings": len(result.report["attributes"]) + len(result.report["intersections"]),
-        "bootstrap_resamples": fp["bootstrap_resamples"], "score_bins": fp["bootstrap_score_bins"],
+        "bootstrap_resamples": fp.bootstrap_resamples, "score_bins": fp.bootstrap_score_bins,
         "gates": {g.name: {"value": g.value, "passed": g.passed} for g in result.gates},
         "reference": fast_vs_fairlearn(test, contract, y, score, policy, not args.no_reference),
         "binning_max_abs_error": binning_error(test, contract, y, score, policy),

@@ -42,13 +42,13 @@ def detection(frame, contract, rules) -> dict:
 
     out = {}
     start = time.perf_counter()
-    clean = screen_poisoning(frame, contract, rules["poisoning"], rules["seed"])
+    clean = screen_poisoning(frame, contract, rules.poisoning, rules.seed)
     out["clean"] = {"flagged_share": clean.report["flagged_share"], "clusters": len(clean.clusters),
                     "seconds": round(time.perf_counter() - start, 3)}
     for name, (pattern, source_positive, seed) in DESIGNS.items():
         poisoned, planted = plant_backdoor(frame, contract, pattern, 0.02, source_positive, seed)
         start = time.perf_counter()
-        screen = screen_poisoning(poisoned, contract, rules["poisoning"], rules["seed"])
+        screen = screen_poisoning(poisoned, contract, rules.poisoning, rules.seed)
         truth = np.zeros(len(poisoned), dtype=bool)
         truth[planted] = True
         tp = int((screen.flagged & truth).sum())
@@ -68,10 +68,10 @@ def measure_size(rows: int, repeats: int, log) -> dict:
     from z4_assets.core.validation import conform_dtypes
 
     policy = load_policy(None, DATASET_ID)
-    rules = policy["security"]
+    rules = policy.security
     sample, contract = load_sample()
     frame = conform_dtypes(resample(sample, contract, rows), contract)
-    split, _ = assign_split(frame, contract, policy["split"])
+    split, _ = assign_split(frame, contract, policy.split)
     start = time.perf_counter()
     outcome = fit_and_evaluate(frame, contract, split, TRAIN)
     train_seconds = time.perf_counter() - start
@@ -86,7 +86,7 @@ def measure_size(rows: int, repeats: int, log) -> dict:
         runs.append(result.seconds)
         log(f"  {rows} rows, repeat {i + 1}: {walls[-1][0]:.1f}s wall {result.seconds}")
     per_test = {k: round(statistics.median(r[k] for r in runs), 3) for k in runs[0]}
-    with pinned_threads(int(rules["threads"])):
+    with pinned_threads(int(rules.threads)):
         quality = detection(frame, contract, rules)
     log(f"  {rows} rows detection: {quality}")
     return {

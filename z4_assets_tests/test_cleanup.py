@@ -162,16 +162,16 @@ def test_contained_only_accepts_paths_strictly_inside(tmp_path):
     ({"RET-7": {"kind": "SOMETHING", "days": 7}}, "kind must be one of"),
 ])
 def test_retention_policy_refuses_weak_classes(policy, change, message):
-    section = {**policy["retention"], "classes": {**policy["retention"]["classes"], **change}}
+    section = {**policy.retention, "classes": {**policy.retention["classes"], **change}}
     with pytest.raises(Z4Error, match=message):
         retention_policy(section, "policy.yaml")
 
 
 def test_retention_rules_must_name_known_classes_and_default_to_evidence(policy):
     with pytest.raises(Z4Error, match="known class"):
-        retention_policy({**policy["retention"], "rules": [{"glob": "*", "class": "RET-1"}]})
+        retention_policy({**policy.retention, "rules": [{"glob": "*", "class": "RET-1"}]})
     with pytest.raises(Z4Error, match="default_class"):
-        retention_policy({**policy["retention"], "default_class": "RET-7"})
+        retention_policy({**policy.retention, "default_class": "RET-7"})
 
 
 def test_the_delete_primitive_itself_refuses_anything_outside_its_base(tmp_path):

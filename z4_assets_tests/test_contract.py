@@ -97,7 +97,8 @@ def test_policy_overrides_per_dataset(tmp_path):
     assert special.performance.model_dump() == {"test_auc_min": 0.8, "test_ks_min": 0.5}
     assert other.performance.test_auc_min == 0.8 and other.performance.test_ks_min == 0.30  # packaged default
     assert other.hygiene.leakage_auc_max == 0.95
-    assert other["performance"]["test_ks_min"] == 0.30  # the transitional mapping access still reads
+    with pytest.raises(TypeError):  # one way to read a threshold: by attribute
+        other["performance"]
     # an override file may hold only `datasets:`: the packaged defaults fill the rest
     p.write_text("datasets:\n  special: {performance: {test_ks_min: 0.5}}\n")
     only, packaged = load_policy(p, "special"), load_policy(None, "special")

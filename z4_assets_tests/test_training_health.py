@@ -59,8 +59,7 @@ def test_policy_defines_the_training_thresholds(tmp_path):
     with pytest.raises(Z4Error, match="training.max_grad_norm must be a number"):
         load_policy(own, "taiwan_credit_default")
     # numbers of the right kind but out of range are refused by the monitor itself
-    for bad in (_policy(max_grad_norm=0.0), _policy(patience_epochs=0), _policy(min_delta=-0.1),
-                {"max_grad_norm": "big", "patience_epochs": 3}, {"patience_epochs": 3}):
+    for bad in (_policy(max_grad_norm=0.0), _policy(patience_epochs=0), _policy(min_delta=-0.1)):
         with pytest.raises(Z4Error, match="policy 'training' needs"):
             TrainingMonitor(bad)
 

@@ -22,15 +22,6 @@ DEFAULT_POLICY = Path(__file__).resolve().parents[1] / "policy.yaml"
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    def __getitem__(self, key: str) -> Any:  # transitional: policy["hygiene"]["drift_bins"] still reads
-        return getattr(self, key)
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return getattr(self, key, default)
-
-    def keys(self):
-        return type(self).model_fields.keys()
-
 
 class AccessPolicy(Section):
     purpose: str = Field(description="purpose a run reads data for unless its config names another")

@@ -31,8 +31,8 @@ def _uniform(keys: np.ndarray, seed: int) -> np.ndarray:
 def assign_split(df: pd.DataFrame, contract: Contract, policy: dict,
                  feature_hash: np.ndarray | None = None) -> tuple[np.ndarray, str]:
     """Return (split label per row, strategy used)."""
-    test_f, val_f = float(policy["test_fraction"]), float(policy["validation_fraction"])
-    strategy = policy.get("strategy", "auto")
+    test_f, val_f = float(policy.test_fraction), float(policy.validation_fraction)
+    strategy = policy.strategy
     if strategy == "auto":
         strategy = "time" if contract.time else "hash"
     labels = np.full(len(df), TRAIN, dtype=object)
@@ -46,13 +46,13 @@ def assign_split(df: pd.DataFrame, contract: Contract, policy: dict,
         labels[rank >= 1 - test_f] = TEST
         labels[(rank >= 1 - test_f - val_f) & (rank < 1 - test_f)] = VALIDATION
         return labels, "time"
-    if policy.get("key", "content") == "id" and contract.id_column:
+    if policy.key == "id" and contract.id_column:
         keys = row_hashes(df, [contract.id_column])
         strategy = "hash(id)"
     else:
         keys = feature_hash if feature_hash is not None else row_hashes(df, contract.candidate_features)
         strategy = "hash(content)"
-    u = _uniform(keys, int(policy["seed"]))
+    u = _uniform(keys, int(policy.seed))
     labels[u < test_f + val_f] = VALIDATION
     labels[u < test_f] = TEST
     return labels, strategy

@@ -26,10 +26,10 @@ class PostRun:
     gate: Gate
 
 
-def finish_run(paths: RunFolder, policy: dict, revoke: Revoke, cleaned_by: str,
+def finish_run(paths: RunFolder, policy, revoke: Revoke, cleaned_by: str,
                now: datetime | None = None) -> PostRun:
     """Clean the run, write both records to runs/<run id>/postrun/, and judge the result."""
-    retention = retention_policy(policy.get("retention"), policy.get("source", "policy"))
+    retention = retention_policy(policy.retention, policy.source)
     at = now or datetime.now(timezone.utc)
     report = clean_run(paths, revoke, at, retention.hash_max_bytes)
     report["cleaned_by"] = cleaned_by
@@ -37,7 +37,7 @@ def finish_run(paths: RunFolder, policy: dict, revoke: Revoke, cleaned_by: str,
     report["complete"] = gate.passed
     atomic_write_json(paths.postrun / REPORT_NAME, report)
     manifest = build_manifest(paths, retention, report["removed"], at,
-                              {"cleaned_by": cleaned_by, "policy_source": policy.get("source")})
+                              {"cleaned_by": cleaned_by, "policy_source": policy.source})
     atomic_write_json(paths.postrun / MANIFEST_NAME, manifest)
     return PostRun(report, manifest, gate)
 

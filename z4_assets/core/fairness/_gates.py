@@ -36,7 +36,7 @@ def _statistic(d: dict, gate_on: str, op: str) -> float | None:
 
 def gated_attributes(report: dict, policy: dict, protected: list[str]) -> list[str]:
     """`protected`: the attributes the contract keeps out of the model; `all`: every one."""
-    scope = policy.get("gate_attributes", "protected")
+    scope = policy.gate_attributes
     if scope == "all":
         return list(report["attributes"])
     if scope != "protected":
@@ -45,19 +45,19 @@ def gated_attributes(report: dict, policy: dict, protected: list[str]) -> list[s
 
 
 def fairness_gates(report: dict, policy: dict, protected: list[str]) -> list[Gate]:
-    gate_on = policy.get("gate_on", "point")
+    gate_on = policy.gate_on
     scope = gated_attributes(report, policy, protected)
     pools = {a: report["attributes"][a] for a in scope}
-    if policy.get("gate_intersections"):
+    if policy.gate_intersections:
         pools.update({n: r for n, r in report["intersections"].items() if set(r["attributes"]) <= set(scope)})
     unassessable = {a: r["reason"] for a, r in report["attributes"].items() if not r["assessable"]}
     gates = [FAIRNESS.gate.fairness_coverage.compare(
-        len(unassessable), "<=", int(policy["unassessable_attributes_max"]),
+        len(unassessable), "<=", int(policy.unassessable_attributes_max),
         "sensitive attributes without two groups large enough to compare"
         + (f" ({', '.join(unassessable)})" if unassessable else ""),
         {"unassessable": unassessable, "declared": list(report["attributes"])})]
     for disparity, (key, op, text) in GATES.items():
-        threshold = float(policy[key])
+        threshold = float(getattr(policy, key))
         scored = {name: (_statistic(r["disparities"][disparity], gate_on, op), r["disparities"][disparity])
                   for name, r in pools.items() if r["assessable"]}
         scored = {k: v for k, v in scored.items() if v[0] is not None}

@@ -56,12 +56,12 @@ def attribute_labels(df: pd.DataFrame, contract: Contract, attr: str, policy: di
     (the whole snapshot), so they do not depend on which rows are scored.
     """
     col = df[attr]
-    policy_bins = (policy.get("bins") or {}).get(attr)
+    policy_bins = policy.bins.get(attr)
     bins = policy_bins or contract.sensitive[attr].bins
     source = "policy" if policy_bins else "contract"
     if not bins and not contract.is_categorical(attr):
         ref = pd.to_numeric((reference if reference is not None else df)[attr], errors="coerce")
-        q = int(policy.get("default_bands", 4))
+        q = int(policy.default_bands)
         edges = np.unique(np.nanquantile(ref.astype("float64"), np.linspace(0, 1, q + 1)))
         bins, source = (edges.tolist(), f"{q} quantile bands of the snapshot") if len(edges) > 1 else (None, "")
     if bins:
@@ -97,7 +97,7 @@ def build_groupings(df: pd.DataFrame, contract: Contract, policy: dict,
         banding["absent"] = [o for o in declared if o not in used]
         singles[attr] = Grouping(attr, (attr,), [f"{attr}={u}" for u in used], codes, {attr: banding})
     crossed = []
-    for a, b in intersection_pairs(list(contract.sensitive), policy.get("intersections", "all_pairs")):
+    for a, b in intersection_pairs(list(contract.sensitive), policy.intersections):
         ga, gb = singles[a], singles[b]
         joint = ga.codes * len(gb.labels) + gb.codes
         present, codes = np.unique(joint, return_inverse=True)

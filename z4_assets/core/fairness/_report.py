@@ -24,13 +24,13 @@ class FairnessResult:
     gates: list
 
 
-def selection_threshold(score: np.ndarray, rule: dict) -> float:
+def selection_threshold(score: np.ndarray, rule) -> float:
     """The score at or above which a row counts as selected (predicted positive).
 
     rule `score`: a fixed score; rule `top_rate`: the score of the row at that share
     from the top of the test split (ties with it are selected too).
     """
-    kind, value = rule.get("rule", "score"), float(rule["value"])
+    kind, value = rule.rule, float(rule.value)
     if kind == "score":
         return value
     if kind == "top_rate":
@@ -56,13 +56,13 @@ def assess(g: Grouping, y: np.ndarray, score: np.ndarray, threshold: float, poli
     sg = sort_groups(g.codes, len(g.labels), y, score, threshold, by_score)
     point = group_metrics(sg)
     neg = point["count"] - point["positives"]
-    min_rows, min_class = int(policy["min_group_count"]), int(policy["min_class_count"])
+    min_rows, min_class = int(policy.min_group_count), int(policy.min_class_count)
     keep = (point["count"] >= min_rows) & (point["positives"] >= min_class) & (neg >= min_class)
-    coarse = coarsen(sg, int(policy["bootstrap_score_bins"]))
+    coarse = coarsen(sg, int(policy.bootstrap_score_bins))
     approx = group_metrics(coarse)
-    favourable = policy.get("favourable_outcome", "selected")
-    draws, d_draws = bootstrap(coarse, keep, int(policy["bootstrap_resamples"]), seed, favourable)
-    conf = float(policy["confidence"])
+    favourable = policy.favourable_outcome
+    draws, d_draws = bootstrap(coarse, keep, int(policy.bootstrap_resamples), seed, favourable)
+    conf = float(policy.confidence)
     groups = {}
     for j, label in enumerate(g.labels):
         entry = {"count": int(point["count"][j]), "positives": int(point["positives"][j]),
@@ -108,22 +108,22 @@ def build_report(test: pd.DataFrame, contract: Contract, y: np.ndarray, score: n
     """
     start = time.perf_counter()
     score = np.asarray(score, dtype=np.float64)
-    threshold = selection_threshold(score, policy["selection"])
+    threshold = selection_threshold(score, policy.selection)
     singles, crossed = build_groupings(test, contract, policy, reference)
-    seed = int(policy["seed"])
+    seed = int(policy.seed)
     overall = overall_metrics(y, score, threshold)
     by_score = np.argsort(score, kind="stable")
     report = {
         "test_rows": int(len(y)), "positive_rate": float(np.mean(y)) if len(y) else None,
-        "selection": {**policy["selection"], "threshold": threshold,
+        "selection": {**policy.selection.model_dump(), "threshold": threshold,
                       "meaning": "selected = predicted positive (score >= threshold)",
-                      "favourable_outcome": policy.get("favourable_outcome", "selected")},
+                      "favourable_outcome": policy.favourable_outcome},
         "bootstrap": {"method": "percentile interval, Poisson bootstrap of the test rows",
-                      "resamples": int(policy["bootstrap_resamples"]),
-                      "score_bins": int(policy["bootstrap_score_bins"]),
-                      "confidence": float(policy["confidence"]), "seed": seed},
-        "min_group_count": int(policy["min_group_count"]),
-        "min_class_count": int(policy["min_class_count"]),
+                      "resamples": int(policy.bootstrap_resamples),
+                      "score_bins": int(policy.bootstrap_score_bins),
+                      "confidence": float(policy.confidence), "seed": seed},
+        "min_group_count": int(policy.min_group_count),
+        "min_class_count": int(policy.min_class_count),
         "overall": overall,
         "attributes": {g.name: assess(g, y, score, threshold, policy, [seed, i], overall, by_score)
                        for i, g in enumerate(singles)},

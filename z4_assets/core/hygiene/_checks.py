@@ -46,11 +46,11 @@ def _duplicates(df, contract, y, fhash, h) -> list[Gate]:
     conflict = nlabels > 1
     n = len(df)
     return [
-        G.duplicate_rows.compare(round(dup.sum() / n, 6), "<=", h["duplicate_share_max"],
+        G.duplicate_rows.compare(round(dup.sum() / n, 6), "<=", h.duplicate_share_max,
                 "share of exact duplicate rows (id excluded)",
                 {"duplicate_rows": int(dup.sum()), "rows": n, "example_ids": _ids(df, contract, dup)}),
         G.conflicting_labels.compare(round(conflict.sum() / n, 6), "<=",
-                h["conflicting_label_share_max"],
+                h.conflicting_label_share_max,
                 "share of rows whose identical features carry different labels",
                 {"rows": int(conflict.sum()), "example_ids": _ids(df, contract, conflict)}),
     ]
@@ -72,24 +72,24 @@ def _impossible(df, contract, h) -> Gate:
                 per_rule[f"{col} is +-inf"] = int(m.sum())
                 hit |= m
     return G.impossible_values.compare(round(hit.sum() / len(df), 6), "<=",
-                   h["impossible_share_max"], "share of rows with an impossible value",
+                   h.impossible_share_max, "share of rows with an impossible value",
                    {"per_rule": per_rule, "example_ids": _ids(df, contract, hit)})
 
 
 def _leakage(df, contract, y, h, seed) -> list[Gate]:
-    aucs = leakage.single_feature_auc(df, y, contract, int(h["leakage_sample_rows"]), seed)
+    aucs = leakage.single_feature_auc(df, y, contract, int(h.leakage_sample_rows), seed)
     scored = {k: v for k, v in aucs.items() if v is not None}
     worst = max(scored, key=scored.get) if scored else None
     top = dict(sorted(scored.items(), key=lambda kv: -kv[1])[:5])
-    flagged = [k for k, v in scored.items() if v >= h["leakage_auc_max"]]
+    flagged = [k for k, v in scored.items() if v >= h.leakage_auc_max]
     late = leakage.temporal_leaks(df, contract)
     declared = [c for c in contract.candidate_features if contract.columns[c].known_after_label]
     note = "" if contract.time else " (no time column declared: nothing to compare)"
     return [
-        G.target_leakage.compare(scored.get(worst, 0.0), "<", h["leakage_auc_max"],
+        G.target_leakage.compare(scored.get(worst, 0.0), "<", h.leakage_auc_max,
                 f"highest single-feature AUC ({worst})",
                 {"flagged_features": flagged, "top_auc": top, "unscored": [k for k, v in aucs.items() if v is None]}),
-        G.temporal_leakage.compare(len(late), "<=", h["temporal_leak_features_max"],
+        G.temporal_leakage.compare(len(late), "<=", h.temporal_leak_features_max,
                 "model features known only after the label's time" + note,
                 {"leaking_features": late, "declared_post_label_excluded": declared}),
     ]
@@ -98,14 +98,14 @@ def _leakage(df, contract, y, h, seed) -> list[Gate]:
 def run_hygiene(df: pd.DataFrame, contract: Contract, policy: dict,
                 baseline: dict | None) -> HygieneResult:
     """Every hygiene gate on one snapshot; pure, so it can be benchmarked and tested alone."""
-    h, split_policy = policy["hygiene"], policy["split"]
+    h, split_policy = policy.hygiene, policy.split
     y = (df[contract.target.column] == contract.target.positive).to_numpy(dtype="int8")
     fhash = row_hashes(df, contract.candidate_features)
     split, strategy = assign_split(df, contract, split_policy, fhash)
 
     gates = _duplicates(df, contract, y, fhash, h)
     gates.append(_impossible(df, contract, h))
-    gates += _leakage(df, contract, y, h, int(split_policy["seed"]))
+    gates += _leakage(df, contract, y, h, int(split_policy.seed))
 
     train_h = fhash[split == TRAIN]
     test_mask = split == TEST
@@ -113,14 +113,14 @@ def run_hygiene(df: pd.DataFrame, contract: Contract, policy: dict,
     leaked[test_mask] = np.isin(fhash[test_mask], train_h)
     n_test = max(int(test_mask.sum()), 1)
     gates.append(G.holdout_leak.compare(round(leaked.sum() / n_test, 6), "<=",
-                         h["holdout_leak_share_max"],
+                         h.holdout_leak_share_max,
                          f"share of test rows also in training (split {strategy})",
                          {"leaked_test_rows": int(leaked.sum()), "test_rows": int(test_mask.sum()),
                           "example_ids": _ids(df, contract, leaked)}))
 
-    profile = drift.build_profile(df, contract, int(h["drift_bins"]))
+    profile = drift.build_profile(df, contract, int(h.drift_bins))
     if baseline is None:
-        gates.append(G.drift.verdict(True, 0.0, "<=", h["drift_psi_max"],
+        gates.append(G.drift.verdict(True, 0.0, "<=", h.drift_psi_max,
                                      "ok: no baseline profile yet; this snapshot becomes the baseline once accepted",
                                      {"baseline": None}))
     else:
@@ -129,11 +129,11 @@ def run_hygiene(df: pd.DataFrame, contract: Contract, policy: dict,
         psi = per[worst]["psi"] if worst else 0.0
         kl_worst = max(per, key=lambda c: per[c]["kl"]) if per else None
         kl = per[kl_worst]["kl"] if kl_worst else 0.0
-        g = G.drift.compare(psi, "<=", h["drift_psi_max"], f"highest PSI against baseline ({worst})",
+        g = G.drift.compare(psi, "<=", h.drift_psi_max, f"highest PSI against baseline ({worst})",
                     {"per_feature": per, "max_kl": kl, "max_kl_feature": kl_worst,
-                     "kl_threshold": h["drift_kl_max"], "baseline": baseline.get("snapshot")})
-        if g.passed and kl > h["drift_kl_max"]:
-            g = G.drift.compare(kl, "<=", h["drift_kl_max"], f"highest KL against baseline ({kl_worst})",
+                     "kl_threshold": h.drift_kl_max, "baseline": baseline.get("snapshot")})
+        if g.passed and kl > h.drift_kl_max:
+            g = G.drift.compare(kl, "<=", h.drift_kl_max, f"highest KL against baseline ({kl_worst})",
                         g.details)
         gates.append(g)
 

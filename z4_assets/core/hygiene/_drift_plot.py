@@ -106,8 +106,8 @@ def write_drift_plot(df: pd.DataFrame, contract: Contract, split: np.ndarray, dr
                      hygiene_policy, files) -> dict[str, Path]:
     """The drift plot and its data in the hygiene folder (FILES), from the drift gate's details and the split."""
     data = figure_data(drift_details.get("per_feature"),
-                       split_drift(df, contract, split, int(hygiene_policy["drift_bins"])),
-                       float(hygiene_policy["drift_psi_max"]), float(hygiene_policy["drift_kl_max"]),
+                       split_drift(df, contract, split, int(hygiene_policy.drift_bins)),
+                       float(hygiene_policy.drift_psi_max), float(hygiene_policy.drift_kl_max),
                        drift_details.get("baseline"))
     atomic_write_json(files.drift_data, data)
     return {"drift_plot": render(data, files.drift_plot), "drift_data": files.drift_data}

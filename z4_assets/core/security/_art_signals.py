@@ -29,7 +29,7 @@ def art_poison_signals(model, x: np.ndarray, y: np.ndarray, screen_flags: np.nda
 
     start = time.perf_counter()
     rng = np.random.default_rng(seed)
-    n = min(len(x), int(cfg["art_rows"]))
+    n = min(len(x), int(cfg.art_rows))
     if n < 50 or len(np.unique(y)) < 2:
         return {"note": "too few training rows for ART's detectors", "rows": int(n)}
     rows = np.sort(rng.choice(len(x), n, replace=False))
@@ -42,7 +42,7 @@ def art_poison_signals(model, x: np.ndarray, y: np.ndarray, screen_flags: np.nda
         nb_clusters=2, nb_dims=10, reduce="PCA", cluster_analysis="smaller")
     out["activation_clustering"] = _agreement(np.asarray(clean) == 0, flags)
     np.random.seed(seed)
-    _, clean = SpectralSignatureDefense(clf, xs, ys, expected_pp_poison=float(cfg["art_expected_poison"]),
+    _, clean = SpectralSignatureDefense(clf, xs, ys, expected_pp_poison=float(cfg.art_expected_poison),
                                         batch_size=512).detect_poison()
     out["spectral_signatures"] = _agreement(np.asarray(clean) == 0, flags)
     out["seconds"] = round(time.perf_counter() - start, 3)

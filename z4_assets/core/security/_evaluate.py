@@ -78,14 +78,14 @@ def pinned_threads(n: int):
 def evaluate_security(df: pd.DataFrame, contract: Contract, split: np.ndarray, model, spec: FeatureSpec,
                       rules: dict) -> SecurityResult:
     """rules = the policy's `security` section; every sample below is drawn from its seed."""
-    with pinned_threads(int(rules["threads"])):
+    with pinned_threads(int(rules.threads)):
         return _evaluate(df, contract, split, model, spec, rules)
 
 
 def _evaluate(df, contract, split, model, spec, rules) -> SecurityResult:
     from z4_assets.core.security import _art_signals as art_signals, _evasion as evasion, _integrity as integrity, _privacy as privacy
 
-    seed = int(rules["seed"])
+    seed = int(rules.seed)
     rng = np.random.default_rng(seed)
     secs: dict[str, float] = {}
     y = (df[contract.target.column] == contract.target.positive).to_numpy(dtype=np.int64)
@@ -93,7 +93,7 @@ def _evaluate(df, contract, split, model, spec, rules) -> SecurityResult:
     ids = row_ids(df, contract)
 
     t = time.perf_counter()
-    screen = screen_poisoning(df, contract, rules["poisoning"], seed)
+    screen = screen_poisoning(df, contract, rules.poisoning, seed)
     secs["poisoning_screen"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -106,28 +106,28 @@ def _evaluate(df, contract, split, model, spec, rules) -> SecurityResult:
         carries = rows_with_pattern(df, cl["pattern"])
         cl["split_of_flagged"] = {s: int(((screen.cluster_of == cl["cluster"]) & (split == s)).sum())
                                   for s in np.unique(split)}
-        cl["example_ids"] = ids[screen.cluster_of == cl["cluster"]][: int(rules["poisoning"]["report_ids"])].tolist()
+        cl["example_ids"] = ids[screen.cluster_of == cl["cluster"]][: int(rules.poisoning.report_ids)].tolist()
         cl["trigger_effect_on_model"] = trigger_effect(model, spec, df, y, test, cl, carries, rng)
     secs["trigger_effect"] = time.perf_counter() - t
-    if rules["poisoning"].get("art_signals", True):
+    if rules.poisoning.art_signals:
         t = time.perf_counter()
         poisoning["art_signals"] = art_signals.art_poison_signals(
-            model, x[train], y[train], screen.flagged[train], rules["poisoning"], seed)
+            model, x[train], y[train], screen.flagged[train], rules.poisoning, seed)
         secs["art_signals"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    ev_rows = _sample(test, int(rules["evasion"]["sample_rows"]), rng)
+    ev_rows = _sample(test, int(rules.evasion.sample_rows), rng)
     bounds = evasion.feature_bounds(spec, contract, df)
-    robustness = evasion.robustness_curve(model, x[ev_rows], y[ev_rows], bounds, rules["evasion"])
+    robustness = evasion.robustness_curve(model, x[ev_rows], y[ev_rows], bounds, rules.evasion)
     secs["evasion"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    priv = privacy.membership_inference(model, x[train], y[train], x[test], y[test], rules["membership"], seed)
+    priv = privacy.membership_inference(model, x[train], y[train], x[test], y[test], rules.membership, seed)
     secs["membership_inference"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    integ_rows = _sample(test, int(rules["integrity"]["sample_rows"]), rng)
-    integ = integrity.output_integrity(model, spec, contract, df.iloc[integ_rows], df, rules["integrity"], seed)
+    integ_rows = _sample(test, int(rules.integrity.sample_rows), rng)
+    integ = integrity.output_integrity(model, spec, contract, df.iloc[integ_rows], df, rules.integrity, seed)
     secs["output_integrity"] = time.perf_counter() - t
 
     secs = {k: round(v, 3) for k, v in secs.items()}
@@ -138,8 +138,8 @@ def _evaluate(df, contract, split, model, spec, rules) -> SecurityResult:
 
 def security_gates(screen: PoisonScreen, robustness: dict, priv: dict, integ: dict, rules: dict,
                    ids: np.ndarray) -> list[Gate]:
-    return [*poisoning_gates(screen, rules["poisoning"], ids), evasion_gate(robustness, rules["evasion"]),
-            membership_gate(priv, rules["membership"]), integrity_gate(integ)]
+    return [*poisoning_gates(screen, rules.poisoning, ids), evasion_gate(robustness, rules.evasion),
+            membership_gate(priv, rules.membership), integrity_gate(integ)]
 
 
 def poisoning_gates(screen: PoisonScreen, p: dict, ids: np.ndarray) -> list[Gate]:
@@ -147,25 +147,25 @@ def poisoning_gates(screen: PoisonScreen, p: dict, ids: np.ndarray) -> list[Gate
     clusters = [{k: c[k] for k in ("pattern", "label", "rows_with_pattern", "flagged_rows",
                                    "label_purity", "expected_purity", "excess")} for c in r["clusters"]]
     return [
-        SECURITY.gate.poisoning_share.compare(r["flagged_share"], "<=", p["max_flagged_share"],
+        SECURITY.gate.poisoning_share.compare(r["flagged_share"], "<=", p.max_flagged_share,
                 "share of rows flagged as backdoor-poisoned",
                 {"flagged_rows": r["flagged_rows"], "rows": r["rows"],
                  "example_ids": ids[screen.flagged][:10].tolist()}),
-        SECURITY.gate.poisoning_clusters.compare(len(r["clusters"]), "<=", p["max_homogeneous_clusters"],
+        SECURITY.gate.poisoning_clusters.compare(len(r["clusters"]), "<=", p.max_homogeneous_clusters,
                 "label-homogeneous clusters whose labels contradict their other features",
                 {"clusters": clusters, "regions_examined": r["regions_examined"]}),
     ]
 
 
 def evasion_gate(robustness: dict, e: dict) -> Gate:
-    return SECURITY.gate.evasion_accuracy_drop.compare(robustness["accuracy_drop"], "<=", e["max_accuracy_drop"],
+    return SECURITY.gate.evasion_accuracy_drop.compare(robustness["accuracy_drop"], "<=", e.max_accuracy_drop,
                    f"accuracy drop under PGD at epsilon {robustness['gate_epsilon']} (valid rows, frozen inputs kept)",
                    {"clean_accuracy": robustness["clean"]["accuracy"], "auc_drop": robustness["auc_drop"],
                     "rows": robustness["rows"], "validity": robustness["validity"]})
 
 
 def membership_gate(priv: dict, m: dict) -> Gate:
-    return SECURITY.gate.membership_auc.compare(priv["attack_auc"], "<=", m["max_attack_auc"],
+    return SECURITY.gate.membership_auc.compare(priv["attack_auc"], "<=", m.max_attack_auc,
                    "membership-inference attack AUC (ART black-box, loss)",
                    {k: priv.get(k) for k in ("attack_advantage", "rule_based_advantage", "rows_per_side")})
 

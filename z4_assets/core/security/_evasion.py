@@ -141,9 +141,9 @@ class Attacker:
 
 def robustness_curve(model, x: np.ndarray, y: np.ndarray, bounds: FeatureBounds, cfg: dict) -> dict:
     """Accuracy and AUC against epsilon for FGSM and PGD, on valid rows only."""
-    attacker = Attacker(model, x, y, bounds, cfg["pgd_iterations"])
+    attacker = Attacker(model, x, y, bounds, cfg.pgd_iterations)
     clean = _metrics(y, proba(model, attacker.x))
-    eps_grid = sorted({float(e) for e in cfg["epsilons"]} | {float(cfg["gate_epsilon"])})
+    eps_grid = sorted({float(e) for e in cfg.epsilons} | {float(cfg.gate_epsilon)})
     points, checks = [], {"rows_outside_contract": 0, "rows_with_frozen_input_moved": 0}
     for eps in eps_grid:
         row = {"epsilon": eps}
@@ -155,11 +155,11 @@ def robustness_curve(model, x: np.ndarray, y: np.ndarray, bounds: FeatureBounds,
             row[f"{name}_accuracy"], row[f"{name}_auc"] = m["accuracy"], m["auc"]
             row[f"{name}_rows_changed"] = int((np.abs(x_adv - attacker.x) > 1e-6).any(axis=1).sum())
         points.append(row)
-    gate_point = next(p for p in points if p["epsilon"] == float(cfg["gate_epsilon"]))
+    gate_point = next(p for p in points if p["epsilon"] == float(cfg.gate_epsilon))
     return {
         "space": "scaled features ((value - train mean) / train std), L-inf norm",
         "rows": int(len(y)), "clean": clean, "curve": points,
-        "gate_epsilon": float(cfg["gate_epsilon"]), "gate_attack": "pgd",
+        "gate_epsilon": float(cfg.gate_epsilon), "gate_attack": "pgd",
         "accuracy_drop": round(clean["accuracy"] - gate_point["pgd_accuracy"], 6),
         "auc_drop": round(clean["auc"] - gate_point["pgd_auc"], 6),
         "frozen_inputs": bounds.frozen_reasons,

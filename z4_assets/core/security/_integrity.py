@@ -64,16 +64,16 @@ def output_integrity(model, spec: FeatureSpec, contract: Contract, test_rows: pd
                                     "rule": "test scores outside [0, 1] == 0"},
         "perturbed_scores_finite": {"measured": int((~np.isfinite(pert) | (pert < 0) | (pert > 1)).sum()),
                                     "rule": "scores on valid perturbed rows that are not finite in [0, 1] == 0"},
-        "distinct_scores": {"measured": distinct, "threshold": int(cfg["min_distinct_scores"]),
-                            "rule": f"distinct test scores (6 decimals) >= {cfg['min_distinct_scores']}"},
-        "score_std": {"measured": round(std, 6), "threshold": float(cfg["min_score_std"]),
-                      "rule": f"std of test scores >= {cfg['min_score_std']}"},
+        "distinct_scores": {"measured": distinct, "threshold": int(cfg.min_distinct_scores),
+                            "rule": f"distinct test scores (6 decimals) >= {cfg.min_distinct_scores}"},
+        "score_std": {"measured": round(std, 6), "threshold": float(cfg.min_score_std),
+                      "rule": f"std of test scores >= {cfg.min_score_std}"},
     }
     checks["scores_finite"]["passed"] = checks["scores_finite"]["measured"] == 0
     checks["scores_in_unit_interval"]["passed"] = checks["scores_in_unit_interval"]["measured"] == 0
     checks["perturbed_scores_finite"]["passed"] = checks["perturbed_scores_finite"]["measured"] == 0
-    checks["distinct_scores"]["passed"] = distinct >= int(cfg["min_distinct_scores"])
-    checks["score_std"]["passed"] = std >= float(cfg["min_score_std"])
+    checks["distinct_scores"]["passed"] = distinct >= int(cfg.min_distinct_scores)
+    checks["score_std"]["passed"] = std >= float(cfg.min_score_std)
     fin = p[finite]
     return {
         "test_rows": int(len(p)), "perturbed_rows": int(len(pert)), "checks": checks,

@@ -64,7 +64,7 @@ def _candidates(codes: dict, counts: dict, y: np.ndarray, cols: list[str], cfg: 
     (items, rows, label, log p), and the number of itemsets tested."""
     from scipy.stats import binom
 
-    purity_min = float(cfg["purity_min"])
+    purity_min = float(cfg.purity_min)
     compact = {}
     for c in cols:
         keep = np.flatnonzero(counts[c] >= min_sup)
@@ -107,8 +107,8 @@ def _candidates(codes: dict, counts: dict, y: np.ndarray, cols: list[str], cfg: 
     logp = binom.logsf(hits - 1, cnt, np.where(label == 1, base, 1 - base))
     owner = np.concatenate([np.full(len(blk[2]), i) for i, blk in enumerate(blocks)])
     local = np.concatenate([blk[2] for blk in blocks])
-    keep = np.flatnonzero(logp <= math.log(float(cfg["alpha"]) / max(tested, 1)))
-    keep = keep[np.argsort(logp[keep], kind="stable")][: 3 * int(cfg["max_regions"])]
+    keep = np.flatnonzero(logp <= math.log(float(cfg.alpha) / max(tested, 1)))
+    keep = keep[np.argsort(logp[keep], kind="stable")][: 3 * int(cfg.max_regions)]
     return [(blocks[owner[i]][3](local[i]), int(cnt[i]), int(label[i]), float(logp[i])) for i in keep], tested
 
 
@@ -146,7 +146,7 @@ def rows_with_pattern(df: pd.DataFrame, pattern: dict) -> np.ndarray:
 def _fit_expectation(x, y, categorical, cfg, seed, rng):
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    fit = rng.choice(len(y), min(int(cfg["fit_rows"]), len(y)), replace=False)
+    fit = rng.choice(len(y), min(int(cfg.fit_rows), len(y)), replace=False)
     model = HistGradientBoostingClassifier(
         max_iter=100, max_leaf_nodes=15, learning_rate=0.1, early_stopping=False,
         random_state=seed, categorical_features=categorical if categorical.any() else None)
@@ -155,7 +155,7 @@ def _fit_expectation(x, y, categorical, cfg, seed, rng):
 
 def _score_regions(model, x, y, regions: list[dict], cols: list[str], cfg, rng) -> list[dict]:
     """Observed vs expected purity per region; predictions batched (one predict call per ~200k rows)."""
-    cap, donors = int(cfg["region_eval_rows"]), int(cfg["donors"])
+    cap, donors = int(cfg.region_eval_rows), int(cfg.donors)
     pending, scored = [], []
 
     def flush():
@@ -194,22 +194,22 @@ def screen_poisoning(df: pd.DataFrame, contract: Contract, cfg: dict, seed: int)
     y_all = (df[contract.target.column] == contract.target.positive).to_numpy(dtype=np.float64)
     n_all = len(df)
     sample = np.arange(n_all)
-    if n_all > int(cfg["sample_rows"]):
-        sample = np.sort(rng.choice(n_all, int(cfg["sample_rows"]), replace=False))
+    if n_all > int(cfg.sample_rows):
+        sample = np.sort(rng.choice(n_all, int(cfg.sample_rows), replace=False))
     frame, y = df.iloc[sample], y_all[sample]
     n, base = len(frame), float(y.mean()) if len(y) else 0.0
     codes, uniques, counts = _encode(frame, cols)
-    min_sup = max(int(cfg["min_support_rows"]), int(math.ceil(float(cfg["min_support_share"]) * n)))
+    min_sup = max(int(cfg.min_support_rows), int(math.ceil(float(cfg.min_support_share) * n)))
     found, tested = _candidates(codes, counts, y, cols, cfg, min_sup)
 
     regions: dict[tuple, dict] = {}
     for items, cnt, label, logp in found:
         rows = np.flatnonzero(_match(codes, items) & (y == label))
-        key = _expand(codes, counts, items, rows, cols, n, float(cfg["expand_share"]), float(cfg["expand_lift"]))
+        key = _expand(codes, counts, items, rows, cols, n, float(cfg.expand_share), float(cfg.expand_lift))
         if key not in regions:  # found is sorted by log p: the first is the most significant
             regions[key] = {"items": key, "label": label, "logp": logp}
     ranked = sorted(regions.values(), key=lambda r: r["logp"])
-    examined = ranked[:int(cfg["max_regions"])]
+    examined = ranked[:int(cfg.max_regions)]
 
     scored = []
     if examined and 0 < base < 1:
@@ -219,7 +219,7 @@ def screen_poisoning(df: pd.DataFrame, contract: Contract, cfg: dict, seed: int)
         model = _fit_expectation(x, y, categorical, cfg, seed, rng)
         scored = _score_regions(model, x, y, examined, cols, cfg, rng)
     suspicious = [r for r in scored
-                  if r["excess"] >= float(cfg["excess_min"]) and r["z"] >= float(cfg["z_min"])]
+                  if r["excess"] >= float(cfg.excess_min) and r["z"] >= float(cfg.z_min)]
 
     clusters = _cluster(suspicious)
     flagged = np.zeros(n_all, dtype=bool)

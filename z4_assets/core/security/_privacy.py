@@ -37,7 +37,7 @@ def membership_inference(model, x_in: np.ndarray, y_in: np.ndarray, x_out: np.nd
 
     start = time.perf_counter()
     rng = np.random.default_rng(seed)
-    n = int(min(len(x_in), len(x_out), int(cfg["rows_per_side"])))
+    n = int(min(len(x_in), len(x_out), int(cfg.rows_per_side)))
     if n < 20:
         return {"attack_auc": float("nan"), "rows_per_side": n,
                 "note": "fewer than 20 members or non-members: attack not run"}

@@ -41,11 +41,11 @@ def fit_and_evaluate(df: pd.DataFrame, contract: Contract, split: np.ndarray, hp
 
 def performance_gates(outcome: FitOutcome, policy: dict) -> list[Gate]:
     test = outcome.metrics[TEST]
-    perf = policy["performance"]
+    perf = policy.performance
     return [
-        TRAINING.gate.performance_auc.compare(round(test["auc"], 6), ">=", perf["test_auc_min"],
+        TRAINING.gate.performance_auc.compare(round(test["auc"], 6), ">=", perf.test_auc_min,
                 "test-split AUC", {"test_rows": test["rows"], "validation_auc": outcome.metrics[VALIDATION]["auc"]}),
-        TRAINING.gate.performance_ks.compare(round(test["ks"], 6), ">=", perf["test_ks_min"],
+        TRAINING.gate.performance_ks.compare(round(test["ks"], 6), ">=", perf.test_ks_min,
                 "test-split KS", {"test_rows": test["rows"]}),
     ]
 

@@ -64,19 +64,15 @@ def readable(r: dict) -> str:
 class TrainingMonitor:
     """Receives each epoch's numbers from train_mlp, checks them against the policy, emits records.
 
-    policy: the `training` section of policy.yaml (max_grad_norm, patience_epochs, min_delta).
+    policy: the policy's TrainingPolicy section (max_grad_norm, patience_epochs, min_delta).
     ids: fields put on every record (dagster_run_id, snapshot_id) so records can be joined.
     """
 
-    def __init__(self, policy: dict, ids: dict | None = None):
-        try:
-            self.max_grad_norm = float(policy["max_grad_norm"])
-            self.patience = int(policy["patience_epochs"])
-            self.min_delta = float(policy.get("min_delta", 0.0))
-            ok = self.max_grad_norm > 0 and self.patience >= 1 and self.min_delta >= 0
-        except (KeyError, TypeError, ValueError):
-            ok = False
-        if not ok:
+    def __init__(self, policy, ids: dict | None = None):
+        self.max_grad_norm = float(policy.max_grad_norm)
+        self.patience = int(policy.patience_epochs)
+        self.min_delta = float(policy.min_delta)
+        if not (self.max_grad_norm > 0 and self.patience >= 1 and self.min_delta >= 0):
             raise Z4Error("policy 'training' needs max_grad_norm > 0, patience_epochs >= 1 and "
                           f"min_delta >= 0; got {policy!r}")
         self.ids = dict(ids or {})

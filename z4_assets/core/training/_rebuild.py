@@ -52,7 +52,7 @@ def locate_package(source: str, factory_root: Path, tmp: Path) -> Path:
 def rebuild(pkg: Path, settings, allow_code_drift: bool = False, seed: int | None = None) -> RebuildResult:
     """Same snapshot (verified by hash), same config and seeds; a new MLflow run tagged rebuild_of."""
     from z4_assets.core.contract import load_contract
-    from z4_assets.core.policy import load_policy
+    from z4_assets.core.policy import SplitPolicy, load_policy
     from z4_assets.core.settings import PSEUDONYM_KEY_ENV
     from z4_assets.core.training._fit import fit_and_evaluate
     from z4_assets.core.provenance import code_version
@@ -99,7 +99,7 @@ def rebuild(pkg: Path, settings, allow_code_drift: bool = False, seed: int | Non
                               run_id=f"rebuild-of-{m['dagster_run_id']}",
                               key=broker.load_key(os.environ.get(PSEUDONYM_KEY_ENV, ""), settings.pseudonym_key_file),
                               log_path=settings.access_log_path, reader="z4 rebuild")
-    split, _ = assign_split(df, contract, m["split_policy"], row_hashes(df, contract.candidate_features))
+    split, _ = assign_split(df, contract, SplitPolicy(**m["split_policy"]), row_hashes(df, contract.candidate_features))
     outcome = fit_and_evaluate(df, contract, split, hp)
     rebuilt = outcome.train.digest
     identical = rebuilt == m["state_dict_sha256"]
