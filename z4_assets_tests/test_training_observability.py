@@ -12,7 +12,7 @@ import dagster as dg
 import pytest
 from mlflow.tracking import MlflowClient
 
-from z4_assets.assets import FACTORY_ASSETS, hygiene_report, trained_model, z3_snapshot
+from z4_assets.assets import FACTORY_ASSETS, hygiene_report, z3_snapshot
 from z4_assets.core.stages import TRAINING
 from z4_assets.core.z3 import add_snapshot
 from z4_assets.resources import PolicyStore
