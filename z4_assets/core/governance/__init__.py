@@ -23,7 +23,7 @@ def run_model_card(snapshot: SnapshotOutcome, hygiene: HygieneOutcome, model: Mo
     inputs = {"snapshot": snapshot, "hygiene": hygiene, "training": model, "security": security, "fairness": fairness}
     consumed = accept(GOVERNANCE.name, run.partition, inputs)
     rules = run.policy.fairness
-    thresholds = {d: (key, op, rules[key]) for d, (key, op, _) in GATES.items()}
+    thresholds = {d: (key, op, getattr(rules, key)) for d, (key, op, _) in GATES.items()}
     pieces = {"snapshot_manifest": ("snapshot", "manifest"), "snapshot_gates": ("snapshot", "gates"),
               "hygiene_report": ("hygiene", "report"), "hygiene_gates": ("hygiene", "gates"),
               "model_config": ("training", "config"), "model_metrics": ("training", "metrics"),
