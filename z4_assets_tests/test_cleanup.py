@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 import pytest
 
 from z4_assets.core.cleanup._paths import contained
-from z4_assets.core.run_folder import RunFolder as RunPaths
+from z4_assets.core.run_folder import RunFolder
 from z4_assets.core.cleanup._postrun import finish_run
 from z4_assets.core.cleanup._retention import retention_policy
 from z4_assets.core.cleanup._scratch import RunScratch
@@ -30,7 +30,7 @@ def policy():
 @pytest.fixture
 def run(tmp_path):
     """A run folder shaped like a real one, and a scratch with a cache, a temp file and a secret."""
-    paths = RunPaths(tmp_path / "factory", RUN)
+    paths = RunFolder(tmp_path / "factory", RUN)
     for rel, text in {"snapshot/gates.json": "[]", "hygiene/hygiene_report.json": "{}",
                       "model/weights.pt": "w" * 100, "model/metrics.json": "{}",
                       "intermediate/split.parquet": "s" * 50, "hygiene/.gates.json.x1.tmp": "partial"}.items():
@@ -144,7 +144,7 @@ def test_a_revoker_error_is_reported_by_type_only_and_fails_the_gate(run, policy
 def test_run_ids_that_could_escape_are_rejected(tmp_path):
     for bad in ("..", "../x", "/etc", "a/b", "", ".hidden"):
         with pytest.raises(Z4Error, match="invalid run id"):
-            RunPaths(tmp_path, bad)
+            RunFolder(tmp_path, bad)
 
 
 def test_contained_only_accepts_paths_strictly_inside(tmp_path):
@@ -162,16 +162,16 @@ def test_contained_only_accepts_paths_strictly_inside(tmp_path):
     ({"RET-7": {"kind": "SOMETHING", "days": 7}}, "kind must be one of"),
 ])
 def test_retention_policy_refuses_weak_classes(policy, change, message):
-    section = {**policy["retention"], "classes": {**policy["retention"]["classes"], **change}}
+    section = {**policy.retention, "classes": {**policy.retention["classes"], **change}}
     with pytest.raises(Z4Error, match=message):
         retention_policy(section, "policy.yaml")
 
 
 def test_retention_rules_must_name_known_classes_and_default_to_evidence(policy):
     with pytest.raises(Z4Error, match="known class"):
-        retention_policy({**policy["retention"], "rules": [{"glob": "*", "class": "RET-1"}]})
+        retention_policy({**policy.retention, "rules": [{"glob": "*", "class": "RET-1"}]})
     with pytest.raises(Z4Error, match="default_class"):
-        retention_policy({**policy["retention"], "default_class": "RET-7"})
+        retention_policy({**policy.retention, "default_class": "RET-7"})
 
 
 def test_the_delete_primitive_itself_refuses_anything_outside_its_base(tmp_path):
