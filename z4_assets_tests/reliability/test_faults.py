@@ -19,6 +19,7 @@ import dagster as dg
 import pytest
 
 from z4_assets.core.packaging._attest import PROVENANCE_FILE
+from z4_assets.core.stages import all_gate_names
 from z4_assets.core.z3 import add_snapshot
 from z4_assets_tests.conftest import DATASET, SAMPLE_CONTRACT, SAMPLE_CSV, SAMPLE_DATASET_CONFIG
 from z4_assets_tests.reliability.faults import (instance, kill_group, mlflow_client, mlflow_run, new_project,
@@ -28,7 +29,7 @@ from z4_assets_tests.reliability.faults import (instance, kill_group, mlflow_cli
 from z4_assets_tests.servers import free_port, start_mlflow_server
 
 ET = dg.DagsterEventType
-CHECKS = 29  # every blocking check of model_factory
+CHECKS = len(all_gate_names())  # every blocking check of model_factory
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +92,11 @@ def retry_and_verify(p, failed_run_id: str, expect_rerun: set[str], expect_kept:
     assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
     retry = runs(p)[-1]
     assert retry.parent_run_id == failed_run_id and retry.status == dg.DagsterRunStatus.SUCCESS
+    parent = next(r for r in runs(p) if r.run_id == failed_run_id)
+    partition = parent.tags["dagster/partition"]
+    # the retry trains the failed run's partition, with its snapshot tags (the sensor reads them)
+    assert {k: v for k, v in retry.tags.items() if k.startswith(("z4/", "dagster/partition"))} == \
+        {k: v for k, v in parent.tags.items() if k.startswith(("z4/", "dagster/partition"))}
     started = steps(p, retry.run_id, ET.STEP_START)
     assert expect_rerun <= started, f"not re-executed: {expect_rerun - started}"
     assert not (started & expect_kept), f"recomputed although it had succeeded: {started & expect_kept}"
@@ -110,6 +116,13 @@ def retry_and_verify(p, failed_run_id: str, expect_rerun: set[str], expect_kept:
     readers = {json.loads(x)["run_id"] for x in (p.factory_root / "runs" / retry.run_id / "access"
                                                 / "access_log.jsonl").read_text().splitlines()}
     assert failed_run_id in readers and failed_run_id in log["annotations"]["selection"], log
+    # the steps it did not re-run were read from the outcome store: their outcomes are the failed run's
+    for asset in expect_kept:
+        kept = json.loads((p.factory_root / "outcomes" / asset / f"{partition}.json").read_text())
+        assert (kept["run_id"], kept["partition"]) == (failed_run_id, partition), asset
+    for asset in expect_rerun:
+        redone = json.loads((p.factory_root / "outcomes" / asset / f"{partition}.json").read_text())
+        assert redone["run_id"] == retry.run_id, asset
     assert registry_entries(p) == ["version 1", "alias candidate"]
     assert staging_dirs(p.factory_root) == []
     ml = mlflow_run(p, failed_run_id)  # the retry continued the original MLflow run
@@ -128,7 +141,9 @@ def test_sigkill_during_training(fault_z3, signing_key, cache_root, tmp_path):
                    p.home / "run.log")
         kill_group(proc, signal.SIGSTOP)  # freeze it mid-training to see the state the kill hits
         assert "trained_model" not in steps(p, run_id, ET.STEP_SUCCESS)
-        assert not (p.factory_root / "runs" / run_id / "model").exists()  # written after training
+        model = p.factory_root / "runs" / run_id / "model"
+        assert not model.exists() or not any(model.iterdir()), "the model's files are written after training"
+        assert not (p.factory_root / "outcomes" / "trained_model").exists()
         kill_and_reconcile(p, proc, run_id)
     finally:
         kill_group(proc)
