@@ -135,7 +135,14 @@ def test_dagster_job_execute_without_a_partition_fails_at_once_in_one_line(proje
     with instance_of(home) as instance:
         (run,) = [r for r in instance.get_runs() if "dagster/partition" not in r.tags]
         assert run.status == dg.DagsterRunStatus.FAILURE
-        assert instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records == []
+
+        def events(kind):
+            return [r.event_log_entry.dagster_event for r in instance.get_records_for_run(run.run_id, of_type=kind).records]
+
+        assert events(dg.DagsterEventType.ASSET_MATERIALIZATION) == []
+        assert {e.step_key for e in events(dg.DagsterEventType.STEP_START)} == {"z3_snapshot"}  # the first step stops it
+        (failure,) = events(dg.DagsterEventType.STEP_FAILURE)
+        assert failure.step_failure_data.user_failure_data.description == NO_PARTITION
     assert not (home / "data" / "factory" / "runs" / run.run_id).exists()
 
 
