@@ -113,9 +113,13 @@ def retry_and_verify(p, failed_run_id: str, expect_rerun: set[str], expect_kept:
     # the reads of the failed run (intake, hygiene...) stay in the retried package's provenance
     prov = json.loads((pkg / PROVENANCE_FILE).read_text())
     log = next(b for b in prov["predicate"]["runDetails"]["byproducts"] if b["name"] == "access_log")
-    readers = {json.loads(x)["run_id"] for x in (p.factory_root / "runs" / retry.run_id / "access"
-                                                / "access_log.jsonl").read_text().splitlines()}
+    exported = (p.factory_root / "runs" / retry.run_id / "access" / "access_log.jsonl").read_text().splitlines()
+    readers = {json.loads(x)["run_id"] for x in exported}
     assert failed_run_id in readers and failed_run_id in log["annotations"]["selection"], log
+    # it covers every run that produced one of the package's inputs (the failed run and the retry), no other
+    producers = sorted({failed_run_id, retry.run_id})
+    assert log["annotations"]["selection"] == "lines whose run_id is one of " + ", ".join(producers), log
+    assert readers <= set(producers) and log["annotations"]["run_lines"] == len(exported)
     # the steps it did not re-run were read from the outcome store: their outcomes are the failed run's
     for asset in expect_kept:
         kept = json.loads((p.factory_root / "outcomes" / asset / f"{partition}.json").read_text())
