@@ -162,8 +162,9 @@ def test_sigkill_during_packaging(fault_z3, signing_key, tmp_path):
     p = new_project(tmp_path / "project", fault_z3, signing_key)
     proc = start_factory(p)
     try:
-        run_id = wait_until("the package build started", run_folder_with(p, ".package-staging-*"), proc,
-                            p.home / "run.log", poll=0.02)
+        # the first evidence copied into staging: the build has files to leave behind (the SBOM follows)
+        run_id = wait_until("the package build started", run_folder_with(p, ".package-staging-*/package/reports/*/*"),
+                            proc, p.home / "run.log", poll=0.02)
         kill_group(proc, signal.SIGSTOP)  # freeze it mid-build to see the state the kill hits
         run_dir = p.factory_root / "runs" / run_id
         assert staging_dirs(p.factory_root) and not (run_dir / "package.tar.gz").exists()
