@@ -7,7 +7,8 @@ check their health (Kubernetes, Docker, ECS; see deploy/), not for the default l
 `z4 runs reconcile` does it here: a STARTED run whose recorded process (pid in its event log) no
 longer exists on this machine is reported FAILED (which also fires the cleanup_on_failure sensor),
 and its MLflow run is marked KILLED. `z4 runs retry RUN_ID` then re-executes it from failure: the
-steps that succeeded are not run again, and the retry continues the same MLflow run.
+steps that succeeded are not run again (the retry, of the same partition, reads their outcomes from
+the outcome store), and the retry continues the same MLflow run.
 """
 
 from __future__ import annotations
@@ -97,8 +98,20 @@ def factory_job() -> dg.JobDefinition:
     return defs.get_job_def(FACTORY_JOB)
 
 
+def retry_tags(parent: dg.DagsterRun) -> dict[str, str]:
+    """The tags a retry of PARENT carries: its partition and snapshot tags (the sensor's, or `z4 run`'s),
+    as Dagster's own re-execution keeps them; not Dagster's bookkeeping of the parent (failure
+    reason, retry markers) nor the `z4 run` invocation that launched the parent."""
+    from z4_assets.cli.runs import INVOCATION_TAG
+
+    kept = {k: v for k, v in parent.tags.items()
+            if (not k.startswith(("dagster/", ".dagster/")) or k.startswith("dagster/partition"))
+            and k != INVOCATION_TAG}
+    return {**kept, "dagster/is_resume_retry": "true"}
+
+
 def retry_from_failure(instance: dg.DagsterInstance, run_id: str) -> dg.JobExecutionResult:
-    """Re-execute a FAILED factory run from failure, with its run config, in this process."""
+    """Re-execute a FAILED factory run from failure, with its run config and partition, in this process."""
     parent = instance.get_run_by_id(run_id)
     if parent is None or parent.job_name != FACTORY_JOB:
         raise Z4Error(f"no {FACTORY_JOB} run {run_id} in this instance")
@@ -107,4 +120,5 @@ def retry_from_failure(instance: dg.DagsterInstance, run_id: str) -> dg.JobExecu
             f"run {run_id} is {parent.status.value}, not FAILURE: only a failed run is retried "
             "(a run whose process was killed: `z4 runs reconcile` first)")
     return dg.execute_job(dg.reconstructable(factory_job), instance=instance, run_config=parent.run_config,
+                          tags=retry_tags(parent),
                           reexecution_options=dg.ReexecutionOptions.from_failure(run_id, instance))

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 import pytest
 
 from z4_assets.core.cleanup._paths import contained
-from z4_assets.core.run_folder import RunFolder as RunPaths
+from z4_assets.core.run_folder import RunFolder
 from z4_assets.core.cleanup._postrun import finish_run
 from z4_assets.core.cleanup._retention import retention_policy
 from z4_assets.core.cleanup._scratch import RunScratch
@@ -30,7 +30,7 @@ def policy():
 @pytest.fixture
 def run(tmp_path):
     """A run folder shaped like a real one, and a scratch with a cache, a temp file and a secret."""
-    paths = RunPaths(tmp_path / "factory", RUN)
+    paths = RunFolder(tmp_path / "factory", RUN)
     for rel, text in {"snapshot/gates.json": "[]", "hygiene/hygiene_report.json": "{}",
                       "model/weights.pt": "w" * 100, "model/metrics.json": "{}",
                       "intermediate/split.parquet": "s" * 50, "hygiene/.gates.json.x1.tmp": "partial"}.items():
@@ -144,7 +144,7 @@ def test_a_revoker_error_is_reported_by_type_only_and_fails_the_gate(run, policy
 def test_run_ids_that_could_escape_are_rejected(tmp_path):
     for bad in ("..", "../x", "/etc", "a/b", "", ".hidden"):
         with pytest.raises(Z4Error, match="invalid run id"):
-            RunPaths(tmp_path, bad)
+            RunFolder(tmp_path, bad)
 
 
 def test_contained_only_accepts_paths_strictly_inside(tmp_path):

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from z4_assets.cleanup.job import cleanup_job
+from z4_assets.jobs import cleanup_job
 from z4_assets.resources import S3Z3Store
 from z4_assets.sensors.failures import cleanup_on_failure
 from z4_assets_tests.conftest import check_verdicts, run_factory
@@ -43,10 +43,10 @@ def test_run_failing_its_hygiene_gate_ends_with_scratch_removed_and_report_in_it
     upload(s3_endpoint, ref.path)  # the bucket store copies the snapshot into the run's scratch
     resources = {**factory_resources, "z3": S3Z3Store(bucket=BUCKET, prefix=PREFIX, endpoint_url=s3_endpoint,
                                                       region_name="us-east-1")}
-    failed = run_factory(resources, instance=instance)
+    failed = run_factory(resources, partition=ref.label, instance=instance)
     assert not failed.success and check_verdicts(failed)["duplicate_rows"] is False
     assert instance.get_run_by_id(failed.run_id).status == dg.DagsterRunStatus.FAILURE
-    paths = resources["storage"].paths(failed.run_id)
+    paths = resources["storage"].folder(failed.run_id)
     cached = paths.scratch / "z3" / ref.dataset_id / ref.snapshot_id / "data.parquet"
     assert cached.is_file(), "the failed run left its cache behind: the cleanup has work to do"
 
@@ -72,15 +72,18 @@ def test_run_failing_its_hygiene_gate_ends_with_scratch_removed_and_report_in_it
     assert run.data.tags["z4.cleanup.dagster_run_id"] == failed.run_id
     assert run.data.tags["z4.cleanup.by"] == f"cleanup job run {cleanup.run_id}"
     assert {a.path for a in client.list_artifacts(run.info.run_id, "postrun")} == {
-        "postrun/cleanup_report.json", "postrun/retention_manifest.json"}
+        "postrun/cleanup_report.json", "postrun/retention_manifest.json", "postrun/gates.json"}
+    (gate,) = json.loads((paths.postrun / "gates.json").read_text())  # the verdict, as every stage writes it
+    assert (gate["name"], gate["passed"]) == ("cleanup_complete", True)
     assert run.data.metrics["cleanup.removed_files"] == len(report["removed"])
 
 
 def test_run_failing_before_any_stage_was_tracked_still_gets_a_cleanup_record(
         sample_df, register, factory_resources, instance):
-    register(sample_df.iloc[:500])
-    failed = run_factory(factory_resources, selection={"dataset_id": "no_such_dataset"}, instance=instance)
-    assert not failed.success
+    ref = register(sample_df.iloc[:500])
+    failed = run_factory(factory_resources, partition=f"no_such_dataset@{ref.snapshot_id}", instance=instance)
+    assert not failed.success and "unknown dataset id 'no_such_dataset'" in \
+        failed.failure_data_for_node("z3_snapshot").user_failure_data.description
     request = cleanup_on_failure(_failure_context(instance, failed.run_id))
     cleanup = cleanup_job.execute_in_process(run_config=request.run_config, resources=factory_resources,
                                              instance=instance)
@@ -90,7 +93,7 @@ def test_run_failing_before_any_stage_was_tracked_still_gets_a_cleanup_record(
     (run,) = client.search_runs([exp.experiment_id], filter_string=f"tags.`dagster.run_id` = '{failed.run_id}'")
     assert run.info.status == "FAILED"
     assert run.data.tags["z4.cleanup.dagster_run_id"] == failed.run_id
-    assert (factory_resources["storage"].paths(failed.run_id).postrun / "retention_manifest.json").is_file()
+    assert (factory_resources["storage"].folder(failed.run_id).postrun / "retention_manifest.json").is_file()
 
 
 def test_cleanup_job_refuses_a_run_id_that_is_a_path(factory_resources, instance):

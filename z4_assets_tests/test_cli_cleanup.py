@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -35,7 +36,9 @@ def test_z4_run_that_fails_a_gate_is_cleaned_up_and_recorded(tmp_path, sample_df
                                                        "Z4_PSEUDONYM_KEY_FILE": str(key_file)})
     assert proc.returncode == 1, proc.stderr[-3000:]
     assert "failed: cleaning it up (cleanup job)" in proc.stdout
-    assert "duplicate_rows" in proc.stdout + proc.stderr
+    # the run's summary, printed after its cleanup: the gate that blocked it and the cleanup's own verdict
+    assert re.search(r"^hygiene +duplicate_rows +FAIL ", proc.stdout, re.M), proc.stdout[-3000:]
+    assert re.search(r"^cleanup +cleanup_complete +pass ", proc.stdout, re.M), proc.stdout[-3000:]
 
     monkeypatch.chdir(tmp_path)  # dagster.yaml's storage paths are relative to the project root
     with dg.DagsterInstance.from_config(str(tmp_path)) as instance:

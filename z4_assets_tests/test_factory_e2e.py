@@ -1,4 +1,4 @@
-"""The whole factory on the real sample: gates, evidence, MLflow record, snapshot choice, drift."""
+"""The whole factory on the real sample: gates, evidence, MLflow record, the partition trained, drift."""
 
 from __future__ import annotations
 
@@ -6,8 +6,14 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from mlflow.tracking import MlflowClient
 
+from z4_assets.assets import hygiene_report, trained_model, z3_snapshot
+from z4_assets.core.outcome import (HygieneOutcome, ModelOutcome, PackageOutcome, SnapshotOutcome,
+                                     StageOutcome)
+from z4_assets.core.run_folder import FactoryRoot
+from z4_assets.core.stages import all_gate_names
 from z4_assets_tests.conftest import (ALL_ASSETS, TARGET, check_metadata, check_verdicts, materialized,
                                       run_factory)
 
@@ -31,23 +37,24 @@ def _mlflow_run(resources, result):
     return client, runs[0]
 
 
-def test_sample_snapshot_becomes_a_tracked_model(sample_df, register, factory_resources, tmp_path):
-    ref = register(sample_df)
-    result = run_factory(factory_resources)
+def test_sample_snapshot_becomes_a_tracked_model(sample_factory_run):
+    result, ref, resources = sample_factory_run["result"], sample_factory_run["ref"], sample_factory_run["resources"]
 
     assert result.success
     verdicts = check_verdicts(result)
-    assert set(verdicts) == ALL_GATES and all(verdicts.values()), verdicts
+    assert set(verdicts) == ALL_GATES == set(all_gate_names()) and all(verdicts.values()), verdicts
     assert materialized(result) == ALL_ASSETS
+    assert result.dagster_run.tags["dagster/partition"] == ref.label
     auc = check_metadata(result, "performance_auc")
     assert auc["measured"] >= auc["threshold"] == 0.70
 
-    client, run = _mlflow_run(factory_resources, result)
+    client, run = _mlflow_run(resources, result)
     assert run.info.status == "FINISHED"
     tags, params = run.data.tags, run.data.params
     assert tags["dataset_id"] == "taiwan_credit_default"
     assert tags["dataset_hash"] == ref.manifest["hash"]
     assert tags["snapshot_at"] == ref.manifest["snapshot_at"]
+    assert tags["dagster_partition"] == ref.label
     assert tags["seed"] == "7" and params["seed"] == "7"
     assert tags["git_sha"]
     assert params["epochs"] == "3" and "learning_rate" in params
@@ -57,7 +64,8 @@ def test_sample_snapshot_becomes_a_tracked_model(sample_df, register, factory_re
     model_files = {a.path for a in client.list_artifacts(run.info.run_id, "model")}
     assert {"model/weights.pt", "model/feature_spec.json"} <= model_files
 
-    run_dir = Path(factory_resources["storage"].root) / "runs" / result.run_id
+    factory = Path(resources["storage"].root)
+    run_dir = sample_factory_run["run_dir"]
     report = json.loads((run_dir / "hygiene" / "hygiene_report.json").read_text())
     assert report["passed"] and report["dataset_hash"] == ref.manifest["hash"]
     config = json.loads((run_dir / "model" / "model_config.json").read_text())
@@ -65,41 +73,66 @@ def test_sample_snapshot_becomes_a_tracked_model(sample_df, register, factory_re
     spec = json.loads((run_dir / "model" / "feature_spec.json").read_text())
     assert not {"SEX", "AGE", "MARRIAGE", "ID", TARGET} & {c["name"] for c in spec["columns"]}
     assert "EDUCATION" in {c["name"] for c in spec["columns"]}  # the contract allows it
-    baseline = factory_resources["storage"].load_baseline("taiwan_credit_default")
+    baseline = json.loads(FactoryRoot(factory).baseline("taiwan_credit_default").read_text())
     assert baseline["snapshot"] == ref.label
+
+    # every stage's outcome is kept for the partition, each bound to this run and the same content
+    lineage, kinds = None, {"z3_snapshot": SnapshotOutcome, "hygiene_report": HygieneOutcome,
+                            "trained_model": ModelOutcome, "signed_package": PackageOutcome}
+    for asset in ALL_ASSETS:
+        kind = kinds.get(asset, StageOutcome)
+        outcome = kind.model_validate_json(FactoryRoot(factory).outcome(asset, ref.label).read_bytes())
+        assert (outcome.partition, outcome.run_id, outcome.passed) == (ref.label, result.run_id, True), asset
+        lineage = outcome.lineage if lineage is None else lineage.merge(outcome.lineage)
+    assert lineage.snapshot == ref.manifest["hash"] and lineage.model == config["state_dict_sha256"]
 
     # cleanup_report ran last: records in the run folder and the MLflow run, the split is RET-7
     manifest = json.loads((run_dir / "postrun" / "retention_manifest.json").read_text())
     classes = {e["path"]: e["class"] for e in manifest["entries"]}
     assert classes["model/weights.pt"] == "RET-90" and classes["intermediate/split.parquet"] == "RET-7"
     assert classes["postrun/cleanup_report.json"] == "RET-3650"
-    assert not (run_dir.parent.parent / "scratch" / result.run_id).exists()
+    assert not (factory / "scratch" / result.run_id).exists()
     assert {"postrun/cleanup_report.json", "postrun/retention_manifest.json"} <= {
         a.path for a in client.list_artifacts(run.info.run_id, "postrun")}
     assert tags["z4.cleanup.dagster_run_id"] == result.run_id and tags["z4.cleanup.complete"] == "true"
 
 
-def test_newest_snapshot_by_default_and_a_chosen_one_on_request(sample_df, register, factory_resources):
+def test_the_named_partition_is_the_snapshot_trained(sample_df, register, factory_resources):
     older = register(sample_df.iloc[:12000])
     newer = register(sample_df.iloc[12000:])
-    default = run_factory(factory_resources)
-    chosen = run_factory(factory_resources, selection={"snapshot_id": older.snapshot_id})
+    assert factory_resources["z3"].resolve().label == newer.label  # what a run takes unless one is named
+    result = run_factory(factory_resources, partition=older.label,
+                         assets=[z3_snapshot, hygiene_report, trained_model])
 
-    def snapshot_of(result):
-        mat = result.asset_materializations_for_node("z3_snapshot")[0]
-        return mat.metadata["snapshot_id"].value
+    assert result.success and materialized(result) == {"z3_snapshot", "hygiene_report", "trained_model"}
+    assert result.asset_materializations_for_node("z3_snapshot")[0].metadata["snapshot_id"].value == older.snapshot_id
+    trained = result.asset_materializations_for_node("trained_model")[0]
+    assert trained.partition == older.label
+    assert trained.metadata["lineage"].value["snapshot"] == older.manifest["hash"] != newer.manifest["hash"]
+    outcomes = Path(factory_resources["storage"].root) / "outcomes"
+    assert sorted(p.name for p in outcomes.rglob("*.json")) == [f"{older.label}.json"] * 3
 
-    assert snapshot_of(default) == newer.snapshot_id
-    assert snapshot_of(chosen) == older.snapshot_id
 
-
-def test_unknown_dataset_id_fails_clearly_and_materializes_nothing(sample_df, register, factory_resources):
-    register(sample_df.iloc[:3000])
-    result = run_factory(factory_resources, selection={"dataset_id": "no_such_dataset"})
+@pytest.mark.parametrize("key, expect", [
+    ("no_such_dataset@{snapshot_id}", "unknown dataset id 'no_such_dataset'"),
+    ("{dataset_id}@20990101T000000Z-0000000000000000", "no snapshot '20990101T000000Z-0000000000000000'"),
+    ("{dataset_id}", "invalid snapshot key 'taiwan_credit_default': expected <dataset_id>@<snapshot_id>"),
+])
+def test_an_unknown_or_malformed_partition_fails_in_one_line_and_leaves_nothing(
+        sample_df, register, factory_resources, key, expect):
+    ref = register(sample_df.iloc[:3000])
+    result = run_factory(factory_resources, partition=key.format(dataset_id=ref.dataset_id,
+                                                                 snapshot_id=ref.snapshot_id))
     assert not result.success
     assert materialized(result) == set()
-    failure = result.failure_data_for_node("z3_snapshot")
-    assert "unknown dataset id 'no_such_dataset'" in failure.user_failure_data.description
+    failure = result.failure_data_for_node("z3_snapshot").user_failure_data.description
+    assert expect in failure and "\n" not in failure and "Traceback" not in failure, failure
+    factory = Path(factory_resources["storage"].root)
+    left = sorted(str(p.relative_to(factory)) for p in factory.rglob("*")) if factory.exists() else []
+    assert left == [], left  # no outcome, no run folder, no scratch
+    client = MlflowClient(factory_resources["mlflow"].tracking_uri)
+    exp = client.get_experiment_by_name("z4-tests")
+    assert exp is None or client.search_runs([exp.experiment_id]) == []
 
 
 def test_performance_gate_blocks_a_model_trained_on_noise_and_mlflow_run_is_failed(
@@ -131,7 +164,7 @@ def test_run_blocked_at_the_snapshot_gate_still_closes_its_mlflow_run(
 
 def test_drift_against_the_first_accepted_snapshot(sample_df, register, factory_resources):
     register(sample_df)
-    first = run_factory(factory_resources)
+    first = run_factory(factory_resources, assets=[z3_snapshot, hygiene_report])  # hygiene sets the baseline
     assert first.success
     shifted = sample_df.copy()
     shifted["LIMIT_BAL"] = (shifted["LIMIT_BAL"] * 3).clip(upper=9_000_000)

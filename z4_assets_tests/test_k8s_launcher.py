@@ -9,10 +9,13 @@ import sys
 from pathlib import Path
 
 import dagster as dg
+import pandas as pd
 import yaml
 
 from z4_assets.core.k8s_policy import load_steps_policy
+from z4_assets.core.z3 import add_snapshot, list_snapshots
 from z4_assets.k8s.steps import DEFAULT_STEPS
+from z4_assets_tests.conftest import DATASET, SAMPLE_CONTRACT, SAMPLE_CSV
 from z4_assets_tests.k8s_api import DIGEST_IMAGE, FakeKubeAPI, kubernetes_validate
 from z4_assets_tests.test_k8s_specs import instance_home
 
@@ -20,12 +23,19 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def launch(home: Path, **env) -> subprocess.CompletedProcess:
+    """CI's line with `launch` for `execute`: a snapshot is registered, and `z4 snapshot tags` names
+    its partition (adding it to the instance) for `dagster job launch --tags`."""
     base = {k: v for k, v in os.environ.items() if not k.startswith(("Z4_", "MLFLOW_", "DAGSTER_"))}
     base.update(DAGSTER_HOME=str(home), PYTHONPATH=str(ROOT), Z4_EXECUTOR="k8s",
                 Z4_Z3_ROOT=str(home / "z3"), Z4_FACTORY_ROOT=str(home / "factory"), **env)
+    pd.read_csv(SAMPLE_CSV, nrows=500).to_parquet(home / "data.parquet", index=False)
+    add_snapshot(home / "z3", DATASET, SAMPLE_CONTRACT, home / "data.parquet")
+    tags = subprocess.run([sys.executable, "-m", "z4_assets.cli", "snapshot", "tags"], cwd=home, env=base,
+                          capture_output=True, text=True, timeout=300)
+    assert tags.returncode == 0, tags.stderr[-2000:]
     return subprocess.run([sys.executable, "-m", "dagster", "job", "launch", "-m", "z4_assets.definitions",
-                           "-j", "model_factory"], cwd=home, env=base, capture_output=True, text=True,
-                          timeout=300)
+                           "-j", "model_factory", "--tags", tags.stdout.strip()], cwd=home, env=base,
+                          capture_output=True, text=True, timeout=300)
 
 
 def test_the_run_pod_is_created_locked_down_and_valid(tmp_path):
@@ -51,6 +61,11 @@ def test_the_run_pod_is_created_locked_down_and_valid(tmp_path):
     assert labels["z4.io/workload"] == "factory" and labels["app.kubernetes.io/component"] == "run_worker"
     mounts = {m["mountPath"] for m in c["volumeMounts"]}
     assert {"/tmp", "/data", "/z3", "/etc/z4/steps", "/opt/dagster/dagster_home/storage"} <= mounts
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        (run,) = instance.get_runs()
+        (ref,) = list_snapshots(tmp_path / "z3")
+        assert run.tags["dagster/partition"] == ref.label  # the pod runs the partition it was launched for
+        assert labels["dagster/run-id"] == run.run_id
     out = tmp_path / "run-worker.yaml"
     out.write_text(yaml.safe_dump(job))
     check = kubernetes_validate([out])

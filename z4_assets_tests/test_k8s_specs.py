@@ -13,7 +13,9 @@ import pytest
 import yaml
 
 from z4_assets.core.k8s_policy import container_security_context, load_steps_policy
+from z4_assets.core.z3 import parse_snapshot_key, snapshot_key
 from z4_assets.k8s.steps import DEFAULT_STEPS, asset_steps
+from z4_assets.partitions import snapshots
 from z4_assets_tests.k8s_api import DIGEST_IMAGE, K8S_VERSION, FakeKubeAPI, kubernetes_validate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,10 +54,15 @@ def instance_home(tmp: Path, api: FakeKubeAPI) -> Path:
     return tmp
 
 
+# the partition each step run trains, as `z4 snapshot tags` names one (no step gets as far as reading it)
+PARTITION = snapshot_key("taiwan_credit_default", "20260101T000000000000Z-0123456789ab")
+
+
 def launch_steps(instance, steps: list[str], execution: dict) -> list[dg.ExecuteJobResult]:
     keys = step_keys()
+    instance.add_dynamic_partitions(snapshots.name, [PARTITION])
     return [dg.execute_job(dg.reconstructable(k8s_factory_job), instance=instance,
-                           run_config={"execution": {"config": execution}},
+                           run_config={"execution": {"config": execution}}, tags={"dagster/partition": PARTITION},
                            asset_selection=keys[step]) for step in steps]
 
 
@@ -84,6 +91,17 @@ def container(job: dict) -> dict:
 def test_every_asset_step_is_rendered_once(rendered):
     assert set(rendered["steps"]) == set(asset_steps(_defs()))
     assert rendered["posted"] == len(rendered["steps"]) and set(rendered["jobs"]) == set(rendered["steps"])
+    parse_snapshot_key(PARTITION)  # a key the factory accepts
+
+
+def test_every_asset_step_is_one_partitioned_factory_stage():
+    """The steps the k8s executor launches are the stage table's assets, all of the snapshot partitions."""
+    from z4_assets.core.stages import STAGES
+
+    graph = _defs().resolve_asset_graph()
+    assert set(asset_steps(_defs())) == {s.asset for s in STAGES}
+    for key in graph.get_all_asset_keys():
+        assert graph.get(key).partitions_def == snapshots, key.to_user_string()
 
 
 def test_rendered_step_jobs_pass_kubernetes_validate_strict(rendered):

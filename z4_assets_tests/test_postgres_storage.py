@@ -61,16 +61,19 @@ def test_model_factory_runs_with_run_event_log_and_schedule_storage_in_postgres(
                  str(SAMPLE_CSV)]):
         proc = run(*cmd)
         assert proc.returncode == 0, proc.stderr[-2000:]
+    tags = run("-m", "z4_assets.cli", "snapshot", "tags")  # adds the partition to the Postgres instance
+    assert tags.returncode == 0, tags.stderr[-2000:]
+    partition = json.loads(tags.stdout)["dagster/partition"]
     (tmp_path / "run.yaml").write_text(yaml.safe_dump({"ops": {"trained_model": {"config": {"epochs": 3}}}}))
     proc = run("-m", "dagster", "job", "execute", "-m", "z4_assets.definitions", "-j", "model_factory",
-               "-c", str(tmp_path / "run.yaml"))
+               "-c", str(tmp_path / "run.yaml"), "--tags", tags.stdout.strip())
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
 
     # Straight from Postgres: the run, its events, every asset's materialization.
     conn = postgres.connect("dagster")
     with conn, conn.cursor() as cur:
-        cur.execute("SELECT run_id, pipeline_name, status FROM runs")
-        ((run_id, job_name, status),) = cur.fetchall()
+        cur.execute("SELECT run_id, pipeline_name, status, partition FROM runs")
+        ((run_id, job_name, status, run_partition),) = cur.fetchall()
         cur.execute("SELECT count(*) FROM event_logs WHERE run_id = %s", (run_id,))
         (events,) = cur.fetchone()
         cur.execute("SELECT DISTINCT asset_key FROM event_logs WHERE run_id = %s "
@@ -79,13 +82,16 @@ def test_model_factory_runs_with_run_event_log_and_schedule_storage_in_postgres(
                         for (k,) in cur.fetchall()}
         cur.execute("SELECT count(*) FROM event_logs WHERE dagster_event_type = 'ASSET_CHECK_EVALUATION'")
         (checks,) = cur.fetchone()
+        cur.execute("SELECT partition FROM dynamic_partitions WHERE partitions_def_name = 'z3_snapshots'")
+        partitions = [k for (k,) in cur.fetchall()]
         cur.execute("SELECT to_regclass('jobs'), to_regclass('job_ticks'), to_regclass('instigators')")
         schedule_tables = cur.fetchone()
         cur.execute("SELECT (SELECT count(*) FROM event_logs WHERE event LIKE %(pw)s) + "
                     "(SELECT count(*) FROM runs WHERE run_body LIKE %(pw)s)", {"pw": f"%{postgres.password}%"})
         (password_hits,) = cur.fetchone()
     conn.close()
-    assert (job_name, status) == ("model_factory", "SUCCESS")
+    assert (job_name, status, run_partition) == ("model_factory", "SUCCESS", partition)
+    assert partitions == [partition]
     assert events > 50
     assert materialized == factory_job_assets()
     assert checks >= len(materialized)
@@ -102,5 +108,8 @@ def test_model_factory_runs_with_run_event_log_and_schedule_storage_in_postgres(
         assert type(instance.schedule_storage).__name__ == "PostgresScheduleStorage"
         (stored,) = instance.get_runs()
         assert stored.run_id == run_id and stored.status == dg.DagsterRunStatus.SUCCESS
+        assert stored.tags["dagster/partition"] == partition
+        assert instance.get_dynamic_partitions("z3_snapshots") == [partition]
         for key in materialized:
-            assert instance.get_latest_materialization_event(dg.AssetKey.from_user_string(key)) is not None
+            event = instance.get_latest_materialization_event(dg.AssetKey.from_user_string(key))
+            assert event is not None and event.asset_materialization.partition == partition

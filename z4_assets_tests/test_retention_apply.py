@@ -11,7 +11,7 @@ import pytest
 
 from z4_assets import cli
 from z4_assets.core.cleanup._apply import apply_retention
-from z4_assets.core.run_folder import RunFolder as RunPaths
+from z4_assets.core.run_folder import RunFolder
 from z4_assets.core.cleanup._postrun import finish_run
 from z4_assets.core.policy import load_policy
 
@@ -19,18 +19,18 @@ T0 = datetime(2026, 1, 1, 12, tzinfo=timezone.utc)
 EVIDENCE = ["snapshot/gates.json", "hygiene/hygiene_report.json", "model/weights.pt", "model/metrics.json"]
 
 
-def _run(root: Path, run_id: str, signed: str | None = None) -> RunPaths:
-    """A finished run cleaned up at T0; SIGNED adds package/ or promotion.json afterwards."""
-    paths = RunPaths(root, run_id)
+def _run(root: Path, run_id: str, signed: str | None = None) -> RunFolder:
+    """A finished run cleaned up at T0; SIGNED adds package/ or promotion/promotion.json afterwards."""
+    paths = RunFolder(root, run_id)
     for rel in EVIDENCE + ["intermediate/split.parquet"]:
         (paths.run_dir / rel).parent.mkdir(parents=True, exist_ok=True)
         (paths.run_dir / rel).write_text(rel)
     finish_run(paths, load_policy(None, "any"), lambda lease: "noop", cleaned_by="test", now=T0)
     if signed == "package":
-        (paths.run_dir / "package").mkdir()
-        (paths.run_dir / "package" / "model.sig").write_text("signature")
+        paths.package_dir.mkdir()
+        (paths.package_dir / "model.sig").write_text("signature")
     elif signed == "promotion":
-        (paths.run_dir / "promotion.json").write_text("{}")
+        paths.stage("promotion").promotion.write_text("{}")
     return paths
 
 
@@ -41,7 +41,7 @@ def factory(tmp_path):
             "promoted": _run(root, "run-promoted", "promotion")}
 
 
-def _exists(paths: RunPaths, rel: str) -> bool:
+def _exists(paths: RunFolder, rel: str) -> bool:
     return (paths.run_dir / rel).exists()
 
 
@@ -72,8 +72,9 @@ def test_after_90_days_only_unprotected_evidence_goes_and_records_stay(factory):
     assert _exists(factory["signed"], "package/model.sig")
     assert _exists(factory["plain"], "postrun/cleanup_report.json")  # RET-3650
     assert _exists(factory["plain"], "postrun/retention_manifest.json")
-    kept = [k for k in report["kept"] if k["run_id"] == "run-signed" and k["path"] == "model/weights.pt"]
-    assert kept[0]["reason"].startswith("protected: signed or promoted model (package present)")
+    kept = {k["run_id"]: k["reason"] for k in report["kept"] if k["path"] == "model/weights.pt"}
+    assert kept["run-signed"].startswith("protected: signed or promoted model (package present)")
+    assert kept["run-promoted"].startswith("protected: signed or promoted model (promotion/promotion.json present)")
 
 
 def test_dry_run_deletes_nothing_and_says_what_it_would(factory):

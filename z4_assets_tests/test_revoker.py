@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from z4_assets.core.cleanup._paths import RunPaths
+from z4_assets.core.run_folder import RunFolder
 from z4_assets.core.cleanup._postrun import finish_run
 from z4_assets.core.cleanup._scratch import RunScratch
 from z4_assets.core.policy import load_policy
@@ -45,8 +45,8 @@ def vault():
         thread.join(timeout=10)
 
 
-def _run_with_lease(tmp_path) -> RunPaths:
-    paths = RunPaths(tmp_path / "factory", "run-with-lease")
+def _run_with_lease(tmp_path) -> RunFolder:
+    paths = RunFolder(tmp_path / "factory", "run-with-lease")
     RunScratch(paths).record_lease("database/creds/z4-reader/h3Xk", "vault")
     return paths
 

@@ -12,23 +12,43 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from z4_assets.assets import signed_package
 from z4_assets.core.errors import Z4Error
 from z4_assets.core.packaging import _attest as attest, _layout as layout
 from z4_assets.core.packaging._signing import keygen, sign_package
 from z4_assets.core.packaging._verify import verify_package
 from z4_assets.core.promotion._registry import load_model_by_alias
+from z4_assets.outcome_store import OutcomeStore
+from z4_assets.resources import FactoryStorage, MlflowTracking
 from z4_assets_tests.conftest import check_verdicts, materialized, run_factory, ALL_ASSETS
 
 
-@pytest.fixture
-def passed_run(sample_df, register, factory_resources, signing_key):
-    register(sample_df.iloc[:12000])
-    result = run_factory(factory_resources)
-    assert result.success, check_verdicts(result)
-    run_dir = Path(factory_resources["storage"].root) / "runs" / result.run_id
+@pytest.fixture(scope="module")
+def passed_run(sample_factory_run, signing_key):
+    """The session's shared factory run on the sample: read-only here (a tamper works on a copy)."""
+    result, run_dir = sample_factory_run["result"], sample_factory_run["run_dir"]
+    assert result.success, {k: v for k, v in check_verdicts(result).items() if not v}
     return {"result": result, "run_dir": run_dir, "pkg": run_dir / "package",
             "tar": run_dir / "package.tar.gz", "pub": signing_key.with_name("signing.pub.pem"),
-            "resources": factory_resources}
+            "resources": sample_factory_run["resources"], "partition": sample_factory_run["ref"].label}
+
+
+def _package_of_another_run(passed_run, tmp_path) -> Path:
+    """signed_package alone, materialized again for the same snapshot in a new run: the same evidence
+    (read from a copy of the outcome store), another run id and time, the same key. Everything it
+    writes (outcome, run folder, MLflow run) goes to TMP_PATH, so the shared run stays as it was."""
+    res = passed_run["resources"]
+    root = tmp_path / "factory_b"
+    shutil.copytree(Path(res["storage"].root) / "outcomes", root / "outcomes")
+    resources = {**res, "storage": FactoryStorage(root=str(root), cache_root=res["storage"].cache_root),
+                 "outcomes": OutcomeStore(root=str(root)),
+                 "mlflow": MlflowTracking(tracking_uri=f"sqlite:///{tmp_path / 'mlflow_b.db'}",
+                                          experiment_name="z4-tests")}
+    run_b = run_factory(resources, partition=passed_run["partition"],
+                        assets=[signed_package])
+    assert run_b.success and materialized(run_b) == {"signed_package"}
+    assert run_b.run_id != passed_run["result"].run_id
+    return root / "runs" / run_b.run_id / "package"
 
 
 def test_package_layout_and_it_verifies(passed_run):
@@ -103,10 +123,9 @@ TAMPERS = {"weights_byte_flipped": _flip_weight, "report_edited": _edit_report, 
            "statement_verdict_changed": _flip_verdict, "signature_of_another_run": _signature_of_run_b}
 
 
-def test_every_tamper_is_detected_and_blocks_loading(passed_run, tmp_path, factory_resources):
-    run_b = run_factory(passed_run["resources"])  # same data and config: only run ids and times differ
-    assert run_b.success, {k: v for k, v in check_verdicts(run_b).items() if not v}
-    pkg_b = Path(factory_resources["storage"].root) / "runs" / run_b.run_id / "package"
+def test_every_tamper_is_detected_and_blocks_loading(passed_run, tmp_path):
+    pkg_b = _package_of_another_run(passed_run, tmp_path)  # same evidence: only run ids and times differ
+    assert verify_package(pkg_b, passed_run["pub"]).ok
 
     detected, seconds = {}, []
     for name, tamper in TAMPERS.items():
@@ -150,13 +169,18 @@ def test_promotion_registers_a_candidate_that_loads_only_after_verification(pass
                                               tracking_uri=res["mlflow"].tracking_uri)
     assert config["state_dict_sha256"] == json.loads((passed_run["pkg"] / "metadata.json").read_text())["state_dict_sha256"]
 
-    # tamper with the registered copy: loading must refuse
+    # tamper with the registered copy: loading must refuse (the shared run's copy is put back after)
     stored = Path(client.get_run(version.run_id).info.artifact_uri.replace("file://", "")) / "package" / "package.tar.gz"
-    data = bytearray(stored.read_bytes())
+    original = stored.read_bytes()
+    data = bytearray(original)
     data[-100] ^= 0xFF
-    stored.write_bytes(bytes(data))
-    with pytest.raises(Z4Error, match="refusing to load|digest differs"):
-        load_model_by_alias("z4-taiwan_credit_default", passed_run["pub"], tracking_uri=res["mlflow"].tracking_uri)
+    try:
+        stored.write_bytes(bytes(data))
+        with pytest.raises(Z4Error, match="refusing to load|digest differs"):
+            load_model_by_alias("z4-taiwan_credit_default", passed_run["pub"],
+                                tracking_uri=res["mlflow"].tracking_uri)
+    finally:
+        stored.write_bytes(original)
 
 
 def test_a_blocked_run_registers_nothing_and_says_fail(sample_df, register, factory_resources):

@@ -5,9 +5,11 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
+from z4_assets.core.z3 import list_snapshots
 from z4_assets_tests.servers import free_port, wait_http
 
 CHROMIUM = "/usr/bin/chromium"
@@ -37,6 +39,18 @@ def webserver(demo_project):
         log.close()
 
 
+@pytest.fixture(scope="module")
+def partition(demo_project) -> str:
+    """The one snapshot `z4 demo` registered and trained: its partition key."""
+    (ref,) = list_snapshots(demo_project["path"] / "data" / "z3")
+    return ref.label
+
+
+def _partition_page(base: str, asset: str, key: str) -> str:
+    """The asset's page for one partition: its materialization and metadata for that snapshot."""
+    return f"{base}/assets/{asset}?view=partitions&partition={quote(key, safe='')}"
+
+
 def _sink_covering_all(graph) -> str:
     """The asset whose upstream lineage holds every other asset (the job's last step)."""
     keys = set(graph.get_all_asset_keys())
@@ -64,7 +78,7 @@ def _open(page, url: str, wait_for: str) -> str:
     return page.inner_text("body")
 
 
-def test_asset_graph_and_evidence_pages_show_every_asset_and_check(webserver):
+def test_asset_graph_and_evidence_pages_show_every_asset_and_check(webserver, partition):
     from playwright.sync_api import sync_playwright
 
     from z4_assets.definitions import defs
@@ -103,9 +117,10 @@ def test_asset_graph_and_evidence_pages_show_every_asset_and_check(webserver):
             assert "Failed" not in text
             assert "This is a blocking asset check" in text and "threshold" in text and "measured" in text
 
-        text = _open(page, f"{webserver}/assets/trained_model", "state_dict_sha256")
+        text = _open(page, _partition_page(webserver, "trained_model", partition), "state_dict_sha256")
         page.screenshot(path=str(SHOTS / "trained_model.png"), full_page=True)
-        assert "mlflow_run_id" in text and "test_auc" in text
+        assert "mlflow_run_id" in text and "test_auc" in text and "lineage" in text
+        assert partition in text and "Materialized (1)" in text and "Failed (0)" in text
         browser.close()
     assert (SHOTS / "asset_graph.png").stat().st_size > 20_000
 
@@ -116,7 +131,7 @@ PLOTS = {"hygiene_report": ("drift_per_feature_image", "drift_per_feature.png"),
          "fairness_report": ("plot_AGE_image", "fairness_AGE.png")}
 
 
-def test_evidence_plots_open_as_images_on_the_asset_pages(webserver):
+def test_evidence_plots_open_as_images_on_the_partition_pages(webserver, partition):
     from playwright.sync_api import sync_playwright
 
     SHOTS.mkdir(parents=True, exist_ok=True)
@@ -124,7 +139,8 @@ def test_evidence_plots_open_as_images_on_the_asset_pages(webserver):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_page(viewport={"width": 1800, "height": 1200})
         for asset, (key, png) in PLOTS.items():
-            text = _open(page, f"{webserver}/assets/{asset}", key)
+            text = _open(page, _partition_page(webserver, asset, partition), key)
+            assert partition in text, f"{asset}: the page is not the partition's"
             assert png in text, f"{asset}: no metadata entry with the path of {png}"
             page.locator("tr", has_text=key).last.get_by_text("[Show Markdown]").click()
             dialog = page.get_by_role("dialog")

@@ -39,11 +39,12 @@ class Bench:
 @dataclass(frozen=True)
 class FactoryCase:
     id: str
-    prepare: Callable[[Bench], dict | None]  # registers/tampers; returns the run's snapshot selection
+    prepare: Callable[[Bench], str | None]  # registers/tampers; returns the run's partition (None: the newest)
     stage: str  # the asset that stops the run
     check: str | None  # the blocking check that fails; None: the step itself fails with a clear line
     expect: str  # a phrase of the check's metadata, or of the step's failure message
     full_sample: bool = False  # needs all 30k rows (the run goes as far as the security stage)
+    skip: tuple[str, ...] = ()  # assets the run leaves out: they cannot matter to this case
 
 
 def _reg(b: Bench, df: pd.DataFrame | None = None, doc: dict | None = None, fmt: str = "parquet"):
@@ -69,8 +70,6 @@ def _writable(path: Path) -> Path:
     return path
 
 
-def _select(ref) -> dict:
-    return {"dataset_id": ref.dataset_id, "snapshot_id": ref.snapshot_id}
 
 
 def _policy(b: Bench, text: str) -> None:
@@ -111,10 +110,6 @@ def _huge_float(b):
 
 def _beyond_int64(b):
     _reg(b, _frame(b, "ID", 10**20, 1, dtype=object), fmt="csv")  # stored as float 1e20: not an integer
-
-
-def _declares_absent_column(b):
-    _reg(b, doc=_doc(b, lambda d: d["columns"].update(RISK_GRADE={"dtype": "string", "group": "bureau"})))
 
 
 def _target_categories_mismatch(b):
@@ -176,17 +171,11 @@ def _tampered_contract(b):
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
 
 
-def _truncated_in_z3(b):
-    ref = _reg(b)
-    raw = ref.data_path.read_bytes()
-    _writable(ref.data_path).write_bytes(raw[: len(raw) // 2])
-
-
-def _manifest(b, text: str | None) -> dict:
+def _manifest(b, text: str | None) -> str:
     ref = _reg(b)
     path = _writable(Path(ref.path) / "manifest.json")
     path.unlink() if text is None else path.write_text(text)
-    return _select(ref)
+    return ref.label  # its partition, added when it registered; the manifest broke afterwards
 
 
 def _manifest_escapes(b):
@@ -196,10 +185,10 @@ def _manifest_escapes(b):
     # a consistent forgery: the hash is the outside file's, so only the path gives it away
     manifest = dict(ref.manifest, data_file=f"../../../{outside.name}", hash=sha256_file(outside))
     _writable(Path(ref.path) / "manifest.json").write_text(json.dumps(manifest))
-    return _select(ref)
+    return ref.label
 
 
-# --- policies and run selections -------------------------------------------------------------------
+# --- policies and partition keys -------------------------------------------------------------------
 
 def _policy_unknown_key(b):
     _reg(b)
@@ -216,18 +205,14 @@ def _policy_dataset_unknown_key(b):
     _policy(b, f"defaults: {{}}\ndatasets:\n  {DATASET}: {{performance: {{test_auc_minimum: 0.5}}}}\n")
 
 
-def _unknown_dataset(b):
-    _reg(b)
-    return {"dataset_id": "mortgage_book"}
-
-
-def _traversal_selection(b):
-    """A rogue Z3 root beside the real one holds a valid snapshot: a path as dataset id must not reach it."""
+def _traversal_partition(b) -> str:
+    """A rogue Z3 root beside the real one holds a valid snapshot: a partition key that walks out of the
+    Z3 root must not reach it. (Unknown and malformed keys in general: test_factory_e2e.)"""
     ref = _reg(b)
     rogue = b.z3_root.parent / "rogue"
     rogue.mkdir()
     os.rename(Path(ref.path).parent, rogue / DATASET)
-    return {"dataset_id": f"../rogue/{DATASET}"}
+    return f"../rogue/{DATASET}@{ref.snapshot_id}"
 
 
 FACTORY_CASES = [
@@ -239,11 +224,8 @@ FACTORY_CASES = [
     FactoryCase("inf_value", _inf, "z3_snapshot", "contract", "PAY_AMT1"),
     FactoryCase("huge_value_1e300", _huge_float, "z3_snapshot", "contract", "BILL_AMT1"),
     FactoryCase("integer_beyond_int64", _beyond_int64, "z3_snapshot", "contract", "'column': 'ID'"),
-    FactoryCase("contract_declares_absent_column", _declares_absent_column, "z3_snapshot", "contract", "RISK_GRADE"),
     FactoryCase("contract_target_categories_mismatch", _target_categories_mismatch, "z3_snapshot", "contract",
                 "target must have exactly two classes"),
-    FactoryCase("label_copy_as_feature", lambda b: _leaky(b, "collections_flag", 0.0), "hygiene_report",
-                "target_leakage", "collections_flag"),
     FactoryCase("label_near_copy_as_feature", lambda b: _leaky(b, "bureau_flag", 0.03), "hygiene_report",
                 "target_leakage", "bureau_flag"),
     FactoryCase("duplicated_rows_3pct", _duplicates, "hygiene_report", "duplicate_rows", "'duplicate_rows': 183"),
@@ -252,7 +234,6 @@ FACTORY_CASES = [
     FactoryCase("tampered_manifest_hash", _tampered_manifest_hash, "z3_snapshot", "snapshot_hash", "0000000000"),
     FactoryCase("tampered_contract_after_registration", _tampered_contract, "z3_snapshot", "snapshot_hash",
                 "contract.yaml"),
-    FactoryCase("truncated_parquet_in_z3", _truncated_in_z3, "z3_snapshot", "snapshot_hash", "data.parquet"),
     FactoryCase("manifest_missing", lambda b: _manifest(b, None), "z3_snapshot", None,
                 "manifest.json: snapshot has no manifest"),
     FactoryCase("manifest_malformed", lambda b: _manifest(b, '{"dataset_id": "taiwan'), "z3_snapshot", None,
@@ -265,8 +246,8 @@ FACTORY_CASES = [
                 "policy key defaults.hygiene.duplicate_share_max must be a number, not text 'high'"),
     FactoryCase("policy_dataset_override_unknown_key", _policy_dataset_unknown_key, "z3_snapshot", None,
                 f"unknown policy key datasets.{DATASET}.performance.test_auc_minimum"),
-    FactoryCase("unknown_dataset_id_in_selection", _unknown_dataset, "z3_snapshot", None, "unknown dataset id 'mortgage_book'"),
-    FactoryCase("path_traversal_in_selection", _traversal_selection, "z3_snapshot", None,
-                f"invalid dataset id '../rogue/{DATASET}'"),
-    FactoryCase("planted_backdoor", _backdoor, "adversarial_eval", "poisoning_share", "flagged", full_sample=True),
+    FactoryCase("path_traversal_in_partition_key", _traversal_partition, "z3_snapshot", None,
+                f"invalid snapshot key '../rogue/{DATASET}@"),
+    FactoryCase("planted_backdoor", _backdoor, "adversarial_eval", "poisoning_share", "flagged", full_sample=True,
+                skip=("fairness_report",)),
 ]

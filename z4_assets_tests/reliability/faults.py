@@ -61,13 +61,16 @@ def new_project(home: Path, z3_root: Path, signing_key: Path, tracking_uri: str 
 
 
 def start_factory(p: Project, log_name: str = "run.log") -> subprocess.Popen:
-    """`dagster job execute -j model_factory` in a new process group, output to HOME/LOG_NAME."""
+    """CI's line, `dagster job execute -j model_factory --tags "$(z4 snapshot tags)"` (the newest
+    snapshot's partition and tags), in a new process group, output to HOME/LOG_NAME."""
+    tags = z4(p, "snapshot", "tags")
+    assert tags.returncode == 0, tags.stderr[-2000:]
     log = open(p.home / log_name, "w")
     try:
         return subprocess.Popen(
             [sys.executable, "-m", "dagster", "job", "execute", "-m", "z4_assets.definitions",
-             "-j", "model_factory"], cwd=p.home, env=p.env(), stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True)
+             "-j", "model_factory", "--tags", tags.stdout.strip()], cwd=p.home, env=p.env(), stdout=log,
+            stderr=subprocess.STDOUT, start_new_session=True)
     finally:
         log.close()
 

@@ -19,6 +19,7 @@ import dagster as dg
 import pytest
 
 from z4_assets.core.packaging._attest import PROVENANCE_FILE
+from z4_assets.core.stages import all_gate_names
 from z4_assets.core.z3 import add_snapshot
 from z4_assets_tests.conftest import DATASET, SAMPLE_CONTRACT, SAMPLE_CSV, SAMPLE_DATASET_CONFIG
 from z4_assets_tests.reliability.faults import (instance, kill_group, mlflow_client, mlflow_run, new_project,
@@ -28,7 +29,7 @@ from z4_assets_tests.reliability.faults import (instance, kill_group, mlflow_cli
 from z4_assets_tests.servers import free_port, start_mlflow_server
 
 ET = dg.DagsterEventType
-CHECKS = 29  # every blocking check of model_factory
+CHECKS = len(all_gate_names())  # every blocking check of model_factory
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +92,11 @@ def retry_and_verify(p, failed_run_id: str, expect_rerun: set[str], expect_kept:
     assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
     retry = runs(p)[-1]
     assert retry.parent_run_id == failed_run_id and retry.status == dg.DagsterRunStatus.SUCCESS
+    parent = next(r for r in runs(p) if r.run_id == failed_run_id)
+    partition = parent.tags["dagster/partition"]
+    # the retry trains the failed run's partition, with its snapshot tags (the sensor reads them)
+    assert {k: v for k, v in retry.tags.items() if k.startswith(("z4/", "dagster/partition"))} == \
+        {k: v for k, v in parent.tags.items() if k.startswith(("z4/", "dagster/partition"))}
     started = steps(p, retry.run_id, ET.STEP_START)
     assert expect_rerun <= started, f"not re-executed: {expect_rerun - started}"
     assert not (started & expect_kept), f"recomputed although it had succeeded: {started & expect_kept}"
@@ -107,9 +113,20 @@ def retry_and_verify(p, failed_run_id: str, expect_rerun: set[str], expect_kept:
     # the reads of the failed run (intake, hygiene...) stay in the retried package's provenance
     prov = json.loads((pkg / PROVENANCE_FILE).read_text())
     log = next(b for b in prov["predicate"]["runDetails"]["byproducts"] if b["name"] == "access_log")
-    readers = {json.loads(x)["run_id"] for x in (p.factory_root / "runs" / retry.run_id / "access"
-                                                / "access_log.jsonl").read_text().splitlines()}
+    exported = (p.factory_root / "runs" / retry.run_id / "access" / "access_log.jsonl").read_text().splitlines()
+    readers = {json.loads(x)["run_id"] for x in exported}
     assert failed_run_id in readers and failed_run_id in log["annotations"]["selection"], log
+    # it covers every run that produced one of the package's inputs (the failed run and the retry), no other
+    producers = sorted({failed_run_id, retry.run_id})
+    assert log["annotations"]["selection"] == "lines whose run_id is one of " + ", ".join(producers), log
+    assert readers <= set(producers) and log["annotations"]["run_lines"] == len(exported)
+    # the steps it did not re-run were read from the outcome store: their outcomes are the failed run's
+    for asset in expect_kept:
+        kept = json.loads((p.factory_root / "outcomes" / asset / f"{partition}.json").read_text())
+        assert (kept["run_id"], kept["partition"]) == (failed_run_id, partition), asset
+    for asset in expect_rerun:
+        redone = json.loads((p.factory_root / "outcomes" / asset / f"{partition}.json").read_text())
+        assert redone["run_id"] == retry.run_id, asset
     assert registry_entries(p) == ["version 1", "alias candidate"]
     assert staging_dirs(p.factory_root) == []
     ml = mlflow_run(p, failed_run_id)  # the retry continued the original MLflow run
@@ -128,7 +145,9 @@ def test_sigkill_during_training(fault_z3, signing_key, cache_root, tmp_path):
                    p.home / "run.log")
         kill_group(proc, signal.SIGSTOP)  # freeze it mid-training to see the state the kill hits
         assert "trained_model" not in steps(p, run_id, ET.STEP_SUCCESS)
-        assert not (p.factory_root / "runs" / run_id / "model").exists()  # written after training
+        model = p.factory_root / "runs" / run_id / "model"
+        assert not model.exists() or not any(model.iterdir()), "the model's files are written after training"
+        assert not (p.factory_root / "outcomes" / "trained_model").exists()
         kill_and_reconcile(p, proc, run_id)
     finally:
         kill_group(proc)
@@ -143,8 +162,9 @@ def test_sigkill_during_packaging(fault_z3, signing_key, tmp_path):
     p = new_project(tmp_path / "project", fault_z3, signing_key)
     proc = start_factory(p)
     try:
-        run_id = wait_until("the package build started", run_folder_with(p, ".package-staging-*"), proc,
-                            p.home / "run.log", poll=0.02)
+        # the first evidence copied into staging: the build has files to leave behind (the SBOM follows)
+        run_id = wait_until("the package build started", run_folder_with(p, ".package-staging-*/package/reports/*/*"),
+                            proc, p.home / "run.log", poll=0.02)
         kill_group(proc, signal.SIGSTOP)  # freeze it mid-build to see the state the kill hits
         run_dir = p.factory_root / "runs" / run_id
         assert staging_dirs(p.factory_root) and not (run_dir / "package.tar.gz").exists()

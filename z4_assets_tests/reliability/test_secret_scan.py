@@ -13,6 +13,7 @@ import dagster as dg
 import pytest
 
 from z4_assets.core.z3 import add_snapshot
+from z4_assets.partitions import snapshots
 from z4_assets.resources import SnapshotBroker
 from z4_assets_tests.conftest import (DATASET, FACTORY_ASSETS, FAST_TRAIN, SAMPLE_CONTRACT, SAMPLE_DATASET_CONFIG,
                                       make_resources)
@@ -31,7 +32,7 @@ def canaries() -> dict[str, str]:
     return {name: f"z4canary-{name.lower()}-{secrets.token_hex(12)}" for name in CANARY_ENV}
 
 
-@dg.asset(group_name="secret_scan_probe")
+@dg.asset(group_name="secret_scan_probe", partitions_def=snapshots)
 def env_probe():
     """Proves the run's step process received the canaries (records their names, never values)."""
     seen = sorted(k for k in CANARY_ENV if os.environ.get(k, "").startswith("z4canary-"))
@@ -72,17 +73,18 @@ def canary_run(tmp_path_factory, sample_df, signing_key, cache_root, canaries):
     root = tmp_path_factory.mktemp("canary_run")
     data = root / "data.parquet"
     sample_df.to_parquet(data, index=False)
-    add_snapshot(root / "z3", DATASET, SAMPLE_CONTRACT, data, dataset_config=SAMPLE_DATASET_CONFIG)
+    ref, _ = add_snapshot(root / "z3", DATASET, SAMPLE_CONTRACT, data, dataset_config=SAMPLE_DATASET_CONFIG)
     resources = make_resources(root, root / "z3", signing_key, cache_root)
     # the pseudonymisation key as a deployment gives it: the secret env var, read through dg.EnvVar
     resources["broker"] = SnapshotBroker(log_path=resources["broker"].log_path, key=dg.EnvVar("Z4_PSEUDONYM_KEY"))
     with dg.instance_for_test(temp_dir=_home(root / "dagster_home"), set_dagster_home=False) as instance:
+        instance.add_dynamic_partitions(snapshots.name, [ref.label])
         with pytest.MonkeyPatch.context() as mp:  # the canaries live only as long as the run
             for name, value in canaries.items():
                 mp.setenv(name, value)
             result = dg.materialize([*FACTORY_ASSETS, env_probe], resources=resources, instance=instance,
                                     run_config={"ops": {"trained_model": {"config": FAST_TRAIN}}},
-                                    raise_on_error=False)
+                                    partition_key=ref.label, raise_on_error=False)
         yield {"root": root, "result": result, "instance": instance}
 
 
