@@ -6,7 +6,6 @@ from pydantic import Field
 
 from z4_assets.core.stages import STAGES
 from z4_assets.k8s import factory_executor
-from z4_assets.partitions import snapshots
 from z4_assets.resources import FactoryStorage, MlflowTracking, PolicyStore, TokenRevoker
 
 # In-process: every step shares one interpreter, so torch and MLflow are imported once per run
@@ -15,7 +14,6 @@ from z4_assets.resources import FactoryStorage, MlflowTracking, PolicyStore, Tok
 model_factory = dg.define_asset_job(
     "model_factory",
     selection=dg.AssetSelection.assets(*(s.asset for s in STAGES)),
-    partitions_def=snapshots,
     executor_def=factory_executor(),
     description="One Z3 snapshot (the run's partition, <dataset_id>@<snapshot_id>) through every stage of the "
                 "factory: snapshot verification, data hygiene, training, security and fairness evaluation, "

@@ -171,4 +171,5 @@ def test_z4_run_trains_the_named_partition_and_prints_only_its_own_gates(project
     assert set(verdicts) == {"snapshot_hash", "contract", "legal_basis", "purpose", "duplicate_rows",
                              "conflicting_labels", "impossible_values", "target_leakage", "temporal_leakage",
                              "holdout_leak", "drift", "cleanup_complete"}, summary
-    assert "(trained_model not run in this run)" in summary and not any(o in out for o in others)
+    assert "(trained_model skipped: hygiene_report did not pass in this run)" in summary
+    assert not any(o in out for o in others)

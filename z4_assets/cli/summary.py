@@ -37,17 +37,23 @@ def print_summary(dagster_home: str, run_id: str) -> None:
     steps = _steps(dagster_home, run_id)
     print(f"\nEvidence of Dagster run {run_id}: {run.run_dir}")
     print(f"{'stage':<11} {'gate':<34} {'verdict':<7} {'measured':>12}  threshold")
+    stopped = None  # the first stage of this run that blocked or crashed
     for stage in STAGES:
         path = run.stage(stage.folder, create=False).gates if stage.gates else None
         if path is not None and path.is_file():
-            for g in read_json(path):
+            gates = read_json(path)
+            if stopped is None and not all(g["passed"] for g in gates):
+                stopped = stage.asset
+            for g in gates:
                 value = f"{g['value']:.4g}" if isinstance(g["value"], float) else str(g["value"])
                 print(f"{stage.name:<11} {g['name']:<34} {'pass' if g['passed'] else 'FAIL':<7} {value:>12}  "
                       f"{g['comparison']} {g['threshold']}")
         elif stage.asset in steps:
+            stopped = stopped or stage.asset
             print(f"{stage.name:<11} ({stage.asset} {steps[stage.asset]})")
         elif stage.gates:
-            print(f"{stage.name:<11} ({stage.asset} not run in this run)")
+            why = f"skipped: {stopped} did not pass in this run" if stopped else "not run in this run"
+            print(f"{stage.name:<11} ({stage.asset} {why})")
     _deliverables(run)
     print("MLflow UI: mlflow ui --backend-store-uri sqlite:///mlflow.db | "
           f"Dagster UI: DAGSTER_HOME={dagster_home} dagster dev")
