@@ -224,3 +224,28 @@ def test_a_crashing_check_is_a_failed_gate_not_a_pass(lock_copy):
     assert code == 1 and results[0].status == FAIL
     assert "the check crashed: TOMLDecodeError" in results[0].summary
     assert "ci-gate: FAIL" in out.getvalue()
+
+
+def test_an_sbom_that_breaks_the_cyclonedx_schema_is_never_published(tmp_path, monkeypatch):
+    """generate_sbom skips cyclonedx-py's slow format checks but still validates the structure."""
+    import json as _json
+    import subprocess as _subprocess
+
+    from z4_assets.core import sbom
+    from z4_assets.core.errors import Z4Error
+
+    real_run = _subprocess.run
+
+    def broken_output(cmd, **kw):  # cyclonedx-py writes a BOM whose component type is not CycloneDX
+        proc = real_run(cmd, **kw)
+        out = cmd[cmd.index("-o") + 1]
+        doc = _json.loads(open(out).read())
+        doc["components"][0]["type"] = "banana"
+        open(out, "w").write(_json.dumps(doc))
+        return proc
+
+    monkeypatch.setattr(sbom.subprocess, "run", broken_output)
+    target = tmp_path / "sbom.json"
+    with pytest.raises(Z4Error, match="not a valid CycloneDX 1.6 SBOM at components/0/type"):
+        sbom.generate_sbom(target)
+    assert not target.exists() and not list(tmp_path.iterdir()), "nothing half-written"
