@@ -35,10 +35,12 @@ def check_results(gates) -> list[dg.AssetCheckResult]:
     results = []
     for g in gates:
         metadata = {
-            "measured": metadata_value(g.value),
+            "measured": metadata_value(g.value) if g.sufficient else dg.MetadataValue.text(
+                "not measured: insufficient evidence"),
             "threshold": metadata_value(g.threshold),
             "rule": dg.MetadataValue.text(f"measured {g.comparison} threshold"),
             "verdict": dg.MetadataValue.text(g.summary),
+            "decision": dg.MetadataValue.text(g.verdict),
         }
         if g.details:
             metadata["evidence"] = dg.MetadataValue.json(json.loads(json.dumps(g.details, default=json_default)))

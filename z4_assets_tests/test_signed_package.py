@@ -152,6 +152,23 @@ def test_a_failed_gate_in_the_statement_is_rejected_even_with_a_valid_signature(
     assert not report.ok and report.first_problem.startswith("gates: gate ")
 
 
+@pytest.mark.parametrize("blocks", [False, True])
+def test_insufficient_evidence_verifies_only_when_the_policy_let_it_through(passed_run, tmp_path, signing_key, blocks):
+    pkg = _copy(passed_run, tmp_path)
+    doc = json.loads((pkg / attest.SUMMARY_FILE).read_text())
+    gate = next(g for g in doc["predicate"]["gates"] if g["gate"] == "membership_auc")
+    gate.update(verdict="INSUFFICIENT_EVIDENCE", blocks=blocks, measured=None)
+    (pkg / attest.SUMMARY_FILE).write_text(json.dumps(doc))
+    layout.write_checksums(pkg)
+    sign_package(pkg, signing_key)
+    report = verify_package(pkg, passed_run["pub"])
+    if blocks:
+        assert not report.ok and "membership_auc is INSUFFICIENT_EVIDENCE (blocks)" in report.first_problem
+    else:
+        assert report.ok, report.first_problem
+        assert "1 with insufficient evidence" in next(c["detail"] for c in report.checks if c["check"] == "gates")
+
+
 def test_promotion_registers_a_candidate_that_loads_only_after_verification(passed_run):
     res = passed_run["resources"]
     assert materialized(passed_run["result"]) == ALL_ASSETS

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from z4_assets.core.files import read_json
+from z4_assets.core.gates import verdict_word
 from z4_assets.core.settings import Settings
 from z4_assets.core.stages import GOVERNANCE, PROMOTION, STAGES, TRAINING
 
@@ -45,9 +46,11 @@ def print_summary(dagster_home: str, run_id: str) -> None:
             if stopped is None and not all(g["passed"] for g in gates):
                 stopped = stage.asset
             for g in gates:
-                value = f"{g['value']:.4g}" if isinstance(g["value"], float) else str(g["value"])
-                print(f"{stage.name:<11} {g['name']:<34} {'pass' if g['passed'] else 'FAIL':<7} {value:>12}  "
-                      f"{g['comparison']} {g['threshold']}")
+                value = f"{g['value']:.4g}" if isinstance(g["value"], float) else (
+                    "-" if g["value"] is None else str(g["value"]))
+                word = {"insufficient evidence": "insuff.", "insufficient evidence, blocks": "INSUFF."}.get(
+                    verdict_word(g), verdict_word(g))
+                print(f"{stage.name:<11} {g['name']:<34} {word:<7} {value:>12}  {g['comparison']} {g['threshold']}")
         elif stage.asset in steps:
             stopped = stopped or stage.asset
             print(f"{stage.name:<11} ({stage.asset} {steps[stage.asset]})")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from z4_assets.core.gates import Gate
+from z4_assets.core.gates import Gate, verdict_word
 from z4_assets.core.stages import GOVERNANCE
 from z4_assets.core.governance import _sections as s
 from z4_assets.core.governance._evidence import SECURITY_FILES, Evidence
@@ -75,13 +75,16 @@ def _safeguards(ev):
     c, rep, contract = ev.get("dataset_config"), ev.get("fairness_report"), ev.get("contract")
     gates = {k: ev.get(k) for k in ("snapshot_gates", "hygiene_gates", "model_gates")}
     gates["fairness_gates"] = rep["gates"]
-    passed = sum(g["passed"] for gs in gates.values() for g in gs)
-    total = sum(len(gs) for gs in gates.values())
+    every = [g for gs in gates.values() for g in gs]
+    passed = sum(verdict_word(g) == "pass" for g in every)
+    short = [g["name"] for g in every if verdict_word(g).startswith("insufficient")]
+    total = len(every)
     sensitive = contract.get("sensitive") or {}
     used = set(_features(ev))
     kept_out = [a for a in sensitive if a not in used]
     lines = [f"- Blocking gates: {passed} of {total} passed before this card was written "
-             f"({', '.join(f'{k}: {len(v)}' for k, v in gates.items())}); any failure stops the factory.",
+             f"({', '.join(f'{k}: {len(v)}' for k, v in gates.items())}); any failure stops the factory."
+             + (f" Decided on too little evidence, allowed by the policy: {', '.join(short)}." if short else ""),
              f"- Sensitive attributes kept out of the model's inputs: {', '.join(kept_out) or 'none'} "
              f"(checked against feature_spec.json).",
              f"- Tamper evidence: data and contract re-hashed against the manifest "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from z4_assets.core.fairness import disparity_table, group_table
-from z4_assets.core.gates import _fmt
+from z4_assets.core.gates import _fmt, verdict_word
 
 PERF_KEYS = ("auc", "ks", "accuracy", "log_loss", "brier", "positive_rate", "rows")
 
@@ -14,7 +14,8 @@ def gate_rows(gates: list[dict]) -> list[str]:
     """The same row format as gates.render_markdown: measured next to threshold."""
     lines = ["| gate | verdict | measured | threshold |", "| --- | --- | --- | --- |"]
     for g in gates:
-        verdict = "pass" if g["passed"] else "**FAIL**"
+        word = verdict_word(g)
+        verdict = word if g["passed"] else f"**{word}**"
         lines.append(f"| {g['name']} | {verdict} | {_fmt(g['value'])} | {g['comparison']} {_fmt(g['threshold'])} |")
     return lines
 

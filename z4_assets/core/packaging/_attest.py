@@ -67,7 +67,7 @@ def _access_log(run: dict) -> list[dict]:
 
 def gate_summary_statement(pkg: Path, gates: list[dict], run: dict) -> dict:
     """One entry per gate with its verdict, threshold and the digest of its evidence file."""
-    passed = all(g["verdict"] == "PASS" for g in gates)
+    passed = not any(g["blocks"] for g in gates)
     return {
         "_type": STATEMENT_TYPE,
         "subject": model_subjects(pkg),
@@ -96,7 +96,8 @@ def gates_from_package(pkg: Path) -> list[dict]:
             continue
         rel = gates_file.relative_to(pkg).as_posix()
         for g in json.loads(gates_file.read_text()):
-            out.append({"stage": stage.name, "gate": g["name"], "verdict": "PASS" if g["passed"] else "FAIL",
+            verdict = g.get("verdict") or ("PASS" if g["passed"] else "FAIL")
+            out.append({"stage": stage.name, "gate": g["name"], "verdict": verdict, "blocks": not g["passed"],
                         "measured": g["value"], "comparison": g["comparison"],
                         "threshold": g["threshold"], "evidence": rel,
                         "evidence_sha256": sha256_file(gates_file)})

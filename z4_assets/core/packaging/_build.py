@@ -60,13 +60,13 @@ def _build(outcomes, out_dir: Path, final: Path, tarball: Path, run: dict, priva
         layout.copy_evidence(outcomes, staging)
         run = {**run, "sbom_sha256": generate_sbom(staging / "sbom" / "sbom.json", sbom_cache)}
         gates = attest.gates_from_package(staging)
-        decision = "PASS" if gates and all(g["verdict"] == "PASS" for g in gates) else "FAIL"
+        decision = "PASS" if gates and not any(g["blocks"] for g in gates) else "FAIL"
         atomic_write_json(staging / "metadata.json", {
             "dagster_run_id": run["dagster_run_id"], "mlflow_run_id": run["mlflow_run_id"],
             "dataset": run["snapshot"], "dataset_hash": run["dataset_hash"],
             "git_sha": run["git_sha"], "decision": decision,
             "state_dict_sha256": run.get("state_dict_sha256"),
-            "failed_gates": [f"{g['stage']}/{g['gate']}" for g in gates if g["verdict"] != "PASS"],
+            "failed_gates": [f"{g['stage']}/{g['gate']}" for g in gates if g["blocks"]],
         })
         if decision == "PASS":
             repro.write_bundle(staging, run)
