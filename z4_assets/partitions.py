@@ -5,3 +5,5 @@ repaints another's."""
 import dagster as dg
 
 snapshots = dg.DynamicPartitionsDefinition(name="z3_snapshots")
+PARTITION_TAG = "dagster/partition"   # the run's partition, as Dagster tags it
+INVOCATION_TAG = "z4/invocation"      # `z4 run` finds the run it launched by this tag

@@ -102,7 +102,7 @@ def retry_tags(parent: dg.DagsterRun) -> dict[str, str]:
     """The tags a retry of PARENT carries: its partition and snapshot tags (the sensor's, or `z4 run`'s),
     as Dagster's own re-execution keeps them; not Dagster's bookkeeping of the parent (failure
     reason, retry markers) nor the `z4 run` invocation that launched the parent."""
-    from z4_assets.cli.runs import INVOCATION_TAG
+    from z4_assets.partitions import INVOCATION_TAG
 
     kept = {k: v for k, v in parent.tags.items()
             if (not k.startswith(("dagster/", ".dagster/")) or k.startswith("dagster/partition"))

@@ -10,21 +10,12 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from z4_assets.core.errors import Z4Error
+from z4_assets.cli._instance import dagster_home
 from z4_assets.core.settings import Settings
+from z4_assets.partitions import INVOCATION_TAG
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_data" / "taiwan_credit_default"
-INVOCATION_TAG = "z4/invocation"
 DAGSTER = [sys.executable, "-m", "dagster", "job", "execute", "-m", "z4_assets.definitions"]
-
-
-def dagster_home() -> str:
-    if os.environ.get("DAGSTER_HOME"):
-        return os.environ["DAGSTER_HOME"]
-    if not Path("dagster.yaml").is_file():
-        raise Z4Error("DAGSTER_HOME is not set and there is no dagster.yaml here: "
-                      "run from the project root or set DAGSTER_HOME")
-    return str(Path.cwd())
 
 
 def _env() -> dict:

@@ -51,7 +51,7 @@ def add_partition(key: str) -> None:
     """Add the snapshot to the instance's partition set (DAGSTER_HOME), so a run may select it."""
     import dagster as dg
 
-    from z4_assets.cli.runs import dagster_home
+    from z4_assets.cli._instance import dagster_home
     from z4_assets.partitions import snapshots
 
     with dg.DagsterInstance.from_config(dagster_home()) as instance:

@@ -37,7 +37,8 @@ class Settings:
     pseudonym_key_file: str = DEFAULT_PSEUDONYM_KEY_FILE  # Z4_PSEUDONYM_KEY_FILE
     access_log: str = ""                           # Z4_ACCESS_LOG (default <factory root>/access_log.jsonl)
     sensor_interval_seconds: int = 30              # Z4_SENSOR_INTERVAL_SECONDS
-    executor: str = "in_process"                   # Z4_EXECUTOR: in_process | k8s
+    executor: str = "in_process"                   # Z4_EXECUTOR: in_process | k8s (one pod per step)
+    k8s_steps: str = ""                            # Z4_K8S_STEPS: per-step pod policy (default deploy/steps.yaml)
     dagster_url: str = "http://127.0.0.1:3000"     # Z4_DAGSTER_URL: the Dagster UI, for links from MLflow
 
     @classmethod
@@ -51,6 +52,7 @@ class Settings:
             "signing_mode": "Z4_SIGNING_MODE", "signing_key": "Z4_SIGNING_KEY", "signing_pubkey": "Z4_SIGNING_PUBKEY",
             "pseudonym_key_file": "Z4_PSEUDONYM_KEY_FILE", "access_log": "Z4_ACCESS_LOG",
             "sensor_interval_seconds": "Z4_SENSOR_INTERVAL_SECONDS", "executor": "Z4_EXECUTOR",
+            "k8s_steps": "Z4_K8S_STEPS",
             "dagster_url": "Z4_DAGSTER_URL",
         }
         values: dict = {}

@@ -4,16 +4,15 @@ Local runs are untouched: `model_factory` keeps the in-process executor unless Z
 (set by the Helm values in deploy/), and nothing here imports dagster-k8s until then.
 """
 
-import os
-
 from z4_assets.core.errors import Z4Error
+from z4_assets.core.settings import Settings
 
 
 def factory_executor():
     """The in-process executor (the embedded default), or the digest-pinned k8s executor."""
     import dagster as dg
 
-    mode = os.environ.get("Z4_EXECUTOR", "") or "in_process"
+    mode = Settings.from_env().executor
     if mode == "in_process":
         return dg.in_process_executor
     if mode == "k8s":

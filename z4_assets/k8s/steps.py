@@ -1,6 +1,5 @@
 """Where the step policy file lives and how it becomes dagster-k8s executor configuration."""
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,9 @@ DEFAULT_STEPS = Path(__file__).resolve().parents[2] / "deploy" / "steps.yaml"
 
 def steps_path() -> Path:
     """$Z4_K8S_STEPS (the ConfigMap mount in the cluster), else deploy/steps.yaml of this checkout."""
-    return Path(os.environ.get("Z4_K8S_STEPS", "") or DEFAULT_STEPS)
+    from z4_assets.core.settings import Settings
+
+    return Path(Settings.from_env().k8s_steps or DEFAULT_STEPS)
 
 
 def load_policy(path: str | Path | None = None) -> StepsPolicy:

@@ -13,11 +13,10 @@ from z4_assets.core.settings import Settings
 from z4_assets.core.snapshot import (CONTENT_TAG, Ready, Waiting, examine, listing_digest, read_cursor,
                                      snapshot_run_tags, write_cursor)
 from z4_assets.jobs import model_factory
-from z4_assets.partitions import snapshots
+from z4_assets.partitions import PARTITION_TAG, snapshots
 from z4_assets.resources import Z3SnapshotStore
 
 INTERVAL = Settings.from_env().sensor_interval_seconds
-PARTITION_TAG = "dagster/partition"
 
 
 def run_request(r: Ready) -> dg.RunRequest:
