@@ -6,6 +6,7 @@ import dagster as dg
 
 from z4_assets.assets._stage import factory_asset, stage_run
 from z4_assets.checks import materialize
+from z4_assets.core.settings import Settings
 from z4_assets.core.outcome import HygieneOutcome, ModelOutcome, PackageOutcome, SnapshotOutcome, StageOutcome
 from z4_assets.core.stages import CLEANUP, GOVERNANCE, PACKAGING, PROMOTION, RECORD, SNAPSHOT, STAGES
 from z4_assets.observability import observed
@@ -47,7 +48,7 @@ def signed_package(context: dg.AssetExecutionContext, z3_snapshot: SnapshotOutco
               "security": adversarial_eval, "fairness": fairness_report, "governance": model_card}
     with mlflow.stage(context, run.snapshot) as rec:
         ids = PackageIds(context.run_id, rec.run_id, rec.artifact_uri, _started_at(context), signer.private_key_path,
-                         signer.keyless, signer.mode)
+                         signer.keyless, signer.mode, Settings.from_env().image_evidence)
         outcome = run_signed_package(inputs, run, ids, broker.log_path)
         rec.record(outcome)
     return materialize(outcome, rec)
@@ -57,7 +58,7 @@ def signed_package(context: dg.AssetExecutionContext, z3_snapshot: SnapshotOutco
 @observed()
 def run_record(context: dg.AssetExecutionContext, z3_snapshot: SnapshotOutcome, signed_package: PackageOutcome,
                policy: PolicyStore, storage: FactoryStorage, mlflow: MlflowTracking,
-               broker: SnapshotBroker):
+               broker: SnapshotBroker, signer: PackageSigner):
     from z4_assets.core.record import run_run_record
 
     events = context.instance.get_records_for_run(
@@ -65,7 +66,7 @@ def run_record(context: dg.AssetExecutionContext, z3_snapshot: SnapshotOutcome, 
     keys = sorted({r.event_log_entry.dagster_event.asset_key.to_user_string() for r in events} | {RECORD.asset})
     run = stage_run(context, z3_snapshot.snapshot, storage, policy, broker)
     with mlflow.stage(context, run.snapshot) as rec:
-        outcome = run_run_record(z3_snapshot, signed_package, run, rec, keys)
+        outcome = run_run_record(z3_snapshot, signed_package, run, rec, keys, signer.public_key)
         rec.record(outcome)
     return materialize(outcome, rec)
 

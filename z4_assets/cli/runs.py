@@ -48,8 +48,9 @@ def cmd_run(args) -> int:
     config = dg.RunConfig(ops={"z3_snapshot": SnapshotConfig(purpose=args.purpose)} if args.purpose else {})
     print(f"model_factory on {ref.label}")
     with tempfile.TemporaryDirectory() as tmp:
-        code = subprocess.call([*DAGSTER, "-j", "model_factory", "--tags", json.dumps(tags),
-                                *_config_file(tmp, config)], env=env)
+        argv, run_env = _execution([*DAGSTER, "-j", "model_factory", "--tags", json.dumps(tags),
+                                    *_config_file(tmp, config)], env, tmp)
+        code = subprocess.call(argv, env=run_env)
     run = _launched_run(env, invocation)
     if run is None:
         print(f"\nno run was started (dagster exited {code})")
@@ -61,6 +62,23 @@ def cmd_run(args) -> int:
 
     print_summary(env["DAGSTER_HOME"], run.run_id)
     return code
+
+
+def _execution(argv: list[str], env: dict, tmp: str) -> tuple[list[str], dict]:
+    """ARGV as is (Z4_EXECUTION=host), or inside the verified training image (container)."""
+    settings = Settings.from_env()
+    if settings.execution == "host":
+        return argv, env
+    if settings.execution != "container":
+        from z4_assets.core.errors import Z4Error
+
+        raise Z4Error(f"Z4_EXECUTION={settings.execution!r}: expected host or container")
+    from z4_assets.image import container_command
+
+    assert argv[0] == sys.executable  # nosec B101 # the python -m argv built above
+    cmd, podman_env, digest = container_command(settings, argv[1:], env["DAGSTER_HOME"], [Path(tmp)])
+    print(f"in the training image {digest} (verified; --network=none, read-only root)")
+    return cmd, {**env, "CONTAINERS_CONF": podman_env.get("CONTAINERS_CONF", "")}
 
 
 def _launched_run(env: dict, invocation: str):

@@ -141,6 +141,12 @@ class FairnessPolicy(Section):
     equalized_odds_diff_max: float
 
 
+class PromotionPolicy(Section):
+    require_signed_image: bool = Field(
+        False, description="promote only a run trained in a signed training image (its container_digest named "
+                           "by the image's signed statement in the package); a host run is refused")
+
+
 class Policy(Section):
     access: AccessPolicy
     contract: ContractPolicy
@@ -150,6 +156,7 @@ class Policy(Section):
     training: TrainingPolicy
     security: SecurityPolicy
     fairness: FairnessPolicy
+    promotion: PromotionPolicy = Field(default_factory=PromotionPolicy)
     retention: dict[str, Any] = Field(description="retention classes and rules (validated by core/cleanup)")
     source: str = Field(description="the policy file this was read from")
 

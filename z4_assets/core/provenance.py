@@ -61,7 +61,7 @@ def container_digest() -> str:
 
     raw = os.environ.get(CONTAINER_DIGEST_ENV, "").strip()
     if not raw:
-        return "none (not running in the z4 image: Z4_CONTAINER_DIGEST unset)"
+        return NO_CONTAINER
     m = re.match(_DIGEST_RE, raw)
     if not m:
         raise Z4Error(f"{CONTAINER_DIGEST_ENV}={raw[:80]!r} is not '[image@]sha256:<64 hex>'")
@@ -81,12 +81,14 @@ def environment_lock() -> dict:
 
 
 def container_fact() -> str:
-    """The image digest when running in the factory image, else an explicit reason."""
+    """The digest of the training image this process runs in (set by the container runner, which
+    verified it against the image's signed statement), else "none": never a guessed value."""
     if os.environ.get(CONTAINER_DIGEST_ENV, "").strip():
         return container_digest()  # validated: a malformed value is an error
-    if Path("/.dockerenv").exists() or os.environ.get("KUBERNETES_SERVICE_HOST"):
-        return "unknown: in a container but Z4_CONTAINER_DIGEST is not set by the image"
-    return "not-applicable: not running in a container (bare host)"
+    return NO_CONTAINER
+
+
+NO_CONTAINER = "none: not running in the z4 training image (Z4_CONTAINER_DIGEST unset)"
 
 
 def cpu_model() -> str:
@@ -114,8 +116,10 @@ def hardware(threads: int | None = None) -> dict[str, str]:
 
 
 def build_facts(egress_policy: str) -> dict[str, str]:
+    from z4_assets.core.egress import observed
+
     return {"container_digest": container_fact(), "train_image_version": f"z4-model-factory {_version()}",
-            "egress_policy": egress_policy}
+            "egress_policy": observed(egress_policy) if egress_policy else ""}
 
 
 def _version() -> str:

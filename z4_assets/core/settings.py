@@ -40,6 +40,10 @@ class Settings:
     executor: str = "in_process"                   # Z4_EXECUTOR: in_process | k8s (one pod per step)
     k8s_steps: str = ""                            # Z4_K8S_STEPS: per-step pod policy (default deploy/steps.yaml)
     dagster_url: str = "http://127.0.0.1:3000"     # Z4_DAGSTER_URL: the Dagster UI, for links from MLflow
+    execution: str = "host"                        # Z4_EXECUTION: host | container (the signed training image)
+    image: str = "localhost/z4-train:latest"       # Z4_IMAGE: the training image container runs start
+    image_evidence: str = "build/image"            # Z4_IMAGE_EVIDENCE: its SBOM, scan and signed statement
+    vuln_db: str = ""                              # Z4_VULN_DB: the OSV database file the image scan reads
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -54,6 +58,8 @@ class Settings:
             "sensor_interval_seconds": "Z4_SENSOR_INTERVAL_SECONDS", "executor": "Z4_EXECUTOR",
             "k8s_steps": "Z4_K8S_STEPS",
             "dagster_url": "Z4_DAGSTER_URL",
+            "execution": "Z4_EXECUTION", "image": "Z4_IMAGE", "image_evidence": "Z4_IMAGE_EVIDENCE",
+            "vuln_db": "Z4_VULN_DB",
         }
         values: dict = {}
         for f in fields(cls):

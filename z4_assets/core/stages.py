@@ -106,7 +106,9 @@ RECORD = Stage(
 PROMOTION = Stage(
     "promotion", "promotion", "release", "promotion", None, ("snapshot", "packaging", "record"),
     _gates(package_verified="`z4 verify` passes on the package: signature, checksums, statements, SBOM.",
-           release_gates_pass="Every gate recorded in the package's verification summary is PASS."),
+           release_gates_pass="Every gate recorded in the package's verification summary is PASS.",
+           trained_in_signed_image="When the policy requires it (promotion.require_signed_image), the run ran in "
+                                   "the training image its package's signed image statement names."),
     "The registry entry: a model version under the `candidate` alias, only for a verified PASS package.")
 
 CLEANUP = Stage(

@@ -11,6 +11,10 @@ from pathlib import Path
 from z4_assets.core.files import read_json, sha256_file
 from z4_assets.core.outcome import Lineage, PackageOutcome, StageOutcome, accept
 from z4_assets.core.packaging._build import STAGING_PREFIX
+from z4_assets.core.packaging._image import (IMAGE_EVIDENCE, PACKAGE_IMAGE_DIR, copy_image_evidence, digest_problem,
+                                             packaged_image_digest,
+                                             image_statement, named_digests, sign_image_statement,
+                                             verify_image_statement)
 from z4_assets.core.packaging._layout import extract_tarball
 from z4_assets.core.packaging._repro import MANIFEST as REPRO_MANIFEST
 from z4_assets.core.packaging._signing import keygen
@@ -18,7 +22,8 @@ from z4_assets.core.packaging._verify import VerifyReport, verify_package
 from z4_assets.core.stage_run import StageRun
 from z4_assets.core.stages import PACKAGING
 
-__all__ = ["REPRO_MANIFEST", "STAGING_PREFIX", "PackageIds", "VerifyReport", "extract_tarball", "keygen", "run_signed_package", "verify_package"]
+__all__ = ["IMAGE_EVIDENCE", "PACKAGE_IMAGE_DIR", "copy_image_evidence", "digest_problem", "packaged_image_digest", "image_statement",
+           "named_digests", "sign_image_statement", "verify_image_statement", "REPRO_MANIFEST", "STAGING_PREFIX", "PackageIds", "VerifyReport", "extract_tarball", "keygen", "run_signed_package", "verify_package"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,7 @@ class PackageIds:
     private_key: str | None
     keyless: bool = False
     signer: str = "ec_key"
+    image_evidence: str = "build/image"  # the evidence of the image the run runs in (Z4_IMAGE_EVIDENCE)
 
 
 def _environment() -> tuple[str, str]:
@@ -46,7 +52,7 @@ def _environment() -> tuple[str, str]:
 
 
 def _run_info(run: StageRun, model: StageOutcome, ids: PackageIds) -> dict:
-    from z4_assets.core.provenance import code_version, hardware, repo_url
+    from z4_assets.core.provenance import code_version, container_fact, hardware, repo_url
 
     ref, policy = run.snapshot, run.policy
     config = read_json(model.files["config"])
@@ -63,7 +69,7 @@ def _run_info(run: StageRun, model: StageOutcome, ids: PackageIds) -> dict:
         "policy_uri": policy.source, "policy_digest": sha256_file(policy.source),
         "state_dict_sha256": config["state_dict_sha256"], "split_policy": policy.split.model_dump(),
         "metrics": read_json(model.files["metrics"]), "hardware": hardware(hp["threads"]),
-        "purpose": ref.purpose,
+        "purpose": ref.purpose, "container_digest": container_fact(), "image_evidence": ids.image_evidence,
     }
 
 

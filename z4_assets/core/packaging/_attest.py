@@ -29,6 +29,7 @@ def provenance_statement(pkg: Path, run: dict) -> dict:
         {"uri": f"git+{run['repo_url']}", "digest": {"gitCommit": run["git_sha"]}},
         {"uri": run["environment_uri"], "digest": {"sha256": run["environment_digest"]}},
         {"uri": "sbom/sbom.json", "digest": {"sha256": run["sbom_sha256"]}},
+        *_image(run),
     ]
     return {
         "_type": STATEMENT_TYPE,
@@ -51,6 +52,15 @@ def provenance_statement(pkg: Path, run: dict) -> dict:
             },
         },
     }
+
+
+def _image(run: dict) -> list[dict]:
+    """The training image the run ran in, by digest, with its signed statement (image/ in the package)."""
+    digest = run.get("image_digest")
+    if not digest:
+        return []
+    return [{"uri": "oci:localhost/z4-train", "digest": {"sha256": digest.removeprefix("sha256:")},
+             "annotations": {"statement": "image/statement.sigstore.json", "sbom": "image/sbom.cdx.json"}}]
 
 
 def _access_log(run: dict) -> list[dict]:

@@ -12,6 +12,7 @@ from pathlib import Path
 from z4_assets.core.errors import Z4Error
 from z4_assets.core.files import atomic_write_json, sha256_file
 from z4_assets.core.packaging import _attest as attest, _layout as layout, _repro as repro
+from z4_assets.core.packaging._image import copy_image_evidence
 from z4_assets.core.packaging._signing import sign_package
 from z4_assets.core.run_folder import PACKAGE_DIR, PACKAGE_TARBALL
 from z4_assets.core.sbom import generate_sbom
@@ -58,6 +59,8 @@ def _build(outcomes, out_dir: Path, final: Path, tarball: Path, run: dict, priva
     staging.mkdir()
     try:
         layout.copy_evidence(outcomes, staging)
+        run = {**run, "image_digest": copy_image_evidence(run.get("image_evidence", ""),
+                                                          run.get("container_digest", ""), staging)}
         run = {**run, "sbom_sha256": generate_sbom(staging / "sbom" / "sbom.json", sbom_cache)}
         gates = attest.gates_from_package(staging)
         decision = "PASS" if gates and not any(g["blocks"] for g in gates) else "FAIL"

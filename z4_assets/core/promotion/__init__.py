@@ -12,6 +12,21 @@ from z4_assets.core.stages import PROMOTION
 __all__ = ["ALIAS", "load_model_by_alias", "run_promotion"]
 
 
+def _image_problem(report, package: PackageOutcome, public_key: str) -> str | None:
+    """Why the package does not prove a run in the signed training image (None: it does)."""
+    from pathlib import Path
+
+    from z4_assets.core.packaging import digest_problem, packaged_image_digest
+
+    if not report.ok:
+        return "the package did not verify"
+    pkg = Path(package.files["package"])
+    digest = packaged_image_digest(pkg)
+    if digest == "none":
+        return "container_digest is none: the run did not run in the training image"
+    return digest_problem(digest, pkg, public_key)
+
+
 def run_promotion(snapshot: SnapshotOutcome, package: PackageOutcome, record: StageOutcome, run: StageRun,
                   public_key: str, client) -> StageOutcome:
     """CLIENT: the MLflow client of the registry (Z5)."""
@@ -25,12 +40,16 @@ def run_promotion(snapshot: SnapshotOutcome, package: PackageOutcome, record: St
     gate_check = next((c for c in report.checks if c["check"] == "gates"),
                       {"ok": False, "detail": "not checked: the package did not verify"})
     g = PROMOTION.gate
+    image = _image_problem(report, package, public_key) if run.policy.promotion.require_signed_image else None
     gates = (
         g.package_verified.compare(0 if broken is None else 1, "==", 0,
                                    f"integrity problems ({broken['check'] + ': ' + broken['detail'] if broken else 'none'})",
                                    {"checks": report.checks, "seconds": round(report.seconds, 3)}),
         g.release_gates_pass.compare(0 if gate_check["ok"] else 1, "==", 0,
                                      f"gates not PASS in the package ({gate_check['detail']})", {}),
+        g.trained_in_signed_image.compare(0 if image is None else 1, "==", 0,
+                                          f"signed training image required ({image or 'proven'})",
+                                          {"require_signed_image": run.policy.promotion.require_signed_image}),
     )
     files = run.folder.stage(PROMOTION.folder)
     atomic_write_json(files.verify_report, report.as_dict())

@@ -22,14 +22,23 @@ def _all_artifacts(client, run_id: str, path: str | None = None) -> set[str]:
 
 
 def run_run_record(snapshot: SnapshotOutcome, package: PackageOutcome, run: StageRun, tracking,
-                   asset_keys: list[str]) -> StageOutcome:
-    """TRACKING: the stage's MLflow record (core.tracking.StageRecord); ASSET_KEYS: what this run materialized."""
+                   asset_keys: list[str], public_key: str | None = None) -> StageOutcome:
+    """TRACKING: the stage's MLflow record (core.tracking.StageRecord); ASSET_KEYS: what this run materialized;
+    PUBLIC_KEY: the factory's, to verify the statement of the image a container_digest names."""
+    from pathlib import Path
+
+    from z4_assets.core.packaging import digest_problem
+
     consumed = accept(RECORD.name, run.partition, {"snapshot": snapshot, "packaging": package})
     tracking.log(tags={"ended_at": datetime.now(timezone.utc).isoformat(), "dagster_asset_keys": ",".join(asset_keys)})
     client = tracking.recorder.client
     mlrun = client.get_run(tracking.run_id)
     artifacts = _all_artifacts(client, tracking.run_id)
     missing = missing_fields(mlrun.data.tags, mlrun.data.params, mlrun.data.metrics, artifacts)
+    digest = str(mlrun.data.tags.get("container_digest", "")).strip()
+    problem = digest and digest_problem(digest, Path(package.files["package"]), public_key)
+    if problem:  # a digest no signed image statement in the package names is as good as missing
+        missing.append(f"code_and_build/container_digest ({problem})")
     gate = RECORD.gate.run_record_complete.compare(len(missing), "==", 0, "missing run-record fields",
                                                    {"missing": missing, "required": REQUIRED})
     files = run.folder.stage(RECORD.folder)
