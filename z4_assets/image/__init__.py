@@ -68,14 +68,14 @@ def image_evidence(evidence_dir: Path) -> dict[str, Path]:
     return {role: evidence_dir / name for role, name in EVIDENCE.items()}
 
 
-def _cached(tag: str, inputs: str, evidence_dir: Path) -> dict | None:
-    facts_path = evidence_dir / EVIDENCE["facts"]
-    if not (_podman.exists(tag) and facts_path.is_file()
-            and all((evidence_dir / n).is_file() for n in EVIDENCE.values())):
+def _cached(tag: str, inputs: str, work_dir: Path) -> dict | None:
+    """The facts of the image built from the same inputs, when it is still in podman's storage."""
+    facts_path = work_dir / f"facts-{inputs[:16]}.json"
+    if not (_podman.exists(tag) and facts_path.is_file()):
         return None
     facts = read_json(facts_path)
-    info = _podman.inspect(tag)
-    return facts if facts.get("inputs_digest") == inputs and facts.get("digest") == info["digest"] else None
+    ok = facts.get("inputs_digest") == inputs and facts.get("digest") == _podman.inspect(tag)["digest"]
+    return facts if ok else None
 
 
 def build_image(root: Path, evidence_dir: Path, work_dir: Path, signing_key: str, mode: str,
@@ -85,7 +85,7 @@ def build_image(root: Path, evidence_dir: Path, work_dir: Path, signing_key: str
     epoch = source_date_epoch(root)
     inputs = inputs_digest(root, epoch)
     tag = f"{REPO}:in-{inputs[:16]}"
-    facts = None if force else _cached(tag, inputs, evidence_dir)
+    facts = None if force else _cached(tag, inputs, work_dir)
     reused = facts is not None
     if not reused:
         log(f"building {tag} (inputs sha256:{inputs[:16]}..., SOURCE_DATE_EPOCH={epoch})")
@@ -109,6 +109,7 @@ def build_image(root: Path, evidence_dir: Path, work_dir: Path, signing_key: str
                  "rootfs_tar_sha256": sha256_file(ctx / "rootfs.tar"),
                  "debian_suite": _rootfs.SUITE, "debian_packages_requested": list(_rootfs.DEBIAN_PACKAGES),
                  "build_seconds": round(time.perf_counter() - t0, 1)}
+        atomic_write_json(work_dir / f"facts-{inputs[:16]}.json", facts)
     _podman.podman("tag", tag, f"{REPO}:latest", what="podman tag")
     result = _describe_and_sign(facts, evidence_dir, signing_key, mode, vuln_db)
     return ImageBuild(ref=f"{REPO}@{facts['digest']}", digest=facts["digest"], reused=reused,

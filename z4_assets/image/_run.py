@@ -39,6 +39,15 @@ def _sqlite_dir(uri: str) -> Path:
     return Path(uri.removeprefix("sqlite:///")).resolve().parent
 
 
+def _instance_dirs(home: Path) -> list[Path]:
+    """The Dagster instance's writable storage: a dedicated DAGSTER_HOME whole; a project root that is
+    its own DAGSTER_HOME (dagster.yaml beside the code) only its storage folders, never the code."""
+    if not (home / "dagster.yaml").is_file():
+        return [home]
+    return [home / d for d in (".dagster_home", "storage", "history", "logs", "schedules")
+            if d == ".dagster_home" or (home / d).is_dir()]
+
+
 def mounts(settings, dagster_home: str, evidence_dir: Path, cwd: Path) -> list[tuple[Path, str]]:
     """(host path, 'ro'|'rw') for everything the run reads or writes; writable: evidence, tracking."""
     from z4_assets.core.tracking import default_tracking_uri
@@ -47,10 +56,10 @@ def mounts(settings, dagster_home: str, evidence_dir: Path, cwd: Path) -> list[t
         return (cwd / x).resolve()
 
     rw = [p(settings.factory_root), _sqlite_dir(settings.mlflow_tracking_uri or default_tracking_uri()),
-          cwd / "mlruns", Path(dagster_home).resolve()]
+          cwd / "mlruns", *_instance_dirs(Path(dagster_home).resolve())]
     if settings.access_log:
         rw.append(p(settings.access_log).parent)
-    ro = [p(settings.z3_root), evidence_dir.resolve(), p(settings.signing_key),
+    ro = [Path(dagster_home).resolve() / "dagster.yaml", p(settings.z3_root), evidence_dir.resolve(), p(settings.signing_key),
           p(settings.signing_pubkey_path), p(settings.pseudonym_key_file)]
     if settings.policy:
         ro.append(p(settings.policy))
