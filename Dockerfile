@@ -8,6 +8,7 @@
 # no package manager or network tool, no unhashed pip install).
 FROM scratch
 ADD rootfs.tar /
+ADD project.tar /
 ENV PATH=/opt/z4/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     LANG=C.UTF-8 \
     PYTHONDONTWRITEBYTECODE=1 \

@@ -10,6 +10,7 @@ of inputs (lock, Dockerfile, build code, project files, commit time) reuses the 
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess  # nosec B404 # git and podman, fixed argv
 import time
@@ -20,7 +21,7 @@ from z4_assets.core.errors import Z4Error
 from z4_assets.core.files import atomic_write_json, read_json, sha256_file
 from z4_assets.core.packaging import IMAGE_EVIDENCE as EVIDENCE
 from z4_assets.core.packaging import image_statement, named_digests, sign_image_statement, verify_image_statement
-from z4_assets.image import _podman, _rootfs, _sbom, _scan
+from z4_assets.image import _layer, _podman, _rootfs, _sbom, _scan
 from z4_assets.image._podman import REPO
 
 __all__ = ["EVIDENCE", "REPO", "ImageBuild", "build_image", "image_evidence", "trusted_image"]
@@ -49,6 +50,23 @@ def _git(root: Path, *args: str) -> str:
 def source_date_epoch(root: Path) -> int:
     """The commit's time: every timestamp inside the image and its config."""
     return int(_git(root, "log", "-1", "--format=%ct").strip())
+
+
+_BASE_INPUTS = ("requirements.lock", "z4_assets/image/_rootfs.py")
+
+
+def base_epoch(root: Path) -> int:
+    """The time of the last commit that changed the root filesystem's inputs."""
+    return int(_git(root, "log", "-1", "--format=%ct", "--", *_BASE_INPUTS).strip() or source_date_epoch(root))
+
+
+def rootfs_key(root: Path) -> str:
+    """sha256 over the root filesystem's inputs: the lock, the build code, the Debian list, their time."""
+    h = hashlib.sha256()
+    for rel in _BASE_INPUTS:
+        h.update(f"{rel}\0{sha256_file(root / rel)}\n".encode())
+    h.update(f"{_rootfs.SUITE}\0{','.join(_rootfs.DEBIAN_PACKAGES)}\0{base_epoch(root)}\n".encode())
+    return h.hexdigest()
 
 
 def inputs_digest(root: Path, epoch: int) -> str:
@@ -89,14 +107,20 @@ def build_image(root: Path, evidence_dir: Path, work_dir: Path, signing_key: str
     reused = facts is not None
     if not reused:
         log(f"building {tag} (inputs sha256:{inputs[:16]}..., SOURCE_DATE_EPOCH={epoch})")
-        work_dir.mkdir(parents=True, exist_ok=True)
-        wheels = _rootfs.download_wheels(root / "requirements.lock", work_dir / "wheels")
-        wheel = _rootfs.project_wheel(root, work_dir / "project", epoch)
-        shutil.copy2(wheel, wheels / wheel.name)
         ctx = work_dir / "context"
-        ctx.mkdir(exist_ok=True)
-        _rootfs.build_rootfs(ctx / "rootfs.tar", wheels, root / "requirements.lock", wheel, epoch)
-        (wheels / wheel.name).unlink()
+        ctx.mkdir(parents=True, exist_ok=True)
+        base_key = rootfs_key(root)
+        base = work_dir / f"rootfs-{base_key[:16]}.tar"
+        if not base.is_file():  # Debian + the lock: rebuilt only when they change (~10 min)
+            log(f"root filesystem: mmdebstrap {_rootfs.SUITE} + requirements.lock -> {base.name}")
+            for old in work_dir.glob("rootfs-*.tar"):
+                old.unlink()
+            wheels = _rootfs.download_wheels(root / "requirements.lock", work_dir / "wheels")
+            _rootfs.build_rootfs(base, wheels, root / "requirements.lock", base_epoch(root))
+        wheel = _layer.project_wheel(root, work_dir / "project", epoch)
+        _layer.project_layer(wheel, ctx / "project.tar", epoch)
+        (ctx / "rootfs.tar").unlink(missing_ok=True)
+        os.link(base, ctx / "rootfs.tar")
         _podman.build(ctx, root / "Dockerfile", tag, epoch)
         info = _podman.inspect(tag)
         if info["user"] in ("", "0", "root") or info["user"].startswith(("0:", "root:")):
@@ -106,7 +130,8 @@ def build_image(root: Path, evidence_dir: Path, work_dir: Path, signing_key: str
                  "source_date_epoch": epoch, "git_sha": _git(root, "rev-parse", "HEAD").strip(),
                  "git_dirty": bool(_git(root, "status", "--porcelain", "--untracked-files=no").strip()),
                  "lock_sha256": sha256_file(root / "requirements.lock"),
-                 "rootfs_tar_sha256": sha256_file(ctx / "rootfs.tar"),
+                 "rootfs_tar_sha256": sha256_file(base), "rootfs_key": base_key,
+                 "project_layer_sha256": sha256_file(ctx / "project.tar"),
                  "debian_suite": _rootfs.SUITE, "debian_packages_requested": list(_rootfs.DEBIAN_PACKAGES),
                  "build_seconds": round(time.perf_counter() - t0, 1)}
         atomic_write_json(work_dir / f"facts-{inputs[:16]}.json", facts)

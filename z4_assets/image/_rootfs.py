@@ -9,7 +9,6 @@ the commit's time, so mmdebstrap's tarball is reproducible for the same mirror c
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess  # nosec B404 # fixed argv, never a shell on our side
 import sys
 from pathlib import Path
@@ -63,29 +62,6 @@ def download_wheels(lock: Path, dest: Path, torch_wheels: str = TORCH_WHEELS) ->
     return dest
 
 
-def project_wheel(root: Path, dest: Path, epoch: int) -> Path:
-    """The project's own wheel, built from the files git tracks (no stray build/ leftovers)."""
-    import tempfile
-
-    files = _run(["git", "-C", str(root), "ls-files", "-z"], "listing the project's files").split("\0")
-    dest.mkdir(parents=True, exist_ok=True)
-    for old in dest.glob("z4_model_factory-*.whl"):
-        old.unlink()
-    with tempfile.TemporaryDirectory(prefix="z4-src-") as tmp:
-        for rel in filter(None, files):
-            src = root / rel
-            if src.is_file() and not src.is_symlink():
-                (Path(tmp) / rel).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(src, Path(tmp) / rel)
-        env = {**_clean_env(epoch), "PIP_NO_INDEX": "1"}
-        _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-              "--wheel-dir", str(dest), tmp], "building the project's wheel", env=env)
-    found = sorted(dest.glob("z4_model_factory-*.whl"))
-    if len(found) != 1:
-        raise Z4Error("building the project's wheel produced no single z4_model_factory wheel", dest)
-    return found[0]
-
-
 def _clean_env(epoch: int) -> dict:
     """No host pip configuration, proxies or locale leak into the build."""
     return {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
@@ -93,8 +69,9 @@ def _clean_env(epoch: int) -> dict:
             "PIP_CONFIG_FILE": os.devnull}
 
 
-def mmdebstrap_argv(out_tar: Path, wheels: Path, lock: Path, wheel: Path) -> list[str]:
-    """The whole root filesystem in one mmdebstrap call; its hooks install the lock and the project."""
+def mmdebstrap_argv(out_tar: Path, wheels: Path, lock: Path) -> list[str]:
+    """The root filesystem in one mmdebstrap call: Debian's packages, then the lock installed by its hooks.
+    The project's own code is a second, small layer (project_layer): a code change does not rebuild this."""
     py = f'chroot "$1" {VENV}/bin/python -m pip'
     hooks = [
         f'mkdir -p "$1{_BUILD}"',
@@ -102,7 +79,6 @@ def mmdebstrap_argv(out_tar: Path, wheels: Path, lock: Path, wheel: Path) -> lis
         f'chroot "$1" python3 -m venv {VENV}',
         f"{py} install --no-index --no-compile --require-hashes --no-deps "
         f"--find-links {_BUILD}/{wheels.name} -r {_BUILD}/{lock.name}",
-        f"{py} install --no-index --no-compile --no-deps {_BUILD}/{wheels.name}/{wheel.name}",
         f"{py} uninstall --yes pip",
         f'cp "$1{_BUILD}/{lock.name}" "$1{LOCK_IN_IMAGE}"',
         # unchecked-hash .pyc: no mtime inside, so the same sources give the same bytes. Some wheels
@@ -120,12 +96,12 @@ def mmdebstrap_argv(out_tar: Path, wheels: Path, lock: Path, wheel: Path) -> lis
     return [*argv, SUITE, str(out_tar)]
 
 
-def build_rootfs(out_tar: Path, wheels: Path, lock: Path, wheel: Path, epoch: int) -> Path:
+def build_rootfs(out_tar: Path, wheels: Path, lock: Path, epoch: int) -> Path:
     """mmdebstrap the tree into OUT_TAR (atomic: a failed build leaves no tarball)."""
     tmp = out_tar.with_name(out_tar.name + ".part")
     tmp.unlink(missing_ok=True)
     try:
-        _run(mmdebstrap_argv(tmp, wheels, lock, wheel), "mmdebstrap", env=_clean_env(epoch))
+        _run(mmdebstrap_argv(tmp, wheels, lock), "mmdebstrap", env=_clean_env(epoch))
         os.replace(tmp, out_tar)
     finally:
         tmp.unlink(missing_ok=True)
