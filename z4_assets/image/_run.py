@@ -55,7 +55,11 @@ def mounts(settings, dagster_home: str, evidence_dir: Path, cwd: Path) -> list[t
     def p(x: str) -> Path:
         return (cwd / x).resolve()
 
-    rw = [p(settings.factory_root), _sqlite_dir(settings.mlflow_tracking_uri or default_tracking_uri()),
+    tracking = _sqlite_dir(settings.mlflow_tracking_uri or default_tracking_uri())
+    if tracking == cwd.resolve():
+        raise Z4Error("container execution writes only the tracking store, not the project folder: put the MLflow "
+                      "store in a folder of its own (MLFLOW_TRACKING_URI=sqlite:///<folder>/mlflow.db)")
+    rw = [p(settings.factory_root), tracking,
           cwd / "mlruns", *_instance_dirs(Path(dagster_home).resolve())]
     if settings.access_log:
         rw.append(p(settings.access_log).parent)
