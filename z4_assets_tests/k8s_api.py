@@ -87,3 +87,18 @@ def kubernetes_validate(paths: list[Path]) -> subprocess.CompletedProcess:
     cmd = [str(cli)] if cli.exists() else [sys.executable, "-m", "kubernetes_validate"]
     return subprocess.run([*cmd, "--strict", "-k", K8S_VERSION, *map(str, paths)],
                           capture_output=True, text=True, timeout=300)
+
+
+def signed_image_env(folder: Path, digest_image: str = DIGEST_IMAGE) -> dict[str, str]:
+    """Z4_IMAGE_EVIDENCE and Z4_SIGNING_PUBKEY for a real signed statement naming DIGEST_IMAGE's digest
+    (made with a fresh key in FOLDER): the launcher and the executor run only what it names."""
+    from z4_assets.core.files import atomic_write_json
+    from z4_assets.core.packaging import IMAGE_EVIDENCE, image_statement, keygen, sign_image_statement
+
+    evidence = folder / "image-evidence"
+    priv, pub = folder / "image-signing.pem", folder / "image-signing.pub.pem"
+    if not priv.exists():
+        keygen(priv, pub)
+    stmt = image_statement(digest_image.split("@")[0], digest_image.split("@")[1], {"test": True})
+    atomic_write_json(evidence / IMAGE_EVIDENCE["bundle"], sign_image_statement(stmt, priv))
+    return {"Z4_IMAGE_EVIDENCE": str(evidence), "Z4_SIGNING_PUBKEY": str(pub)}

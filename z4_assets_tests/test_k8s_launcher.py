@@ -16,7 +16,7 @@ from z4_assets.core.k8s_policy import load_steps_policy
 from z4_assets.core.z3 import add_snapshot, list_snapshots
 from z4_assets.k8s.steps import DEFAULT_STEPS
 from z4_assets_tests.conftest import DATASET, SAMPLE_CONTRACT, SAMPLE_CSV
-from z4_assets_tests.k8s_api import DIGEST_IMAGE, FakeKubeAPI, kubernetes_validate
+from z4_assets_tests.k8s_api import DIGEST_IMAGE, FakeKubeAPI, kubernetes_validate, signed_image_env
 from z4_assets_tests.test_k8s_specs import instance_home
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,7 +27,7 @@ def launch(home: Path, **env) -> subprocess.CompletedProcess:
     its partition (adding it to the instance) for `dagster job launch --tags`."""
     base = {k: v for k, v in os.environ.items() if not k.startswith(("Z4_", "MLFLOW_", "DAGSTER_"))}
     base.update(DAGSTER_HOME=str(home), PYTHONPATH=str(ROOT), Z4_EXECUTOR="k8s",
-                Z4_Z3_ROOT=str(home / "z3"), Z4_FACTORY_ROOT=str(home / "factory"), **env)
+                Z4_Z3_ROOT=str(home / "z3"), Z4_FACTORY_ROOT=str(home / "factory"), **signed_image_env(home), **env)
     pd.read_csv(SAMPLE_CSV, nrows=500).to_parquet(home / "data.parquet", index=False)
     add_snapshot(home / "z3", DATASET, SAMPLE_CONTRACT, home / "data.parquet")
     tags = subprocess.run([sys.executable, "-m", "z4_assets.cli", "snapshot", "tags"], cwd=home, env=base,
@@ -97,3 +97,14 @@ def test_a_tagged_job_image_in_the_launcher_config_fails_when_the_instance_loads
     logs = proc.stdout + proc.stderr
     assert proc.returncode != 0 and posted == []
     assert "run_launcher.config.job_image: image 'registry.example.com/z4/z4-model-factory:v3' is refused" in logs
+
+
+def test_a_digest_the_signed_image_statement_does_not_name_is_refused(tmp_path):
+    other = DIGEST_IMAGE.split("@")[0] + "@sha256:" + "cd" * 32  # pinned, but not the signed image
+    with FakeKubeAPI(status=201) as api:
+        home = instance_home(tmp_path, api)
+        proc = launch(home, DAGSTER_CURRENT_IMAGE=other)
+        posted = list(api.posted)
+    logs = proc.stdout + proc.stderr
+    assert posted == []
+    assert "its digest is not the one the factory's signed image statement names" in logs, logs[-3000:]

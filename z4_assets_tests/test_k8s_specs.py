@@ -16,7 +16,7 @@ from z4_assets.core.k8s_policy import container_security_context, load_steps_pol
 from z4_assets.core.z3 import parse_snapshot_key, snapshot_key
 from z4_assets.k8s.steps import DEFAULT_STEPS, asset_steps
 from z4_assets.partitions import snapshots
-from z4_assets_tests.k8s_api import DIGEST_IMAGE, K8S_VERSION, FakeKubeAPI, kubernetes_validate
+from z4_assets_tests.k8s_api import DIGEST_IMAGE, K8S_VERSION, FakeKubeAPI, kubernetes_validate, signed_image_env
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY_DAGSTER_YAML = ROOT / "deploy" / "dagster.yaml"
@@ -64,6 +64,22 @@ def launch_steps(instance, steps: list[str], execution: dict) -> list[dg.Execute
     return [dg.execute_job(dg.reconstructable(k8s_factory_job), instance=instance,
                            run_config={"execution": {"config": execution}}, tags={"dagster/partition": PARTITION},
                            asset_selection=keys[step]) for step in steps]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _signed_image(tmp_path_factory):
+    """The launcher and executor run only a digest the factory's signed image statement names."""
+    import os
+
+    env = signed_image_env(tmp_path_factory.mktemp("signed_image"))
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    yield
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
 
 
 @pytest.fixture(scope="module")
@@ -298,3 +314,13 @@ def _defs():
     from z4_assets.definitions import defs
 
     return defs
+
+
+def test_the_executor_refuses_a_digest_the_signed_statement_does_not_name(tmp_path):
+    other = DIGEST_IMAGE.split("@")[0] + "@sha256:" + "cd" * 32
+    with FakeKubeAPI(status=201) as api, dg.DagsterInstance.from_config(str(instance_home(tmp_path, api))) as inst:
+        results = launch_steps(inst, ["trained_model"], {"job_image": other})
+        posted = list(api.posted)
+        logs = " ".join(str(r) for r in inst.all_logs(results[0].run_id))
+    assert posted == [] and not results[0].success
+    assert "the factory's signed image statement names" in logs

@@ -3,6 +3,7 @@
 from typing import Any
 
 from z4_assets.core.k8s_policy import require_digest, images_in
+from z4_assets.k8s.signed import require_signed_digest
 
 
 class DigestGuardedClient:
@@ -25,6 +26,7 @@ class DigestGuardedClient:
             require_digest(None, f"{self._where}: Job {name}")
         for path, image in images:
             require_digest(image, f"{self._where}: Job {name} {path}")
+            require_signed_digest(image, f"{self._where}: Job {name} {path}")
         return self._client.create_namespaced_job_with_retries(body=body, namespace=namespace, **kwargs)
 
     def __getattr__(self, name: str) -> Any:

@@ -6,6 +6,7 @@ from dagster_k8s.job import UserDefinedDagsterK8sConfig
 
 from z4_assets.core.k8s_policy import require_digest, require_digests_in, run_worker_k8s_config
 from z4_assets.k8s.guard import DigestGuardedClient
+from z4_assets.k8s.signed import require_signed_digest
 from z4_assets.k8s.steps import load_policy
 
 
@@ -36,6 +37,6 @@ class DigestPinnedK8sRunLauncher(K8sRunLauncher):
         run = context.dagster_run
         origin = run.job_code_origin
         image = (origin.repository_origin.container_image if origin else None) or self.job_image
-        require_digest(image, f"run {run.run_id}: code location image (DAGSTER_CURRENT_IMAGE) "
-                              "or run_launcher.config.job_image")
+        where = f"run {run.run_id}: code location image (DAGSTER_CURRENT_IMAGE) or run_launcher.config.job_image"
+        require_signed_digest(require_digest(image, where), where)
         super().launch_run(context)
