@@ -102,13 +102,16 @@ def build_image(root: Path, evidence_dir: Path, work_dir: Path, signing_key: str
     t0 = time.perf_counter()
     epoch = source_date_epoch(root)
     inputs = inputs_digest(root, epoch)
+    git_sha = _git(root, "rev-parse", "HEAD").strip()  # read before the build: what the image was built from
+    git_dirty = bool(_git(root, "status", "--porcelain", "--untracked-files=no").strip())
     tag = f"{REPO}:in-{inputs[:16]}"
     facts = None if force else _cached(tag, inputs, work_dir)
     reused = facts is not None
     if not reused:
         log(f"building {tag} (inputs sha256:{inputs[:16]}..., SOURCE_DATE_EPOCH={epoch})")
         ctx = work_dir / "context"
-        ctx.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(ctx, ignore_errors=True)  # the build context is exactly the two layers
+        ctx.mkdir(parents=True)
         base_key = rootfs_key(root)
         base = work_dir / f"rootfs-{base_key[:16]}.tar"
         if not base.is_file():  # Debian + the lock: rebuilt only when they change (~10 min)
@@ -119,7 +122,6 @@ def build_image(root: Path, evidence_dir: Path, work_dir: Path, signing_key: str
             _rootfs.build_rootfs(base, wheels, root / "requirements.lock", base_epoch(root))
         wheel = _layer.project_wheel(root, work_dir / "project", epoch)
         _layer.project_layer(wheel, ctx / "project.tar", epoch)
-        (ctx / "rootfs.tar").unlink(missing_ok=True)
         os.link(base, ctx / "rootfs.tar")
         _podman.build(ctx, root / "Dockerfile", tag, epoch)
         info = _podman.inspect(tag)
@@ -127,8 +129,7 @@ def build_image(root: Path, evidence_dir: Path, work_dir: Path, signing_key: str
             raise Z4Error(f"the built image runs as {info['user'] or 'root'}; it must run as a non-root user")
         facts = {"image": REPO, "tag": tag, "digest": info["digest"], "image_id": info["id"],
                  "size_bytes": info["size"], "user": info["user"], "inputs_digest": inputs,
-                 "source_date_epoch": epoch, "git_sha": _git(root, "rev-parse", "HEAD").strip(),
-                 "git_dirty": bool(_git(root, "status", "--porcelain", "--untracked-files=no").strip()),
+                 "source_date_epoch": epoch, "git_sha": git_sha, "git_dirty": git_dirty,
                  "lock_sha256": sha256_file(root / "requirements.lock"),
                  "rootfs_tar_sha256": sha256_file(base), "rootfs_key": base_key,
                  "project_layer_sha256": sha256_file(ctx / "project.tar"),
