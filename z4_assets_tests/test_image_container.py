@@ -169,3 +169,39 @@ def test_sample_factory_runs_in_the_image_and_its_package_verifies(image, contai
     tags = json.loads(record.read_text()).get("tags", {})
     assert tags["container_digest"] == image["digest"]
     assert tags["egress_policy"].startswith("deny-all (observed in the container")
+
+
+def test_rebuild_of_a_container_trained_run_retrains_in_the_same_verified_image(image, container_run):
+    project = container_run["project"]
+    tarball = max((project / "data" / "factory" / "runs").glob("*/package.tar.gz"), key=os.path.getmtime)
+    env = {k: v for k, v in container_run["env"].items() if k != "Z4_EXECUTION"}  # rebuild follows the package
+    proc = subprocess.run([*CLI, "rebuild", str(tarball), "--key", image["pub"]], cwd=project, env=env,
+                          capture_output=True, text=True, timeout=1800)
+    assert f"retraining inside the training image {image['digest']}" in proc.stdout, proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "IDENTICAL" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "package verified" in proc.stdout
+
+
+def test_a_known_vulnerable_package_fails_the_lane_naming_it_and_the_image_stays_unsigned(image, tmp_path):
+    evidence = tmp_path / "evidence"
+    env = {**image["env"], "Z4_IMAGE_EVIDENCE": str(evidence)}
+    proc = subprocess.run([*CLI, "image", "build", "--work-dir", str(ROOT / "build" / "image-work"),
+                           "--vuln-db", str(Path(__file__).with_name("osv_recorded.json"))], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=3600)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "image scan: FAIL" in proc.stdout and "PyPI PyYAML==6.0.3: Z4-TEST-2026-0001" in proc.stdout
+    assert "Z4-TEST-2026-0002" not in proc.stdout  # the Debian record's fixed version is older than bookworm's
+    scan = json.loads((evidence / "scan.json").read_text())
+    assert scan["status"] == "FAIL" and scan["findings"] == ["PyPI PyYAML==6.0.3: Z4-TEST-2026-0001"]
+    assert not (evidence / "statement.sigstore.json").exists()  # never signed, so never run
+    verify = subprocess.run([*CLI, "image", "verify", image["ref"]], capture_output=True, text=True,
+                            env={**env, "Z4_SIGNING_PUBKEY": image["pub"]})
+    assert verify.returncode == 2 and "unsigned image" in verify.stderr
+
+
+def test_release_mode_without_a_database_blocks(image, tmp_path):
+    env = {**image["env"], "Z4_IMAGE_EVIDENCE": str(tmp_path / "evidence")}
+    proc = subprocess.run([*CLI, "image", "build", "--mode", "release", "--work-dir",
+                           str(ROOT / "build" / "image-work")], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=3600)
+    assert proc.returncode == 1 and "image scan: FAIL: not scanned" in proc.stdout, proc.stdout + proc.stderr

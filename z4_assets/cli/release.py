@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -64,10 +65,36 @@ def cmd_rebuild(args) -> int:
     from z4_assets.core.training import rebuild_from
 
     settings = Settings.from_env()
+    if not args.on_host and not os.environ.get("Z4_CONTAINER_DIGEST"):
+        code = _rebuild_in_image(args, settings)
+        if code is not None:
+            return code
     result = rebuild_from(args.source, settings, args.allow_code_drift, args.seed,
                           args.key or settings.signing_pubkey_path)
     print("\n".join(result.lines()))
     return 0 if result.identical else 1
+
+
+def _rebuild_in_image(args, settings) -> int | None:
+    """A package trained in the training image retrains in that same image (by digest, verified)."""
+    import subprocess  # nosec B404 # podman, fixed argv
+    import tempfile
+
+    from z4_assets.cli._instance import dagster_home
+    from z4_assets.core.training import locate_package
+    from z4_assets.image import rebuild_command
+
+    flags = [*(["--allow-code-drift"] if args.allow_code_drift else []),
+             *(["--seed", str(args.seed)] if args.seed is not None else []),
+             *(["--key", str(Path(args.key).resolve())] if args.key else [])]
+    with tempfile.TemporaryDirectory(prefix="z4-rebuild-") as tmp:
+        pkg = locate_package(args.source, Path(settings.factory_root), Path(tmp))
+        planned = rebuild_command(settings, pkg, args.source, flags, dagster_home())
+    if planned is None:
+        return None
+    argv, env, digest = planned
+    print(f"retraining inside the training image {digest} (the digest the package names; verified)", flush=True)
+    return subprocess.call(argv, env={**os.environ, "CONTAINERS_CONF": env.get("CONTAINERS_CONF", "")})  # nosec B603
 
 
 def cmd_retention_apply(args) -> int:
@@ -111,6 +138,8 @@ def add_parsers(sub) -> None:
     rb.add_argument("--allow-code-drift", action="store_true", help="rebuild even if the code is at another commit")
     rb.add_argument("--seed", type=int, default=None, help="override the training seed (expect DIFFERENT)")
     rb.add_argument("--key", default="", help="public key to verify the package first (default: the local key)")
+    rb.add_argument("--on-host", action="store_true", help="retrain on this host even if the package names "
+                                                            "the training image it was trained in")
     rb.set_defaults(func=cmd_rebuild)
     ret = sub.add_parser("retention", help="apply the retention policy to past runs").add_subparsers(
         dest="retention_command", required=True)

@@ -208,3 +208,31 @@ def container_command(settings, command: list[str], dagster_home: str, extra_ro:
     argv = _run.container_argv(f"{REPO}@{digest}", digest, ["python", *command], binds, cwd,
                                stmt["predicate"]["git_sha"])
     return ["podman", *argv], _podman.env(), digest
+
+
+def rebuild_command(settings, pkg: Path, source: str, flags: list[str], dagster_home: str,
+                    cwd: Path | None = None) -> tuple[list[str], dict, str] | None:
+    """(argv, env, digest) that retrain the package PKG inside the image it was trained in, or None
+    for a package trained on a host. The image is the digest the package's provenance names, checked
+    against the package's own signed image statement and present in local storage; never a tag."""
+    from z4_assets.core.packaging import PACKAGE_IMAGE_DIR, digest_problem, packaged_image_digest
+    from z4_assets.image import _run
+
+    digest = packaged_image_digest(pkg)
+    if digest == "none":
+        return None
+    problem = digest_problem(digest, pkg, settings.signing_pubkey_path)
+    if problem:
+        raise Z4Error(f"refusing to rebuild in the training image: {problem}", pkg)
+    ref = f"{REPO}@{digest}"
+    if _podman.inspect(ref)["digest"] != digest:
+        raise Z4Error(f"image {ref} in local storage is not {digest}")
+    cwd = cwd or Path.cwd()
+    stmt = verify_image_statement(pkg / PACKAGE_IMAGE_DIR / EVIDENCE["bundle"], settings.signing_pubkey_path)
+    src = Path(source).resolve()
+    binds = _run.mounts(settings, dagster_home, pkg / PACKAGE_IMAGE_DIR, cwd)
+    binds += [(src, "ro")] if src.exists() else []
+    _run.prepare_writable(binds)
+    inner = ["-m", "z4_assets.cli", "rebuild", str(src) if src.exists() else source, *flags]
+    argv = _run.container_argv(ref, digest, ["python", *inner], binds, cwd, stmt["predicate"]["git_sha"])
+    return ["podman", *argv], _podman.env(), digest

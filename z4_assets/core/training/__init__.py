@@ -10,7 +10,7 @@ from z4_assets.core.stages import TRAINING
 from z4_assets.core.training._features import FeatureSpec
 from z4_assets.core.training._monitor import TrainingDiverged
 
-__all__ = ["FeatureSpec", "TrainingDiverged", "load_model", "load_model_dir", "predict_proba", "rebuild_from", "run_trained_model",
+__all__ = ["FeatureSpec", "TrainingDiverged", "load_model", "load_model_dir", "locate_package", "predict_proba", "rebuild_from", "run_trained_model",
            "score_rows"]
 
 
@@ -86,3 +86,10 @@ def rebuild_from(source: str, settings, allow_code_drift: bool = False, seed: in
     from z4_assets.core.training._rebuild import rebuild_from as _rebuild
 
     return _rebuild(source, settings, allow_code_drift, seed, public_key)
+
+
+def locate_package(source: str, factory_root, tmp):
+    """A package folder from a folder, a .tar.gz (extracted into TMP) or a run id under FACTORY_ROOT."""
+    from z4_assets.core.training._rebuild import locate_package as _locate
+
+    return _locate(source, factory_root, tmp)
