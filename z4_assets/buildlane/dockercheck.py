@@ -36,6 +36,17 @@ def _stages(instrs: list[dict]) -> list[list[dict]]:
     return stages
 
 
+_LAYER_TAR = re.compile(r"^[A-Za-z0-9_.-]+\.tar\s+/$")
+
+
+def _layer_tarball(value: str, stages: list[list[dict]], ins: dict) -> bool:
+    """`ADD <local>.tar /` in a FROM scratch stage: how an image built offline gets its layers
+    (z4 image build). No URL, no flags, no other archive type, never on top of a pulled base."""
+    stage = next((st for st in stages if ins in st), None)
+    base = stage[0]["value"].split()[0] if stage else ""
+    return base == "scratch" and bool(_LAYER_TAR.match(value.strip()))
+
+
 def hardening_problems(path: Path) -> list[str]:
     """Every broken rule, one line each naming the Dockerfile line."""
     instrs = _instructions(path)
@@ -58,8 +69,9 @@ def hardening_problems(path: Path) -> list[str]:
                     problems.append(f"{where}: base image '{image}' is not pinned by @sha256 digest")
             if len(words) >= 3 and words[-2].upper() == "AS":
                 aliases.add(words[-1].lower())
-        elif cmd == "ADD":
-            problems.append(f"{where}: ADD can fetch URLs and unpack archives: use COPY")
+        elif cmd == "ADD" and not _layer_tarball(value, stages, ins):
+            problems.append(f"{where}: ADD can fetch URLs and unpack archives: use COPY (only a local "
+                            "layer tarball, `ADD <name>.tar /` in a FROM scratch stage, is allowed)")
         elif cmd == "EXPOSE":
             problems.append(f"{where}: EXPOSE {value}: the step image serves nothing and listens on no port")
         elif cmd == "RUN":
@@ -129,5 +141,5 @@ def check_dockerfile(root: Path, name: str = DOCKERFILE) -> LaneResult:
     return LaneResult(
         "dockerfile",
         PASS,
-        "digest-pinned base, non-root user, hashed lock install, no network tools, hadolint clean",
+        "scratch or digest-pinned base, non-root user, only local layer tarballs added, no unhashed install, no network tools, hadolint clean",
     )
