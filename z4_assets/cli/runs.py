@@ -41,6 +41,11 @@ def cmd_run(args) -> int:
     from z4_assets.cli.snapshots import add_partition, choose, run_tags
 
     env = _env()
+    settings = Settings.from_env()
+    if settings.execution == "container":  # refuse an unsigned or re-tagged image before anything else
+        from z4_assets.image import trusted_image
+
+        trusted_image(settings.image, Path(settings.image_evidence), settings.signing_pubkey_path)
     ref = choose(args.dataset_id, args.snapshot_id)
     add_partition(ref.label)
     invocation = uuid.uuid4().hex
