@@ -89,12 +89,12 @@ def _rebuild_in_image(args, settings) -> int | None:
              *(["--key", str(Path(args.key).resolve())] if args.key else [])]
     with tempfile.TemporaryDirectory(prefix="z4-rebuild-") as tmp:
         pkg = locate_package(args.source, Path(settings.factory_root), Path(tmp))
-        planned = rebuild_command(settings, pkg, args.source, flags, dagster_home())
-    if planned is None:
-        return None
-    argv, env, digest = planned
-    print(f"retraining inside the training image {digest} (the digest the package names; verified)", flush=True)
-    return subprocess.call(argv, env={**os.environ, "CONTAINERS_CONF": env.get("CONTAINERS_CONF", "")})  # nosec B603
+        planned = rebuild_command(settings, pkg, args.source, flags, dagster_home(), Path(tmp) / "secrets")
+        if planned is None:
+            return None
+        argv, env, digest = planned
+        print(f"retraining inside the training image {digest} (the digest the package names; verified)", flush=True)
+        return subprocess.call(argv, env={**os.environ, "CONTAINERS_CONF": env.get("CONTAINERS_CONF", "")})  # nosec B603
 
 
 def cmd_retention_apply(args) -> int:

@@ -192,7 +192,7 @@ def trusted_image(ref: str, evidence_dir: Path, public_key: str) -> str:
 
 
 def container_command(settings, command: list[str], dagster_home: str, extra_ro: list[Path] = (),
-                      cwd: Path | None = None) -> tuple[list[str], dict, str]:
+                      cwd: Path | None = None, secrets_dir: Path | None = None) -> tuple[list[str], dict, str]:
     """(argv, env, digest) that run COMMAND (a `python -m ...` argv) inside the verified training image.
 
     The image Z4_IMAGE names is resolved to its digest and checked against the signed statement
@@ -205,13 +205,14 @@ def container_command(settings, command: list[str], dagster_home: str, extra_ro:
     stmt = verify_image_statement(evidence / EVIDENCE["bundle"], settings.signing_pubkey_path)
     binds = _run.mounts(settings, dagster_home, evidence, cwd) + [(Path(p).resolve(), "ro") for p in extra_ro]
     _run.prepare_writable(binds)
+    binds += _run.secret_copies(settings, secrets_dir or Path(extra_ro[0]) / "secrets", cwd)
     argv = _run.container_argv(f"{REPO}@{digest}", digest, ["python", *command], binds, cwd,
                                stmt["predicate"]["git_sha"])
     return ["podman", *argv], _podman.env(), digest
 
 
 def rebuild_command(settings, pkg: Path, source: str, flags: list[str], dagster_home: str,
-                    cwd: Path | None = None) -> tuple[list[str], dict, str] | None:
+                    secrets_dir: Path, cwd: Path | None = None) -> tuple[list[str], dict, str] | None:
     """(argv, env, digest) that retrain the package PKG inside the image it was trained in, or None
     for a package trained on a host. The image is the digest the package's provenance names, checked
     against the package's own signed image statement and present in local storage; never a tag."""
@@ -233,6 +234,7 @@ def rebuild_command(settings, pkg: Path, source: str, flags: list[str], dagster_
     binds = _run.mounts(settings, dagster_home, pkg / PACKAGE_IMAGE_DIR, cwd)
     binds += [(src, "ro")] if src.exists() else []
     _run.prepare_writable(binds)
+    binds += _run.secret_copies(settings, secrets_dir, cwd)
     inner = ["-m", "z4_assets.cli", "rebuild", str(src) if src.exists() else source, *flags]
     argv = _run.container_argv(ref, digest, ["python", *inner], binds, cwd, stmt["predicate"]["git_sha"])
     return ["podman", *argv], _podman.env(), digest

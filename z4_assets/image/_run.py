@@ -76,9 +76,30 @@ def mounts(settings, dagster_home: str, evidence_dir: Path, cwd: Path) -> list[t
     return out
 
 
+def secret_copies(settings, folder: Path, cwd: Path) -> list[tuple[Path, Path, str]]:
+    """The private keys (0600, root's) copied 0400 for the image's user into FOLDER (the caller's
+    temp folder, removed after the run), each mounted read-only at its own path: (src, dst, 'ro')."""
+    import shutil
+
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chown(folder, UID, UID)
+    out = []
+    for i, key in enumerate((settings.signing_key, settings.pseudonym_key_file)):
+        src = (cwd / key).resolve()
+        if not src.is_file():
+            continue
+        copy = folder / f"secret-{i}"
+        shutil.copyfile(src, copy)
+        os.chown(copy, UID, UID)
+        os.chmod(copy, 0o400)
+        out.append((copy, src, "ro"))
+    return out
+
+
 def prepare_writable(paths: list[tuple[Path, str]]) -> None:
     """The image runs as uid 10001: its writable folders must be its own (created if absent)."""
-    for path, mode in paths:
+    for bind in paths:
+        path, mode = bind[0], bind[-1]
         if mode != "rw":
             continue
         path.mkdir(parents=True, exist_ok=True)
@@ -88,13 +109,14 @@ def prepare_writable(paths: list[tuple[Path, str]]) -> None:
         os.chown(path, UID, UID)
 
 
-def container_argv(digest_ref: str, digest: str, command: list[str], binds: list[tuple[Path, str]],
+def container_argv(digest_ref: str, digest: str, command: list[str], binds: list[tuple],
                    cwd: Path, git_sha: str, env=os.environ) -> list[str]:
     argv = ["run", "--rm", "--network=none", "--read-only", "--read-only-tmpfs=false",
             "--tmpfs", "/tmp:rw,size=4g,mode=1777", "--user", f"{UID}:{UID}", "--pull=never",
             "--security-opt", "no-new-privileges", "--cap-drop=all", "--workdir", str(cwd)]
-    for path, mode in binds:
-        argv += ["-v", f"{path}:{path}:{mode}"]
+    for bind in binds:
+        src, dst, mode = bind if len(bind) == 3 else (bind[0], bind[0], bind[1])
+        argv += ["-v", f"{src}:{dst}:{mode}"]
     names = sorted(k for k in env if k.startswith(_PASSED) and k not in _NOT_PASSED)
     for k in names:
         argv += ["-e", k]
