@@ -94,7 +94,7 @@ def _rebuild_in_image(args, settings) -> int | None:
             return None
         argv, env, digest = planned
         print(f"retraining inside the training image {digest} (the digest the package names; verified)", flush=True)
-        return subprocess.call(argv, env={**os.environ, "CONTAINERS_CONF": env.get("CONTAINERS_CONF", "")})  # nosec B603
+        return subprocess.call(argv, env={**os.environ, "CONTAINERS_CONF": env.get("CONTAINERS_CONF", "")})  # nosec B603 # podman, fixed argv
 
 
 def cmd_retention_apply(args) -> int:

@@ -81,7 +81,7 @@ def _execution(argv: list[str], env: dict, tmp: str) -> tuple[list[str], dict]:
     from z4_assets.image import container_command
 
     assert argv[0] == sys.executable  # nosec B101 # the python -m argv built above
-    os.chmod(tmp, 0o755)  # the run config in it is read by the image's user (secrets sit in a 0700 folder)
+    os.chmod(tmp, 0o755)  # nosec B103 # the run config in it is read by the image's user (secrets sit in a 0700 folder)
     cmd, podman_env, digest = container_command(settings, argv[1:], env["DAGSTER_HOME"], [Path(tmp)])
     print(f"in the training image {digest} (verified; --network=none, read-only root)")
     return cmd, {**env, "CONTAINERS_CONF": podman_env.get("CONTAINERS_CONF", "")}

@@ -194,7 +194,7 @@ def add_snapshot(root: str | Path, dataset_id: str, contract_path: str | Path,
         atomic_write_json(staging / MANIFEST, manifest)
         for f in staging.iterdir():
             os.chmod(f, 0o444)
-        os.chmod(staging, 0o755)  # mkdtemp's 0700 would hide the 0444 files from a non-root reader (the image)
+        os.chmod(staging, 0o755)  # nosec B103 # mkdtemp's 0700 would hide the 0444 files from a non-root reader (the image)
         final = root / dataset_id / snapshot_id
         os.rename(staging, final)
     finally:

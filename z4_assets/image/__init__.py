@@ -40,7 +40,7 @@ class ImageBuild:
 
 
 def _git(root: Path, *args: str) -> str:
-    out = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,  # nosec B603 B607
+    out = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,  # nosec B603 B607 # git, fixed argv
                          check=False)
     if out.returncode != 0:
         raise Z4Error(f"git {args[0]} failed: the image is built from a git checkout", root)

@@ -30,7 +30,7 @@ def podman(*args: str, what: str, timeout: float = 1800, check: bool = True,
            storage_root: str | None = None) -> subprocess.CompletedProcess:
     argv = ["podman", *(["--root", storage_root] if storage_root else []), *args]
     try:
-        out = subprocess.run(argv, capture_output=True, text=True, env=env(), timeout=timeout,  # nosec B603
+        out = subprocess.run(argv, capture_output=True, text=True, env=env(), timeout=timeout,  # nosec B603 # fixed argv, no shell
                              check=False)
     except FileNotFoundError:
         raise Z4Error(f"{what}: podman is not installed (see .ci/system-deps)") from None

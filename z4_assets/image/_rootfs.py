@@ -28,7 +28,7 @@ _BUILD = "/tmp/z4build"  # nosec B108 # a folder inside the image tree, removed 
 def _run(cmd: list[str], what: str, env: dict | None = None, cwd: Path | None = None,
          timeout: float = 1800) -> str:
     try:
-        out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=cwd,  # nosec B603
+        out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=cwd,  # nosec B603 # fixed argv, no shell
                              timeout=timeout, check=False)
     except FileNotFoundError:
         raise Z4Error(f"{what}: {cmd[0]} is not installed (see .ci/system-deps)") from None
@@ -66,7 +66,7 @@ def _clean_env(epoch: int) -> dict:
     """No host pip configuration, proxies or locale leak into the build."""
     return {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
             "SOURCE_DATE_EPOCH": str(epoch), "HOME": "/root", "PIP_DISABLE_PIP_VERSION_CHECK": "1",
-            "PIP_CONFIG_FILE": os.devnull}
+            "PIP_CONFIG_FILE": os.devnull, "PYTHONDONTWRITEBYTECODE": "1"}
 
 
 def mmdebstrap_argv(out_tar: Path, wheels: Path, lock: Path) -> list[str]:
@@ -81,9 +81,10 @@ def mmdebstrap_argv(out_tar: Path, wheels: Path, lock: Path) -> list[str]:
         f"--find-links {_BUILD}/{wheels.name} -r {_BUILD}/{lock.name}",
         f"{py} uninstall --yes pip",
         f'cp "$1{_BUILD}/{lock.name}" "$1{LOCK_IN_IMAGE}"',
-        # unchecked-hash .pyc: no mtime inside, so the same sources give the same bytes. Some wheels
+        # unchecked-hash .pyc: no mtime inside, so the same sources give the same bytes; -f rewrites any
+        # .pyc an import left (PYTHONDONTWRITEBYTECODE stops those: two builds differed by 14). Some wheels
         # ship files that are not Python 3 (templates, test data): compileall skips them, and fails.
-        f'chroot "$1" {VENV}/bin/python -m compileall -q -j 2 --invalidation-mode unchecked-hash {VENV}/lib'
+        f'chroot "$1" {VENV}/bin/python -m compileall -q -f -j 2 --invalidation-mode unchecked-hash {VENV}/lib'
         " >/dev/null 2>&1 || true",
         f'echo "z4:x:{UID}:{UID}:z4 factory:/home/z4:/usr/sbin/nologin" >> "$1/etc/passwd"',
         f'echo "z4:x:{UID}:" >> "$1/etc/group"',

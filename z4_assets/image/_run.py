@@ -63,8 +63,9 @@ def mounts(settings, dagster_home: str, evidence_dir: Path, cwd: Path) -> list[t
           cwd / "mlruns", *_instance_dirs(Path(dagster_home).resolve())]
     if settings.access_log:
         rw.append(p(settings.access_log).parent)
-    ro = [Path(dagster_home).resolve() / "dagster.yaml", p(settings.z3_root), evidence_dir.resolve(), p(settings.signing_key),
-          p(settings.signing_pubkey_path), p(settings.pseudonym_key_file)]
+    # the private keys are not here: secret_copies mounts readable copies of them
+    ro = [Path(dagster_home).resolve() / "dagster.yaml", p(settings.z3_root), evidence_dir.resolve(),
+          p(settings.signing_pubkey_path)]
     if settings.policy:
         ro.append(p(settings.policy))
     out, seen = [], set()
@@ -112,7 +113,8 @@ def prepare_writable(paths: list[tuple[Path, str]]) -> None:
 def container_argv(digest_ref: str, digest: str, command: list[str], binds: list[tuple],
                    cwd: Path, git_sha: str, env=os.environ) -> list[str]:
     argv = ["run", "--rm", "--network=none", "--read-only", "--read-only-tmpfs=false",
-            "--tmpfs", "/tmp:rw,size=4g,mode=1777", "--user", f"{UID}:{UID}", "--pull=never",
+            "--tmpfs", "/tmp:rw,size=4g,mode=1777",  # nosec B108 # the container's own /tmp, in memory
+            "--user", f"{UID}:{UID}", "--pull=never",
             "--security-opt", "no-new-privileges", "--cap-drop=all", "--workdir", str(cwd)]
     for bind in binds:
         src, dst, mode = bind if len(bind) == 3 else (bind[0], bind[0], bind[1])

@@ -48,7 +48,7 @@ def load_db(path: Path) -> list[dict]:
 def _cmp(eco: str, a: str, b: str) -> int:
     if eco == "Debian":
         def lt(x, y):
-            return subprocess.run(["dpkg", "--compare-versions", x, "lt", y],  # nosec B603 B607
+            return subprocess.run(["dpkg", "--compare-versions", x, "lt", y],  # nosec B603 B607 # dpkg, fixed argv
                                   check=False).returncode == 0
         return -1 if lt(a, b) else 1 if lt(b, a) else 0
     from packaging.version import InvalidVersion, Version
