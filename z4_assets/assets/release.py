@@ -66,7 +66,7 @@ def run_record(context: dg.AssetExecutionContext, z3_snapshot: SnapshotOutcome, 
     keys = sorted({r.event_log_entry.dagster_event.asset_key.to_user_string() for r in events} | {RECORD.asset})
     run = stage_run(context, z3_snapshot.snapshot, storage, policy, broker)
     with mlflow.stage(context, run.snapshot) as rec:
-        outcome = run_run_record(z3_snapshot, signed_package, run, rec, keys, signer.public_key)
+        outcome = run_run_record(z3_snapshot, signed_package, run, rec, keys, signer.public_key())
         rec.record(outcome)
     return materialize(outcome, rec)
 
