@@ -180,3 +180,29 @@ def test_container_command_line_is_isolated_and_holds_no_secret_value(tmp_path, 
     assert f"{tmp_path / 'z3'}:{tmp_path / 'z3'}:ro" in argv
     assert "Z4_PSEUDONYM_KEY" in argv and "s3cret-value" not in line
     assert argv[argv.index("localhost/z4-train@" + DIGEST) + 1:] == ["python", "-m", "x"]
+
+
+@pytest.mark.parametrize("filters", [True, False])  # False: the image's Python 3.11.2 has no tarfile filters
+def test_package_extraction_refuses_members_outside_the_package(tmp_path, monkeypatch, filters):
+    import io
+    import tarfile
+
+    from z4_assets.core.packaging import extract_tarball
+
+    if not filters:
+        monkeypatch.delattr(tarfile, "data_filter")
+    for name in ("package/../../escape.txt", "/abs/escape.txt"):
+        archive = tmp_path / "evil.tar.gz"
+        with tarfile.open(archive, "w:gz") as tar:
+            info = tarfile.TarInfo(name)
+            info.size = 3
+            tar.addfile(info, io.BytesIO(b"bad"))
+        with pytest.raises(Z4Error, match="outside the package"):
+            extract_tarball(archive, tmp_path / "out")
+        assert not (tmp_path / "escape.txt").exists()
+    good = tmp_path / "good.tar.gz"
+    with tarfile.open(good, "w:gz") as tar:
+        info = tarfile.TarInfo("package/a.txt")
+        info.size = 2
+        tar.addfile(info, io.BytesIO(b"ok"))
+    assert (extract_tarball(good, tmp_path / "ok") / "a.txt").read_text() == "ok"
