@@ -27,7 +27,8 @@ def resources_from(settings: Settings) -> dict:
         "mlflow": MlflowTracking(tracking_uri=settings.mlflow_tracking_uri, experiment_name=settings.mlflow_experiment,
                                  dagster_url=settings.dagster_url),
         "signer": PackageSigner(mode=settings.signing_mode, private_key_path=settings.signing_key,
-                                public_key_path=settings.signing_pubkey),
+                                public_key_path=settings.signing_pubkey, package_max_bytes=settings.package_max_bytes,
+                                package_max_members=settings.package_max_members),
         "revoker": NoopRevoker(),
         # the key is a secret: only through dg.EnvVar, never as a value in config
         "broker": SnapshotBroker(log_path=settings.access_log_path,

@@ -48,7 +48,7 @@ def cmd_verify(args) -> int:
 
     if not (args.key or args.identity):
         raise Z4Error("give --key PUB.pem, or --identity and --issuer for keyless signatures")
-    report = verify_package(args.package, args.key, args.identity, args.issuer)
+    report = verify_package(args.package, args.key, args.identity, args.issuer, Settings.from_env().package_limits)
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
     else:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from z4_assets.core.errors import Z4Error
 
@@ -141,6 +141,22 @@ class FairnessPolicy(Section):
     equalized_odds_diff_max: float
 
 
+class EvidencePolicy(Section):
+    files: list[str] = Field(default_factory=list,
+                             description="package files a package must hold besides what the stage table requires "
+                                         "(core/packaging/_evidence.py); can only grow: a dataset override that "
+                                         "drops one is refused")
+
+    @field_validator("files")
+    @classmethod
+    def _plain_paths(cls, files: list[str]) -> list[str]:
+        for f in files:
+            parts = f.split("/")
+            if not f or f.startswith("/") or "\\" in f or any(p in ("", ".", "..") for p in parts):
+                raise ValueError(f"{f!r} is not a normalized path inside the package")
+        return files
+
+
 class Policy(Section):
     access: AccessPolicy
     contract: ContractPolicy
@@ -150,6 +166,7 @@ class Policy(Section):
     training: TrainingPolicy
     security: SecurityPolicy
     fairness: FairnessPolicy
+    evidence: EvidencePolicy = Field(default_factory=EvidencePolicy)
     retention: dict[str, Any] = Field(description="retention classes and rules (validated by core/cleanup)")
     source: str = Field(description="the policy file this was read from")
 
@@ -174,13 +191,24 @@ def load_policy(path: str | Path | None, dataset_id: str) -> Policy:
     if p != DEFAULT_POLICY:  # a user's file may hold only what it changes, with or without `defaults:`
         check_policy(doc, base, p)
     merged = _merge(base, doc.get("defaults") or {})
+    _only_adds(base, merged, "defaults", p)
+    before = merged
     merged = _merge(merged, (doc.get("datasets") or {}).get(dataset_id) or {})
+    _only_adds(before, merged, f"datasets.{dataset_id}", p)
     try:
         return Policy(**merged, source=str(p))
     except ValidationError as e:
         err = e.errors()[0]
         where = ".".join(str(x) for x in err["loc"])
         raise Z4Error(f"policy key {where}: {err['msg']}", p) from None
+
+
+def _only_adds(before: dict, after: dict, where: str, path: Path) -> None:
+    """The required evidence can only grow: an override's list must keep every file the level below named."""
+    kept = set(((after.get("evidence") or {}).get("files")) or [])
+    if dropped := [f for f in ((before.get("evidence") or {}).get("files") or []) if f not in kept]:
+        raise Z4Error(f"policy key {where}.evidence.files drops required evidence {dropped[0]!r}: "
+                      "the policy can only add to what a package must hold", path)
 
 
 def _merge(base: dict, over: dict) -> dict:

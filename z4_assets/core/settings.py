@@ -40,6 +40,8 @@ class Settings:
     executor: str = "in_process"                   # Z4_EXECUTOR: in_process | k8s (one pod per step)
     k8s_steps: str = ""                            # Z4_K8S_STEPS: per-step pod policy (default deploy/steps.yaml)
     dagster_url: str = "http://127.0.0.1:3000"     # Z4_DAGSTER_URL: the Dagster UI, for links from MLflow
+    package_max_bytes: int = 1 << 30               # Z4_PACKAGE_MAX_BYTES: a package archive's members may add up to
+    package_max_members: int = 10_000              # Z4_PACKAGE_MAX_MEMBERS: ... and number this many (core/packaging/_archive.py)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -54,6 +56,7 @@ class Settings:
             "sensor_interval_seconds": "Z4_SENSOR_INTERVAL_SECONDS", "executor": "Z4_EXECUTOR",
             "k8s_steps": "Z4_K8S_STEPS",
             "dagster_url": "Z4_DAGSTER_URL",
+            "package_max_bytes": "Z4_PACKAGE_MAX_BYTES", "package_max_members": "Z4_PACKAGE_MAX_MEMBERS",
         }
         values: dict = {}
         for f in fields(cls):
@@ -62,6 +65,13 @@ class Settings:
                 values[f.name] = int(env[var]) if f.type == "int" else env[var]
         values["pseudonym_key_set"] = bool(env.get(PSEUDONYM_KEY_ENV))
         return cls(**values)
+
+    @property
+    def package_limits(self):
+        """ArchiveLimits for reading a package (`z4 verify`, promotion, `z4 load`)."""
+        from z4_assets.core.packaging import ArchiveLimits
+
+        return ArchiveLimits(self.package_max_bytes, self.package_max_members)
 
     @property
     def access_log_path(self) -> str:

@@ -12,6 +12,24 @@ ALIAS = "candidate"
 PACKAGE_ARTIFACT = "package"
 
 
+def registry_copy_problem(client, mlflow_run_id: str, package_sha256: str) -> str | None:
+    """Why the package a version would point at (the run's `package/package.tar.gz`) is not the verified
+    one, or None: a version is never registered over missing or other artifacts."""
+    from mlflow.exceptions import MlflowException
+
+    from z4_assets.core.files import sha256_file
+
+    with tempfile.TemporaryDirectory(prefix="z4-registry-copy-") as tmp:
+        try:
+            local = Path(client.download_artifacts(mlflow_run_id, f"{PACKAGE_ARTIFACT}/package.tar.gz", tmp))
+        except (MlflowException, OSError) as e:
+            return (f"the MLflow run {mlflow_run_id} holds no package artifact to register "
+                    f"({type(e).__name__}: {str(e).splitlines()[0][:160]})")
+        if not local.is_file() or sha256_file(local) != package_sha256:
+            return f"the MLflow run {mlflow_run_id}'s package artifact differs from the verified package"
+    return None
+
+
 def register_candidate(client, model_name: str, mlflow_run_id: str, package_sha256: str,
                        tags: dict[str, str], alias: str = ALIAS):
     """Create a model version whose source is the run's signed package, and point alias at it."""
