@@ -84,6 +84,9 @@ def _scan(doc, where: str, lineage: dict, found: list[str]) -> None:
 
 def check_lineage(pkg: Path, lineage: dict, provenance: dict) -> str:
     """Every digest of LINEAGE against the packaged files; raises Z4Error naming the first disagreement."""
+    for rel in LINEAGE_FILES:
+        if not (pkg / rel).is_file():
+            raise Z4Error(f"missing {rel}: the lineage cannot be checked without it")
     for key in LINEAGE_KEYS:
         if not isinstance(lineage.get(key), str) or len(lineage[key]) != 64:
             raise Z4Error(f"the signed lineage names no {key} digest")
