@@ -15,11 +15,11 @@ from z4_assets.core.packaging._build import STAGING_PREFIX
 from z4_assets.core.packaging._evidence import required_evidence
 from z4_assets.core.packaging._repro import MANIFEST as REPRO_MANIFEST
 from z4_assets.core.packaging._signing import keygen
-from z4_assets.core.packaging._verify import VerifyReport, verify_package
+from z4_assets.core.packaging._verify import EVIDENCE_CHECKS, VerifyReport, verify_package
 from z4_assets.core.stage_run import StageRun
 from z4_assets.core.stages import PACKAGING
 
-__all__ = ["REPRO_MANIFEST", "STAGING_PREFIX", "ArchiveLimits", "PackageIds", "VerifyReport", "extract_tarball", "keygen",
+__all__ = ["EVIDENCE_CHECKS", "REPRO_MANIFEST", "STAGING_PREFIX", "ArchiveLimits", "PackageIds", "VerifyReport", "extract_tarball", "keygen",
            "required_evidence", "run_signed_package", "verify_package"]
 
 

@@ -15,8 +15,7 @@ __all__ = ["ALIAS", "load_model_by_alias", "run_promotion"]
 def run_promotion(snapshot: SnapshotOutcome, package: PackageOutcome, record: StageOutcome, run: StageRun,
                   public_key: str, client, limits=None) -> StageOutcome:
     """CLIENT: the MLflow client of the registry (Z5). LIMITS: the archive limits (ArchiveLimits)."""
-    from z4_assets.core.packaging import verify_package
-    from z4_assets.core.packaging._verify import EVIDENCE_CHECKS
+    from z4_assets.core.packaging import EVIDENCE_CHECKS, verify_package
     from z4_assets.core.provenance import code_version
 
     consumed = accept(PROMOTION.name, run.partition, {"snapshot": snapshot, "packaging": package, "record": record})
@@ -70,7 +69,8 @@ def _copies_problem(package: PackageOutcome, client) -> dict | None:
 
 def _evidence_verdict(report, broken: dict | None) -> tuple:
     """release_gates_pass: the required evidence is all there and every gate in it passed."""
-    from z4_assets.core.packaging._verify import EVIDENCE_CHECKS
+    from z4_assets.core.packaging import EVIDENCE_CHECKS
+
 
     ran = [c for c in report.checks if c["check"] in EVIDENCE_CHECKS]
     bad = next((c for c in ran if not c["ok"]), None)
