@@ -105,8 +105,9 @@ RECORD = Stage(
 
 PROMOTION = Stage(
     "promotion", "promotion", "release", "promotion", None, ("snapshot", "packaging", "record"),
-    _gates(package_verified="`z4 verify` passes on the package: signature, checksums, statements, SBOM.",
-           release_gates_pass="Every gate recorded in the package's verification summary is PASS."),
+    _gates(package_verified="`z4 verify` passes on the package: archive form, signature, checksums, statements, "
+                            "lineage, SBOM; and it is the tarball built and logged to MLflow.",
+           release_gates_pass="The package holds every required stage, gate and file, and every gate in it is PASS."),
     "The registry entry: a model version under the `candidate` alias, only for a verified PASS package.")
 
 CLEANUP = Stage(
