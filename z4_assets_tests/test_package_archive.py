@@ -125,6 +125,20 @@ def _under_a_file(m):
     return [*m, (_info(f"{WEIGHTS}/inner"), b"x")]
 
 
+def _xattr(m):
+    info = _info("package/repro/cap.sh", mode=0o755)
+    info.pax_headers = {"SCHILY.xattr.security.capability": "\x01\x00\x00\x02"}
+    return [*m, (info, b"#!/bin/sh\n")]
+
+
+def _unicode_twin(m):
+    return [*m, (_info("package/model/caf\u00e9.json"), b"{}"), (_info("package/model/cafe\u0301.json"), b"[]")]
+
+
+def _unreadable_mode(m):
+    return [(_info(i.name, i.type, 0o000), d) if i.name == WEIGHTS else (i, d) for i, d in m]
+
+
 ATTACKS = {
     "duplicate member, tampered copy first": (_dup_tampered_first, "appears twice"),
     "second spelling package/./model/weights.pt": (_second_spelling, "not a normalized name"),
@@ -140,6 +154,9 @@ ATTACKS = {
     "extra file under signatures/": (_extra_signature, "not covered by the signature: signatures/second.sig"),
     "two names differing in case": (_case_twin, "twice in different case"),
     "a file under a file": (_under_a_file, "which is a file"),
+    "extended attribute (file capability) in a pax header": (_xattr, "SCHILY.xattr.security.capability"),
+    "two names differing only in Unicode form": (_unicode_twin, "Unicode form"),
+    "mode 0000": (_unreadable_mode, "has mode 0000"),
 }
 
 
@@ -172,6 +189,19 @@ def test_data_after_the_end_of_the_archive_is_refused(sample_package, tmp_path):
         tar.addfile(info, io.BytesIO(_tampered(_weights(m))))
     report = verify_package(_write(tmp_path / "trail.tar.gz", m, trailer=second.getvalue()), pub)
     assert not report.ok and "data after its end" in report.first_problem, report.first_problem
+
+
+def test_a_global_extended_header_is_refused(sample_package, tmp_path):
+    pkg, pub = sample_package
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT, pax_headers={"path": "package/x"}) as tar:
+        for info, data in _members(pkg):
+            info.size = len(data) if info.isreg() else 0
+            tar.addfile(info, io.BytesIO(data) if info.isreg() else None)
+    archive = tmp_path / "global.tar.gz"
+    archive.write_bytes(gzip.compress(buf.getvalue()))
+    report = verify_package(archive, pub)
+    assert not report.ok and "package: " in report.first_problem, report.first_problem
 
 
 def test_member_count_and_size_limits(sample_package, tmp_path):
@@ -215,7 +245,7 @@ def test_a_small_archive_expanding_to_4_gib_is_refused_before_writing(tmp_path):
     with pytest.raises(Z4Error, match="Z4_PACKAGE_MAX_BYTES") as e:
         extract_tarball(bomb, dest)
     seconds = time.perf_counter() - start
-    assert list(dest.iterdir()) == [], "nothing may be written before every header passed"
+    assert list(dest.iterdir()) == [], "nothing but the private copy, now removed, may be written before every header passed"
     assert "\n" not in str(e.value)
     print(f"\nbomb of {bomb.stat().st_size} bytes refused after {seconds:.1f} s, nothing written")
 

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import gzip
 import os
+import shutil
 import stat
 import tarfile
+import unicodedata
 import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -52,9 +54,13 @@ class _Capped:
         return data
 
 
+PAX_KEYS = {"path", "size", "mtime", "atime", "ctime", "uid", "gid", "uname", "gname"}  # no xattrs, no sparse
+
+
 def _mode_ok(info: tarfile.TarInfo) -> bool:
-    allowed = DIR_MODES if info.isdir() else FILE_MODES
-    return any(info.mode & ~m == 0 for m in allowed)
+    """No bit beyond 0644 / 0755; the owner can read a file and enter a folder."""
+    allowed, needed = (DIR_MODES, 0o700) if info.isdir() else (FILE_MODES, 0o400)
+    return any(info.mode & ~m == 0 for m in allowed) and info.mode & needed == needed
 
 
 def _check_name(name: str) -> PurePosixPath:
@@ -75,20 +81,27 @@ def _check_member(info: tarfile.TarInfo, seen: dict[str, bool], folded: set[str]
         kind = ("symlink" if info.issym() else "hard link" if info.islnk() else "sparse file" if info.sparse
                 else "special file")
         raise Z4Error(f"package member {name!r} is a {kind}: only regular files and folders are allowed")
+    if extra := sorted(set(info.pax_headers) - PAX_KEYS):
+        raise Z4Error(f"package member {name!r} carries the extended header {extra[0]!r} "
+                      "(extended attributes and the like are not part of a package)")
     if not _mode_ok(info):
         raise Z4Error(f"package member {name!r} has mode {info.mode:04o}: only "
                       f"{'/'.join(f'{m:04o}' for m in FILE_MODES)} (files) and 0755 (folders) or less")
-    if name in seen or name.casefold() in folded:
-        raise Z4Error(f"package member {name!r} appears twice (or twice in different case)")
+    twin = unicodedata.normalize("NFC", name).casefold()
+    if name in seen or twin in folded:
+        raise Z4Error(f"package member {name!r} appears twice (or twice in different case or "
+                      "Unicode form)")
     for parent in path.parents:
         if seen.get(str(parent)):  # True: a regular file
             raise Z4Error(f"package member {name!r} lies under {str(parent)!r}, which is a file")
     seen[name] = not info.isdir()
-    folded.add(name.casefold())
+    folded.add(twin)
 
 
-def read_headers(archive: Path, limits: ArchiveLimits = ArchiveLimits()) -> list[tarfile.TarInfo]:
-    """Every member header, after checking them all and reading the whole stream within the limits."""
+def read_headers(archive: Path, limits: ArchiveLimits = ArchiveLimits(), shown: Path | None = None) -> list[tarfile.TarInfo]:
+    """Every member header, after checking them all and reading the whole stream within the limits.
+    SHOWN: the path error messages name (default ARCHIVE)."""
+    shown = shown or archive
     members: list[tarfile.TarInfo] = []
     seen: dict[str, bool] = {}
     folded: set[str] = set()
@@ -107,27 +120,42 @@ def read_headers(archive: Path, limits: ArchiveLimits = ArchiveLimits()) -> list
                     if total > limits.max_bytes:
                         raise Z4Error(f"archive members add up to more than {limits.max_bytes} bytes "
                                       "(Z4_PACKAGE_MAX_BYTES)")
+                if tar.pax_headers:
+                    raise Z4Error("archive has a global extended header: it would change how other "
+                                  "readers name its members")
             while chunk := capped.read(1 << 16):  # after the end marker: zero padding only
                 if chunk.strip(b"\0"):
                     raise Z4Error("archive has data after its end: a second reading could differ")
     except Z4Error as e:
-        raise Z4Error(str(e), archive) from None
+        raise Z4Error(str(e), shown) from None
     except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
-        raise Z4Error(f"not a readable package archive: {type(e).__name__}: {e}", archive) from None
+        raise Z4Error(f"not a readable package archive: {type(e).__name__}: {e}", shown) from None
     if not members:
-        raise Z4Error("archive is empty", archive)
+        raise Z4Error("archive is empty", shown)
     return members
 
 
 def extract_tarball(archive: Path, dest: Path, limits: ArchiveLimits = ArchiveLimits()) -> Path:
-    """DEST/package, extracted only after every header passed (see read_headers)."""
+    """DEST/package, extracted only after every header passed (see read_headers). Both readings are of
+    one private copy, so the archive cannot change between the check and the extraction."""
     archive = Path(archive)
-    read_headers(archive, limits)
     try:
-        with tarfile.open(archive, "r:gz") as tar:
+        size = archive.stat().st_size
+    except OSError as e:
+        raise Z4Error(f"cannot read the package archive: {e.strerror}", archive) from None
+    if size > limits.max_bytes + HEADROOM:
+        raise Z4Error(f"archive is {size} bytes, past the limit of {limits.max_bytes} (Z4_PACKAGE_MAX_BYTES)", archive)
+    dest.mkdir(parents=True, exist_ok=True)
+    private = dest / ".package.tar.gz"
+    shutil.copyfile(archive, private)
+    try:
+        read_headers(private, limits, shown=archive)
+        with tarfile.open(private, "r:gz") as tar:
             tar.extractall(dest, filter="data")
     except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
         raise Z4Error(f"not a readable package archive: {e}", archive) from None
+    finally:
+        private.unlink(missing_ok=True)
     root = dest / ROOT
     if not root.is_dir():
         raise Z4Error(f"archive has no {ROOT}/ folder", archive)
