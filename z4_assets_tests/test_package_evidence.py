@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -105,6 +107,11 @@ def test_a_shortened_required_list_is_refused_against_the_verifiers_own_stage_ta
     report = verify_package(bad, pub)
     assert not report.ok
     assert "leaves out stage fairness" in report.first_problem, report.first_problem
+    cli = subprocess.run([sys.executable, "-m", "z4_assets.cli", "verify", str(bad), "--key", str(pub)],
+                         capture_output=True, text=True)
+    assert cli.returncode == 1 and "REJECTED" in cli.stdout
+    assert cli.stderr.startswith("z4: verify: required: the signed list of required evidence leaves out stage "
+                                 "fairness") and cli.stderr.count("\n") == 1, cli.stderr
 
 
 def test_a_gate_dropped_from_the_list_and_the_package_is_refused(sample_package, tmp_path, signing_key):
@@ -229,3 +236,16 @@ def test_the_policy_adds_required_files_and_cannot_drop_them(tmp_path):
     waive.write_text("defaults:\n  evidence:\n    waive: [fairness]\n")
     with pytest.raises(Z4Error, match="unknown policy key defaults.evidence.waive"):
         load_policy(waive, "d1")
+
+
+def test_a_json_key_written_twice_is_refused_even_when_re_signed(sample_package, tmp_path, signing_key):
+    """Python keeps the last of two equal keys, other readers the first: one canonical reading only."""
+    pkg, pub = sample_package
+    bad = _copy(pkg, tmp_path / "pkg")
+    text = json.dumps(_summary(bad))
+    assert '"verificationResult": "PASSED"' in text
+    (bad / attest.SUMMARY_FILE).write_text(text.replace('"verificationResult": "PASSED"',
+                                                        '"verificationResult": "FAILED", "verificationResult": "PASSED"'))
+    _resign(bad, signing_key)
+    report = verify_package(bad, pub)
+    assert not report.ok and "has the key 'verificationResult' twice" in report.first_problem, report.first_problem

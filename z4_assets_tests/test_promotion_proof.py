@@ -151,3 +151,26 @@ def test_a_subset_materialization_builds_no_package(sample, tmp_path, asset, edi
     assert all("Traceback" not in line for line in lines)
     assert not list((Path(res["storage"].root) / "runs").glob("*/package.tar.gz"))
     assert MlflowClient(res["mlflow"].tracking_uri).search_registered_models() == []
+
+
+def test_the_policy_adds_a_required_file_and_signed_package_refuses_a_package_without_it(sample, tmp_path):
+    from z4_assets.resources import PolicyStore
+
+    partition = sample["ref"].label
+    for name, required, builds in (("present", "reports/security/suspicious_rows.csv", True),
+                                   ("absent", "reports/security/attestation.json", False)):
+        res = fork_factory(sample, tmp_path / name)
+        policy = tmp_path / f"{name}.yaml"
+        policy.write_text(f"defaults:\n  evidence:\n    files: [{required}]\n")
+        res = {**res, "policy": PolicyStore(path=str(policy))}
+        result = run_factory(res, partition=partition, assets=[signed_package])
+        runs = Path(res["storage"].root) / "runs"
+        assert result.success is builds, _failure_lines(result)
+        if builds:
+            pkg = next(runs.glob("*/package"))
+            signed = json.loads((pkg / attest.SUMMARY_FILE).read_text())["predicate"]["requiredEvidence"]
+            assert required in signed["files"]
+        else:
+            lines = _failure_lines(result)
+            assert any(f"without its required evidence: file {required}" in line for line in lines), lines
+            assert not list(runs.glob("*/package*")), "nothing half-built is left under a package name"

@@ -29,6 +29,22 @@ RECORDED = {"dataset_hash": "snapshot", "contract_hash": "contract", "state_dict
 SKIP_SCAN = ("sbom/", "signatures/", "checksums.json")
 
 
+def _no_twins(pairs: list) -> dict:
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) != len(keys):
+        twin = next(k for k in keys if keys.count(k) > 1)
+        raise Z4Error(f"JSON object has the key {twin!r} twice: readers could disagree on its value")
+    return dict(pairs)
+
+
+def read_json_once(path: Path):
+    """A package JSON file with one reading only: a key written twice is refused, not resolved."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=_no_twins)
+    except Z4Error as e:
+        raise Z4Error(str(e), path) from None
+
+
 def required_evidence(extra_files: list[str] | tuple[str, ...] = ()) -> dict:
     """{"stages": {stage: [gate, ...]}, "files": [...]}: the stage table's list plus EXTRA_FILES."""
     from z4_assets.core.stages import packaged_stages, required_evidence as table
@@ -95,7 +111,7 @@ def check_lineage(pkg: Path, lineage: dict, provenance: dict) -> str:
             for key, value in (entry.get(side) or {}).items():
                 if key in lineage and value != lineage[key]:
                     _agree(f"stage {name} ({side})", value, lineage[key], key)
-    manifest = json.loads((pkg / MANIFEST_FILE).read_text(encoding="utf-8"))
+    manifest = read_json_once(pkg / MANIFEST_FILE)
     _agree(MANIFEST_FILE, manifest.get("hash"), lineage["snapshot"], "snapshot")
     _agree(MANIFEST_FILE, manifest.get("contract_hash"), lineage["contract"], "contract")
     _agree(WEIGHTS_FILE, sha256_file(pkg / WEIGHTS_FILE), lineage["weights_sha256"], "weights_sha256")
@@ -110,7 +126,7 @@ def check_lineage(pkg: Path, lineage: dict, provenance: dict) -> str:
     for p in sorted(pkg.rglob("*.json")):
         rel = p.relative_to(pkg).as_posix()
         if not rel.startswith(SKIP_SCAN) and rel != MANIFEST_FILE:
-            _scan(json.loads(p.read_text(encoding="utf-8")), rel, lineage, found)
+            _scan(read_json_once(p), rel, lineage, found)
     for rel in (CONFIG_FILE, "metadata.json"):
         if rel not in found:
             raise Z4Error(f"{rel} records no model digest")

@@ -39,7 +39,7 @@ class VerifyReport:
 
 def _load_json(pkg: Path, rel: str) -> dict:
     try:
-        return json.loads((pkg / rel).read_text(encoding="utf-8"))
+        return evidence.read_json_once(pkg / rel)
     except FileNotFoundError:
         raise Z4Error(f"missing {rel}", pkg) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
