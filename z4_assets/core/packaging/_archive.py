@@ -123,9 +123,13 @@ def read_headers(archive: Path, limits: ArchiveLimits = ArchiveLimits(), shown: 
                 if tar.pax_headers:
                     raise Z4Error("archive has a global extended header: it would change how other "
                                   "readers name its members")
-            while chunk := capped.read(1 << 16):  # after the end marker: zero padding only
+            trailing = 0
+            while chunk := capped.read(1 << 20):  # after the end marker: zero padding only, and not much
+                trailing += len(chunk)
                 if chunk.strip(b"\0"):
                     raise Z4Error("archive has data after its end: a second reading could differ")
+                if trailing > HEADROOM:
+                    raise Z4Error(f"archive goes on for more than {HEADROOM} bytes of padding after its end")
     except Z4Error as e:
         raise Z4Error(str(e), shown) from None
     except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
