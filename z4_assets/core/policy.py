@@ -77,6 +77,9 @@ class PoisoningPolicy(Section):
     region_eval_rows: int
     excess_min: float
     z_min: float
+    max_trigger_share: float = Field(
+        0.2, description="a region of more than this share of the screened rows is the data's own structure, "
+                         "not a planted trigger (a backdoor is a small planted share): reported, never flagged")
     max_flagged_share: float = Field(description="gate poisoning_share")
     max_homogeneous_clusters: int = Field(description="gate poisoning_clusters")
     report_ids: int
