@@ -151,7 +151,7 @@ def validate_contract(df: pd.DataFrame, contract: Contract) -> ContractValidatio
     return ContractValidation(True, 0)
 
 
-def _short_check(check: str) -> str:
+def short_check(check: str) -> str:
     """A pandera check name as a user reads it: 'isin([...long list...])' -> 'not a declared category'."""
     for prefix, words in (("isin", "not a declared category"), ("in_range", "out of range"),
                           ("not_nullable", "null where not nullable"), ("dtype", "wrong type"),
@@ -164,7 +164,7 @@ def _short_check(check: str) -> str:
 
 def refusal(result: ContractValidation, max_columns: int = 6) -> str:
     """One line: each offending column (worst first) with its first offending values."""
-    parts = [f"{f['column']}: {_short_check(f['check'])} ({f['count']} rows, e.g. {', '.join(f['examples']) or '-'})"
+    parts = [f"{f['column']}: {short_check(f['check'])} ({f['count']} rows, e.g. {', '.join(f['examples']) or '-'})"
              for f in result.failures[:max_columns]]
     more = f"; +{len(result.failures) - max_columns} more" if len(result.failures) > max_columns else ""
     return (f"data breaks its contract ({result.failure_count} violations; nothing registered): "
