@@ -140,10 +140,9 @@ def add_snapshot(root: str | Path, dataset_id: str, contract_path: str | Path,
     never sees it half-written. Identical data with an identical contract is not registered
     twice: the existing snapshot is returned with created=False.
 
-    The data is normalised as its contract says (`trim_whitespace`, `missing_values`) and checked
-    against it first: data that breaks its contract is refused with the first offending values per
-    column, and nothing is written. `check_contract=False` is for fire drills only (a snapshot that
-    the run-time `contract` gate must catch); the CLI has no such switch.
+    The data is normalised (contract `trim_whitespace`, `missing_values`) and checked against its
+    contract first: refused with the first offending values per column, nothing written.
+    `check_contract=False` is for fire drills of the run-time `contract` gate; the CLI has no such switch.
     """
     if not DATASET_ID_RE.match(dataset_id):
         raise Z4Error(f"invalid dataset id {dataset_id!r}: must match {DATASET_ID_RE.pattern}")
@@ -296,18 +295,9 @@ def resolve_snapshot(root: str | Path, dataset_id: str = "", snapshot_id: str = 
     refs = list_snapshots(root, dataset_id or None)
     if not refs:
         raise Z4Error("no snapshots registered: run `z4 snapshot add` first", root)
-    from z4_assets.core.z3_retire import retired_snapshots
+    from z4_assets.core.z3_retire import newest_active, retired_snapshots
 
     return newest_active(refs, retired_snapshots(root, dataset_id or None), root)
-
-
-def newest_active(refs: list[SnapshotRef], retired: dict, where: object) -> SnapshotRef:
-    """The newest of REFS (oldest first) that is not retired; one clear line when every one is."""
-    active = [r for r in refs if r.label not in retired]
-    if not active:
-        raise Z4Error(f"every snapshot ({len(refs)}) is retired: register a new one with `z4 snapshot add`, "
-                      "or name one with --snapshot-id", where)
-    return active[-1]
 
 
 def scratch_name() -> str:

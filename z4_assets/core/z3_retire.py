@@ -54,6 +54,15 @@ def retire_snapshot(root: str | Path, dataset_id: str, snapshot_id: str, reason:
     return record
 
 
+def newest_active(refs: list, retired: dict, where: object):
+    """The newest of REFS (SnapshotRefs, oldest first) that is not retired; one clear line when every one is."""
+    active = [r for r in refs if r.label not in retired]
+    if not active:
+        raise Z4Error(f"every snapshot ({len(refs)}) is retired: register a new one with `z4 snapshot add`, "
+                      "or name one with --snapshot-id", where)
+    return active[-1]
+
+
 def read_record(path: Path) -> dict:
     try:
         record = json.loads(path.read_text(encoding="utf-8"))

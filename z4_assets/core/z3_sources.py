@@ -241,4 +241,6 @@ def choose_snapshot(refs: list[z3.SnapshotRef], dataset_id: str, snapshot_id: st
         return found[0]
     if not refs:
         raise Z4Error("no snapshots registered: run `z4 snapshot add` first", where)
-    return z3.newest_active(refs, retired or {}, where)
+    from z4_assets.core.z3_retire import newest_active
+
+    return newest_active(refs, retired or {}, where)
