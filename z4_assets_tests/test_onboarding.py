@@ -152,6 +152,9 @@ def test_retire_twice_without_reason_or_everything_is_one_clear_line(env_root, r
         retire_snapshot(env_root, DATASET, new.snapshot_id, "again", "auditor")
     with pytest.raises(Z4Error, match="no snapshot"):
         retire_snapshot(env_root, DATASET, "20990101T000000000000Z-000000000000", "typo", "auditor")
+    for dataset_id, snapshot_id in ((DATASET, "../../etc"), ("../z3", new.snapshot_id), (DATASET, ".retired")):
+        with pytest.raises(Z4Error, match="invalid|no snapshot"):  # never a path outside the root
+            retire_snapshot(env_root, dataset_id, snapshot_id, "escape", "auditor")
     retire_snapshot(env_root, DATASET, old.snapshot_id, "superseded", "auditor")
     with pytest.raises(Z4Error, match=r"every snapshot \(2\) is retired"):
         resolve_snapshot(env_root)
