@@ -69,6 +69,9 @@ def z3_root(tmp_path) -> Path:
 def register(tmp_path, z3_root, sample_contract_doc):
     """register(df, contract_doc=None, fmt="parquet") -> SnapshotRef in the temp Z3 root.
 
+    check_contract=False registers data that breaks its contract (refused by `z4 snapshot add`), for
+    tests of the run-time `contract` gate.
+
     The sample's dataset config (purpose, intended use) comes along for the sample's dataset id,
     as `z4 demo` registers it; dataset_config=None registers without one.
     """
@@ -76,7 +79,7 @@ def register(tmp_path, z3_root, sample_contract_doc):
     default_config = object()
 
     def _register(df: pd.DataFrame, contract_doc: dict | None = None, fmt: str = "parquet",
-                  dataset_id: str = DATASET, dataset_config=default_config):
+                  dataset_id: str = DATASET, dataset_config=default_config, check_contract: bool = True):
         n = next(counter)
         doc = contract_doc or sample_contract_doc
         contract = tmp_path / f"contract-{n}.yaml"
@@ -85,7 +88,8 @@ def register(tmp_path, z3_root, sample_contract_doc):
         df.to_parquet(data, index=False) if fmt == "parquet" else df.to_csv(data, index=False)
         if dataset_config is default_config:
             dataset_config = SAMPLE_DATASET_CONFIG if dataset_id == DATASET else None
-        ref, created = add_snapshot(z3_root, dataset_id, contract, data, dataset_config=dataset_config)
+        ref, created = add_snapshot(z3_root, dataset_id, contract, data, dataset_config=dataset_config,
+                                    check_contract=check_contract)
         assert created
         return ref
 

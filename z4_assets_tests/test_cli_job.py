@@ -173,3 +173,6 @@ def test_z4_run_trains_the_named_partition_and_prints_only_its_own_gates(project
                              "holdout_leak", "drift", "cleanup_complete"}, summary
     assert "(trained_model skipped: hygiene_report did not pass in this run)" in summary
     assert not any(o in out for o in others)
+    lines = summary.splitlines()  # a failed gate's line is followed by up to 3 offending examples (gates.json)
+    at = next(i for i, line in enumerate(lines) if line.split()[1:3] == ["duplicate_rows", "FAIL"])
+    assert lines[at + 1].split()[:2] == ["e.g.", "ids"] and len(lines[at + 1].split(",")) == 3, lines[at + 1]

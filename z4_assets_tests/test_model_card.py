@@ -27,7 +27,7 @@ from z4_assets_tests.conftest import (DATASET, SAMPLE_DATASET_CONFIG, check_meta
 
 SECTIONS = ("Model details", "Purpose and intended use", "Out-of-scope uses", "Training data", "Data hygiene",
             "Performance", "Fairness", "Security", "Limitations and risks", "Safeguards",
-            "LGPD/GDPR checklist", "Provenance")
+            "Policy in force", "LGPD/GDPR checklist", "Provenance")
 THRESHOLDS = {d: (k, op, getattr(load_policy(None, DATASET).fairness, k)) for d, (k, op, _) in GATES.items()}
 # evidence piece -> (the asset whose outcome names the file, its role, the stage's evidence folder)
 PIECES = {"snapshot_manifest": ("z3_snapshot", "manifest", "snapshot"),
@@ -116,6 +116,7 @@ def _files(run: Path) -> dict[str, Path]:
 def _card(run: Path, ref, ids: dict | None = None, files: dict | None = None):
     ev = gather(ref, _files(run) if files is None else files)
     ids = ids or {"dagster_run_id": "r1", "mlflow_run_id": "m1", "git_sha": "abc123", "dataset_hash": "h"}
+    ev.pieces["policy_trace"] = json.loads((run / "governance" / "policy_trace.json").read_text())
     return render_card(ev, ids, THRESHOLDS)
 
 

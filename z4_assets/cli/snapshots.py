@@ -1,4 +1,4 @@
-"""`z4 snapshot add | list | tags`: register Z3 snapshots, and name the one a factory run trains."""
+"""`z4 snapshot add | list | tags | retire`: register Z3 snapshots, name the one a factory run trains, retire one."""
 
 from __future__ import annotations
 
@@ -14,6 +14,11 @@ def cmd_snapshot_add(args) -> int:
     ref, created = add_snapshot(Settings.from_env().z3_root, args.dataset_id, args.contract, args.data,
                                 dataset_config=args.dataset_config)
     verb = "registered" if created else "already registered (same data and contract)"
+    from z4_assets.core.z3_retire import retired_snapshots
+
+    record = retired_snapshots(Settings.from_env().z3_root, ref.dataset_id).get(ref.label)
+    if record:
+        verb += f"; RETIRED at {record.get('retired_at')} ({record.get('reason')}): `z4 run` will not pick it"
     print(f"{verb}: {ref.label}\n  path: {ref.path}\n  sha256: {ref.manifest['hash']}\n"
           f"  rows: {ref.manifest['row_count']}\n  partition: {ref.label}")
     return 0
@@ -23,9 +28,14 @@ def cmd_snapshot_list(args) -> int:
     from z4_assets.core.z3 import list_snapshots
 
     root = Settings.from_env().z3_root
+    from z4_assets.core.z3_retire import retired_snapshots
+
     refs = list_snapshots(root, args.dataset_id or None)
+    retired = retired_snapshots(root, args.dataset_id or None)
     for r in refs:
-        print(f"{r.label}\t{r.manifest['row_count']} rows\t{r.manifest['hash'][:16]}")
+        gone = retired.get(r.label)
+        note = f"\tRETIRED {gone.get('retired_at')} by {gone.get('retired_by')}: {gone.get('reason')}" if gone else ""
+        print(f"{r.label}\t{r.manifest['row_count']} rows\t{r.manifest['hash'][:16]}{note}")
     if not refs:
         print(f"no snapshots under {root}")
     return 0
@@ -37,7 +47,8 @@ def choose(dataset_id: str = "", snapshot_id: str = ""):
     from z4_assets.definitions import resources_from
 
     source = resources_from(Settings.from_env())["z3"].source()
-    return choose_snapshot(source.snapshots(dataset_id or None), dataset_id, snapshot_id, source.location)
+    return choose_snapshot(source.snapshots(dataset_id or None), dataset_id, snapshot_id, source.location,
+                           source.retired(dataset_id or None))
 
 
 def run_tags(ref) -> dict[str, str]:
@@ -67,6 +78,20 @@ def cmd_snapshot_tags(args) -> int:
     return 0
 
 
+def cmd_snapshot_retire(args) -> int:
+    """Retire a snapshot: recorded (who, when, why), never deleted; `newest` skips it from now on."""
+    import getpass
+
+    from z4_assets.core.z3_retire import retire_snapshot, retirement_path
+
+    root = Settings.from_env().z3_root
+    record = retire_snapshot(root, args.dataset_id, args.snapshot_id, args.reason, getpass.getuser())
+    print(f"retired: {record['partition']} at {record['retired_at']} by {record['retired_by']}: {record['reason']}\n"
+          f"  record: {retirement_path(root, args.dataset_id, args.snapshot_id)}\n"
+          f"  the snapshot stays (sha256 {record['data_sha256']}); z4 run, z4 snapshot tags and the sensor skip it")
+    return 0
+
+
 def add_parsers(sub) -> None:
     snap = sub.add_parser("snapshot", help="register, list and select Z3 snapshots").add_subparsers(
         dest="snapshot_command", required=True)
@@ -87,3 +112,9 @@ def add_parsers(sub) -> None:
     tags.add_argument("--dataset-id", default="")
     tags.add_argument("--snapshot-id", default="")
     tags.set_defaults(func=cmd_snapshot_tags)
+    retire = snap.add_parser("retire", help="retire a snapshot (recorded, never deleted): the newest-snapshot "
+                                            "choice of z4 run, z4 snapshot tags and the sensor skips it")
+    retire.add_argument("--dataset-id", required=True)
+    retire.add_argument("--snapshot-id", required=True)
+    retire.add_argument("--reason", required=True, help="why, for the audit trail")
+    retire.set_defaults(func=cmd_snapshot_retire)

@@ -34,6 +34,11 @@ class ContractPolicy(Section):
 class HygienePolicy(Section):
     duplicate_share_max: float = Field(description="exact duplicate rows (id excluded), share of all rows")
     conflicting_label_share_max: float = Field(description="rows whose identical features carry different labels")
+    duplicate_columns: Literal["all_but_id", "features"] = Field(
+        "all_but_id", description="columns two rows must agree on to count as duplicates (and, target aside, as "
+        "conflicting labels): all_but_id = every contract column except the id column (feature: false ones "
+        "too, so different people with the same coarse attributes are not duplicates); features = only the "
+        "candidate features, what the model sees")
     impossible_share_max: float = Field(description="rows hitting a contract impossible_values rule or +-inf")
     leakage_auc_max: float = Field(description="single-feature AUC (max(AUC, 1-AUC)) must stay below")
     temporal_leak_features_max: int = Field(description="features known only after the label's time")
@@ -77,8 +82,14 @@ class PoisoningPolicy(Section):
     region_eval_rows: int
     excess_min: float
     z_min: float
+    max_trigger_share: float = Field(
+        0.2, description="a region of more than this share of the screened rows is the data's own structure, "
+                         "not a planted trigger (a backdoor is a small planted share): reported, never flagged")
     max_flagged_share: float = Field(description="gate poisoning_share")
     max_homogeneous_clusters: int = Field(description="gate poisoning_clusters")
+    insufficient_blocks: bool = Field(
+        True, description="a screen with too few rows to test any pattern (fewer than twice the minimum "
+                          "support) reports INSUFFICIENT EVIDENCE on both poisoning gates; true: that blocks")
     report_ids: int
     art_signals: bool
     art_rows: int

@@ -129,7 +129,8 @@ def _refuse_wide_unicode(p: Path) -> None:
 
 def add_snapshot(root: str | Path, dataset_id: str, contract_path: str | Path,
                  data_path: str | Path, now: datetime | None = None,
-                 dataset_config: str | Path | None = None) -> tuple[SnapshotRef, bool]:
+                 dataset_config: str | Path | None = None,
+                 check_contract: bool = True) -> tuple[SnapshotRef, bool]:
     """Register DATA under ROOT/dataset_id/snapshot_id; returns (snapshot, created).
 
     `dataset_config` (purpose, intended use, out-of-scope uses; read by the model card) is
@@ -138,6 +139,10 @@ def add_snapshot(root: str | Path, dataset_id: str, contract_path: str | Path,
     The snapshot is assembled in a hidden temp folder and renamed into place, so a reader
     never sees it half-written. Identical data with an identical contract is not registered
     twice: the existing snapshot is returned with created=False.
+
+    The data is normalised (contract `trim_whitespace`, `missing_values`) and checked against its
+    contract first: refused with the first offending values per column, nothing written.
+    `check_contract=False` is for fire drills of the run-time `contract` gate; the CLI has no such switch.
     """
     if not DATASET_ID_RE.match(dataset_id):
         raise Z4Error(f"invalid dataset id {dataset_id!r}: must match {DATASET_ID_RE.pattern}")
@@ -150,9 +155,13 @@ def add_snapshot(root: str | Path, dataset_id: str, contract_path: str | Path,
     if contract.dataset_id != dataset_id:
         raise Z4Error(f"unknown dataset id {dataset_id!r}: this contract is for "
                       f"{contract.dataset_id!r}", contract_path)
-    from z4_assets.core.validation import conform_dtypes
+    from z4_assets.core.validation import conform_dtypes, refusal, validate_contract
 
     df = conform_dtypes(read_table(data_path), contract)
+    if check_contract:
+        checked = validate_contract(df, contract)
+        if not checked.passed:
+            raise Z4Error(refusal(checked), data_path, limit=1200)
     root = Path(root)
     (root / dataset_id).mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{dataset_id}.staging-", dir=root))
@@ -286,7 +295,9 @@ def resolve_snapshot(root: str | Path, dataset_id: str = "", snapshot_id: str = 
     refs = list_snapshots(root, dataset_id or None)
     if not refs:
         raise Z4Error("no snapshots registered: run `z4 snapshot add` first", root)
-    return refs[-1]
+    from z4_assets.core.z3_retire import newest_active, retired_snapshots
+
+    return newest_active(refs, retired_snapshots(root, dataset_id or None), root)
 
 
 def scratch_name() -> str:

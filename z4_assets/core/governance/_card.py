@@ -48,24 +48,36 @@ def _features(ev) -> list[str]:
     return [c["name"] for c in ev.get("feature_spec")["columns"]]
 
 
+def _shipped(ev, thresholds) -> dict:
+    """Disparity -> (key, op, shipped default limit, limit in force): the defaults from the policy trace."""
+    diff = {d["key"]: d for d in (ev.get("policy_trace") or {}).get("diff", [])}
+    return {d: (key, op, diff[f"fairness.{key}"]["shipped"] if f"fairness.{key}" in diff else limit, limit)
+            for d, (key, op, limit) in thresholds.items()}
+
+
 def _limitations(ev, thresholds):
+    """Every measured disparity past the SHIPPED default threshold is listed, gated or not."""
     c, rep, test = ev.get("dataset_config"), ev.get("fairness_report"), ev.get("model_metrics")["test"]
     lines = [f"- Stated by the data owner: {x}" for x in c.get("limitations", [])]
     lines.append(f"- Discrimination on the test split is AUC {s.metric(test['auc'])}, KS {s.metric(test['ks'])}: "
                  "the score ranks risk and misranks many cases; it must not decide alone.")
+    limits = _shipped(ev, thresholds)
     for section in ("attributes", "intersections"):
         for name, a in rep[section].items():
             small = [g for g, e in a["groups"].items() if e["status"] != "ok"]
             if small and section == "attributes":
                 lines.append(f"- Too little test data to assess {', '.join(small)} ({name}): behaviour for these groups is unknown.")
             for d, v in a["disparities"].items():
-                if d not in thresholds or v["value"] is None or name in rep["gated_attributes"]:
+                if d not in limits or v["value"] is None or isinstance(limits[d][2], bool):
                     continue
-                _, op, limit = thresholds[d]
-                breach = v["value"] > limit if op == "<=" else v["value"] < limit
-                if breach:
-                    lines.append(f"- {d} for {name} is {s.metric(v['value'])} (policy {op} {limit}; "
-                                 f"offending group {v['offending_group']}): reported, not gated.")
+                _, op, default, in_force = limits[d]
+                if not (v["value"] > default if op == "<=" else v["value"] < default):
+                    continue
+                gated = name in rep["gated_attributes"]
+                how = ("gated" + (f" against this run's looser {op} {in_force}" if in_force != default else "")
+                       if gated else "reported, not gated")
+                lines.append(f"- {d} for {name} is {s.metric(v['value'])} (shipped default {op} {default}; "
+                             f"offending group {v['offending_group']}): {how}.")
     excluded = [a for a, spec in (ev.get("contract").get("sensitive") or {}).items() if not spec.get("use_as_feature")]
     lines.append(f"- {', '.join(excluded) or 'No attribute'} kept out of the model, but other features may act as proxies for them.")
     return lines
@@ -84,13 +96,37 @@ def _safeguards(ev):
     kept_out = [a for a in sensitive if a not in used]
     lines = [f"- Blocking gates: {passed} of {total} passed before this card was written "
              f"({', '.join(f'{k}: {len(v)}' for k, v in gates.items())}); any failure stops the factory."
-             + (f" Decided on too little evidence, allowed by the policy: {', '.join(short)}." if short else ""),
+             + (f" Decided on too little evidence, allowed by the policy: {', '.join(short)}." if short else "")
+             + _loosened_note(ev),
              f"- Sensitive attributes kept out of the model's inputs: {', '.join(kept_out) or 'none'} "
              f"(checked against feature_spec.json).",
              f"- Tamper evidence: data and contract re-hashed against the manifest "
              f"(snapshot_hash gate); weights digest `{ev.get('model_config')['state_dict_sha256'][:16]}...`.",
              "- Reproducible training: fixed seeds, deterministic kernels and pinned threads."]
     return lines + [f"- Stated by the data owner: {x}" for x in c.get("safeguards", [])]
+
+
+def _loosened_note(ev) -> str:
+    loose = (ev.get("policy_trace") or {}).get("loosened_gates") or []
+    return (f" **Loosened or disabled by this run's policy (not the shipped defaults): {', '.join(loose)}**;"
+            " see Policy in force." if loose else "")
+
+
+def _policy(ev):
+    t = ev.get("policy_trace")
+    lines = [f"- Policy file: `{t['source']}`", f"- Effective policy sha256 (canonical JSON): `{t['digest']}`",
+             f"- Shipped defaults sha256: `{t['shipped_digest']}`",
+             "- The whole effective policy is in `governance/policy_trace.json` (signed with the package).", ""]
+    if not t["overridden"]:
+        return lines + ["The shipped defaults, unchanged."]
+    lines += [f"**Overridden: {len(t['diff'])} key(s) differ from the shipped defaults.**"]
+    if t["loosened_gates"]:
+        lines += ["", f"**Gates loosened or disabled: {', '.join(t['loosened_gates'])}.** A pass of these gates is "
+                  "a pass against a lower bar than the factory's defaults."]
+    lines += ["", "| key | shipped default | in force | effect | gates |", "| --- | --- | --- | --- | --- |"]
+    lines += [f"| {d['key']} | `{d['shipped']}` | `{d['effective']}` | {d['effect']} | {', '.join(d['gates']) or '-'} |"
+              for d in t["diff"]]
+    return lines
 
 
 def _gdpr(ev):
@@ -137,6 +173,7 @@ def sections(thresholds: dict) -> list[tuple[str, tuple[str, ...], object]]:
          lambda ev: _limitations(ev, thresholds)),
         ("Safeguards", ("dataset_config", "fairness_report", "contract", "feature_spec", "model_config",
                         "snapshot_gates", "hygiene_gates", "model_gates"), _safeguards),
+        ("Policy in force", ("policy_trace",), _policy),
         ("LGPD/GDPR checklist", ("contract", "dataset_config", "feature_spec", "snapshot_gates"), _gdpr),
     ]
 
@@ -144,6 +181,8 @@ def sections(thresholds: dict) -> list[tuple[str, tuple[str, ...], object]]:
 def render_card(ev: Evidence, ids: dict, thresholds: dict) -> tuple[str, Gate]:
     """(model_card.md text, model_card_complete gate). Missing evidence is named in both."""
     missing = dict(ev.missing)
+    if "policy_trace" not in ev.pieces:
+        missing.setdefault("policy_trace", "the effective policy's trace was not given")
     for k in PROVENANCE:
         v = ids.get(k) or ""
         if not v or v.startswith("unknown"):

@@ -38,7 +38,16 @@ def _ids(df: pd.DataFrame, contract: Contract, mask: np.ndarray) -> list:
     return [v.item() if hasattr(v, "item") else v for v in src[mask].head(_EXAMPLES).tolist()]
 
 
-def _duplicates(df, contract, y, fhash, h) -> list[Gate]:
+def duplicate_columns(df: pd.DataFrame, contract: Contract, mode: str) -> list[str]:
+    """The columns two rows must agree on to be duplicates (policy hygiene.duplicate_columns), target aside."""
+    if mode == "features":
+        return list(contract.candidate_features)
+    return [c for c in contract.columns if c in df.columns and c not in (contract.id_column, contract.target.column)]
+
+
+def _duplicates(df, contract, y, h) -> list[Gate]:
+    cols = duplicate_columns(df, contract, h.duplicate_columns)
+    fhash = row_hashes(df, cols)
     full = fhash ^ (pd.util.hash_array(y.astype("int64")).astype(np.uint64) * np.uint64(31))
     dup = pd.Series(full).duplicated().to_numpy()
     by_features = pd.DataFrame({"h": fhash, "y": y})
@@ -48,11 +57,13 @@ def _duplicates(df, contract, y, fhash, h) -> list[Gate]:
     return [
         G.duplicate_rows.compare(round(dup.sum() / n, 6), "<=", h.duplicate_share_max,
                 "share of exact duplicate rows (id excluded)",
-                {"duplicate_rows": int(dup.sum()), "rows": n, "example_ids": _ids(df, contract, dup)}),
+                {"duplicate_rows": int(dup.sum()), "rows": n, "example_ids": _ids(df, contract, dup),
+                 "compared": h.duplicate_columns, "columns": cols}),
         G.conflicting_labels.compare(round(conflict.sum() / n, 6), "<=",
                 h.conflicting_label_share_max,
                 "share of rows whose identical features carry different labels",
-                {"rows": int(conflict.sum()), "example_ids": _ids(df, contract, conflict)}),
+                {"rows": int(conflict.sum()), "example_ids": _ids(df, contract, conflict),
+                 "compared": h.duplicate_columns, "columns": cols}),
     ]
 
 
@@ -103,7 +114,7 @@ def run_hygiene(df: pd.DataFrame, contract: Contract, policy: dict,
     fhash = row_hashes(df, contract.candidate_features)
     split, strategy = assign_split(df, contract, split_policy, fhash)
 
-    gates = _duplicates(df, contract, y, fhash, h)
+    gates = _duplicates(df, contract, y, h)
     gates.append(_impossible(df, contract, h))
     gates += _leakage(df, contract, y, h, int(split_policy.seed))
 

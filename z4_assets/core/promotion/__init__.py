@@ -12,6 +12,22 @@ from z4_assets.core.stages import PROMOTION
 __all__ = ["ALIAS", "load_model_by_alias", "run_promotion"]
 
 
+def _policy_tags(package: PackageOutcome) -> dict[str, str]:
+    """The policy trace as the signed package holds it (governance/policy_trace.json), as registry tags."""
+    import json
+
+    from z4_assets.core.errors import Z4Error
+    from z4_assets.core.policy_trace import registry_tags
+    from z4_assets.core.run_folder import FILES
+    from z4_assets.core.stages import GOVERNANCE
+
+    path = package.path / GOVERNANCE.package_dir / FILES[GOVERNANCE.folder]["policy_trace"]
+    try:
+        return registry_tags(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError) as e:
+        raise Z4Error(f"the package holds no readable policy trace ({type(e).__name__})", path) from None
+
+
 def run_promotion(snapshot: SnapshotOutcome, package: PackageOutcome, record: StageOutcome, run: StageRun,
                   public_key: str, client, limits=None) -> StageOutcome:
     """CLIENT: the MLflow client of the registry (Z5). LIMITS: the archive limits (ArchiveLimits)."""
@@ -41,7 +57,8 @@ def run_promotion(snapshot: SnapshotOutcome, package: PackageOutcome, record: St
         model_name = f"z4-{run.snapshot.dataset_id}"
         version = register_candidate(client, model_name, package.mlflow_run_id, package.sha256, {
             "mlflow_run_id": package.mlflow_run_id, "dagster_run_id": package.run_id, "decision": decision,
-            "dataset": run.partition, "dataset_hash": str(consumed.snapshot), "git_sha": code_version()["git_sha"]})
+            "dataset": run.partition, "dataset_hash": str(consumed.snapshot), "git_sha": code_version()["git_sha"],
+            **_policy_tags(package)})
         atomic_write_json(files.promotion, {"model": model_name, "version": version.version, "alias": ALIAS,
                                             "package_sha256": package.sha256})
     return StageOutcome(

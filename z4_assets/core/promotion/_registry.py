@@ -70,4 +70,23 @@ def load_model_by_alias(model_name: str, public_key: str | Path | None, alias: s
         if not report.ok:
             raise Z4Error(f"{model_name}@{alias}: refusing to load: {report.first_problem}", local)
         pkg = extract_tarball(local, Path(tmp) / "x")
+        _check_policy_tags(version.tags, pkg, f"{model_name}@{alias}")
         return load_model(pkg / "model")
+
+
+def _check_policy_tags(tags: dict, pkg: Path, what: str) -> None:
+    """The version's policy.* tags must be what the signed package's policy trace says: an edited tag
+    (a loosened gate erased, another digest) refuses the load."""
+    import json
+
+    from z4_assets.core.policy_trace import registry_tags
+    from z4_assets.core.run_folder import FILES
+    from z4_assets.core.stages import GOVERNANCE
+
+    path = pkg / GOVERNANCE.package_dir / FILES[GOVERNANCE.folder]["policy_trace"]
+    if not path.is_file():
+        raise Z4Error(f"{what}: the package holds no policy trace", path)
+    signed = registry_tags(json.loads(path.read_text(encoding="utf-8")))
+    edited = sorted(k for k, v in signed.items() if tags.get(k) != v)
+    if edited:
+        raise Z4Error(f"{what}: registry tags {', '.join(edited)} differ from the signed package's policy trace", path)

@@ -144,6 +144,13 @@ def security_gates(screen: PoisonScreen, robustness: dict, priv: dict, integ: di
 
 def poisoning_gates(screen: PoisonScreen, p: dict, ids: np.ndarray) -> list[Gate]:
     r = screen.report
+    if r["rows_screened"] < 2 * r["min_support_rows"] or not r["itemsets_tested"]:
+        why = (f"{r['rows_screened']} rows screened, {r['itemsets_tested']} value patterns with at least "
+               f"{r['min_support_rows']} rows: too few to tell a trigger from chance")
+        facts = {"rows": r["rows"], "rows_screened": r["rows_screened"], "min_support_rows": r["min_support_rows"]}
+        return [SECURITY.gate.poisoning_share.insufficient(why, "<=", p.max_flagged_share, p.insufficient_blocks, facts),
+                SECURITY.gate.poisoning_clusters.insufficient(why, "<=", p.max_homogeneous_clusters,
+                                                              p.insufficient_blocks, facts)]
     clusters = [{k: c[k] for k in ("pattern", "label", "rows_with_pattern", "flagged_rows",
                                    "label_purity", "expected_purity", "excess")} for c in r["clusters"]]
     return [
