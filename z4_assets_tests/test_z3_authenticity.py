@@ -1,0 +1,223 @@
+"""Z3 snapshots are authenticated: every tamper with a registered snapshot (issue 15, item 4) is refused
+by the factory in one line, with nothing downstream materialized."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import yaml
+
+from z4_assets.assets import FACTORY_ASSETS
+from z4_assets.core.errors import Z4Error
+from z4_assets.core.files import sha256_file
+from z4_assets.core.z3 import MANIFEST, add_snapshot
+from z4_assets.core.z3_signature import SIGNATURE_FILE, verify_manifest
+from z4_assets.resources import PolicyStore, Z3Store
+from z4_assets_tests.conftest import (DATASET, SAMPLE_CONTRACT, SAMPLE_DATASET_CONFIG, check_verdicts,
+                                      materialized, run_factory)
+
+BY_NAME = {a.key.to_user_string(): a for a in FACTORY_ASSETS}
+SNAPSHOT_ONLY = [BY_NAME["z3_snapshot"]]
+
+
+@pytest.fixture(scope="module")
+def z3_keys(tmp_path_factory):
+    from z4_assets.core.packaging import keygen
+
+    folder = tmp_path_factory.mktemp("z3keys")
+    priv, pub = keygen(folder / "z3.pem")
+    other, other_pub = keygen(folder / "other.pem")
+    return {"priv": priv, "pub": pub, "other": other, "other_pub": other_pub}
+
+
+@pytest.fixture
+def signed(tmp_path, z3_root, sample_df, z3_keys, factory_resources):
+    """A signed snapshot of 3,000 sample rows; resources that check it with the Z3 public key."""
+    data = tmp_path / "data.parquet"
+    sample_df.iloc[:3000].to_parquet(data, index=False)
+    ref, _ = add_snapshot(z3_root, DATASET, SAMPLE_CONTRACT, data, dataset_config=SAMPLE_DATASET_CONFIG,
+                          signing_key=z3_keys["priv"])
+    resources = {**factory_resources, "z3": Z3Store(root=str(z3_root), public_key=str(z3_keys["pub"]))}
+    return ref, resources
+
+
+def failure_line(result: dg.ExecuteInJobResult) -> str:
+    (failure,) = [e for e in result.all_events if e.is_step_failure]
+    assert failure.step_failure_data.error.cause is None  # a dg.Failure: no traceback
+    line = failure.step_failure_data.user_failure_data.description
+    assert "\n" not in line and "Traceback" not in line, line
+    return line
+
+
+def unlock(folder: Path) -> None:
+    for f in folder.iterdir():
+        os.chmod(f, 0o644)
+
+
+def rewrite_manifest(folder: Path, **changes) -> None:
+    """What an attacker with write access to Z3 does: edit the manifest (recomputed hashes)."""
+    m = json.loads((folder / MANIFEST).read_text())
+    m.update(changes)
+    (folder / MANIFEST).write_text(json.dumps(m, indent=2))
+
+
+def test_a_signed_snapshot_passes_its_signature_gate_and_the_manifest_travels_as_evidence(signed):
+    ref, resources = signed
+    result = run_factory(resources, ref.label, assets=SNAPSHOT_ONLY)
+    assert result.success and check_verdicts(result)["snapshot_signature"] is True
+    outcome = result.asset_value("z3_snapshot")
+    manifest, sig = Path(outcome.files["manifest"]), Path(outcome.files["manifest_signature"])
+    assert manifest.read_bytes() == (Path(ref.path) / MANIFEST).read_bytes()  # byte for byte: it still verifies
+    statement = verify_manifest(manifest.read_bytes(), sig.read_bytes(), resources["z3"].public_key,
+                                ref.dataset_id, ref.snapshot_id)
+    assert statement["hash"] == ref.manifest["hash"] and statement["dataset_config_hash"]
+
+
+def _edit_data_and_rehash(folder: Path, ref) -> str:
+    """Edit data.parquet, recompute its hash, and move the snapshot to the id its new hash implies."""
+    import pandas as pd
+
+    df = pd.read_parquet(folder / "data.parquet")
+    df.loc[df.index[:50], "default.payment.next.month"] = 0
+    df.to_parquet(folder / "data.parquet", index=False)
+    new_hash = sha256_file(folder / "data.parquet")
+    new_id = ref.snapshot_id.rpartition("-")[0] + "-" + new_hash[:12]
+    rewrite_manifest(folder, hash=new_hash, snapshot_id=new_id)
+    os.rename(folder, folder.parent / new_id)
+    return new_id
+
+
+def _edit_contract_add_purpose(folder: Path, ref) -> str:
+    doc = yaml.safe_load((folder / "contract.yaml").read_text())
+    doc["purposes"] = [*doc.get("purposes", []), "marketing"]
+    (folder / "contract.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    rewrite_manifest(folder, contract_hash=sha256_file(folder / "contract.yaml"))
+    return ref.snapshot_id
+
+
+def _edit_dataset_config(folder: Path, ref) -> str:
+    with open(folder / "dataset.yaml", "a") as f:
+        f.write("\n# edited after registration\n")
+    rewrite_manifest(folder, dataset_config_hash=sha256_file(folder / "dataset.yaml"))
+    return ref.snapshot_id
+
+
+def _strip_signature(folder: Path, ref) -> str:
+    (folder / SIGNATURE_FILE).unlink()
+    return ref.snapshot_id
+
+
+@pytest.mark.parametrize("tamper, says", [
+    (_edit_data_and_rehash, "snapshot_signature"),
+    (_edit_contract_add_purpose, "snapshot_signature"),
+    (_edit_dataset_config, "snapshot_signature"),
+    (_strip_signature, "snapshot_signature"),
+])
+def test_a_tampered_snapshot_with_recomputed_hashes_is_refused_and_nothing_runs_downstream(
+        signed, tamper, says):
+    ref, resources = signed
+    folder = Path(ref.path)
+    unlock(folder)
+    snapshot_id = tamper(folder, ref)
+    result = run_factory(resources, f"{ref.dataset_id}@{snapshot_id}")
+    assert not result.success
+    assert check_verdicts(result)[says] is False
+    # the recomputed hashes agree with the files: only the signature catches it
+    assert check_verdicts(result)["snapshot_hash"] is True
+    assert materialized(result) == {"z3_snapshot"}  # recorded with its evidence; nothing downstream ran
+
+
+def test_a_snapshot_signed_with_another_key_is_refused(tmp_path, z3_root, sample_df, z3_keys, signed):
+    _, resources = signed
+    data = tmp_path / "other.parquet"
+    sample_df.iloc[3000:5000].to_parquet(data, index=False)
+    ref, _ = add_snapshot(z3_root, DATASET, SAMPLE_CONTRACT, data, signing_key=z3_keys["other"])
+    result = run_factory(resources, ref.label)
+    meta = check_verdicts(result)
+    assert meta["snapshot_signature"] is False and materialized(result) == {"z3_snapshot"}
+
+
+def test_a_wrong_hash_suffix_is_refused_in_one_line(signed):
+    ref, resources = signed
+    folder = Path(ref.path)
+    unlock(folder)
+    wrong = ref.snapshot_id.rpartition("-")[0] + "-" + "0" * 12
+    rewrite_manifest(folder, snapshot_id=wrong)
+    os.rename(folder, folder.parent / wrong)
+    result = run_factory(resources, f"{ref.dataset_id}@{wrong}")
+    assert not result.success and materialized(result) == set()
+    assert "does not end with the data hash's first 12 hex digits" in failure_line(result)
+
+
+def test_a_snapshot_copied_under_another_dataset_id_is_refused(signed, z3_root):
+    ref, resources = signed
+    target = z3_root / "other_dataset" / ref.snapshot_id
+    shutil.copytree(ref.path, target)
+    result = run_factory(resources, f"other_dataset@{ref.snapshot_id}")
+    assert not result.success and materialized(result) == set()
+    assert "manifest names dataset 'taiwan_credit_default' but sits under 'other_dataset'" in failure_line(result)
+
+
+def test_a_copy_whose_manifest_was_renamed_too_fails_the_signature(signed, z3_root):
+    ref, resources = signed
+    target = z3_root / "other_dataset" / ref.snapshot_id
+    shutil.copytree(ref.path, target)
+    unlock(target)
+    rewrite_manifest(target, dataset_id="other_dataset")
+    result = run_factory(resources, f"other_dataset@{ref.snapshot_id}")
+    assert check_verdicts(result)["snapshot_signature"] is False and materialized(result) == {"z3_snapshot"}
+
+
+def test_a_symlinked_snapshot_folder_is_refused(signed, z3_root, tmp_path):
+    ref, resources = signed
+    outside = tmp_path / "outside" / ref.snapshot_id
+    shutil.copytree(ref.path, outside)
+    shutil.rmtree(ref.path, onerror=lambda *a: (unlock(Path(ref.path)), shutil.rmtree(ref.path)))
+    os.symlink(outside, ref.path)
+    result = run_factory(resources, ref.label)
+    assert not result.success and materialized(result) == set()
+    assert "refusing a symlinked snapshot folder" in failure_line(result)
+
+
+def test_a_symlinked_data_file_is_refused(signed, tmp_path):
+    ref, resources = signed
+    folder = Path(ref.path)
+    unlock(folder)
+    outside = tmp_path / "elsewhere.parquet"
+    shutil.copyfile(folder / "data.parquet", outside)  # same bytes: the hash and signature would pass
+    (folder / "data.parquet").unlink()
+    os.symlink(outside, folder / "data.parquet")
+    result = run_factory(resources, ref.label)
+    assert not result.success and materialized(result) == set()
+    assert "refusing a symlink inside a snapshot" in failure_line(result)
+
+
+def test_unsigned_is_insufficient_evidence_without_a_key_and_blocks_when_the_policy_requires_it(
+        tmp_path, z3_root, sample_df, factory_resources, monkeypatch):
+    data = tmp_path / "data.parquet"
+    sample_df.iloc[:3000].to_parquet(data, index=False)
+    ref, _ = add_snapshot(z3_root, DATASET, SAMPLE_CONTRACT, data, dataset_config=SAMPLE_DATASET_CONFIG)
+    lax = run_factory(factory_resources, ref.label, assets=SNAPSHOT_ONLY)
+    assert lax.success
+    gate = json.loads(Path(lax.asset_value("z3_snapshot").files["gates"]).read_text())[0]
+    assert (gate["name"], gate["verdict"], gate["value"]) == ("snapshot_signature", "INSUFFICIENT_EVIDENCE", None)
+    strict = tmp_path / "release.yaml"
+    strict.write_text("defaults:\n  z3:\n    signature: required\n")
+    resources = {**factory_resources, "policy": PolicyStore(path=str(strict))}
+    result = run_factory(resources, ref.label)
+    assert check_verdicts(result)["snapshot_signature"] is False and materialized(result) == {"z3_snapshot"}
+
+
+def test_registration_refuses_a_bad_z3_key_and_leaves_nothing(tmp_path, z3_root, sample_df):
+    data = tmp_path / "data.parquet"
+    sample_df.iloc[:500].to_parquet(data, index=False)
+    bad = tmp_path / "not-a-key.pem"
+    bad.write_text("-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n")
+    with pytest.raises(Z4Error, match="cannot read the Z3 signing key"):
+        add_snapshot(z3_root, DATASET, SAMPLE_CONTRACT, data, signing_key=bad)
+    assert [p.name for p in z3_root.rglob("*") if p.is_file()] == []
