@@ -70,7 +70,7 @@ def cmd_verify(args) -> int:
 
     if not (args.key or args.identity):
         raise Z4Error("give --key PUB.pem, or --identity and --issuer for keyless signatures")
-    report = verify_package(args.package, args.key, args.identity, args.issuer)
+    report = verify_package(args.package, args.key, args.identity, args.issuer, z3_public_key=args.z3_key or None)
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
     else:
@@ -128,6 +128,8 @@ def add_parsers(sub) -> None:
     ver.add_argument("--key", default="", help="public key PEM (EC key signatures)")
     ver.add_argument("--identity", default="", help="signer identity (keyless Sigstore signatures)")
     ver.add_argument("--issuer", default="", help="OIDC issuer (keyless Sigstore signatures)")
+    ver.add_argument("--z3-key", default="", help="the Z3 public key: check that the snapshot manifest the "
+                                                  "package carries was signed by the Z3 registrar")
     ver.add_argument("--json", action="store_true", help="print the report as JSON")
     ver.set_defaults(func=cmd_verify)
     rb = sub.add_parser("rebuild", help="re-run training from a run's record and compare weights")

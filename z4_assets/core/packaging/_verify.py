@@ -102,13 +102,24 @@ def _sbom(pkg, *_):
     return "SBOM digest matches the provenance"
 
 
+def _origin(pkg, *_, check, z3_public_key):
+    return check(pkg, z3_public_key)
+
+
 CHECKS = [("signature", _signature), ("checksums", _checksums), ("statements", _subjects),
           ("gates", _gates), ("sbom", _sbom)]
 
 
 def verify_package(path: str | Path, public_key: str | Path | None = None,
-                   identity: str | None = None, issuer: str | None = None) -> VerifyReport:
-    """Run every check in order; the first failure is the one reported."""
+                   identity: str | None = None, issuer: str | None = None,
+                   z3_public_key: str | Path | None = None) -> VerifyReport:
+    """Run every check in order; the first failure is the one reported. Z3_PUBLIC_KEY: check the
+    snapshot manifest's Z3 signature too (core/packaging/_snapshot_origin.py)."""
+    from functools import partial
+
+    from z4_assets.core.packaging._snapshot_origin import check_snapshot_origin
+
+    checks = [*CHECKS, ("z3_snapshot", partial(_origin, check=check_snapshot_origin, z3_public_key=z3_public_key))]
     start = time.perf_counter()
     src = Path(path)
     report = VerifyReport(str(src))
@@ -120,7 +131,7 @@ def verify_package(path: str | Path, public_key: str | Path | None = None,
         except Z4Error as e:
             report.checks.append({"check": "package", "ok": False, "detail": str(e)})
             return report
-        for name, fn in CHECKS:
+        for name, fn in checks:
             try:
                 detail = fn(pkg, public_key, identity, issuer)
                 report.checks.append({"check": name, "ok": True, "detail": detail})
