@@ -221,3 +221,41 @@ def test_registration_refuses_a_bad_z3_key_and_leaves_nothing(tmp_path, z3_root,
     with pytest.raises(Z4Error, match="cannot read the Z3 signing key"):
         add_snapshot(z3_root, DATASET, SAMPLE_CONTRACT, data, signing_key=bad)
     assert [p.name for p in z3_root.rglob("*") if p.is_file()] == []
+
+
+def test_z4_verify_checks_the_packaged_manifest_against_the_z3_key(sample_factory_run, signing_key, z3_key,
+                                                                    z3_keys, capsys):
+    """The shared run's snapshot was signed with the session's Z3 key: its package carries the signed manifest."""
+    from z4_assets.cli import main
+    from z4_assets.core.packaging import verify_package
+
+    assert check_verdicts(sample_factory_run["result"])["snapshot_signature"] is True
+    tar, pub = sample_factory_run["run_dir"] / "package.tar.gz", str(signing_key.with_name("signing.pub.pem"))
+    z3_pub = str(z3_key.with_name("z3.pub.pem"))
+    assert main(["verify", str(tar), "--key", pub, "--z3-key", z3_pub]) == 0
+    assert "snapshot taiwan_credit_default@" in capsys.readouterr().out
+    unchecked = verify_package(tar, pub)
+    assert unchecked.ok and unchecked.checks[-1]["detail"].startswith("not checked: no Z3 public key given")
+    wrong = verify_package(tar, pub, z3_public_key=z3_keys["pub"])  # another registrar's key
+    assert not wrong.ok and wrong.first_problem.startswith("z3_snapshot: Z3 signature does not verify")
+
+
+def test_the_origin_check_refuses_an_unsigned_or_rebound_manifest(sample_factory_run, z3_key, tmp_path):
+    """The check alone, on a copy of the package folder (the factory's signature is verify's first check)."""
+    from z4_assets.core.packaging._snapshot_origin import (MANIFEST_IN_PACKAGE, SIGNATURE_IN_PACKAGE,
+                                                           check_snapshot_origin)
+
+    pkg = tmp_path / "pkg"
+    shutil.copytree(sample_factory_run["run_dir"] / "package", pkg)
+    z3_pub = z3_key.with_name("z3.pub.pem")
+    assert check_snapshot_origin(pkg, z3_pub).endswith("signed by the Z3 key")
+    m = json.loads((pkg / MANIFEST_IN_PACKAGE).read_text())
+    (pkg / MANIFEST_IN_PACKAGE).write_text(json.dumps({**m, "hash": "f" * 64}))
+    with pytest.raises(Z4Error, match="but the provenance says the model was trained on"):
+        check_snapshot_origin(pkg, z3_pub)
+    (pkg / MANIFEST_IN_PACKAGE).write_text(json.dumps({**m, "row_count": 1}))
+    with pytest.raises(Z4Error, match="manifest.json is not the one the Z3 key signed"):
+        check_snapshot_origin(pkg, z3_pub)
+    (pkg / SIGNATURE_IN_PACKAGE).unlink()
+    with pytest.raises(Z4Error, match="not signed by the Z3 key"):
+        check_snapshot_origin(pkg, z3_pub)
