@@ -73,7 +73,8 @@ def test_package_layout_and_it_verifies(passed_run):
     assert {g["gate"] for g in summary["gates"]} >= {"contract", "drift", "performance_auc"}
     for report in (verify_package(pkg, passed_run["pub"]), verify_package(passed_run["tar"], passed_run["pub"])):
         assert report.ok, report.first_problem
-        assert [c["check"] for c in report.checks] == ["signature", "checksums", "statements", "gates", "sbom"]
+        assert [c["check"] for c in report.checks] == ["signature", "checksums", "statements", "gates", "sbom",
+                                                       "z3_snapshot"]
 
 
 def _copy(passed_run, tmp_path) -> Path:
