@@ -259,3 +259,44 @@ def test_the_origin_check_refuses_an_unsigned_or_rebound_manifest(sample_factory
     (pkg / SIGNATURE_IN_PACKAGE).unlink()
     with pytest.raises(Z4Error, match="not signed by the Z3 key"):
         check_snapshot_origin(pkg, z3_pub)
+
+
+def test_keygen_z3_refuses_the_factory_key_folder_and_snapshot_add_signs(tmp_path, monkeypatch, capsys, sample_df):
+    from z4_assets.cli import main
+
+    factory_key = tmp_path / "keys" / "signing.pem"
+    monkeypatch.setenv("Z4_SIGNING_KEY", str(factory_key))
+    monkeypatch.setenv("Z4_Z3_ROOT", str(tmp_path / "z3"))
+    assert main(["keygen", "--z3", "--out", str(tmp_path / "keys" / "z3.pem")]) == 2
+    assert "refusing to put the Z3 key beside the factory's signing key" in capsys.readouterr().err
+    assert not (tmp_path / "keys").exists() or not list((tmp_path / "keys").iterdir())
+    assert main(["keygen", "--z3", "--out", str(tmp_path / "registrar" / "z3.pem")]) == 0
+    assert "Z4_Z3_PUBKEY=" in capsys.readouterr().out
+    assert oct((tmp_path / "registrar" / "z3.pem").stat().st_mode & 0o777) == "0o600"
+    data = tmp_path / "data.parquet"
+    sample_df.iloc[:500].to_parquet(data, index=False)
+    assert main(["snapshot", "add", "--dataset-id", DATASET, "--contract", str(SAMPLE_CONTRACT),
+                 "--z3-key", str(tmp_path / "registrar" / "z3.pem"), str(data)]) == 0
+    assert "Z3 signature: manifest.sig" in capsys.readouterr().out
+    (snap,) = (tmp_path / "z3" / DATASET).iterdir()
+    verify_manifest((snap / MANIFEST).read_bytes(), (snap / SIGNATURE_FILE).read_bytes(),
+                    tmp_path / "registrar" / "z3.pub.pem", DATASET, snap.name)
+
+
+def test_the_sensor_does_not_list_a_linked_folder_and_waits_on_a_wrong_suffix(signed, z3_root, tmp_path):
+    from z4_assets.core.snapshot import examine
+    from z4_assets.core.z3_sources import LocalFolderSource
+
+    ref, _ = signed
+    outside = tmp_path / "outside"
+    shutil.copytree(ref.path, outside)
+    linked = z3_root / DATASET / (ref.snapshot_id.rpartition("-")[0][:-1] + "9-" + ref.manifest["hash"][:12])
+    os.symlink(outside, linked)
+    source = LocalFolderSource(z3_root)
+    assert [i.snapshot_id for i in source.listing()] == [ref.snapshot_id]
+    wrong = z3_root / DATASET / "20990101T000000000000Z-000000000000"
+    shutil.copytree(ref.path, wrong)
+    unlock(wrong)
+    rewrite_manifest(wrong, snapshot_id=wrong.name)
+    (item,) = [i for i in source.listing() if i.snapshot_id == wrong.name]
+    assert "does not end with the data hash's first 12 hex digits" in examine(source, item).reason
