@@ -20,10 +20,15 @@ def cmd_snapshot_add(args) -> int:
                                 dataset_config=args.dataset_config,
                                 signing_key=os.path.expanduser(key) if key else None)
     verb = "registered" if created else "already registered (same data and contract)"
-    signed = (Path(ref.path) / SIGNATURE_FILE).is_file()
+    if (Path(ref.path) / SIGNATURE_FILE).is_file():
+        signature = SIGNATURE_FILE
+    elif key:  # the same content was registered before, unsigned: a snapshot is never rewritten
+        signature = "none (this content was registered earlier without a Z3 signature; it is not re-signed)"
+    else:
+        signature = ("none (no Z3 key: set Z4_Z3_SIGNING_KEY or --z3-key; a factory that requires "
+                     "signatures will refuse it)")
     print(f"{verb}: {ref.label}\n  path: {ref.path}\n  sha256: {ref.manifest['hash']}\n"
-          f"  rows: {ref.manifest['row_count']}\n  partition: {ref.label}\n"
-          f"  Z3 signature: {SIGNATURE_FILE if signed else 'none (no Z3 key: set Z4_Z3_SIGNING_KEY or --z3-key; a factory that requires signatures will refuse it)'}")
+          f"  rows: {ref.manifest['row_count']}\n  partition: {ref.label}\n  Z3 signature: {signature}")
     return 0
 
 
