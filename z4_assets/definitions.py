@@ -17,8 +17,9 @@ from z4_assets.sensors.snapshots import z3_snapshot_sensor
 def resources_from(settings: Settings) -> dict:
     """The embedded default (local folders, sqlite), each part overridable by its setting."""
     z3 = (S3Z3Store(bucket=settings.z3_s3_bucket, prefix=settings.z3_s3_prefix,
-                    endpoint_url=settings.z3_s3_endpoint, region_name=settings.aws_region)
-          if settings.z3_s3_bucket else Z3Store(root=settings.z3_root))
+                    endpoint_url=settings.z3_s3_endpoint, region_name=settings.aws_region,
+                    public_key=settings.z3_pubkey)
+          if settings.z3_s3_bucket else Z3Store(root=settings.z3_root, public_key=settings.z3_pubkey))
     return {
         "z3": z3,
         "storage": FactoryStorage(root=settings.factory_root, cache_root=settings.cache_root),

@@ -195,13 +195,25 @@ def demo_project(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def sample_factory_run(tmp_path_factory, sample_df, signing_key, cache_root):
-    """One whole factory run on the bundled sample (with its dataset config), shared read-only."""
+def z3_key(tmp_path_factory) -> Path:
+    """The Z3 registrar's key pair for the session (not the factory's; its public key: .pub.pem beside it)."""
+    from z4_assets.core.packaging._signing import keygen
+
+    priv, _ = keygen(tmp_path_factory.mktemp("z3keys") / "z3.pem")
+    return priv
+
+
+@pytest.fixture(scope="session")
+def sample_factory_run(tmp_path_factory, sample_df, signing_key, cache_root, z3_key):
+    """One whole factory run on the bundled sample (with its dataset config, its manifest signed with
+    the Z3 key and checked by the factory), shared read-only."""
     root = tmp_path_factory.mktemp("sample_run")
     data = root / "data.parquet"
     sample_df.to_parquet(data, index=False)
-    ref, _ = add_snapshot(root / "z3", DATASET, SAMPLE_CONTRACT, data, dataset_config=SAMPLE_DATASET_CONFIG)
+    ref, _ = add_snapshot(root / "z3", DATASET, SAMPLE_CONTRACT, data, dataset_config=SAMPLE_DATASET_CONFIG,
+                          signing_key=z3_key)
     resources = make_resources(root, root / "z3", signing_key, cache_root)
+    resources["z3"] = Z3Store(root=str(root / "z3"), public_key=str(z3_key.with_name("z3.pub.pem")))
     instance = dg.DagsterInstance.ephemeral()  # kept, so tests can read the run's log lines
     result = run_factory(resources, instance=instance)
     run_dir = root / "factory" / "runs" / result.run_id

@@ -74,9 +74,9 @@ def test_package_layout_and_it_verifies(passed_run):
     assert {g["gate"] for g in summary["gates"]} >= {"contract", "drift", "performance_auc"}
     for report in (verify_package(pkg, passed_run["pub"]), verify_package(passed_run["tar"], passed_run["pub"])):
         assert report.ok, report.first_problem
-        assert [c["check"] for c in report.checks] == [name for name, _ in CHECKS]
-        assert [c["check"] for c in report.checks][:7] == ["signature", "checksums", "statements", "lineage",
-                                                         "sbom", "required", "gates"]
+        assert [c["check"] for c in report.checks] == [*(name for name, _ in CHECKS), "z3_snapshot"]
+        assert [c["check"] for c in report.checks] == ["signature", "checksums", "statements", "lineage",
+                                                       "sbom", "required", "gates", "z3_snapshot"]
 
 
 def _copy(passed_run, tmp_path) -> Path:

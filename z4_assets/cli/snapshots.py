@@ -9,18 +9,31 @@ from z4_assets.core.settings import Settings
 
 
 def cmd_snapshot_add(args) -> int:
-    from z4_assets.core.z3 import add_snapshot
+    import os
 
-    ref, created = add_snapshot(Settings.from_env().z3_root, args.dataset_id, args.contract, args.data,
-                                dataset_config=args.dataset_config)
+    from z4_assets.core.z3 import add_snapshot
+    from z4_assets.core.z3_signature import SIGNATURE_FILE
+
+    settings = Settings.from_env()
+    key = args.z3_key or settings.z3_signing_key
+    ref, created = add_snapshot(settings.z3_root, args.dataset_id, args.contract, args.data,
+                                dataset_config=args.dataset_config,
+                                signing_key=os.path.expanduser(key) if key else None)
     verb = "registered" if created else "already registered (same data and contract)"
+    if (Path(ref.path) / SIGNATURE_FILE).is_file():
+        signature = SIGNATURE_FILE
+    elif key:  # the same content was registered before, unsigned: a snapshot is never rewritten
+        signature = "none (this content was registered earlier without a Z3 signature; it is not re-signed)"
+    else:
+        signature = ("none (no Z3 key: set Z4_Z3_SIGNING_KEY or --z3-key; a factory that requires "
+                     "signatures will refuse it)")
     from z4_assets.core.z3_retire import retired_snapshots
 
-    record = retired_snapshots(Settings.from_env().z3_root, ref.dataset_id).get(ref.label)
+    record = retired_snapshots(settings.z3_root, ref.dataset_id).get(ref.label)
     if record:
         verb += f"; RETIRED at {record.get('retired_at')} ({record.get('reason')}): `z4 run` will not pick it"
     print(f"{verb}: {ref.label}\n  path: {ref.path}\n  sha256: {ref.manifest['hash']}\n"
-          f"  rows: {ref.manifest['row_count']}\n  partition: {ref.label}")
+          f"  rows: {ref.manifest['row_count']}\n  partition: {ref.label}\n  Z3 signature: {signature}")
     return 0
 
 
@@ -101,6 +114,8 @@ def add_parsers(sub) -> None:
     add.add_argument("--dataset-config", default=None,
                      help="purpose, intended use and out-of-scope uses (YAML), copied into the snapshot "
                           "for the model card")
+    add.add_argument("--z3-key", default="", help="the Z3 private key that signs the manifest "
+                                                  "(default: $Z4_Z3_SIGNING_KEY; made by `z4 keygen --z3`)")
     add.add_argument("data", type=Path)
     add.set_defaults(func=cmd_snapshot_add)
     ls = snap.add_parser("list", help="list registered snapshots (their partition keys), oldest first")

@@ -27,6 +27,12 @@ class AccessPolicy(Section):
     purpose: str = Field(description="purpose a run reads data for unless its config names another")
 
 
+class Z3Policy(Section):
+    signature: Literal["required", "when_key_configured"] = Field(
+        description="required: every snapshot's manifest is signed with the Z3 key and checked against "
+                    "Z4_Z3_PUBKEY; when_key_configured: required once that key is configured")
+
+
 class ContractPolicy(Section):
     allowed_legal_bases: list[str] = Field(description="GDPR art. 6(1) bases, plus explicit consent for art. 9 data")
 
@@ -170,6 +176,7 @@ class EvidencePolicy(Section):
 
 class Policy(Section):
     access: AccessPolicy
+    z3: Z3Policy
     contract: ContractPolicy
     hygiene: HygienePolicy
     split: SplitPolicy

@@ -28,7 +28,8 @@ RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 
 # stage folder -> role -> file name. A file a stage writes is listed here, under its folder.
 FILES: dict[str, dict[str, str]] = {
-    "snapshot": {"gates": "gates.json", "manifest": "dataset_manifest.json"},
+    "snapshot": {"gates": "gates.json", "manifest": "dataset_manifest.json",
+                 "manifest_signature": "dataset_manifest.sig"},
     "hygiene": {"gates": "gates.json", "report": "hygiene_report.json", "privacy": "privacy_report.json",
                 "leakage": "leakage_checks.json", "summary": "hygiene_summary.md",
                 "drift_plot": "drift_per_feature.png", "drift_data": "drift_per_feature.json"},

@@ -16,6 +16,9 @@ from typing import Mapping
 DEFAULT_SIGNING_KEY = ".z4/keys/signing.pem"      # created by `z4 keygen`; gitignored
 DEFAULT_PSEUDONYM_KEY_FILE = ".z4/keys/pseudonym.key"
 PSEUDONYM_KEY_ENV = "Z4_PSEUDONYM_KEY"
+# The Z3 registrar's key signs snapshot manifests; it is not the factory's and by default does not live
+# in the project beside it (`z4 keygen --z3`). The factory holds only its public key (Z4_Z3_PUBKEY).
+DEFAULT_Z3_SIGNING_KEY = "~/.config/z4-z3/z3-signing.pem"
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,8 @@ class Settings:
     signing_mode: str = "ec_key"                   # Z4_SIGNING_MODE: ec_key | sigstore
     signing_key: str = DEFAULT_SIGNING_KEY         # Z4_SIGNING_KEY: private key (EC P-256 PEM)
     signing_pubkey: str = ""                       # Z4_SIGNING_PUBKEY (default <key stem>.pub.pem)
+    z3_signing_key: str = ""                       # Z4_Z3_SIGNING_KEY: Z3 private key `z4 snapshot add` signs with
+    z3_pubkey: str = ""                            # Z4_Z3_PUBKEY: Z3 public key the factory checks snapshots with
     pseudonym_key_set: bool = False                # Z4_PSEUDONYM_KEY is set (its value is never read here)
     pseudonym_key_file: str = DEFAULT_PSEUDONYM_KEY_FILE  # Z4_PSEUDONYM_KEY_FILE
     access_log: str = ""                           # Z4_ACCESS_LOG (default <factory root>/access_log.jsonl)
@@ -52,6 +57,7 @@ class Settings:
             "factory_root": "Z4_FACTORY_ROOT", "cache_root": "Z4_CACHE_ROOT", "policy": "Z4_POLICY",
             "mlflow_tracking_uri": "MLFLOW_TRACKING_URI", "mlflow_experiment": "Z4_MLFLOW_EXPERIMENT",
             "signing_mode": "Z4_SIGNING_MODE", "signing_key": "Z4_SIGNING_KEY", "signing_pubkey": "Z4_SIGNING_PUBKEY",
+            "z3_signing_key": "Z4_Z3_SIGNING_KEY", "z3_pubkey": "Z4_Z3_PUBKEY",
             "pseudonym_key_file": "Z4_PSEUDONYM_KEY_FILE", "access_log": "Z4_ACCESS_LOG",
             "sensor_interval_seconds": "Z4_SENSOR_INTERVAL_SECONDS", "executor": "Z4_EXECUTOR",
             "k8s_steps": "Z4_K8S_STEPS",

@@ -41,7 +41,9 @@ def _gates(**descriptions: str) -> tuple[GateSpec, ...]:
 
 SNAPSHOT = Stage(
     "snapshot", "z3_snapshot", "data", "snapshot", "reports/snapshot", (),
-    _gates(snapshot_hash="Recomputed sha256 of the data and contract equal the manifest's.",
+    _gates(snapshot_signature="The manifest is signed with the Z3 key (data, contract and dataset config "
+                              "hashes, dataset and snapshot ids) and verifies with the configured Z3 public key.",
+           snapshot_hash="Recomputed sha256 of the data, contract and dataset config equal the manifest's.",
            contract="The data satisfies its contract (pandera schema built from the contract file).",
            legal_basis="Every sensitive attribute declares an allowed legal basis.",
            purpose="The run's declared purpose is one the snapshot's contract allows (none declared: denied)."),

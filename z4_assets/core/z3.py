@@ -130,8 +130,12 @@ def _refuse_wide_unicode(p: Path) -> None:
 def add_snapshot(root: str | Path, dataset_id: str, contract_path: str | Path,
                  data_path: str | Path, now: datetime | None = None,
                  dataset_config: str | Path | None = None,
-                 check_contract: bool = True) -> tuple[SnapshotRef, bool]:
+                 check_contract: bool = True,
+                 signing_key: str | Path | None = None) -> tuple[SnapshotRef, bool]:
     """Register DATA under ROOT/dataset_id/snapshot_id; returns (snapshot, created).
+
+    SIGNING_KEY (the Z3 registrar's private key, not the factory's) signs the manifest into
+    manifest.sig (core/z3_signature.py); the factory checks it on every read.
 
     `dataset_config` (purpose, intended use, out-of-scope uses; read by the model card) is
     copied in and hashed like the contract.
@@ -201,6 +205,11 @@ def add_snapshot(root: str | Path, dataset_id: str, contract_path: str | Path,
         if config_hash:
             manifest.update(dataset_config_file=DATASET_CONFIG_FILE, dataset_config_hash=config_hash)
         atomic_write_json(staging / MANIFEST, manifest)
+        if signing_key is not None:
+            from z4_assets.core.z3_signature import SIGNATURE_FILE, sign_manifest
+
+            (staging / SIGNATURE_FILE).write_bytes(
+                sign_manifest(manifest, (staging / MANIFEST).read_bytes(), signing_key))
         for f in staging.iterdir():
             os.chmod(f, 0o444)
         final = root / dataset_id / snapshot_id
@@ -230,6 +239,18 @@ def load_manifest(snapshot_dir: str | Path) -> dict:
     except OSError as e:
         raise Z4Error(f"cannot read manifest: {e.strerror}", path) from None
     return parse_manifest(raw, path)
+
+
+def load_place(root: str | Path, dataset_id: str, snapshot_id: str) -> dict:
+    """The manifest of ROOT/dataset_id/snapshot_id, after refusing links in the snapshot and a manifest
+    that names another dataset, another snapshot, or data other than its id's hash suffix."""
+    from z4_assets.core.z3_place import check_identity, refuse_links
+
+    refuse_links(root, dataset_id, snapshot_id)
+    path = Path(root) / dataset_id / snapshot_id
+    manifest = load_manifest(path)
+    check_identity(manifest, dataset_id, snapshot_id, path / MANIFEST)
+    return manifest
 
 
 def parse_manifest(raw: bytes, path: object) -> dict:
@@ -264,7 +285,7 @@ def list_snapshots(root: str | Path, dataset_id: str | None = None) -> list[Snap
             if snap.name.startswith(".") or not (snap / MANIFEST).is_file():
                 continue
             try:
-                m = load_manifest(snap)
+                m = load_place(root, ds, snap.name)
             except Z4Error:
                 continue
             refs.append(SnapshotRef(ds, snap.name, str(snap), m))
@@ -281,7 +302,7 @@ def resolve_snapshot(root: str | Path, dataset_id: str = "", snapshot_id: str = 
     if dataset_id and snapshot_id and (root / dataset_id / snapshot_id).is_dir():
         # named explicitly: a broken manifest is an error, not a reason to look elsewhere
         path = root / dataset_id / snapshot_id
-        return SnapshotRef(dataset_id, snapshot_id, str(path), load_manifest(path))
+        return SnapshotRef(dataset_id, snapshot_id, str(path), load_place(root, dataset_id, snapshot_id))
     if dataset_id and not (root / dataset_id).is_dir():
         known = sorted(r.dataset_id for r in list_snapshots(root))
         raise Z4Error(f"unknown dataset id {dataset_id!r}; known: {sorted(set(known)) or 'none'}", root)

@@ -16,6 +16,8 @@ from pathlib import Path
 
 from z4_assets.core import z3
 from z4_assets.core.errors import Z4Error
+from z4_assets.core.z3_place import check_identity
+from z4_assets.core.z3_signature import SIGNATURE_FILE
 
 _CHUNK = 1 << 20
 
@@ -88,7 +90,8 @@ def _subdirs(path) -> list[os.DirEntry]:
     """Visible sub-folders; a folder removed while we look is simply not there."""
     try:
         with os.scandir(path) as it:
-            return [d for d in it if _visible(d.name) and d.is_dir()]
+            # a linked folder is not a snapshot of this root (core/z3_place.py): not listed
+            return [d for d in it if _visible(d.name) and d.is_dir(follow_symlinks=False)]
     except (FileNotFoundError, NotADirectoryError):
         return []
 
@@ -216,14 +219,22 @@ class ObjectStoreSource(SnapshotSource):
         local = Path(cache_dir) / ref.dataset_id / ref.snapshot_id
         local.mkdir(parents=True, exist_ok=True)
         m = ref.manifest
+        check_identity(m, ref.dataset_id, ref.snapshot_id, f"{ref.path}/{z3.MANIFEST}")
         # file names were checked by z3.parse_manifest when the manifest was read: never a path
-        for name in (z3.MANIFEST, m.get("data_file", z3.DATA_FILE), m.get("contract_file", z3.CONTRACT_FILE)):
+        names = [z3.MANIFEST, m.get("data_file", z3.DATA_FILE), m.get("contract_file", z3.CONTRACT_FILE)]
+        names += [m["dataset_config_file"]] if m.get("dataset_config_file") else []
+        for name in names:
             try:
                 self.client.download_file(self.bucket, self._key(ref.dataset_id, ref.snapshot_id, name),
                                           str(local / name))
             except Exception as e:  # botocore raises ClientError subclasses per status code
                 raise Z4Error(f"cannot download {name}: {type(e).__name__}", ref.path) from None
-        return z3.SnapshotRef(ref.dataset_id, ref.snapshot_id, str(local), m)
+        # the Z3 signature, when there is one: the snapshot stage decides whether one is required
+        sig = self._get(self._key(ref.dataset_id, ref.snapshot_id, SIGNATURE_FILE))
+        if sig is not None:
+            (local / SIGNATURE_FILE).write_bytes(sig.read())
+        # the manifest as downloaded is the one the stage checks (hashes and signature), not the listed one
+        return z3.SnapshotRef(ref.dataset_id, ref.snapshot_id, str(local), z3.load_manifest(local))
 
 
 def choose_snapshot(refs: list[z3.SnapshotRef], dataset_id: str, snapshot_id: str,

@@ -131,8 +131,13 @@ def _sbom(pkg, *_):
     return "SBOM digest matches the provenance"
 
 
+def _origin(pkg, *_, check, z3_public_key):
+    return check(pkg, z3_public_key)
+
+
 # In order; the first failure is the one reported. Integrity first, then the evidence a release needs
-# (promotion's release_gates_pass reads EVIDENCE_CHECKS, package_verified the rest).
+# (promotion's release_gates_pass reads EVIDENCE_CHECKS, package_verified the rest); verify_package
+# appends the Z3 snapshot-origin check last.
 CHECKS = [("signature", _signature), ("checksums", _checksums), ("statements", _subjects),
           ("lineage", _lineage), ("sbom", _sbom), ("required", _required), ("gates", _gates)]
 EVIDENCE_CHECKS = ("required", "gates")
@@ -151,9 +156,16 @@ def _open(src: Path, tmp: Path, limits: ArchiveLimits) -> Path:
 
 def verify_package(path: str | Path, public_key: str | Path | None = None,
                    identity: str | None = None, issuer: str | None = None,
-                   limits: ArchiveLimits | None = None) -> VerifyReport:
+                   limits: ArchiveLimits | None = None,
+                   z3_public_key: str | Path | None = None) -> VerifyReport:
     """Run every check in order; the first failure is the one reported. LIMITS: the archive's (the
-    settings' `package_limits`; defaults when not given)."""
+    settings' `package_limits`; defaults when not given). Z3_PUBLIC_KEY: check the snapshot
+    manifest's Z3 signature too (core/packaging/_snapshot_origin.py)."""
+    from functools import partial
+
+    from z4_assets.core.packaging._snapshot_origin import check_snapshot_origin
+
+    checks = [*CHECKS, ("z3_snapshot", partial(_origin, check=check_snapshot_origin, z3_public_key=z3_public_key))]
     start = time.perf_counter()
     src = Path(path)
     report = VerifyReport(str(src))
@@ -163,7 +175,7 @@ def verify_package(path: str | Path, public_key: str | Path | None = None,
         except Z4Error as e:
             report.checks.append({"check": "package", "ok": False, "detail": str(e)})
             return report
-        for name, fn in CHECKS:
+        for name, fn in checks:
             try:
                 detail = fn(pkg, public_key, identity, issuer)
                 report.checks.append({"check": name, "ok": True, "detail": detail})
