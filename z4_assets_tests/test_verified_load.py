@@ -93,11 +93,23 @@ def test_an_orphan_version_is_refused(registry):
     assert "orphan version: it names no MLflow run" in refused(registry, copy_version(registry, run_id=None))
 
 
+@pytest.fixture(autouse=True)
+def _delete_other_runs(registry):
+    """The attacker's runs live in the session's shared store: deleted after each test, so no other
+    test finds a second MLflow run tagged with the sample's Dagster run id."""
+    made: list[str] = []
+    registry["made_runs"] = made
+    yield
+    for run_id in made:
+        registry["client"].delete_run(run_id)
+
+
 def _other_run(registry, dagster_run_id: str):
     """Another MLflow run holding a copy of the package (what an attacker can create with registry access)."""
     client = registry["client"]
     exp = client.get_run(registry["v1"].run_id).info.experiment_id
     run = client.create_run(exp, tags={"dagster.run_id": dagster_run_id})
+    registry.setdefault("made_runs", []).append(run.info.run_id)
     client.log_artifact(run.info.run_id, str(registry["tar"]), "package")
     client.set_terminated(run.info.run_id)
     return run

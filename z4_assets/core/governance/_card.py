@@ -78,7 +78,7 @@ def _limitations(ev, thresholds):
                 gated = name in rep["gated_attributes"]
                 how = ("gated" + (f" against this run's looser {op} {in_force}" if in_force != default else "")
                        if gated else "reported, not gated")
-                lines.append(f"- {text(d)} for {text(name)} is {s.metric(v['value'])} (shipped default {op} {default}; "
+                lines.append(f"- {d} for {text(name)} is {s.metric(v['value'])} (shipped default {op} {default}; "
                              f"offending group {text(v['offending_group'])}): {how}.")
     excluded = [a for a, spec in (ev.get("contract").get("sensitive") or {}).items() if not spec.get("use_as_feature")]
     lines.append(f"- {', '.join(map(text, excluded)) or 'No attribute'} kept out of the model, but other features may act as proxies for them.")
