@@ -13,7 +13,14 @@ from z4_assets.resources import FactoryStorage, MlflowTracking, PolicyStore, Sna
 
 class TrainConfig(dg.Config):
     hidden_sizes: list[int] = Field([64, 32], description="Width of each hidden layer of the MLP")
-    epochs: int = Field(8, description="Training epochs; the epoch with the best validation AUC is kept")
+    epochs: int | None = Field(None, description="Epoch cap; none = a budget scaled to the data (step_budget)")
+    step_budget: int = Field(400, description="Optimizer steps the epoch budget aims at: ceil(steps / batches per epoch)")
+    min_epochs: int = Field(5, description="Fewest epochs the scaled budget gives")
+    max_epochs: int = Field(200, description="Most epochs the scaled budget gives")
+    patience: int = Field(10, description="Early stopping: epochs without a lower validation loss before it stops (0: off)")
+    min_delta: float = Field(1e-4, description="Early stopping: a validation loss must drop by more than this")
+    class_weight: str = Field("auto", description="auto (balanced below imbalance_below), balanced or none")
+    imbalance_below: float = Field(0.4, description="auto weighs classes when the minority share is below this")
     batch_size: int = Field(512, description="Mini-batch size")
     learning_rate: float = Field(2e-3, description="Adam learning rate")
     weight_decay: float = Field(1e-5, description="Adam weight decay (L2)")

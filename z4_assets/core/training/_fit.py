@@ -66,6 +66,7 @@ def save_model(files, outcome: FitOutcome, contract: Contract) -> dict[str, Path
             "architecture": "mlp", "inputs": len(outcome.spec.output_names),
             "hidden_sizes": list(hp["hidden_sizes"]), "outputs": 2, "activation": "relu",
             "hyperparameters": hp, "best_epoch": outcome.train.best_epoch,
+            "schedule": outcome.train.schedule,
             "state_dict_sha256": outcome.train.digest, "target": contract.target.model_dump(),
             "torch": torch.__version__,
         }),
