@@ -74,6 +74,9 @@ def binary_metrics(y: np.ndarray, p: np.ndarray) -> dict:
     from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score, roc_curve
 
     fpr, tpr, _ = roc_curve(y, p)
+    flagged, pos = p >= 0.5, y == 1
+    tpr_at, tnr_at = (float(flagged[pos].mean()) if pos.any() else float("nan"),
+                      float((~flagged[~pos]).mean()) if (~pos).any() else float("nan"))
     return {
         "auc": float(roc_auc_score(y, p)),
         "ks": float(np.max(tpr - fpr)),
@@ -81,6 +84,8 @@ def binary_metrics(y: np.ndarray, p: np.ndarray) -> dict:
         "log_loss": float(log_loss(y, np.clip(p, 1e-7, 1 - 1e-7), labels=[0, 1])),
         "brier": float(brier_score_loss(y, p)),
         "positive_rate": float(y.mean()),
+        "selection_rate": float(flagged.mean()),           # at the decision boundary 0.5
+        "tpr": tpr_at, "tnr": tnr_at, "balanced_accuracy": (tpr_at + tnr_at) / 2,
         "rows": int(len(y)),
     }
 
