@@ -47,6 +47,7 @@ def run_trained_model(snapshot: SnapshotOutcome, hygiene: HygieneOutcome, run: S
         tags={**{k: str(v) for k, v in tags.items()}, **health_tags}, steps=tuple(steps),
         artifacts={"model": str(files.dir)},
         facts={"state_dict_sha256": fit.train.digest, "test_auc": test["auc"], "test_ks": test["ks"],
+               "test_selection_rate": test["selection_rate"], "test_balanced_accuracy": test["balanced_accuracy"],
                "train_seconds": round(fit.train.seconds, 3), "training_epochs_run": len(monitor.records),
                "training_schedule": fit.train.schedule,
                "training_warnings": [{k: w[k] for k in ("kind", "epoch", "message")} for w in monitor.warnings]},

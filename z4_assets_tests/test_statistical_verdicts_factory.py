@@ -1,0 +1,58 @@
+"""Statistical verdicts in real factory runs: a tiny test split is insufficient evidence and blocks
+(shown as such, not as a number); a model that flags nobody fails the operating point while its
+AUC passes, and nothing downstream runs; the default training on loanapp gets past both."""
+
+from __future__ import annotations
+
+from z4_assets.assets import hygiene_report, trained_model, z3_snapshot
+from z4_assets.core.gates import INSUFFICIENT
+from z4_assets_tests.conftest import (check_metadata, check_verdicts, downstream_of, run_factory, started)
+from z4_assets_tests.small_credit import LOANAPP, loanapp_files, taiwan_sample
+
+BACKBONE = [z3_snapshot, hygiene_report, trained_model]
+# The training defaults before issue 16 (8 fixed epochs, no weighting, no early stopping)
+BEFORE = {"epochs": 8, "class_weight": "none", "patience": 0}
+
+
+def _register_loanapp(tmp_path, z3_root):
+    from z4_assets.core.z3 import add_snapshot
+
+    contract, data, config = loanapp_files(tmp_path / "loanapp")
+    ref, _ = add_snapshot(z3_root, LOANAPP, contract, data, dataset_config=config)
+    return ref
+
+
+def test_a_tiny_test_split_blocks_performance_as_insufficient_evidence(register, factory_resources):
+    register(taiwan_sample(400, seed=3))            # ~80 test rows, ~18 positives
+    result = run_factory(factory_resources)
+    verdicts = check_verdicts(result)
+    assert verdicts["snapshot_hash"] and verdicts["holdout_leak"], "it got to training"
+    for gate in ("performance_auc", "performance_ks", "operating_point"):
+        meta = check_metadata(result, gate)
+        assert verdicts[gate] is False and meta["decision"] == INSUFFICIENT, (gate, meta)
+        assert meta["measured"] == "not measured: insufficient evidence"
+        assert "positives" in meta["verdict"] and "needs >= 20" in meta["verdict"]
+    assert not result.success
+    assert not started(result) & downstream_of("trained_model"), "insufficient evidence blocks (the default)"
+
+
+def test_a_model_that_flags_nobody_fails_the_operating_point_and_stops_the_factory(tmp_path, z3_root,
+                                                                                   factory_resources):
+    """Gated on the point estimate (as before issue 16), AUC and KS let this model through."""
+    from z4_assets.resources import PolicyStore
+
+    _register_loanapp(tmp_path, z3_root)
+    point = tmp_path / "point.yaml"
+    point.write_text("defaults:\n  performance: {gate_on: point}\n")
+    factory_resources = {**factory_resources, "policy": PolicyStore(path=str(point))}
+    result = run_factory(factory_resources, train=BEFORE, assets=BACKBONE)
+    verdicts = check_verdicts(result)
+    assert verdicts["performance_auc"] and verdicts["performance_ks"], "AUC and KS alone let it through"
+    meta = check_metadata(result, "operating_point")
+    assert verdicts["operating_point"] is False and "flags nobody (selection rate 0)" in meta["verdict"]
+    assert not started(result) & downstream_of("trained_model")
+
+    again = run_factory(factory_resources, assets=[trained_model])   # the default training
+    assert check_verdicts(again)["operating_point"], check_metadata(again, "operating_point")["summary"]
+    flagged = again.asset_materializations_for_node("trained_model")[0].metadata
+    assert 0 < flagged["test_selection_rate"].value < 0.5
