@@ -121,3 +121,22 @@ def test_a_useful_model_passes_the_operating_point():
     g = _verdicts(y, p)["operating_point"]
     assert g.verdict == PASS, g.summary
     assert 0 < g.details["selection_rate"] < 1 and g.details["balanced_accuracy"] > 0.55
+
+
+def test_membership_on_185_rows_per_side_is_insufficient_and_blocks_only_if_the_policy_says(policy):
+    """The issue's case: attack AUC 0.43 on 185 rows per side is noise, not a pass."""
+    from z4_assets.core.security._evaluate import membership_gate
+
+    m = policy.security.membership
+    noise = {"attack_auc": 0.43, "rows_per_side": 185, "attack_fit_rows": 184, "attack_eval_rows": 186}
+    g = membership_gate(noise, m)
+    assert g.verdict == INSUFFICIENT and g.value is None and g.passed, "default: shown, does not block"
+    assert "185 members, 185 non-members; needs >= 500" in g.summary
+    strict = membership_gate(noise, m.model_copy(update={"insufficient_evidence_blocks": True}))
+    assert strict.verdict == INSUFFICIENT and not strict.passed
+    clear = {"attack_auc": 0.5, "rows_per_side": 4000, "attack_fit_rows": 4000, "attack_eval_rows": 4000}
+    assert membership_gate(clear, m).verdict == PASS
+    leaky = {**clear, "attack_auc": 0.6}
+    assert membership_gate(leaky, m).verdict == FAIL
+    near = {**clear, "rows_per_side": 600, "attack_fit_rows": 600, "attack_eval_rows": 600, "attack_auc": 0.56}
+    assert membership_gate(near, m).verdict == INSUFFICIENT, "0.56 on 300 + 300 rows: CI straddles 0.55"

@@ -76,6 +76,17 @@ def exact_auc_ks(y, p) -> dict[str, float]:
     return {"auc": float(roc_auc_score(y, p)), "ks": float(np.max(tpr - fpr))}
 
 
+def hanley_mcneil(auc: float, n_pos: int, n_neg: int, confidence: float) -> list[float]:
+    """Normal interval of an AUC from its Hanley-McNeil (1982) standard error, clipped to [0, 1]:
+    for a statistic whose scores are not kept (a membership attack's evaluation halves)."""
+    from statistics import NormalDist
+
+    q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
+    var = (auc * (1 - auc) + (n_pos - 1) * (q1 - auc * auc) + (n_neg - 1) * (q2 - auc * auc)) / (n_pos * n_neg)
+    half = NormalDist().inv_cdf(1 - (1 - confidence) / 2) * math.sqrt(max(var, 0.0))
+    return [round(max(0.0, auc - half), 6), round(min(1.0, auc + half), 6)]
+
+
 def wilson(k: int, n: int, confidence: float) -> list[float]:
     """Wilson score interval of a proportion k / n."""
     if n == 0:
