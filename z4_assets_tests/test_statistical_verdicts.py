@@ -140,3 +140,43 @@ def test_membership_on_185_rows_per_side_is_insufficient_and_blocks_only_if_the_
     assert membership_gate(leaky, m).verdict == FAIL
     near = {**clear, "rows_per_side": 600, "attack_fit_rows": 600, "attack_eval_rows": 600, "attack_auc": 0.56}
     assert membership_gate(near, m).verdict == INSUFFICIENT, "0.56 on 300 + 300 rows: CI straddles 0.55"
+
+
+def _fairness(n: int, seed: int = 0, unfair: float = 0.0, **policy):
+    """Two groups of G; group b's scores shifted by UNFAIR (its selection rate rises)."""
+    import pandas as pd
+
+    from z4_assets.core.contract import Contract
+    from z4_assets.core.fairness._report import build_report
+    from z4_assets.core.policy import load_policy
+
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame({"G": rng.choice(["a", "b"], n)})
+    y = (rng.random(n) < 0.3).astype(np.int64)
+    score = np.clip(0.25 + 0.3 * y + rng.normal(0, 0.15, n) + unfair * (df["G"] == "b"), 0, 1)
+    df["y"] = y
+    contract = Contract.model_validate({
+        "dataset_id": "synthetic", "target": {"column": "y", "positive": 1},
+        "sensitive": {"G": {"legal_basis": "legal_obligation"}},
+        "columns": {"G": {"dtype": "string"}, "y": {"dtype": "integer", "categories": [0, 1]}}})
+    rules = load_policy(None, "synthetic").fairness.model_copy(update={"bootstrap_resamples": 200, **policy})
+    return {g.name: g for g in build_report(df, contract, y, score, rules).gates}
+
+
+def test_fairness_groups_too_small_to_compare_are_insufficient_never_a_vacuous_pass():
+    gates = _fairness(150)             # ~75 test rows per group < min_group_count 100
+    for name, g in gates.items():
+        assert g.verdict == INSUFFICIENT and g.value is None and not g.passed, (name, g.summary)
+    allowed = _fairness(150, insufficient_evidence_blocks=False)
+    assert all(g.passed and g.verdict == INSUFFICIENT for g in allowed.values())
+
+
+def test_fairness_interval_mode_decides_only_what_the_sample_can():
+    """A parity gap of ~0.07 against a 0.10 maximum: on 400 rows the interval straddles it
+    (insufficient), on 40,000 it is decided (pass); a gap of ~0.3 fails on both."""
+    small = _fairness(400, unfair=0.05, gate_on="interval")["fairness_demographic_parity_diff"]
+    large = _fairness(40000, unfair=0.05, gate_on="interval")["fairness_demographic_parity_diff"]
+    assert small.verdict == INSUFFICIENT and large.verdict == PASS, (small.summary, large.summary)
+    for n in (400, 40000):
+        g = _fairness(n, unfair=0.3, gate_on="interval")["fairness_demographic_parity_diff"]
+        assert g.verdict == FAIL and g.details["attribute"] == "G", g.summary

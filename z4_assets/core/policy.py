@@ -150,7 +150,8 @@ class FairnessPolicy(Section):
     bootstrap_score_bins: int
     confidence: float
     seed: int
-    gate_on: Literal["point", "ci_low", "ci_high"]
+    gate_on: Literal["point", "ci_low", "ci_high", "interval"]
+    insufficient_evidence_blocks: bool = Field(description="an unassessable fairness gate stops the model")
     gate_attributes: Literal["protected", "all"]
     gate_intersections: bool
     unassessable_attributes_max: int
