@@ -35,7 +35,11 @@ def run_model_card(snapshot: SnapshotOutcome, hygiene: HygieneOutcome, model: Mo
     code = code_version()
     ids = {"dagster_run_id": run.run_id, "mlflow_run_id": mlflow_run_id, "git_sha": code["git_sha"],
            "git_dirty": code["git_dirty"], "dataset_hash": consumed.snapshot}
-    card, gate = render_card(evidence, ids, thresholds)
+    p = run.policy
+    sufficiency = {"performance and operating point": p.performance.insufficient_evidence_blocks,
+                   "fairness": rules.insufficient_evidence_blocks,
+                   "membership inference": p.security.membership.insufficient_evidence_blocks}
+    card, gate = render_card(evidence, ids, thresholds, sufficiency)
     files = run.folder.stage(GOVERNANCE.folder)
     atomic_write_text(files.card, card)
     atomic_write_json(files.gates, [gate.as_dict()])
