@@ -22,9 +22,16 @@ def _register_loanapp(tmp_path, z3_root):
     return ref
 
 
+def _packaged_policy(resources: dict) -> dict:
+    """The resources with the packaged default policy (the fixtures gate AUC/KS on the point estimate)."""
+    from z4_assets.resources import PolicyStore
+
+    return {**resources, "policy": PolicyStore(path="")}
+
+
 def test_a_tiny_test_split_blocks_performance_as_insufficient_evidence(register, factory_resources):
     register(taiwan_sample(400, seed=3))            # ~80 test rows, ~18 positives
-    result = run_factory(factory_resources)
+    result = run_factory(_packaged_policy(factory_resources))
     verdicts = check_verdicts(result)
     assert verdicts["snapshot_hash"] and verdicts["holdout_leak"], "it got to training"
     for gate in ("performance_auc", "performance_ks", "operating_point"):
@@ -56,3 +63,22 @@ def test_a_model_that_flags_nobody_fails_the_operating_point_and_stops_the_facto
     assert check_verdicts(again)["operating_point"], check_metadata(again, "operating_point")["summary"]
     flagged = again.asset_materializations_for_node("trained_model")[0].metadata
     assert 0 < flagged["test_selection_rate"].value < 0.5
+
+
+def test_the_1000_row_sample_flags_someone_and_its_auc_is_undecided(register, factory_resources):
+    """The issue's small credit case with the default training and policy: the model flags someone
+    (operating_point passes); its test AUC interval straddles 0.70, so performance is insufficient
+    evidence and blocks, instead of a pass or a fail read off ~200 rows."""
+    from z4_assets.assets.model import TrainConfig
+
+    register(taiwan_sample(1000))
+    result = run_factory(_packaged_policy(factory_resources), train=TrainConfig().model_dump(), assets=BACKBONE)
+    verdicts = check_verdicts(result)
+    op = check_metadata(result, "operating_point")
+    assert verdicts["operating_point"], op["verdict"]
+    assert 0 < op["evidence"]["selection_rate"] < 1 and op["evidence"]["tpr"] > 0
+    auc = check_metadata(result, "performance_auc")
+    assert auc["decision"] == INSUFFICIENT and "holds values on both sides of >= 0.7" in auc["verdict"], auc
+    lo, hi = auc["evidence"]["ci"]
+    assert lo < 0.70 < hi and auc["evidence"]["estimate"] is not None
+    assert not result.success
