@@ -180,3 +180,16 @@ def test_fairness_interval_mode_decides_only_what_the_sample_can():
     for n in (400, 40000):
         g = _fairness(n, unfair=0.3, gate_on="interval")["fairness_demographic_parity_diff"]
         assert g.verdict == FAIL and g.details["attribute"] == "G", g.summary
+
+
+def test_evasion_on_too_few_test_rows_is_insufficient(policy):
+    from z4_assets.core.security._evaluate import evasion_gate
+
+    e = policy.security.evasion
+    few = {"rows": 185, "accuracy_drop": 0.0, "gate_epsilon": 0.1, "auc_drop": 0.0, "validity": {},
+           "clean": {"accuracy": 0.81}}
+    g = evasion_gate(few, e)
+    assert g.verdict == INSUFFICIENT and g.value is None and "185 test rows; needs >= 200" in g.summary
+    assert g.passed == (not e.insufficient_evidence_blocks)
+    assert evasion_gate({**few, "rows": 4000}, e).verdict == PASS
+    assert evasion_gate({**few, "rows": 4000, "accuracy_drop": 0.2}, e).verdict == FAIL

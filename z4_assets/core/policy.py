@@ -107,6 +107,8 @@ class EvasionPolicy(Section):
     gate_epsilon: float
     pgd_iterations: int
     max_accuracy_drop: float = Field(description="gate evasion_accuracy_drop: clean accuracy - PGD accuracy")
+    min_rows: int = Field(ge=1, description="fewer attacked test rows: insufficient evidence")
+    insufficient_evidence_blocks: bool
 
 
 class MembershipPolicy(Section):

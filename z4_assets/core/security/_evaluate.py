@@ -157,7 +157,12 @@ def poisoning_gates(screen: PoisonScreen, p: dict, ids: np.ndarray) -> list[Gate
     ]
 
 
-def evasion_gate(robustness: dict, e: dict) -> Gate:
+def evasion_gate(robustness: dict, e) -> Gate:
+    if robustness["rows"] < e.min_rows:
+        return SECURITY.gate.evasion_accuracy_drop.insufficient(
+            f"accuracy drop under PGD on {robustness['rows']} test rows; needs >= {e.min_rows}", "<=",
+            e.max_accuracy_drop, e.insufficient_evidence_blocks,
+            {"rows": robustness["rows"], "accuracy_drop": robustness["accuracy_drop"], "minimum": e.min_rows})
     return SECURITY.gate.evasion_accuracy_drop.compare(robustness["accuracy_drop"], "<=", e.max_accuracy_drop,
                    f"accuracy drop under PGD at epsilon {robustness['gate_epsilon']} (valid rows, frozen inputs kept)",
                    {"clean_accuracy": robustness["clean"]["accuracy"], "auc_drop": robustness["auc_drop"],
