@@ -59,7 +59,9 @@ def test_a_model_that_flags_nobody_fails_the_operating_point_and_stops_the_facto
     assert verdicts["operating_point"] is False and "flags nobody (selection rate 0)" in meta["verdict"]
     assert not started(result) & downstream_of("trained_model")
 
-    again = run_factory(factory_resources, assets=[trained_model])   # the default training
+    from z4_assets.assets.model import TrainConfig
+
+    again = run_factory(factory_resources, train=TrainConfig().model_dump(), assets=[trained_model])  # the defaults
     assert check_verdicts(again)["operating_point"], check_metadata(again, "operating_point")["verdict"]
     flagged = again.asset_materializations_for_node("trained_model")[0].metadata
     assert 0 < flagged["test_selection_rate"].value < 0.5
