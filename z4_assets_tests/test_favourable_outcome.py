@@ -91,7 +91,10 @@ def test_a_positive_favourable_dataset_is_gated_on_its_favourable_rate(tmp_path,
 
     contract, data, config = loanapp_files(tmp_path / "d", target="approve", favourable=1)
     add_snapshot(z3_root, LOANAPP, contract, data, dataset_config=config)
-    result = run_factory(factory_resources, assets=[z3_snapshot, hygiene_report, trained_model, fairness_report])
+    from z4_assets.assets.model import TrainConfig
+
+    result = run_factory(factory_resources, train=TrainConfig().model_dump(),
+                         assets=[z3_snapshot, hygiene_report, trained_model, fairness_report])
     verdicts = check_verdicts(result)
     assert verdicts["operating_point"], verdicts
     report_path = result.asset_materializations_for_node("fairness_report")[0].metadata["file_report"].value
