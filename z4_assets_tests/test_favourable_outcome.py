@@ -92,8 +92,9 @@ def test_a_positive_favourable_dataset_is_gated_on_its_favourable_rate(tmp_path,
     contract, data, config = loanapp_files(tmp_path / "d", target="approve", favourable=1)
     add_snapshot(z3_root, LOANAPP, contract, data, dataset_config=config)
     from z4_assets.assets.model import TrainConfig
+    from z4_assets.core.training import CONVERGED
 
-    result = run_factory(factory_resources, train=TrainConfig().model_dump(),
+    result = run_factory(factory_resources, train={**TrainConfig().model_dump(), **CONVERGED},
                          assets=[z3_snapshot, hygiene_report, trained_model, fairness_report])
     verdicts = check_verdicts(result)
     assert verdicts["operating_point"], verdicts

@@ -60,8 +60,9 @@ def test_a_model_that_flags_nobody_fails_the_operating_point_and_stops_the_facto
     assert not started(result) & downstream_of("trained_model")
 
     from z4_assets.assets.model import TrainConfig
+    from z4_assets.core.training import CONVERGED
 
-    again = run_factory(factory_resources, train=TrainConfig().model_dump(), assets=[trained_model])  # the defaults
+    again = run_factory(factory_resources, train={**TrainConfig().model_dump(), **CONVERGED}, assets=[trained_model])  # converged
     assert check_verdicts(again)["operating_point"], check_metadata(again, "operating_point")["verdict"]
     flagged = again.asset_materializations_for_node("trained_model")[0].metadata
     assert 0 < flagged["test_selection_rate"].value < 0.5
@@ -72,9 +73,10 @@ def test_the_1000_row_sample_flags_someone_and_its_auc_is_undecided(register, fa
     (operating_point passes); its test AUC interval straddles 0.70, so performance is insufficient
     evidence and blocks, instead of a pass or a fail read off ~200 rows."""
     from z4_assets.assets.model import TrainConfig
+    from z4_assets.core.training import CONVERGED
 
     register(taiwan_sample(1000))
-    result = run_factory(_packaged_policy(factory_resources), train=TrainConfig().model_dump(), assets=BACKBONE)
+    result = run_factory(_packaged_policy(factory_resources), train={**TrainConfig().model_dump(), **CONVERGED}, assets=BACKBONE)
     verdicts = check_verdicts(result)
     op = check_metadata(result, "operating_point")
     assert verdicts["operating_point"], op["verdict"]

@@ -18,10 +18,15 @@ BEFORE = {"hidden_sizes": [64, 32], "epochs": 8, "batch_size": 512, "learning_ra
           "weight_decay": 1e-5, "seed": 7, "threads": 1}   # the defaults before this change
 
 
-def test_the_defaults_here_are_the_train_configs():
+def test_the_converged_schedule_here_is_the_train_config_with_converged():
+    """TrainConfig's defaults train as before (8 epochs, no early stopping, no weighting); CONVERGED
+    is the one named change to train to convergence."""
     from z4_assets.assets.model import TrainConfig
+    from z4_assets.core.training import CONVERGED
 
-    assert TrainConfig().model_dump() == DEFAULTS
+    assert {**TrainConfig().model_dump(), **CONVERGED} == DEFAULTS
+    assert {k: TrainConfig().model_dump()[k] for k in ("epochs", "patience", "class_weight")} == \
+        {"epochs": 8, "patience": 0, "class_weight": "none"}
 
 
 def test_epoch_budget_scales_with_the_data_and_a_number_caps_it():

@@ -9,8 +9,9 @@ from z4_assets.core.stage_run import StageRun
 from z4_assets.core.stages import TRAINING
 from z4_assets.core.training._features import FeatureSpec
 from z4_assets.core.training._monitor import TrainingDiverged
+from z4_assets.core.training._schedule import CONVERGED
 
-__all__ = ["FeatureSpec", "TrainingDiverged", "load_model", "load_model_dir", "predict_proba", "rebuild_from", "run_trained_model",
+__all__ = ["CONVERGED", "FeatureSpec", "TrainingDiverged", "load_model", "load_model_dir", "predict_proba", "rebuild_from", "run_trained_model",
            "score_rows"]
 
 

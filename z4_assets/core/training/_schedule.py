@@ -24,6 +24,12 @@ import numpy as np
 # the defaults are in z4_assets/assets/model.py (TrainConfig), the only place a run gets them.
 CLASS_WEIGHTS = ("auto", "balanced", "none")
 
+# The converged schedule as run config (trained_model's TrainConfig): a scaled epoch budget, early
+# stopping, class weighting. Not the default yet: on the bundled sample its model fails the AGE
+# fairness and PGD gates (docs/gates.md, "Training to convergence"), and which model the sample
+# should ship is a model-risk decision, not a gate to loosen.
+CONVERGED = {"epochs": None, "patience": 10, "class_weight": "auto"}
+
 
 @dataclass(frozen=True)
 class Schedule:
