@@ -61,7 +61,7 @@ def test_z4_demo_trains_the_bundled_sample_in_a_real_instance(demo_project):
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout
     assert "sample snapshot registered: taiwan_credit_default@" in out
-    assert out.count(" pass ") == len(all_gate_names()) == 29 and " FAIL " not in out
+    assert out.count(" pass ") == len(all_gate_names()) == 30 and " FAIL " not in out
     assert "model card:" in out
     assert "registered: z4-taiwan_credit_default version 1 as @candidate" in out
     assert "state_dict sha256" in out

@@ -19,7 +19,7 @@ from z4_assets_tests.conftest import (ALL_ASSETS, TARGET, check_metadata, check_
 
 ALL_GATES = {"snapshot_hash", "contract", "legal_basis", "duplicate_rows", "conflicting_labels",
              "impossible_values", "target_leakage", "temporal_leakage", "holdout_leak", "drift",
-             "performance_auc", "performance_ks", "fairness_coverage", "fairness_ks_diff",
+             "performance_auc", "performance_ks", "operating_point", "fairness_coverage", "fairness_ks_diff",
              "fairness_auc_diff", "fairness_demographic_parity_diff", "fairness_demographic_parity_ratio",
              "fairness_equalized_odds_diff", "model_card_complete", "package_verified", "release_gates_pass",
              "cleanup_complete",

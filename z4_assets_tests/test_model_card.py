@@ -64,6 +64,8 @@ def test_complete_run_writes_a_complete_card_with_the_real_numbers(sample_factor
     assert "**MISSING EVIDENCE:**" not in card
     assert [line[3:] for line in card.splitlines() if line.startswith("## ")] == list(SECTIONS)
 
+    assert ("stops the model for: performance and operating point, fairness; is shown but does not stop it "
+            "for: membership inference (policy).") in card, "the card says what insufficient evidence does"
     config = yaml.safe_load(SAMPLE_DATASET_CONFIG.read_text())
     for text in (config["purpose"], config["intended_use"], *config["out_of_scope"]):
         assert inert(text) in card  # quoted inert (core/governance/_escape.py)

@@ -100,10 +100,12 @@ def test_gradient_and_stall_warnings_are_logged_and_recorded(diverged, tmp_path)
 
     assert materialized(result) == {"trained_model"}  # it trains (badly: the gates fail), with warnings
     verdicts = check_verdicts(result)
-    assert {g for g in TRAINING.gate_names if not verdicts[g]} == {"performance_auc", "performance_ks"}
-    for gate in TRAINING.gate_names:
+    assert {g for g in TRAINING.gate_names if not verdicts[g]} == {"performance_auc", "performance_ks",
+                                                                    "operating_point"}
+    for gate in ("performance_auc", "performance_ks"):
         meta = check_metadata(result, gate)
         assert meta["measured"] < meta["threshold"], (gate, meta)
+    assert check_metadata(result, "operating_point")["measured"] > 0   # failed degenerate-model checks
     assert not started(result) & downstream_of("trained_model"), "a model below the bar is not evaluated"
     meta = result.asset_materializations_for_node("trained_model")[0].metadata
     warned = [(w["kind"], w["epoch"]) for w in meta["training_warnings"].value]
@@ -111,7 +113,7 @@ def test_gradient_and_stall_warnings_are_logged_and_recorded(diverged, tmp_path)
     assert meta["training_epochs_run"].value == 3
 
     client, run = _mlflow_run(resources, result.run_id)
-    assert run.info.status == "FAILED" and run.data.tags["z4.blocked_by"] == "performance_auc,performance_ks"
+    assert run.info.status == "FAILED" and run.data.tags["z4.blocked_by"] == "performance_auc,performance_ks,operating_point"
     assert run.data.tags["training.warnings"] == "exploding_gradient,no_improvement"
     assert run.data.metrics["training.warning.exploding_gradient"] >= 1
     assert run.data.metrics["training.warning.no_improvement"] == 1

@@ -63,9 +63,25 @@ class SplitPolicy(Section):
     seed: int
 
 
+class OperatingPointPolicy(Section):
+    score_threshold: float = Field(gt=0, lt=1, description="a test row is flagged when P(positive) >= this")
+    positive_rate_ratio_max: float = Field(gt=1, description="flagged share / base rate must lie within "
+                                                              "[1/this, this]")
+    balanced_accuracy_min: float = Field(gt=0.5, le=1, description="the majority class scores 0.5")
+
+
 class PerformancePolicy(Section):
     test_auc_min: float
     test_ks_min: float
+    gate_on: Literal["point", "interval"] = Field(description="interval: the whole CI must comply to pass, "
+                                                              "all of it breach to fail, else insufficient")
+    confidence: float = Field(gt=0.5, lt=1)
+    bootstrap_resamples: int = Field(ge=100)
+    seed: int
+    min_class_rows: int = Field(ge=1, description="test positives and negatives below this: insufficient evidence")
+    insufficient_evidence_blocks: bool = Field(description="an insufficient performance or operating-point "
+                                                           "gate stops the model")
+    operating_point: OperatingPointPolicy
 
 
 class TrainingPolicy(Section):
@@ -108,11 +124,17 @@ class EvasionPolicy(Section):
     gate_epsilon: float
     pgd_iterations: int
     max_accuracy_drop: float = Field(description="gate evasion_accuracy_drop: clean accuracy - PGD accuracy")
+    min_rows: int = Field(ge=1, description="fewer attacked test rows: insufficient evidence")
+    insufficient_evidence_blocks: bool
 
 
 class MembershipPolicy(Section):
     rows_per_side: int
     max_attack_auc: float = Field(description="gate membership_auc")
+    min_rows_per_side: int = Field(ge=20, description="fewer members or non-members: insufficient evidence")
+    gate_on: Literal["point", "interval"] = Field(description="interval: the attack AUC's CI decides")
+    confidence: float = Field(gt=0.5, lt=1)
+    insufficient_evidence_blocks: bool
 
 
 class IntegrityPolicy(Section):
@@ -147,7 +169,8 @@ class FairnessPolicy(Section):
     bootstrap_score_bins: int
     confidence: float
     seed: int
-    gate_on: Literal["point", "ci_low", "ci_high"]
+    gate_on: Literal["point", "ci_low", "ci_high", "interval"]
+    insufficient_evidence_blocks: bool = Field(description="an unassessable fairness gate stops the model")
     gate_attributes: Literal["protected", "all"]
     gate_intersections: bool
     unassessable_attributes_max: int

@@ -64,8 +64,11 @@ HYGIENE = Stage(
 
 TRAINING = Stage(
     "training", "trained_model", "model", "model", "model", ("snapshot", "hygiene"),
-    _gates(performance_auc="Test-split AUC reaches the policy minimum.",
-           performance_ks="Test-split KS reaches the policy minimum."),
+    _gates(performance_auc="Test-split AUC reaches the policy minimum (on its confidence interval by default; "
+                           "too small a test split is insufficient evidence).",
+           performance_ks="Test-split KS reaches the policy minimum (as performance_auc).",
+           operating_point="The model's decisions are not degenerate: it flags someone and not everyone, its "
+                           "flagged share stays near the base rate, it beats the majority class on balanced accuracy."),
     "The candidate model, trained reproducibly on the clean split, with a bit-exact weights digest.")
 
 SECURITY = Stage(

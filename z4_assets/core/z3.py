@@ -155,7 +155,7 @@ def add_snapshot(root: str | Path, dataset_id: str, contract_path: str | Path,
     if dataset_config is not None:
         from z4_assets.core.dataset_config import load_dataset_config
 
-        _, config_hash = load_dataset_config(dataset_config, dataset_id)
+        _, config_hash = load_dataset_config(dataset_config, dataset_id, contract)
     if contract.dataset_id != dataset_id:
         raise Z4Error(f"unknown dataset id {dataset_id!r}: this contract is for "
                       f"{contract.dataset_id!r}", contract_path)

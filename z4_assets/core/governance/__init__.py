@@ -36,11 +36,15 @@ def run_model_card(snapshot: SnapshotOutcome, hygiene: HygieneOutcome, model: Mo
     code = code_version()
     ids = {"dagster_run_id": run.run_id, "mlflow_run_id": mlflow_run_id, "git_sha": code["git_sha"],
            "git_dirty": code["git_dirty"], "dataset_hash": consumed.snapshot}
+    p = run.policy
+    sufficiency = {"performance and operating point": p.performance.insufficient_evidence_blocks,
+                   "fairness": rules.insufficient_evidence_blocks,
+                   "membership inference": p.security.membership.insufficient_evidence_blocks}
     files = run.folder.stage(GOVERNANCE.folder)
     trace = policy_trace(run.policy)
     atomic_write_json(files.policy_trace, trace)
     evidence.pieces["policy_trace"], evidence.sources["policy_trace"] = trace, str(files.policy_trace)
-    card, gate = render_card(evidence, ids, thresholds)
+    card, gate = render_card(evidence, ids, thresholds, sufficiency)
     atomic_write_text(files.card, card)
     atomic_write_json(files.gates, [gate.as_dict()])
     atomic_write_json(files.evidence_index, {"sources": evidence.sources, "missing": evidence.missing,

@@ -75,7 +75,8 @@ def fairness(ev) -> list[str]:
     sel, boot = rep["selection"], rep["bootstrap"]
     lines = [f"Test rows: {rep['test_rows']}. Selected (predicted positive) = score >= {_fmt(sel['threshold'])} "
              f"(policy rule `{sel['rule']}` {sel['value']}); favourable outcome for the parity ratio: "
-             f"`{sel['favourable_outcome']}`. Intervals: {boot['confidence']:.0%} percentile, "
+             f"`{sel['favourable_outcome']}`"
+             f"{' (' + sel['favourable_outcome_source'] + ')' if sel.get('favourable_outcome_source') else ''}. Intervals: {boot['confidence']:.0%} percentile, "
              f"{boot['resamples']} Poisson-bootstrap resamples, seed {boot['seed']}. Groups with fewer than "
              f"{rep['min_group_count']} rows or {rep['min_class_count']} of either class are reported as "
              f"insufficient and left out of the disparities. Gated attributes: "
