@@ -123,14 +123,18 @@ def test_a_loosened_run_says_so_in_the_package_the_card_and_the_registry(loose_r
     assert {d["key"] for d in json.loads(tags["policy.diff"])} == {d["key"] for d in expected["diff"]}
 
 
-def test_the_default_run_says_the_defaults_were_in_force(sample_factory_run):
+def test_the_fixture_run_names_its_one_change_and_loosens_nothing(sample_factory_run):
+    """The test fixtures run under fixture_policy.yaml (AUC/KS decided on the point estimate): the card,
+    the trace and the registry tags name exactly that change, with the gates it moves."""
     run_dir = sample_factory_run["run_dir"]
     card = (run_dir / "governance" / "model_card.md").read_text()
     section = card.split("## Policy in force")[1].split("\n## ")[0]
-    assert "The shipped defaults, unchanged." in section and "Loosened" not in card
+    assert "| performance.gate_on | `interval` | `point` | changed | performance_auc, performance_ks |" in section
+    assert "The shipped defaults, unchanged." not in section and "Loosened" not in card
     client = MlflowClient(sample_factory_run["resources"]["mlflow"].tracking_uri)
     (version,) = client.search_model_versions(f"name = 'z4-{DATASET}'")
-    assert version.tags["policy.overridden"] == "false" and version.tags["policy.loosened_gates"] == "none"
+    assert version.tags["policy.overridden"] == "true" and version.tags["policy.loosened_gates"] == "none"
+    assert [d["key"] for d in json.loads(version.tags["policy.diff"])] == ["performance.gate_on"]
 
 
 def test_limitations_list_every_disparity_past_the_shipped_default_gated_or_not(sample_factory_run, tmp_path):
@@ -191,3 +195,15 @@ def test_an_edited_registry_tag_refuses_the_load(loose_run, signing_key):
             load_model_by_alias(f"z4-{DATASET}", pub, tracking_uri=uri)
     finally:
         client.set_model_version_tag(f"z4-{DATASET}", version.version, "policy.loosened_gates", honest)
+
+
+def test_the_shipped_defaults_say_so_in_the_card_section():
+    """With no override, the trace has no diff and the card's section says the defaults were in force."""
+    from types import SimpleNamespace
+
+    from z4_assets.core.governance._card import _policy
+
+    t = policy_trace(load_policy(None, DATASET))
+    assert t["overridden"] is False and t["diff"] == [] and t["loosened_gates"] == []
+    lines = _policy(SimpleNamespace(get=lambda k: t))
+    assert lines[-1] == "The shipped defaults, unchanged." and f"`{t['digest']}`" in "\n".join(lines)
