@@ -89,7 +89,8 @@ def test_without_a_baseline_the_plot_shows_test_against_train_and_flags_nothing(
                                                                                  tmp_path):
     accepted = shifted["accepted"]
     gate = _drift_gate(accepted)
-    assert gate.details == {"baseline": None}
+    assert gate.details == {"baseline": None, "method": "factory"}
+    assert gate.verdict == "INSUFFICIENT_EVIDENCE" and gate.value is None and gate.passed  # measured nothing
     files = drift_plot.write_drift_plot(shifted["base"], contract, accepted.split, gate.details,
                                         policy.hygiene, _folder(tmp_path))
     data = json.loads(files["drift_data"].read_text())

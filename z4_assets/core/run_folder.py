@@ -9,6 +9,7 @@
       scratch/<run id>/                  temp files, caches, secrets: removed when the run ends
       outcomes/<asset>/<partition>.json  the last outcome of each stage per snapshot (the IO manager's store)
       baselines/<dataset id>.json        each dataset's drift baseline profile
+      baselines/<dataset id>.reference.parquet  its value counts per feature (sha256 in the profile)
       cache/                             environment-derived files (the SBOM)
       retention/                         `z4 retention apply` reports
 
@@ -140,6 +141,9 @@ class FactoryRoot:
 
     def baseline(self, dataset_id: str) -> Path:
         return self.root / "baselines" / f"{dataset_id}.json"
+
+    def baseline_reference(self, dataset_id: str) -> Path:
+        return self.root / "baselines" / f"{dataset_id}.reference.parquet"
 
     def outcome(self, asset: str, partition: str) -> Path:
         from z4_assets.core.z3 import parse_snapshot_key

@@ -1,0 +1,107 @@
+"""The drift gates: distribution drift (PSI, KL), missingness drift, and features with no baseline.
+
+A dataset's first snapshot has no baseline: the three gates then say INSUFFICIENT EVIDENCE (blocking
+or not as `hygiene.drift_no_baseline_blocks` says) and report no measured value.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from z4_assets.core.contract import Contract
+from z4_assets.core.errors import Z4Error
+from z4_assets.core.gates import Gate
+from z4_assets.core.hygiene import _drift as drift
+from z4_assets.core.stages import HYGIENE
+
+G = HYGIENE.gate
+DEFINITIONS = {
+    "factory": "factory definition (docs/drift.md): reference deciles plus a bin below the reference's minimum "
+               "and one above its maximum; nulls left out (missingness apart); zero shares -> 1e-4, renormalised; "
+               "PSI = sum((c-r) ln(c/r)); KL = KL(reference || current)",
+    "evidently": f"Evidently {'0.7.23'} definition: Sturges bins over reference and current together (one bin per "
+                 "value when the reference has <= 20 values, or the feature is categorical); nulls and +-inf "
+                 "dropped; zero shares -> min/1e6 (or 1e-4); PSI = sum((r-c) ln(r/c)); KL = KL(reference || current)",
+}
+
+
+def drift_gates(df: pd.DataFrame, contract: Contract, h, baseline: dict | None,
+                reference: pd.DataFrame | None) -> list[Gate]:
+    """drift, drift_missingness and drift_new_features of DF against BASELINE (its profile) and
+    REFERENCE (its value counts, needed by `drift_method: evidently`)."""
+    method = h.drift_method
+    if baseline is None:
+        return _no_baseline(h, method)
+    if baseline.get("version") != drift.PROFILE_VERSION:
+        raise Z4Error(f"the dataset's drift baseline has profile format {baseline.get('version', 1)}, this factory "
+                      f"reads format {drift.PROFILE_VERSION} (tail bins, nulls apart): delete it to re-baseline")
+    if method == "evidently":
+        if reference is None:
+            raise Z4Error("drift_method evidently needs the baseline's reference value counts, and there are none")
+        from z4_assets.core.hygiene import _drift_evidently
+
+        per = _drift_evidently.drift_against(reference, baseline, df, contract)
+    else:
+        per = drift.drift_against(baseline, df)
+    label = baseline.get("snapshot")
+    new = drift.new_features(baseline, contract)
+    return [_distribution(per, h, method, label, new), _missingness(per, h, label),
+            _new_features(new, baseline, contract, h, label)]
+
+
+def _no_baseline(h, method: str) -> list[Gate]:
+    reason = ("no baseline: this is the dataset's first accepted snapshot, so there is nothing to compare "
+              "with; it becomes the baseline once every hygiene gate lets it through")
+    blocks = bool(h.drift_no_baseline_blocks)
+    details = {"baseline": None, "method": method}
+    return [G.drift.insufficient(reason, "<=", h.drift_psi_max, blocks, details),
+            G.drift_missingness.insufficient(reason, "<=", h.drift_missing_share_max, blocks, details),
+            G.drift_new_features.insufficient(reason, "<=", 0, blocks, details)]
+
+
+def _distribution(per: dict, h, method: str, label: str | None, new: list[str]) -> Gate:
+    measured = {c: v for c, v in per.items() if v["psi"] is not None}
+    details = {"method": method, "definition": DEFINITIONS[method], "baseline": label, "per_feature": measured,
+               "not_measured": sorted(set(per) - set(measured)), "new_features": {c: drift.NEW for c in new},
+               "kl_threshold": h.drift_kl_max}
+    if not measured:
+        return G.drift.insufficient(f"no feature has non-null values on both sides ({method} definition)",
+                                    "<=", h.drift_psi_max, True, details)
+    worst = max(measured, key=lambda c: measured[c]["psi"])
+    kl_worst = max(measured, key=lambda c: measured[c]["kl"])
+    details.update(max_kl=measured[kl_worst]["kl"], max_kl_feature=kl_worst)
+    g = G.drift.compare(measured[worst]["psi"], "<=", h.drift_psi_max,
+                        f"highest PSI against baseline ({worst}; {method} definition)", details)
+    if g.passed and measured[kl_worst]["kl"] > h.drift_kl_max:
+        g = G.drift.compare(measured[kl_worst]["kl"], "<=", h.drift_kl_max,
+                            f"highest KL(reference || current) against baseline ({kl_worst}; {method} definition)",
+                            details)
+    return g
+
+
+def _missingness(per: dict, h, label: str | None) -> Gate:
+    shares = {c: {**v["nulls"], "change": abs(v["nulls"]["current"] - v["nulls"]["reference"])} for c, v in per.items()}
+    details = {"baseline": label, "per_feature": shares}
+    if not shares:
+        return G.drift_missingness.insufficient("no feature in both the baseline and the snapshot", "<=",
+                                                h.drift_missing_share_max, True, details)
+    worst = max(shares, key=lambda c: (shares[c]["change"], c))
+    w = shares[worst]
+    return G.drift_missingness.compare(
+        round(w["change"], 6), "<=", h.drift_missing_share_max,
+        f"largest change of a feature's share of nulls ({worst}: {w['reference']:.4f} in the baseline, "
+        f"{w['current']:.4f} now)", details)
+
+
+def _new_features(new: list[str], baseline: dict, contract: Contract, h, label: str | None) -> Gate:
+    dropped = sorted(set(baseline["features"]) - set(contract.candidate_features))
+    details = {"baseline": label, "new_features": {c: drift.NEW for c in new}, "not_in_snapshot": dropped,
+               "policy": h.drift_new_feature}
+    listed = ", ".join(new[:10]) + (f" and {len(new) - 10} more" if len(new) > 10 else "")
+    if new and h.drift_new_feature == "warn":
+        return G.drift_new_features.verdict(
+            True, len(new), "<=", 0, f"warn (policy drift_new_feature: warn): {len(new)} model feature(s) "
+            f"new: no baseline ({listed}); not drift-checked", details)
+    what = f"model features with no baseline profile (new: no baseline: {listed})" if new else \
+        "model features with no baseline profile"
+    return G.drift_new_features.compare(len(new), "<=", 0, what, details)
