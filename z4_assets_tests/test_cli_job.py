@@ -165,11 +165,13 @@ def test_z4_run_trains_the_named_partition_and_prints_only_its_own_gates(project
     verdicts = {}
     for line in summary.splitlines():
         parts = line.split()
-        if len(parts) >= 3 and parts[1] in all_gate_names() and parts[2] in ("pass", "FAIL"):
+        if len(parts) >= 3 and parts[1] in all_gate_names() and parts[2] in ("pass", "FAIL", "insuff."):
             verdicts[parts[1]] = parts[2]
     assert verdicts["snapshot_hash"] == "pass" and verdicts["duplicate_rows"] == "FAIL", summary
     assert set(verdicts) == {"snapshot_hash", "contract", "legal_basis", "purpose", "duplicate_rows",
                              "conflicting_labels", "impossible_values", "target_leakage", "temporal_leakage",
-                             "holdout_leak", "drift", "cleanup_complete"}, summary
+                             "holdout_leak", "drift", "drift_missingness", "drift_new_features",
+                             "cleanup_complete"}, summary
+    assert verdicts["drift"] == "insuff.", summary  # the dataset's first snapshot: no baseline, not a measured 0
     assert "(trained_model skipped: hygiene_report did not pass in this run)" in summary
     assert not any(o in out for o in others)
