@@ -40,7 +40,9 @@ def run_hygiene_report(snapshot: SnapshotOutcome, run: StageRun) -> HygieneOutco
     return HygieneOutcome(
         stage=HYGIENE.name, partition=run.partition, run_id=run.run_id, gates=tuple(result.gates),
         files={**{k: str(v) for k, v in written.items()}, "split": str(split_path)},
-        plots={"drift_per_feature": Plot(title="Drift per feature (PSI)", path=str(written["drift_plot"]))},
+        plots={"drift_per_feature": Plot(title="Drift per feature (PSI)", path=str(written["drift_plot"])),
+               "drift_distributions": Plot(title="Drift: reference vs current distribution per flagged feature",
+                                           path=str(written["drift_distributions"]))},
         metrics={f"hygiene.{g.name}": float(g.value) for g in result.gates if isinstance(g.value, (int, float))},
         tags={"hygiene.passed": str(result.passed).lower()},
         artifacts={"reports/hygiene": str(files.dir)},
