@@ -31,7 +31,7 @@ def build_profile(df: pd.DataFrame, contract: Contract, bins: int) -> dict:
         s = df[col]
         nulls = float(s.isna().mean()) if len(s) else 0.0
         if contract.is_categorical(col):
-            counts = _as_text(s).dropna().value_counts()
+            counts = text_counts(s)
             cats = sorted(counts.index.tolist())
             features[col] = {"kind": "categorical", "categories": cats, "nulls": nulls,
                              "p": _shares(np.array([counts[c] for c in cats], dtype="float64")).tolist()}
@@ -56,7 +56,7 @@ def reference_counts(df: pd.DataFrame, contract: Contract) -> pd.DataFrame:
     for col in contract.candidate_features:
         s = df[col].dropna()
         if contract.is_categorical(col):
-            vc = _as_text(s).value_counts()
+            vc = text_counts(s)
             parts.append(pd.DataFrame({"feature": col, "number": np.nan, "category": vc.index.astype(str),
                                        "count": vc.to_numpy(dtype="int64")}))
         else:
@@ -128,7 +128,7 @@ def _numeric_labels(lo: float, hi: float, edges: list[float]) -> list[str]:
 
 
 def _categorical_bins(prof: dict, s: pd.Series) -> tuple[list[str], np.ndarray, np.ndarray]:
-    counts = _as_text(s).dropna().value_counts()
+    counts = text_counts(s)
     cats = prof["categories"]
     unseen = sorted(set(counts.index) - set(cats))
     ref = np.concatenate([np.asarray(prof["p"], dtype="float64"), np.zeros(len(unseen))])
@@ -156,8 +156,12 @@ def _numbers(s: pd.Series) -> np.ndarray:
     return pd.to_numeric(s, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
 
 
-def _as_text(s: pd.Series) -> pd.Series:
-    return s.astype("string")
+def text_counts(s: pd.Series) -> pd.Series:
+    """Counts of a categorical feature's non-null values, keyed by their text (1 -> "1"): counted
+    first, converted after, so 1M rows cost one value_counts, not 1M string conversions."""
+    counts = s.dropna().value_counts()
+    counts.index = counts.index.astype(str)
+    return counts.groupby(level=0, sort=False).sum()
 
 
 def _g(x: float) -> str:

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from z4_assets.core.contract import Contract
-from z4_assets.core.hygiene._drift import SHOWN_CATEGORIES, _as_text, _numbers, _shown
+from z4_assets.core.hygiene._drift import SHOWN_CATEGORIES, _numbers, _shown, text_counts
 
 VERSION = "0.7.23"
 DISCRETE_MAX = 20  # Evidently: a numeric column with at most this many reference values is binned by value
@@ -41,7 +41,7 @@ def drift_against(reference: pd.DataFrame, baseline: dict, df: pd.DataFrame, con
         categorical = prof["kind"] == "categorical"
         if categorical:
             ref_vals, ref_counts = ref["category"].astype(str).to_numpy(), ref["count"].to_numpy(dtype="float64")
-            cur_vc = _as_text(s).dropna().value_counts()
+            cur_vc = text_counts(s)
         else:
             keep = np.isfinite(ref["number"].to_numpy(dtype="float64"))
             ref_vals, ref_counts = ref["number"].to_numpy(dtype="float64")[keep], ref["count"].to_numpy(dtype="float64")[keep]
