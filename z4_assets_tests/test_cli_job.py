@@ -61,7 +61,9 @@ def test_z4_demo_trains_the_bundled_sample_in_a_real_instance(demo_project):
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout
     assert "sample snapshot registered: taiwan_credit_default@" in out
-    assert out.count(" pass ") == len(all_gate_names()) == 29 and " FAIL " not in out
+    assert len(all_gate_names()) == 31 and " FAIL " not in out
+    # a fresh project's first snapshot: the three drift gates have no baseline to compare with
+    assert out.count(" pass ") == 28 and out.count(" insuff. ") == 3, out
     assert "model card:" in out
     assert "registered: z4-taiwan_credit_default version 1 as @candidate" in out
     assert "state_dict sha256" in out
