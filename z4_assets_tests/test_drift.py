@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from z4_assets.core.errors import Z4Error
+from z4_assets.core.files import sha256_file
 from z4_assets.core.hygiene import _drift as drift, _drift_evidently
 from z4_assets.core.hygiene._baseline import read_baseline, write_baseline
 from z4_assets.core.hygiene._drift_gates import drift_gates
@@ -154,9 +155,10 @@ def test_method_evidently_gives_evidentlys_psi_and_kl_to_1e_9(halves, contract, 
 def test_the_baseline_refuses_edited_or_missing_reference_values(halves, contract, tmp_path):
     factory = FactoryRoot(tmp_path)
     assert read_baseline(factory, "d") == (None, None)
-    write_baseline(factory, "d", "d@1", drift.build_profile(halves[0], contract, 10),
-                   drift.reference_counts(halves[0], contract))
+    assert write_baseline(factory, "d", "d@1", drift.build_profile(halves[0], contract, 10),
+                          drift.reference_counts(halves[0], contract))
     profile, counts = read_baseline(factory, "d")
+    assert profile["file_sha256"] == sha256_file(factory.baseline("d"))  # named in the drift evidence
     assert profile["snapshot"] == "d@1" and int(counts["count"].sum()) == 15000 * len(contract.candidate_features)
     path = factory.baseline_reference("d")
     edited = counts.assign(count=counts["count"] * 2)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from z4_assets.assets import hygiene_report, z3_snapshot
+from z4_assets.core.files import sha256_file
 from z4_assets.core.run_folder import FactoryRoot
 from z4_assets_tests.conftest import DATASET, check_metadata, check_verdicts, materialized, run_factory
 
@@ -46,6 +47,8 @@ def test_the_first_snapshot_says_no_baseline_and_becomes_it(baselined, factory_r
     assert all(check_verdicts(first)[n] for n in DRIFT_GATES)  # non-blocking by default policy
     factory = FactoryRoot(factory_resources["storage"].root)
     assert factory.baseline(DATASET).is_file() and factory.baseline_reference(DATASET).is_file()
+    meta = first.asset_materializations_for_node("hygiene_report")[0].metadata
+    assert meta["baseline_sha256"].value == sha256_file(factory.baseline(DATASET))  # recorded when set
 
 
 def test_a_constant_reference_column_with_a_new_value_fails_the_run(baselined, register, factory_resources):
@@ -55,6 +58,8 @@ def test_a_constant_reference_column_with_a_new_value_fails_the_run(baselined, r
     assert verdicts["drift"] is False and verdicts["drift_missingness"] and verdicts["drift_new_features"]
     meta = check_metadata(result, "drift")
     assert meta["verdict"].startswith("FAILED: highest PSI against baseline (BILL_AMT6; factory definition)")
+    baseline = FactoryRoot(factory_resources["storage"].root).baseline(DATASET)
+    assert meta["evidence"]["baseline_sha256"] == sha256_file(baseline)  # the exact baseline compared with
     assert meta["evidence"]["per_feature"]["BILL_AMT6"]["bins"]["current"][-1] == pytest.approx(0.1, abs=1e-3)
 
 
@@ -84,3 +89,28 @@ def test_a_null_only_shift_fails_the_run_as_missingness_drift(baselined, registe
     assert verdicts["drift_missingness"] is False and verdicts["drift"] and verdicts["drift_new_features"]
     meta = check_metadata(result, "drift_missingness")
     assert meta["measured"] == pytest.approx(0.3, abs=0.01) and "BILL_AMT2" in meta["verdict"]
+
+
+def test_method_evidently_in_a_run_reports_evidentlys_figure_and_says_so(baselined, register, factory_resources,
+                                                                          tmp_path):
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.metrics import ValueDrift
+
+    from z4_assets.resources import PolicyStore
+
+    override = tmp_path / "evidently.yaml"
+    override.write_text("defaults:\n  hygiene:\n    drift_method: evidently\n")
+    resources = {**factory_resources, "policy": PolicyStore(path=str(override))}
+    base = baselined["base"]
+    df = base.assign(LIMIT_BAL=base["LIMIT_BAL"] * 1.5)
+    verdicts, result = _second(register, resources, df, baselined["doc"])
+    assert verdicts["drift"] is False
+    meta = check_metadata(result, "drift")
+    assert meta["verdict"].startswith("FAILED: highest PSI against baseline (LIMIT_BAL; evidently definition)")
+    assert meta["evidence"]["method"] == "evidently"
+    assert meta["evidence"]["definition"].startswith("Evidently 0.7.23 definition")
+    dd = DataDefinition(numerical_columns=["LIMIT_BAL"])
+    snap = Report([ValueDrift(column="LIMIT_BAL", method="psi")]).run(
+        Dataset.from_pandas(df[["LIMIT_BAL"]], data_definition=dd),
+        Dataset.from_pandas(base[["LIMIT_BAL"]], data_definition=dd))
+    assert meta["measured"] == pytest.approx(snap.dict()["metrics"][0]["value"], abs=1e-9, rel=0)

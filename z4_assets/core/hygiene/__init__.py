@@ -33,9 +33,11 @@ def run_hygiene_report(snapshot: SnapshotOutcome, run: StageRun) -> HygieneOutco
     split_path = run.folder.stage("intermediate").split  # RET-7: not evidence
     pd.DataFrame({"row": range(len(df)), "split": result.split}).to_parquet(split_path, index=False)
 
-    baseline_note = "kept"
+    baseline_note = "kept" if baseline else "none yet"
+    baseline_sha256 = (baseline or {}).get("file_sha256", "")
     if baseline is None and result.passed:
-        write_baseline(run.factory, ref.dataset_id, ref.label, result.profile, reference_counts(df, contract))
+        baseline_sha256 = write_baseline(run.factory, ref.dataset_id, ref.label, result.profile,
+                                         reference_counts(df, contract))
         baseline_note = f"set to {ref.label}"
     return HygieneOutcome(
         stage=HYGIENE.name, partition=run.partition, run_id=run.run_id, gates=tuple(result.gates),
@@ -47,5 +49,6 @@ def run_hygiene_report(snapshot: SnapshotOutcome, run: StageRun) -> HygieneOutco
         tags={"hygiene.passed": str(result.passed).lower()},
         artifacts={"reports/hygiene": str(files.dir)},
         facts={"split": result.report["split"]["counts"], "baseline": baseline_note,
+               "baseline_sha256": baseline_sha256,
                "summary": render_markdown("Hygiene", result.gates)},
         consumed=consumed, produced=Lineage(split=sha256_file(split_path)))

@@ -43,7 +43,7 @@ def drift_gates(df: pd.DataFrame, contract: Contract, h, baseline: dict | None,
         per = _drift_evidently.drift_against(reference, baseline, df, contract)
     else:
         per = drift.drift_against(baseline, df)
-    label = baseline.get("snapshot")
+    label = {"snapshot": baseline.get("snapshot"), "sha256": baseline.get("file_sha256")}
     new = drift.new_features(baseline, contract)
     return [_distribution(per, h, method, label, new), _missingness(per, h, label),
             _new_features(new, baseline, contract, h, label)]
@@ -59,9 +59,10 @@ def _no_baseline(h, method: str) -> list[Gate]:
             G.drift_new_features.insufficient(reason, "<=", 0, blocks, details)]
 
 
-def _distribution(per: dict, h, method: str, label: str | None, new: list[str]) -> Gate:
+def _distribution(per: dict, h, method: str, label: dict, new: list[str]) -> Gate:
     measured = {c: v for c, v in per.items() if v["psi"] is not None}
-    details = {"method": method, "definition": DEFINITIONS[method], "baseline": label, "per_feature": measured,
+    details = {"method": method, "definition": DEFINITIONS[method], "baseline": label["snapshot"],
+               "baseline_sha256": label["sha256"], "per_feature": measured,
                "not_measured": sorted(set(per) - set(measured)), "new_features": {c: drift.NEW for c in new},
                "kl_threshold": h.drift_kl_max}
     if not measured:
@@ -79,9 +80,9 @@ def _distribution(per: dict, h, method: str, label: str | None, new: list[str]) 
     return g
 
 
-def _missingness(per: dict, h, label: str | None) -> Gate:
+def _missingness(per: dict, h, label: dict) -> Gate:
     shares = {c: {**v["nulls"], "change": abs(v["nulls"]["current"] - v["nulls"]["reference"])} for c, v in per.items()}
-    details = {"baseline": label, "per_feature": shares}
+    details = {"baseline": label["snapshot"], "per_feature": shares}
     if not shares:
         return G.drift_missingness.insufficient("no feature in both the baseline and the snapshot", "<=",
                                                 h.drift_missing_share_max, True, details)
@@ -93,9 +94,9 @@ def _missingness(per: dict, h, label: str | None) -> Gate:
         f"{w['current']:.4f} now)", details)
 
 
-def _new_features(new: list[str], baseline: dict, contract: Contract, h, label: str | None) -> Gate:
+def _new_features(new: list[str], baseline: dict, contract: Contract, h, label: dict) -> Gate:
     dropped = sorted(set(baseline["features"]) - set(contract.candidate_features))
-    details = {"baseline": label, "new_features": {c: drift.NEW for c in new}, "not_in_snapshot": dropped,
+    details = {"baseline": label["snapshot"], "new_features": {c: drift.NEW for c in new}, "not_in_snapshot": dropped,
                "policy": h.drift_new_feature}
     listed = ", ".join(new[:10]) + (f" and {len(new) - 10} more" if len(new) > 10 else "")
     if new and h.drift_new_feature == "warn":
