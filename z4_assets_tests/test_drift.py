@@ -41,7 +41,7 @@ def test_a_constant_reference_column_that_takes_a_new_value_is_drift(halves, con
     h = _rules(policy, drift_method=method)
     g = _gates(ref, cur, contract, h)["drift"]
     assert not g.passed and g.summary.startswith("FAILED: highest PSI against baseline (PAY_AMT6;")
-    assert g.value > 0.6 and g.details["method"] == method
+    assert g.value > 0.5 and g.details["method"] == method
     if method == "factory":  # the new value lands in the bin above the reference's maximum
         bins = g.details["per_feature"]["PAY_AMT6"]["bins"]
         assert bins["labels"] == ["< 0", "[0, 0]", "> 0"]
@@ -179,3 +179,41 @@ def test_a_baseline_of_the_old_format_asks_for_a_rebaseline(halves, contract, po
     old = {"snapshot": "d@0", "rows": 10, "bins": 10, "features": {}}
     with pytest.raises(Z4Error, match=r"profile format 1, .*delete it to re-baseline"):
         drift_gates(halves[1], contract, policy.hygiene, old, None)
+
+
+def test_on_200_rows_chance_is_not_drift_but_a_real_shift_still_fails(sample_df, contract, policy):
+    """20 seeded pairs of 200-row samples of the same data: no FAIL (chance alone gives PSI up to ~0.3
+    there); the same pairs with LIMIT_BAL x1.5 or above the reference's range all FAIL."""
+    df = conform_dtypes(sample_df, contract)
+    rng = np.random.default_rng(0)
+    verdicts = {"clean": [], "x1.5": [], "above": []}
+    for _ in range(20):
+        idx = rng.permutation(len(df))
+        ref, cur = df.iloc[idx[:200]], df.iloc[idx[200:400]]
+        for name, current in (("clean", cur), ("x1.5", cur.assign(LIMIT_BAL=cur["LIMIT_BAL"] * 1.5)),
+                              ("above", cur.assign(LIMIT_BAL=cur["LIMIT_BAL"] + ref["LIMIT_BAL"].max() + 1))):
+            verdicts[name].append(_gates(ref, current, contract, policy.hygiene)["drift"].verdict)
+    assert "FAIL" not in verdicts["clean"], verdicts["clean"]
+    assert set(verdicts["x1.5"]) == set(verdicts["above"]) == {"FAIL"}
+
+
+def test_a_psi_over_the_threshold_within_sampling_noise_is_insufficient_and_blocks(policy):
+    from z4_assets.core.hygiene._drift_gates import _distribution
+
+    def feature(psi, noise, rows):
+        return {"psi": psi, "kl": 0.01, "noise_psi": noise, "rows": {"reference": rows, "current": rows},
+                "nulls": {"reference": 0.0, "current": 0.0}, "bins": {}}
+
+    label = {"snapshot": "d@1", "sha256": "0" * 64}
+    noisy = _distribution({"f": feature(0.3, 0.11, 200)}, policy.hygiene, "factory", label, [])
+    assert noisy.verdict == "INSUFFICIENT_EVIDENCE" and not noisy.passed and noisy.value is None
+    assert "within sampling noise at 200 baseline and 200 current rows" in noisy.summary
+    assert noisy.details["within_sampling_noise"] == ["f"]
+    lenient = _distribution({"f": feature(0.3, 0.11, 200)}, policy.hygiene.model_copy(
+        update={"drift_small_sample_blocks": False}), "factory", label, [])
+    assert lenient.passed and lenient.verdict == "INSUFFICIENT_EVIDENCE"
+    real = _distribution({"f": feature(0.3, 0.11, 200), "g": feature(0.5, 0.01, 20000)}, policy.hygiene,
+                         "factory", label, [])
+    assert real.verdict == "FAIL" and real.value == 0.5 and "(g; factory definition)" in real.summary
+    big = _distribution({"f": feature(0.3, 0.011, 2000)}, policy.hygiene, "factory", label, [])
+    assert big.verdict == "FAIL" and big.value == 0.3

@@ -46,6 +46,7 @@ class HygienePolicy(Section):
     drift_missing_share_max: float = Field(description="largest change of a feature's share of nulls")
     drift_new_feature: Literal["block", "warn"] = Field(description="a model feature the baseline never saw")
     drift_no_baseline_blocks: bool = Field(description="a dataset's first snapshot (no baseline) blocks")
+    drift_small_sample_blocks: bool = Field(description="a PSI over the threshold but within sampling noise blocks")
     leakage_sample_rows: int = Field(description="single-feature AUC is computed on a seeded sample above this")
 
 

@@ -5,7 +5,9 @@ The definition (docs/drift.md states it for users; keep the two in step):
   of nulls is its own metric (missingness drift, a gate of its own).
 - Numeric: interior bins cut at the reference's deciles (`drift_bins`), from the reference's finite
   minimum to its maximum, plus two tail bins of their own: below the minimum and above the maximum
-  (a constant reference has three bins: below, equal, above). +-inf falls in a tail.
+  (a constant reference has three bins: below, equal, above). +-inf falls in a tail. Each side's
+  share of each tail counts as at least 1/(n+1), n the reference's non-null values: the chance that a
+  new draw of the same distribution falls past a sample's extreme (identical data still gives 0).
 - Categorical: one bin per reference category, and one per category seen only in the current data.
 - Zero shares (either side) become EPS = 1e-4; both sides are then renormalised to sum to 1.
 - PSI = sum((c - r) * ln(c / r)); KL = KL(reference || current) = sum(r * ln(r / c)).
@@ -45,6 +47,7 @@ def build_profile(df: pd.DataFrame, contract: Contract, bins: int) -> dict:
         qs = np.quantile(finite, np.linspace(0, 1, bins + 1)[1:-1])
         edges = sorted({float(q) for q in qs if q > lo})
         features[col] = {"kind": "numeric", "min": lo, "max": hi, "edges": edges, "nulls": nulls,
+                         "values": int((~np.isnan(vals)).sum()),
                          "p": _shares(_numeric_counts(vals, lo, hi, edges)).tolist()}
     return {"version": PROFILE_VERSION, "rows": int(len(df)), "bins": bins, "features": features}
 
@@ -80,8 +83,10 @@ def drift_against(baseline: dict, df: pd.DataFrame) -> dict[str, dict]:
             labels, ref, cur = _categorical_bins(prof, s)
         else:
             labels, ref, cur = _numeric_bins(prof, _numbers(s))
-        psi, kl = psi_kl(ref, cur)
-        out[col] = {"psi": psi, "kl": kl, "nulls": nulls, "bins": _shown(labels, ref, cur, prof["kind"])}
+        psi, kl = psi_kl(*_tail_floor(ref, cur, prof)) if prof["kind"] == "numeric" else psi_kl(ref, cur)
+        rows = {"reference": round(baseline["rows"] * (1 - prof["nulls"])), "current": int(s.notna().sum())}
+        out[col] = {"psi": psi, "kl": kl, "nulls": nulls, "bins": _shown(labels, ref, cur, prof["kind"]),
+                    "rows": rows, "noise_psi": noise_psi(ref, cur, rows)}
     return out
 
 
@@ -98,6 +103,16 @@ def psi_kl(ref: np.ndarray, cur: np.ndarray) -> tuple[float | None, float | None
     return float(np.sum((c - r) * np.log(c / r))), float(np.sum(r * np.log(r / c)))
 
 
+def noise_psi(ref: np.ndarray, cur: np.ndarray, rows: dict) -> float | None:
+    """The PSI two samples of one distribution show at these sizes, by sampling noise alone:
+    (B - 1) * (1/n_ref + 1/n_cur), B the bins holding a value on either side (PSI ~ that times a
+    chi-square with B - 1 degrees of freedom over its mean). None when a side has no value."""
+    if not rows["reference"] or not rows["current"]:
+        return None
+    bins = int(np.count_nonzero((ref > 0) | (cur > 0)))
+    return (max(bins, 1) - 1) * (1 / rows["reference"] + 1 / rows["current"])
+
+
 def _fill(p: np.ndarray) -> np.ndarray:
     p = np.where(p == 0, EPS, p)
     return p / p.sum()
@@ -109,6 +124,18 @@ def _numeric_bins(prof: dict, vals: np.ndarray) -> tuple[list[str], np.ndarray, 
     lo, hi, edges = prof["min"], prof["max"], prof["edges"]
     cur = _shares(_numeric_counts(vals, lo, hi, edges))
     return _numeric_labels(lo, hi, edges), np.asarray(prof["p"], dtype="float64"), cur
+
+
+def _tail_floor(ref: np.ndarray, cur: np.ndarray, prof: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Both sides' tail shares raised to 1/(n+1), n the reference's values: a new draw of the same
+    distribution falls past a sample's extreme that often, so a tail below it is no evidence of drift."""
+    if not ref.size or ref.sum() <= 0 or cur.sum() <= 0:
+        return ref, cur  # a side with no value: nothing to compare (psi_kl says None)
+    beyond = 1.0 / (prof["values"] + 1)
+    ref, cur = ref.copy(), cur.copy()
+    for p in (ref, cur):
+        p[0], p[-1] = max(p[0], beyond), max(p[-1], beyond)
+    return ref, cur
 
 
 def _numeric_counts(vals: np.ndarray, lo: float, hi: float, edges: list[float]) -> np.ndarray:

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from z4_assets.core.contract import Contract
-from z4_assets.core.hygiene._drift import SHOWN_CATEGORIES, _numbers, _shown, text_counts
+from z4_assets.core.hygiene._drift import SHOWN_CATEGORIES, _numbers, _shown, noise_psi, text_counts
 
 VERSION = "0.7.23"
 DISCRETE_MAX = 20  # Evidently: a numeric column with at most this many reference values is binned by value
@@ -50,7 +50,8 @@ def drift_against(reference: pd.DataFrame, baseline: dict, df: pd.DataFrame, con
         labels, r, c = binned(ref_vals, ref_counts, cur_vc.index.to_numpy(), cur_vc.to_numpy(dtype="float64"),
                               numeric=not categorical, integer=contract.columns[col].dtype == "integer")
         psi, kl = psi_kl(r, c)
-        out[col] = {"psi": psi, "kl": kl, "nulls": nulls,
+        rows = {"reference": int(ref_counts.sum()), "current": int(cur_vc.sum())}
+        out[col] = {"psi": psi, "kl": kl, "nulls": nulls, "rows": rows, "noise_psi": noise_psi(r, c, rows),
                     "bins": _shown(labels, r, c, "categorical" if len(labels) > SHOWN_CATEGORIES else "numeric")}
     return out
 

@@ -1,5 +1,8 @@
 """The drift gates: distribution drift (PSI, KL), missingness drift, and features with no baseline.
 
+A PSI over its threshold on so few rows that chance alone could give it is INSUFFICIENT EVIDENCE,
+not drift (NOISE_FACTOR); a large shift on few rows still fails.
+
 A dataset's first snapshot has no baseline: the three gates then say INSUFFICIENT EVIDENCE (blocking
 or not as `hygiene.drift_no_baseline_blocks` says) and report no measured value.
 """
@@ -15,6 +18,10 @@ from z4_assets.core.hygiene import _drift as drift
 from z4_assets.core.stages import HYGIENE
 
 G = HYGIENE.gate
+# Over a threshold counts as drift only beyond this many times the PSI sampling noise alone gives at
+# the two sample sizes (chi-square, B - 1 degrees of freedom: its 99.9th percentile at 11 df is 2.9x
+# its mean); below, the gate says INSUFFICIENT EVIDENCE (`drift_small_sample_blocks`).
+NOISE_FACTOR = 3.0
 DEFINITIONS = {
     "factory": "factory definition (docs/drift.md): reference deciles plus a bin below the reference's minimum "
                "and one above its maximum; nulls left out (missingness apart); zero shares -> 1e-4, renormalised; "
@@ -68,16 +75,36 @@ def _distribution(per: dict, h, method: str, label: dict, new: list[str]) -> Gat
     if not measured:
         return G.drift.insufficient(f"no feature has non-null values on both sides ({method} definition)",
                                     "<=", h.drift_psi_max, True, details)
-    worst = max(measured, key=lambda c: measured[c]["psi"])
     kl_worst = max(measured, key=lambda c: measured[c]["kl"])
-    details.update(max_kl=measured[kl_worst]["kl"], max_kl_feature=kl_worst)
+    details.update(max_kl=measured[kl_worst]["kl"], max_kl_feature=kl_worst, noise_factor=NOISE_FACTOR)
+    over = {"psi": [c for c in measured if measured[c]["psi"] > h.drift_psi_max],
+            "kl": [c for c in measured if measured[c]["kl"] > h.drift_kl_max]}
+    real = {k: [c for c in cs if _beyond_noise(measured[c], k)] for k, cs in over.items()}
+    details["within_sampling_noise"] = sorted(set(over["psi"] + over["kl"]) - set(real["psi"] + real["kl"]))
+    if not real["psi"] and not real["kl"] and details["within_sampling_noise"]:
+        c = max(details["within_sampling_noise"], key=lambda f: measured[f]["psi"])
+        v = measured[c]
+        return G.drift.insufficient(
+            f"{c}'s PSI {v['psi']:.3f} (KL {v['kl']:.3f}) is over a threshold but within sampling noise at "
+            f"{v['rows']['reference']} baseline and {v['rows']['current']} current rows (noise PSI "
+            f"{v['noise_psi']:.3f}; drift needs {NOISE_FACTOR:g}x that): too few rows to tell drift from chance "
+            f"({method} definition)", "<=", h.drift_psi_max, bool(h.drift_small_sample_blocks), details)
+    pool = real["psi"] or [c for c in measured if c not in details["within_sampling_noise"]] or list(measured)
+    worst = max(pool, key=lambda c: measured[c]["psi"])
     g = G.drift.compare(measured[worst]["psi"], "<=", h.drift_psi_max,
                         f"highest PSI against baseline ({worst}; {method} definition)", details)
-    if g.passed and measured[kl_worst]["kl"] > h.drift_kl_max:
+    if g.passed and real["kl"]:
+        kl_worst = max(real["kl"], key=lambda c: measured[c]["kl"])
         g = G.drift.compare(measured[kl_worst]["kl"], "<=", h.drift_kl_max,
                             f"highest KL(reference || current) against baseline ({kl_worst}; {method} definition)",
                             details)
     return g
+
+
+def _beyond_noise(v: dict, metric: str) -> bool:
+    """A PSI (or KL, whose noise is half PSI's) more than NOISE_FACTOR times what chance alone gives."""
+    noise = v["noise_psi"] * (0.5 if metric == "kl" else 1.0)
+    return v[metric] > NOISE_FACTOR * noise
 
 
 def _missingness(per: dict, h, label: dict) -> Gate:
