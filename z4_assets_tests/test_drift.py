@@ -173,6 +173,11 @@ def test_the_baseline_refuses_edited_or_missing_reference_values(halves, contrac
     path.symlink_to(other)
     with pytest.raises(Z4Error, match="reference values are missing"):
         read_baseline(factory, "d")
+    moved = tmp_path / "profile.json"
+    factory.baseline("d").rename(moved)
+    factory.baseline("d").symlink_to(moved)  # a baseline pointing elsewhere is refused, not followed
+    with pytest.raises(Z4Error, match="drift baseline is a symbolic link"):
+        read_baseline(factory, "d")
 
 
 def test_a_baseline_of_the_old_format_asks_for_a_rebaseline(halves, contract, policy):

@@ -20,6 +20,8 @@ from z4_assets.core.hygiene import _drift as drift
 def read_baseline(factory, dataset_id: str) -> tuple[dict | None, pd.DataFrame | None]:
     """The profile and value counts of DATASET_ID's baseline; (None, None) before its first one."""
     path = factory.baseline(dataset_id)
+    if path.is_symlink():
+        raise Z4Error("drift baseline is a symbolic link: a baseline is a file of the factory root", path)
     if not path.is_file():
         return None, None
     raw = path.read_bytes()
