@@ -157,6 +157,8 @@ def test_insufficient_evidence_verifies_only_when_the_policy_let_it_through(pass
     pkg = _copy(passed_run, tmp_path)
     doc = json.loads((pkg / attest.SUMMARY_FILE).read_text())
     gate = next(g for g in doc["predicate"]["gates"] if g["gate"] == "membership_auc")
+    before = sum(g["verdict"] == "INSUFFICIENT_EVIDENCE" for g in doc["predicate"]["gates"])
+    assert before == 3  # a dataset's first snapshot: drift, drift_missingness, drift_new_features (no baseline)
     gate.update(verdict="INSUFFICIENT_EVIDENCE", blocks=blocks, measured=None)
     (pkg / attest.SUMMARY_FILE).write_text(json.dumps(doc))
     layout.write_checksums(pkg)
@@ -166,7 +168,7 @@ def test_insufficient_evidence_verifies_only_when_the_policy_let_it_through(pass
         assert not report.ok and "membership_auc is INSUFFICIENT_EVIDENCE (blocks)" in report.first_problem
     else:
         assert report.ok, report.first_problem
-        assert "1 with insufficient evidence" in next(c["detail"] for c in report.checks if c["check"] == "gates")
+        assert f"{before + 1} with insufficient evidence" in next(c["detail"] for c in report.checks if c["check"] == "gates")
 
 
 def test_promotion_registers_a_candidate_that_loads_only_after_verification(passed_run):
