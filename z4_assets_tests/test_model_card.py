@@ -48,7 +48,11 @@ def _read(run_dir: Path, rel: str):
 
 
 def _gate_row(g: dict) -> str:
-    return f"| {g['name']} | {'pass' if g['passed'] else '**FAIL**'} | {_fmt(g['value'])} | {g['comparison']} {_fmt(g['threshold'])} |"
+    if g.get("verdict") == "INSUFFICIENT_EVIDENCE":  # e.g. drift on a dataset's first snapshot: no baseline
+        word = "insufficient evidence" if g["passed"] else "**insufficient evidence, blocks**"
+    else:
+        word = "pass" if g["passed"] else "**FAIL**"
+    return f"| {g['name']} | {word} | {_fmt(g['value'])} | {g['comparison']} {_fmt(g['threshold'])} |"
 
 
 def test_complete_run_writes_a_complete_card_with_the_real_numbers(sample_factory_run):
