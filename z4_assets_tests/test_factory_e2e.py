@@ -19,6 +19,7 @@ from z4_assets_tests.conftest import (ALL_ASSETS, TARGET, check_metadata, check_
 
 ALL_GATES = {"snapshot_hash", "contract", "legal_basis", "duplicate_rows", "conflicting_labels",
              "impossible_values", "target_leakage", "temporal_leakage", "holdout_leak", "drift",
+             "drift_missingness", "drift_new_features",
              "performance_auc", "performance_ks", "operating_point", "fairness_coverage", "fairness_ks_diff",
              "fairness_auc_diff", "fairness_demographic_parity_diff", "fairness_demographic_parity_ratio",
              "fairness_equalized_odds_diff", "model_card_complete", "package_verified", "release_gates_pass",
@@ -174,7 +175,7 @@ def test_drift_against_the_first_accepted_snapshot(sample_df, register, factory_
 
     assert check_verdicts(second)["drift"] is False
     meta = check_metadata(second, "drift")
-    assert meta["verdict"].startswith("FAILED: highest PSI against baseline (LIMIT_BAL)")
+    assert meta["verdict"].startswith("FAILED: highest PSI against baseline (LIMIT_BAL; factory definition)")
     assert meta["measured"] > meta["threshold"] == 0.25
     assert meta["evidence"]["per_feature"]["PAY_0"]["psi"] < 0.01
     assert "trained_model" not in materialized(second)

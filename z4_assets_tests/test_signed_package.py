@@ -194,7 +194,7 @@ def test_insufficient_evidence_verifies_only_when_the_policy_let_it_through(pass
         assert not report.ok and "membership_auc is INSUFFICIENT_EVIDENCE (blocks)" in report.first_problem
     else:
         assert report.ok, report.first_problem
-        assert "1 with insufficient evidence" in next(c["detail"] for c in report.checks if c["check"] == "gates")
+        assert f"{before + 1} with insufficient evidence" in next(c["detail"] for c in report.checks if c["check"] == "gates")
 
 
 def test_promotion_registers_a_candidate_that_loads_only_after_verification(passed_run):

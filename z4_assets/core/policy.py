@@ -50,8 +50,14 @@ class HygienePolicy(Section):
     temporal_leak_features_max: int = Field(description="features known only after the label's time")
     holdout_leak_share_max: float = Field(description="test rows whose features also appear in training")
     drift_psi_max: float = Field(description="per feature, against the dataset's baseline profile")
-    drift_kl_max: float
-    drift_bins: int
+    drift_kl_max: float = Field(description="KL(reference || current) per feature")
+    drift_bins: int = Field(description="interior bins of a numeric feature (reference quantiles); tails are extra")
+    drift_method: Literal["factory", "evidently"] = Field(
+        description="factory = docs/drift.md's definition; evidently = Evidently 0.7.23's PSI and KL")
+    drift_missing_share_max: float = Field(description="largest change of a feature's share of nulls")
+    drift_new_feature: Literal["block", "warn"] = Field(description="a model feature the baseline never saw")
+    drift_no_baseline_blocks: bool = Field(description="a dataset's first snapshot (no baseline) blocks")
+    drift_small_sample_blocks: bool = Field(description="a PSI over the threshold but within sampling noise blocks")
     leakage_sample_rows: int = Field(description="single-feature AUC is computed on a seeded sample above this")
 
 

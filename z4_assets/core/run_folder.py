@@ -9,6 +9,7 @@
       scratch/<run id>/                  temp files, caches, secrets: removed when the run ends
       outcomes/<asset>/<partition>.json  the last outcome of each stage per snapshot (the IO manager's store)
       baselines/<dataset id>.json        each dataset's drift baseline profile
+      baselines/<dataset id>.reference.parquet  its value counts per feature (sha256 in the profile)
       cache/                             environment-derived files (the SBOM)
       retention/                         `z4 retention apply` reports
 
@@ -32,7 +33,8 @@ FILES: dict[str, dict[str, str]] = {
                  "manifest_signature": "dataset_manifest.sig"},
     "hygiene": {"gates": "gates.json", "report": "hygiene_report.json", "privacy": "privacy_report.json",
                 "leakage": "leakage_checks.json", "summary": "hygiene_summary.md",
-                "drift_plot": "drift_per_feature.png", "drift_data": "drift_per_feature.json"},
+                "drift_plot": "drift_per_feature.png", "drift_data": "drift_per_feature.json",
+                "drift_distributions": "drift_distributions.png"},
     "model": {"gates": "gates.json", "weights": "weights.pt", "config": "model_config.json",
               "feature_spec": "feature_spec.json", "metrics": "metrics.json", "history": "training_history.json",
               "training_log": "training_log.jsonl"},
@@ -142,6 +144,9 @@ class FactoryRoot:
 
     def baseline(self, dataset_id: str) -> Path:
         return self.root / "baselines" / f"{dataset_id}.json"
+
+    def baseline_reference(self, dataset_id: str) -> Path:
+        return self.root / "baselines" / f"{dataset_id}.reference.parquet"
 
     def outcome(self, asset: str, partition: str) -> Path:
         from z4_assets.core.z3 import parse_snapshot_key

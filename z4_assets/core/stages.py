@@ -58,7 +58,9 @@ HYGIENE = Stage(
            target_leakage="No single feature predicts the label almost perfectly (single-feature AUC).",
            temporal_leakage="No model feature is only known after the label's time.",
            holdout_leak="No test row also appears in the training split.",
-           drift="PSI and KL per feature against the dataset's baseline profile."),
+           drift="PSI and KL per feature against the dataset's baseline profile (tails and unseen categories included).",
+           drift_missingness="Change of each feature's share of nulls against the baseline stays under the maximum.",
+           drift_new_features="Every model feature has a baseline profile (a new one blocks or warns, by policy)."),
     "Evidence that the snapshot is clean enough to train on (duplicates, impossible values, leakage, "
     "holdout leaks, drift), and the row split every later stage uses.")
 

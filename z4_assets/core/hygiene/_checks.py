@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from z4_assets.core.hygiene import _drift as drift, _leakage as leakage
+from z4_assets.core.hygiene._drift_gates import drift_gates
 from z4_assets.core.contract import Contract, parse_rule
 from z4_assets.core.gates import Gate
 from z4_assets.core.stages import HYGIENE
@@ -112,8 +113,10 @@ _LEAK_NOTE = {"hash(content)": ": identical rows share a split by construction, 
 
 
 def run_hygiene(df: pd.DataFrame, contract: Contract, policy: dict,
-                baseline: dict | None) -> HygieneResult:
-    """Every hygiene gate on one snapshot; pure, so it can be benchmarked and tested alone."""
+                baseline: dict | None, reference: pd.DataFrame | None = None) -> HygieneResult:
+    """Every hygiene gate on one snapshot; pure, so it can be benchmarked and tested alone.
+
+    BASELINE is the dataset's drift profile (None: its first snapshot), REFERENCE its value counts."""
     h, split_policy = policy.hygiene, policy.split
     y = (df[contract.target.column] == contract.target.positive).to_numpy(dtype="int8")
     fhash = row_hashes(df, contract.candidate_features)
@@ -135,23 +138,7 @@ def run_hygiene(df: pd.DataFrame, contract: Contract, policy: dict,
                           "example_ids": _ids(df, contract, leaked)}))
 
     profile = drift.build_profile(df, contract, int(h.drift_bins))
-    if baseline is None:
-        gates.append(G.drift.verdict(True, 0.0, "<=", h.drift_psi_max,
-                                     "ok: no baseline profile yet; this snapshot becomes the baseline once accepted",
-                                     {"baseline": None}))
-    else:
-        per = drift.drift_against(baseline, df)
-        worst = max(per, key=lambda c: per[c]["psi"]) if per else None
-        psi = per[worst]["psi"] if worst else 0.0
-        kl_worst = max(per, key=lambda c: per[c]["kl"]) if per else None
-        kl = per[kl_worst]["kl"] if kl_worst else 0.0
-        g = G.drift.compare(psi, "<=", h.drift_psi_max, f"highest PSI against baseline ({worst})",
-                    {"per_feature": per, "max_kl": kl, "max_kl_feature": kl_worst,
-                     "kl_threshold": h.drift_kl_max, "baseline": baseline.get("snapshot")})
-        if g.passed and kl > h.drift_kl_max:
-            g = G.drift.compare(kl, "<=", h.drift_kl_max, f"highest KL against baseline ({kl_worst})",
-                        g.details)
-        gates.append(g)
+    gates += drift_gates(df, contract, h, baseline, reference)
 
     counts = {k: int(v) for k, v in zip(*np.unique(split, return_counts=True))}
     report = {
