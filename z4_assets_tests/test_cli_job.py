@@ -61,9 +61,11 @@ def test_z4_demo_trains_the_bundled_sample_in_a_real_instance(demo_project):
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout
     assert "sample snapshot registered: taiwan_credit_default@" in out
-    assert len(all_gate_names()) == 32 and " FAIL " not in out
-    # a fresh project's first snapshot: the three drift gates have no baseline to compare with
-    assert out.count(" pass ") == 29 and out.count(" insuff. ") == 3, out
+    assert len(all_gate_names()) == 33 and " FAIL " not in out
+    # a fresh project's first snapshot: the three drift gates have no baseline to compare with, and the
+    # demo registers without a Z3 key (snapshot_signature: no key configured, not blocking by default)
+    assert out.count(" pass ") == 29 and out.count(" insuff. ") == 4, out
+    assert [ln.split()[2] for ln in out.splitlines() if " snapshot_signature " in ln] == ["insuff."], out
     assert "model card:" in out
     assert "registered: z4-taiwan_credit_default version 1 as @candidate" in out
     assert "state_dict sha256" in out
@@ -170,7 +172,7 @@ def test_z4_run_trains_the_named_partition_and_prints_only_its_own_gates(project
         if len(parts) >= 3 and parts[1] in all_gate_names() and parts[2] in ("pass", "FAIL", "insuff."):
             verdicts[parts[1]] = parts[2]
     assert verdicts["snapshot_hash"] == "pass" and verdicts["duplicate_rows"] == "FAIL", summary
-    assert set(verdicts) == {"snapshot_hash", "contract", "legal_basis", "purpose", "duplicate_rows",
+    assert set(verdicts) == {"snapshot_signature", "snapshot_hash", "contract", "legal_basis", "purpose", "duplicate_rows",
                              "conflicting_labels", "impossible_values", "target_leakage", "temporal_leakage",
                              "holdout_leak", "drift", "drift_missingness", "drift_new_features",
                              "cleanup_complete"}, summary

@@ -17,7 +17,7 @@ from z4_assets.core.stages import all_gate_names
 from z4_assets_tests.conftest import (ALL_ASSETS, TARGET, check_metadata, check_verdicts, materialized,
                                       run_factory)
 
-ALL_GATES = {"snapshot_hash", "contract", "legal_basis", "duplicate_rows", "conflicting_labels",
+ALL_GATES = {"snapshot_hash", "snapshot_signature", "contract", "legal_basis", "duplicate_rows", "conflicting_labels",
              "impossible_values", "target_leakage", "temporal_leakage", "holdout_leak", "drift",
              "drift_missingness", "drift_new_features",
              "performance_auc", "performance_ks", "operating_point", "fairness_coverage", "fairness_ks_diff",

@@ -185,6 +185,9 @@ def test_a_failed_gate_in_the_statement_is_rejected_even_with_a_valid_signature(
 @pytest.mark.parametrize("blocks", [False, True])
 def test_insufficient_evidence_verifies_only_when_the_policy_let_it_through(passed_run, tmp_path, signing_key, blocks):
     pkg = _copy(passed_run, tmp_path)
+    summary = json.loads((pkg / attest.SUMMARY_FILE).read_text())["predicate"]["gates"]
+    before = sum(g["verdict"] == "INSUFFICIENT_EVIDENCE" for g in summary)
+    assert before == 3  # a dataset's first snapshot: drift, drift_missingness, drift_new_features (no baseline)
     _edit_gate(pkg, "reports/security", "membership_auc", verdict="INSUFFICIENT_EVIDENCE", passed=not blocks,
                value=None, sufficient=False)
     resummarize(pkg)

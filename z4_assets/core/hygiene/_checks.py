@@ -90,17 +90,19 @@ def _impossible(df, contract, h) -> Gate:
 
 def _leakage(df, contract, y, h, seed) -> list[Gate]:
     aucs = leakage.single_feature_auc(df, y, contract, int(h.leakage_sample_rows), seed)
-    scored = {k: v for k, v in aucs.items() if v is not None}
+    declared = [c for c in contract.candidate_features if contract.columns[c].known_after_label]
+    # a column declared known only after the label never reaches the model: reported, not gated
+    scored = {k: v for k, v in aucs.items() if v is not None and k not in declared}
     worst = max(scored, key=scored.get) if scored else None
     top = dict(sorted(scored.items(), key=lambda kv: -kv[1])[:5])
     flagged = [k for k, v in scored.items() if v >= h.leakage_auc_max]
     late = leakage.temporal_leaks(df, contract)
-    declared = [c for c in contract.candidate_features if contract.columns[c].known_after_label]
     note = "" if contract.time else " (no time column declared: nothing to compare)"
     return [
         G.target_leakage.compare(scored.get(worst, 0.0), "<", h.leakage_auc_max,
                 f"highest single-feature AUC ({worst})",
-                {"flagged_features": flagged, "top_auc": top, "unscored": [k for k, v in aucs.items() if v is None]}),
+                {"flagged_features": flagged, "top_auc": top, "unscored": [k for k, v in aucs.items() if v is None],
+                 "post_label_not_gated": {k: aucs[k] for k in declared}}),
         G.temporal_leakage.compare(len(late), "<=", h.temporal_leak_features_max,
                 "model features known only after the label's time" + note,
                 {"leaking_features": late, "declared_post_label_excluded": declared}),
