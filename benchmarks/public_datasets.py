@@ -163,6 +163,7 @@ def run_one(name: str, files: tuple, train: dict, work: Path, cache: Path) -> di
     resources = {**make_resources(work, work / "z3", key, cache),
                  "policy": PolicyStore(path=str(PACKAGED_POLICY))}
     t0 = time.perf_counter()
+    (work / "dagster").mkdir()
     with dg.instance_for_test(temp_dir=str(work / "dagster")) as instance:
         result = run_factory(resources, partition=ref.label, train=train, instance=instance, purpose=purpose)
     seconds = time.perf_counter() - t0
