@@ -36,6 +36,8 @@ ANALYSIS = "<!-- ANALYSIS: hand-written below, kept by the script -->"
 RECID = "recid"
 RECID_PURPOSE = "recidivism_research"
 SUPPLEMENT = "recid_without_durat"  # scored against recid's expectations
+LOAN_SUPPLEMENT = "loanapp_without_typur"  # scored against loanapp's expectations
+BASE = {SUPPLEMENT: RECID, LOAN_SUPPLEMENT: "loanapp"}
 EVIDENCE = HERE / "evidence.json"
 
 
@@ -97,7 +99,14 @@ def datasets(folder: Path) -> dict:
         del contract["columns"][c]
     nodurat = write_dataset(folder, SUPPLEMENT, recid_frame().drop(columns=["durat", "ldurat"]), contract,
                             recid_config())
-    return {"loanapp": (*loan, ""), RECID: (*recid, RECID_PURPOSE), SUPPLEMENT: (*nodurat, RECID_PURPOSE)}
+    # Supplementary too: loanapp with `typur` (who bought the loan on the secondary market: only an
+    # originated loan is sold, 908 of 911 non-zero rows are approved) kept out of the model, which
+    # small_credit.loanapp_contract leaves in. Scored against loanapp's expectations.
+    contract = loanapp_contract("approve")
+    contract["columns"]["typur"]["feature"] = False
+    notypur = write_dataset(folder, "loanapp_without_typur", loanapp_frame(), contract, loanapp_config(1))
+    return {"loanapp": (*loan, ""), LOAN_SUPPLEMENT: (*notypur, ""), RECID: (*recid, RECID_PURPOSE),
+            SUPPLEMENT: (*nodurat, RECID_PURPOSE)}
 
 
 # --- expectations -------------------------------------------------------------------------------
@@ -171,7 +180,7 @@ def run_one(name: str, files: tuple, train: dict, work: Path, cache: Path) -> di
     from z4_assets.core.packaging._signing import keygen
 
     key, _ = keygen(work / "keys" / "signing.pem")
-    ref, _ = add_snapshot(work / "z3", RECID if name == SUPPLEMENT else name, contract, data,
+    ref, _ = add_snapshot(work / "z3", BASE.get(name, name), contract, data,
                           dataset_config=config)
     resources = {**make_resources(work, work / "z3", key, cache),
                  "policy": PolicyStore(path=str(PACKAGED_POLICY))}
@@ -236,7 +245,7 @@ def main() -> int:
         for schedule, train in schedules.items():
             for name, f in files.items():
                 run = run_one(name, f, train, tmp / f"{schedule}-{name}", tmp / "sbom-cache")
-                text, matched, total = table(run, exp[(schedule, RECID if name == SUPPLEMENT else name)])
+                text, matched, total = table(run, exp[(schedule, BASE.get(name, name))])
                 evidence[f"{name}/{schedule}"] = {r["gate"]: {"verdict": r["verdict"], "why": r["why"],
                                                               "evidence": r["evidence"]} for r in run["rows"]}
                 head = (f"## {name}, {schedule} training ({run['snapshot']}): {matched}/{total} verdicts as expected; "
@@ -247,7 +256,7 @@ def main() -> int:
                 print("\n".join(block), flush=True)
                 out += block
                 summary.append(f"| {name} | {schedule} | {matched}/{total} |")
-    out[5:5] = ["| dataset | training | matched |", "|---|---|---|", *summary, ""]
+    out[4:4] = ["| dataset | training | matched |", "|---|---|---|", *summary, ""]
     kept = RESULTS.read_text().split(ANALYSIS, 1)[1] if RESULTS.exists() and ANALYSIS in RESULTS.read_text() else "\n"
     tmp_results = RESULTS.with_suffix(".md.tmp")
     tmp_results.write_text("\n".join(out) + "\n" + ANALYSIS + kept)
