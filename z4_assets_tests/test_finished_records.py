@@ -59,7 +59,7 @@ def test_a_retry_is_a_new_mlflow_run_linked_to_the_original_which_stays_as_it_wa
 def test_a_crash_is_recorded_as_a_crash_with_its_error_never_as_a_gate(rec):
     with pytest.raises(ValueError):
         with stage(rec, "run-c", name="fairness_report") as s:
-            raise ValueError("bootstrap failed on http://user:secret@host/x\nsecond line")
+            raise ValueError("bootstrap failed on http://user:secret@host/x\nsecond line")  # pragma: allowlist secret
     run = rec.client.get_run(s.run_id)
     assert run.info.status == "FAILED" and run.data.tags[CRASH_TAG] == "fairness_report"
     assert run.data.tags[ERROR_TAG] == ("run-c: error in fairness_report: ValueError: bootstrap failed on "
