@@ -172,6 +172,8 @@ READER_ALLOWED = {
     "core/broker.py": "the broker: the only reader of snapshot rows",
     "core/z3.py": "registration reads the SOURCE file (csv/parquet) to write a new snapshot",
     "core/split.py": "load_split reads the run's own split.parquet (row -> split), no snapshot data",
+    "core/hygiene/_baseline.py": "the drift baseline's own value counts per feature (no rows, no ids), "
+                                 "checked against the sha256 its profile names",
 }
 # module -> why it may touch a snapshot's data_path; only to hash the bytes, never to decode rows
 DATA_PATH_ALLOWED = {
