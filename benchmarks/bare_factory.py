@@ -61,7 +61,7 @@ def main() -> int:
         start = time.perf_counter()
         run = StageRun(run_id, ref, policy, factory, read, asset)
         with measure(int(ref.manifest["row_count"])) as cost:
-            with open_stage(recorder, ref, run_id, run_id, "model_factory", settings.dagster_url, egress,
+            with open_stage(recorder, ref, run_id, None, "model_factory", settings.dagster_url, egress,
                             asset) as rec:
                 outcome = call(run, rec)
                 rec.record(outcome)

@@ -17,8 +17,9 @@ from z4_assets.sensors.snapshots import z3_snapshot_sensor
 def resources_from(settings: Settings) -> dict:
     """The embedded default (local folders, sqlite), each part overridable by its setting."""
     z3 = (S3Z3Store(bucket=settings.z3_s3_bucket, prefix=settings.z3_s3_prefix,
-                    endpoint_url=settings.z3_s3_endpoint, region_name=settings.aws_region)
-          if settings.z3_s3_bucket else Z3Store(root=settings.z3_root))
+                    endpoint_url=settings.z3_s3_endpoint, region_name=settings.aws_region,
+                    public_key=settings.z3_pubkey)
+          if settings.z3_s3_bucket else Z3Store(root=settings.z3_root, public_key=settings.z3_pubkey))
     return {
         "z3": z3,
         "storage": FactoryStorage(root=settings.factory_root, cache_root=settings.cache_root),
@@ -27,7 +28,8 @@ def resources_from(settings: Settings) -> dict:
         "mlflow": MlflowTracking(tracking_uri=settings.mlflow_tracking_uri, experiment_name=settings.mlflow_experiment,
                                  dagster_url=settings.dagster_url),
         "signer": PackageSigner(mode=settings.signing_mode, private_key_path=settings.signing_key,
-                                public_key_path=settings.signing_pubkey),
+                                public_key_path=settings.signing_pubkey, package_max_bytes=settings.package_max_bytes,
+                                package_max_members=settings.package_max_members),
         "revoker": NoopRevoker(),
         # the key is a secret: only through dg.EnvVar, never as a value in config
         "broker": SnapshotBroker(log_path=settings.access_log_path,

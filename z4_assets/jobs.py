@@ -40,7 +40,8 @@ def cleanup_failed_run(context: dg.OpExecutionContext, config: CleanupTarget, st
     dataset_id = partition.partition("@")[0]
     by = f"cleanup job run {context.run_id}"
     outcome = run_cleanup(folder, policy.for_dataset(dataset_id), revoker.revoke, by, partition)
-    mlflow_run = mlflow.record_postrun(config.failed_run_id, folder.postrun, outcome.tags, outcome.metrics)
+    mlflow_run = mlflow.record_postrun(config.failed_run_id, folder.postrun, outcome.tags, outcome.metrics,
+                                       cleanup_run_id=context.run_id, passed=outcome.passed)
     context.log.info(f"cleaned run {config.failed_run_id}: removed {outcome.facts['removed_files']} files "
                      f"({outcome.facts['removed_bytes']} bytes), revoked {outcome.facts['revoked']}; "
                      f"records in {folder.postrun} and MLflow run {mlflow_run}")

@@ -38,12 +38,13 @@ def s3_endpoint(monkeypatch):
         server.stop()
 
 
-def upload(endpoint: str, snapshot_dir: str | Path, names: tuple[str, ...] = ("data.parquet", "contract.yaml",
-                                                                           "manifest.json")) -> None:
-    """Upload a local snapshot folder the way a writer should: the manifest last."""
+def upload(endpoint: str, snapshot_dir: str | Path, names: tuple[str, ...] | None = None) -> None:
+    """Upload a local snapshot folder the way a writer should: the manifest last (NAMES: only these)."""
     import boto3
 
     client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
     d = Path(snapshot_dir)
+    if names is None:  # every file (dataset config, Z3 signature), the manifest last
+        names = (*sorted(p.name for p in d.iterdir() if p.name != "manifest.json"), "manifest.json")
     for name in names:
         client.upload_file(str(d / name), BUCKET, f"{PREFIX}/{d.parent.name}/{d.name}/{name}")

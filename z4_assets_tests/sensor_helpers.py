@@ -35,13 +35,17 @@ def tick(instance: dg.DagsterInstance, z3, cursor: str | None = None) -> Tick:
 
 
 def republish(snapshot_dir: str | Path, new_snapshot_id: str) -> Path:
-    """The same data and contract under another snapshot id (a manifest naming its new folder)."""
+    """The same data and contract under another snapshot id (a manifest naming its new folder).
+
+    The id keeps NEW_SNAPSHOT_ID's time stamp and ends, as every snapshot id must, with the data
+    hash's first 12 hex digits (core/z3_place.py)."""
     src = Path(snapshot_dir)
+    manifest = json.loads((src / "manifest.json").read_text())
+    new_snapshot_id = f"{new_snapshot_id.split('-')[0]}-{manifest['hash'][:12]}"
     dst = src.parent / new_snapshot_id
     shutil.copytree(src, dst)
     for f in dst.iterdir():
         os.chmod(f, 0o644)
-    manifest = json.loads((dst / "manifest.json").read_text())
     manifest["snapshot_id"] = new_snapshot_id
     (dst / "manifest.json").write_text(json.dumps(manifest))
     return dst

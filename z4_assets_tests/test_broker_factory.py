@@ -115,10 +115,13 @@ def test_no_raw_identifier_leaves_intake_and_every_read_is_brokered(
     (tmp_path / "dagster").mkdir()
     instance = dg.DagsterInstance.local_temp(str(tmp_path / "dagster"))
     # This subset sits near the fairness baselines (equalized odds 0.116 on this draw): the test is
-    # about identifiers, so the fairness gates are loosened here and only here.
+    # about identifiers, so the fairness gates are loosened here and only here,
+    # and AUC/KS are decided on the point estimate.
     loose = tmp_path / "policy.yaml"
     loose.write_text("defaults:\n  fairness: {ks_diff_max: 0.3, auc_diff_max: 0.3, demographic_parity_diff_max: 0.3,"
-                     " demographic_parity_ratio_min: 0.5, equalized_odds_diff_max: 0.3}\n")
+                     " demographic_parity_ratio_min: 0.5, equalized_odds_diff_max: 0.3}\n"
+                     # as every fixture (fixture_policy.yaml): the 3-epoch model's AUC CI straddles 0.70
+                     "  performance: {gate_on: point}\n")
     factory_resources = {**factory_resources, "policy": PolicyStore(path=str(loose))}
     result = run_factory(factory_resources, instance=instance)
     OpenRecorder.root = None

@@ -50,6 +50,10 @@ def test_run_failing_its_hygiene_gate_ends_with_scratch_removed_and_report_in_it
     cached = paths.scratch / "z3" / ref.dataset_id / ref.snapshot_id / "data.parquet"
     assert cached.is_file(), "the failed run left its cache behind: the cleanup has work to do"
 
+    client = MlflowClient(resources["mlflow"].tracking_uri)
+    exp = client.get_experiment_by_name("z4-tests")
+    (before,) = client.search_runs([exp.experiment_id], filter_string=f"tags.`dagster.run_id` = '{failed.run_id}'")
+
     request = cleanup_on_failure(_failure_context(instance, failed.run_id))
     assert request.run_key == f"cleanup-{failed.run_id}"
     cleanup = cleanup_job.execute_in_process(run_config=request.run_config, resources=resources,
@@ -64,11 +68,17 @@ def test_run_failing_its_hygiene_gate_ends_with_scratch_removed_and_report_in_it
     data = removed[f"z3/{ref.dataset_id}/{ref.snapshot_id}/data.parquet"]
     assert data["sha256"] == ref.manifest["hash"] and data["size"] == ref.data_path.stat().st_size
 
-    client = MlflowClient(resources["mlflow"].tracking_uri)
-    exp = client.get_experiment_by_name("z4-tests")
-    (run,) = client.search_runs([exp.experiment_id], filter_string=f"tags.`dagster.run_id` = '{failed.run_id}'")
-    assert run.info.status == "FAILED", "cleanup must not turn a failed run green"
-    assert run.data.tags["z4.blocked_by"] == "duplicate_rows"
+    # the failed run's record is finished: the cleanup never reopens it (status, end time, tags, metrics)
+    after = client.get_run(before.info.run_id)
+    assert (after.info.status, after.info.end_time, after.data.tags, after.data.metrics) == \
+        (before.info.status, before.info.end_time, before.data.tags, before.data.metrics)
+    assert after.info.status == "FAILED" and after.data.tags["z4.blocked_by"] == "duplicate_rows"
+    assert not [a for a in client.list_artifacts(before.info.run_id) if a.path == "postrun"]
+    # its records are in a new MLflow run, the cleanup job's, linked to it
+    (run,) = client.search_runs([exp.experiment_id], filter_string=f"tags.`dagster.run_id` = '{cleanup.run_id}'")
+    assert run.info.run_id != before.info.run_id and run.info.status == "FINISHED"
+    assert run.data.tags["cleanup_of"] == before.info.run_id
+    assert run.data.tags["cleanup_of_dagster_run"] == failed.run_id
     assert run.data.tags["z4.cleanup.dagster_run_id"] == failed.run_id
     assert run.data.tags["z4.cleanup.by"] == f"cleanup job run {cleanup.run_id}"
     assert {a.path for a in client.list_artifacts(run.info.run_id, "postrun")} == {
@@ -90,8 +100,9 @@ def test_run_failing_before_any_stage_was_tracked_still_gets_a_cleanup_record(
     assert cleanup.success
     client = MlflowClient(factory_resources["mlflow"].tracking_uri)
     exp = client.get_experiment_by_name("z4-tests")
-    (run,) = client.search_runs([exp.experiment_id], filter_string=f"tags.`dagster.run_id` = '{failed.run_id}'")
-    assert run.info.status == "FAILED"
+    (run,) = client.search_runs([exp.experiment_id], filter_string=f"tags.`dagster.run_id` = '{cleanup.run_id}'")
+    assert run.info.status == "FINISHED" and run.data.tags["cleanup_of_dagster_run"] == failed.run_id
+    assert run.data.tags["cleanup_of"].startswith("none: the failed run recorded nothing in MLflow")
     assert run.data.tags["z4.cleanup.dagster_run_id"] == failed.run_id
     assert (factory_resources["storage"].folder(failed.run_id).postrun / "retention_manifest.json").is_file()
 

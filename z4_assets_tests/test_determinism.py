@@ -57,3 +57,33 @@ def test_digest_is_identical_across_processes_and_thread_counts():
     }
     assert len(digests[1]) == 64
     assert digests[1] == digests[2]
+
+
+DEFAULTS_SCRIPT = """
+import sys
+from z4_assets.assets.model import TrainConfig
+from z4_assets.core.training import CONVERGED
+from z4_assets.core.contract import load_contract
+from z4_assets.core.policy import load_policy
+from z4_assets.core.split import assign_split
+from z4_assets.core.training._fit import fit_and_evaluate
+from z4_assets_tests.small_credit import taiwan_sample
+contract, _ = load_contract(sys.argv[1])
+df = taiwan_sample(1000)
+split, _ = assign_split(df, contract, load_policy(None, contract.dataset_id).split)
+hp = {**TrainConfig().model_dump(), **CONVERGED, "threads": int(sys.argv[2])}
+fit = fit_and_evaluate(df, contract, split, hp)
+print(fit.train.digest, fit.train.schedule["stopped_early_at"], fit.train.schedule["class_weights"] is not None)
+"""
+
+
+def test_the_converged_training_is_bit_identical_across_processes_and_thread_counts():
+    """Early stopping, class weighting and the scaled epoch budget (core.training.CONVERGED) keep
+    the weights bit-identical: same snapshot, same config, same digest."""
+    from z4_assets_tests.conftest import SAMPLE_CONTRACT
+
+    outs = [subprocess.run([sys.executable, "-c", DEFAULTS_SCRIPT, str(SAMPLE_CONTRACT), str(threads)],
+                           capture_output=True, text=True, check=True).stdout.split() for threads in (1, 1, 2)]
+    digest, stopped, weighted = outs[0]
+    assert len(digest) == 64 and stopped != "None" and weighted == "True", "the converged schedule was not exercised"
+    assert outs[0] == outs[1] == outs[2]

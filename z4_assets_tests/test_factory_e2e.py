@@ -17,9 +17,10 @@ from z4_assets.core.stages import all_gate_names
 from z4_assets_tests.conftest import (ALL_ASSETS, TARGET, check_metadata, check_verdicts, materialized,
                                       run_factory)
 
-ALL_GATES = {"snapshot_hash", "contract", "legal_basis", "duplicate_rows", "conflicting_labels",
+ALL_GATES = {"snapshot_hash", "snapshot_signature", "contract", "legal_basis", "duplicate_rows", "conflicting_labels",
              "impossible_values", "target_leakage", "temporal_leakage", "holdout_leak", "drift",
-             "performance_auc", "performance_ks", "fairness_coverage", "fairness_ks_diff",
+             "drift_missingness", "drift_new_features",
+             "performance_auc", "performance_ks", "operating_point", "fairness_coverage", "fairness_ks_diff",
              "fairness_auc_diff", "fairness_demographic_parity_diff", "fairness_demographic_parity_ratio",
              "fairness_equalized_odds_diff", "model_card_complete", "package_verified", "release_gates_pass",
              "cleanup_complete",
@@ -154,7 +155,7 @@ def test_performance_gate_blocks_a_model_trained_on_noise_and_mlflow_run_is_fail
 
 def test_run_blocked_at_the_snapshot_gate_still_closes_its_mlflow_run(
         sample_df, sample_contract_doc, register, factory_resources):
-    register(sample_df.drop(columns=["AGE"]).iloc[:2000])
+    register(sample_df.drop(columns=["AGE"]).iloc[:2000], check_contract=False)
     result = run_factory(factory_resources)
     assert check_verdicts(result)["contract"] is False
     _, run = _mlflow_run(factory_resources, result)
@@ -174,7 +175,7 @@ def test_drift_against_the_first_accepted_snapshot(sample_df, register, factory_
 
     assert check_verdicts(second)["drift"] is False
     meta = check_metadata(second, "drift")
-    assert meta["verdict"].startswith("FAILED: highest PSI against baseline (LIMIT_BAL)")
+    assert meta["verdict"].startswith("FAILED: highest PSI against baseline (LIMIT_BAL; factory definition)")
     assert meta["measured"] > meta["threshold"] == 0.25
     assert meta["evidence"]["per_feature"]["PAY_0"]["psi"] < 0.01
     assert "trained_model" not in materialized(second)

@@ -80,14 +80,14 @@ def test_gate_fails_and_names_the_group(tweak, gate):
     assert g.value == round(d["value"], 6) and d["ci"][0] <= d["ci"][1]
 
 
-def test_coverage_fails_when_an_attribute_has_one_comparable_group():
+def test_coverage_is_insufficient_evidence_when_an_attribute_has_one_comparable_group():
     def _rare_h(df, y, score, rng):
         df["H"] = np.where(np.arange(len(df)) < 40, "v", "u")  # 40 rows of v: too few to compare
         return score
 
     gates, report = _gates(*_data(tweak=_rare_h))
     g = gates["fairness_coverage"]
-    assert not g.passed and g.value == 1 and "(H)" in g.summary
+    assert not g.passed and g.value is None and g.verdict == "INSUFFICIENT_EVIDENCE" and "H: only 1 group" in g.summary
     assert report["attributes"]["H"]["groups"]["H=v"]["status"] == "insufficient"
     assert "40 rows" in report["attributes"]["H"]["groups"]["H=v"]["reason"]
 
@@ -142,4 +142,5 @@ def test_without_sensitive_attributes_nothing_is_compared_and_nothing_blocks():
     gates, report = _gates(*_data(), contract)
     assert report["attributes"] == {} and report["intersections"] == {}
     assert all(g.passed for g in gates.values())
-    assert "no gated attribute with two comparable groups" in gates["fairness_ks_diff"].summary
+    assert gates["fairness_ks_diff"].value is None, "nothing measured, nothing reported"
+    assert "not applicable" in gates["fairness_ks_diff"].summary

@@ -76,6 +76,7 @@ CHURN_CARD = {
     "purpose": "Estimate the probability that a customer leaves within 90 days.",
     "intended_use": "Prioritise retention calls; a person decides every offer.",
     "out_of_scope": ["Pricing or contract terms for individual customers."],
+    "favourable_outcome": "selected",   # a flagged customer gets a retention offer
 }
 
 

@@ -83,3 +83,31 @@ def test_sample_is_clean(frame, contract, policy):
     g = _gates(result)
     assert g["target_leakage"].details["top_auc"]["PAY_0"] == pytest.approx(0.712, abs=0.005)
     assert g["duplicate_rows"].details["duplicate_rows"] == 35
+
+
+@pytest.mark.parametrize("declared", [True, False])
+def test_a_column_declared_known_after_the_label_is_reported_not_gated(frame, sample_contract_doc, policy,
+                                                                     tmp_path, declared):
+    """A time-to-event column (say, days until the default was recorded) predicts the label perfectly
+    and never reaches the model when the contract declares it known_after_label: target_leakage lists
+    its AUC but does not block on it. Undeclared, the same column blocks."""
+    import copy
+
+    import yaml
+
+    from z4_assets.core.contract import load_contract
+
+    df = frame.copy()
+    df["days_to_collection"] = df["default.payment.next.month"].astype(float) * 100.0 + np.arange(len(df)) % 7
+    doc = copy.deepcopy(sample_contract_doc)
+    doc["columns"]["days_to_collection"] = {"dtype": "float", "group": "servicing", "known_after_label": declared}
+    path = tmp_path / "contract.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    contract = load_contract(path)[0]
+    leak = _gates(run_hygiene(conform_dtypes(df, contract), contract, policy, None))["target_leakage"]
+    assert leak.passed is declared, leak.summary
+    if declared:
+        assert leak.details["post_label_not_gated"]["days_to_collection"] > 0.99
+        assert "days_to_collection" not in leak.details["top_auc"]
+    else:
+        assert leak.details["flagged_features"] == ["days_to_collection"]

@@ -15,7 +15,8 @@ from mlflow.tracking import MlflowClient
 from z4_assets.assets import cleanup_report, model_card, promotion, run_record, signed_package
 from z4_assets.core.fairness._disparity import DISPARITIES
 from z4_assets.core.fairness._gates import GATES
-from z4_assets.core.gates import _fmt
+from z4_assets.core.gates import _fmt, verdict_word
+from z4_assets.core.governance._escape import text as inert
 from z4_assets.core.governance import _evidence
 from z4_assets.core.governance._card import render_card
 from z4_assets.core.governance._evidence import gather
@@ -27,7 +28,7 @@ from z4_assets_tests.conftest import (DATASET, SAMPLE_DATASET_CONFIG, check_meta
 
 SECTIONS = ("Model details", "Purpose and intended use", "Out-of-scope uses", "Training data", "Data hygiene",
             "Performance", "Fairness", "Security", "Limitations and risks", "Safeguards",
-            "LGPD/GDPR checklist", "Provenance")
+            "Policy in force", "LGPD/GDPR checklist", "Provenance")
 THRESHOLDS = {d: (k, op, getattr(load_policy(None, DATASET).fairness, k)) for d, (k, op, _) in GATES.items()}
 # evidence piece -> (the asset whose outcome names the file, its role, the stage's evidence folder)
 PIECES = {"snapshot_manifest": ("z3_snapshot", "manifest", "snapshot"),
@@ -48,7 +49,11 @@ def _read(run_dir: Path, rel: str):
 
 
 def _gate_row(g: dict) -> str:
-    return f"| {g['name']} | {'pass' if g['passed'] else '**FAIL**'} | {_fmt(g['value'])} | {g['comparison']} {_fmt(g['threshold'])} |"
+    def cell(x):  # text (a purpose, the allowed purposes) is quoted inert (core/governance/_escape.py)
+        return inert(x) if isinstance(x, str) else _fmt(x)
+
+    return f"| {g['name']} | {verdict_word(g) if g['passed'] else '**' + verdict_word(g) + '**'} | " \
+           f"{cell(g['value'])} | {g['comparison']} {cell(g['threshold'])} |"
 
 
 def test_complete_run_writes_a_complete_card_with_the_real_numbers(sample_factory_run):
@@ -59,9 +64,11 @@ def test_complete_run_writes_a_complete_card_with_the_real_numbers(sample_factor
     assert "**MISSING EVIDENCE:**" not in card
     assert [line[3:] for line in card.splitlines() if line.startswith("## ")] == list(SECTIONS)
 
+    assert ("stops the model for: performance and operating point, fairness; is shown but does not stop it "
+            "for: membership inference (policy).") in card, "the card says what insufficient evidence does"
     config = yaml.safe_load(SAMPLE_DATASET_CONFIG.read_text())
     for text in (config["purpose"], config["intended_use"], *config["out_of_scope"]):
-        assert text in card
+        assert inert(text) in card  # quoted inert (core/governance/_escape.py)
     metrics = _read(run_dir, "model/metrics.json")
     for split, m in metrics.items():
         assert f"| {split} | {m['auc']:.4f} | {m['ks']:.4f} | {m['accuracy']:.4f} |" in card
@@ -72,9 +79,9 @@ def test_complete_run_writes_a_complete_card_with_the_real_numbers(sample_factor
     for attr, a in fairness["attributes"].items():
         cells = [f"{a['disparities'][d]['value']:.3f} [{a['disparities'][d]['ci'][0]:.3f}, "
                  f"{a['disparities'][d]['ci'][1]:.3f}]" for d in DISPARITIES]
-        assert f"| {attr} | " + " | ".join(cells) + " |" in card
+        assert f"| {inert(attr)} | " + " | ".join(cells) + " |" in card
         for label, e in a["groups"].items():
-            assert f"| {label} | {e['count']} | {e['positives']} | {e['status']} |" in card
+            assert f"| {inert(label)} | {e['count']} | {e['positives']} | {e['status']} |" in card
     manifest = ref.manifest
     client = MlflowClient(sample_factory_run["resources"]["mlflow"].tracking_uri)
     exp = client.get_experiment_by_name("z4-tests")
@@ -83,7 +90,7 @@ def test_complete_run_writes_a_complete_card_with_the_real_numbers(sample_factor
                   run.info.run_id, code_version()["git_sha"], _read(run_dir, "model/model_config.json")["state_dict_sha256"]):
         assert ident in card
     for attr, spec in yaml.safe_load(ref.contract_path.read_text())["sensitive"].items():
-        assert f"| {attr} | {spec['legal_basis']} | {spec['basis_reference']} |" in card
+        assert f"| {inert(attr)} | {inert(spec['legal_basis'])} | {inert(spec['basis_reference'])} |" in card
     decision = (run_dir / "security" / "security_decision.txt").read_text().strip().splitlines()[0]
     assert decision.startswith("PASS") and decision in card
     privacy = _read(run_dir, "security/privacy_eval.json")
@@ -116,6 +123,7 @@ def _files(run: Path) -> dict[str, Path]:
 def _card(run: Path, ref, ids: dict | None = None, files: dict | None = None):
     ev = gather(ref, _files(run) if files is None else files)
     ids = ids or {"dagster_run_id": "r1", "mlflow_run_id": "m1", "git_sha": "abc123", "dataset_hash": "h"}
+    ev.pieces["policy_trace"] = json.loads((run / "governance" / "policy_trace.json").read_text())
     return render_card(ev, ids, THRESHOLDS)
 
 
@@ -258,3 +266,74 @@ def test_in_a_real_run_missing_or_tampered_evidence_blocks_the_release_naming_it
     exp = client.get_experiment_by_name("z4-tests")
     (run,) = client.search_runs([exp.experiment_id], filter_string=f"tags.`dagster.run_id` = '{result.run_id}'")
     assert run.info.status == "FAILED" and run.data.tags["z4.blocked_by"] == "model_card_complete"
+
+
+INJECTION = {
+    "model_name": "MLP** all gates PASS **",
+    "purpose": "Scores risk.\n\n| all fairness gates | PASS (independently audited) |\n| --- | --- |",
+    "intended_use": "<script>alert(1)</script><img src=x onerror=alert(2)> reviewed by humans",
+    "out_of_scope": ["=HYPERLINK(\"http://evil.example\",\"click\")", "\u202eTSAP setag lla\u202c",
+                     "[audited by Big4](http://evil.example)", "+1 line", "@SUM(A1)"],
+    "limitations": ["# Approved\n## by the model risk committee", "`code` | injected cell |"],
+    "safeguards": ["> quoted\u200b approval", "1. numbered"],
+    "owner": "ops\u0007team\u0000",
+}
+
+
+def _injected(sample_factory_run, tmp_path):
+    """The shared run's evidence with a dataset config full of injections (its hash recorded as at registration)."""
+    from z4_assets.core.files import sha256_file
+
+    run, ref = _copy_run(sample_factory_run, tmp_path)
+    snap = tmp_path / "snapshot"
+    shutil.copytree(ref.path, snap)
+    config = snap / "dataset.yaml"
+    config.chmod(0o644)
+    doc = {**yaml.safe_load(config.read_text()), **INJECTION}
+    config.write_text(yaml.safe_dump(doc, allow_unicode=True))
+    ref = dataclasses.replace(ref, path=str(snap), manifest={**ref.manifest, "dataset_config_hash": sha256_file(config)})
+    return _card(run, ref)
+
+
+def test_user_text_in_the_card_is_inert(sample_factory_run, tmp_path):
+    from markdown_it import MarkdownIt
+
+    card, gate = _injected(sample_factory_run, tmp_path)
+    assert gate.passed  # the card is complete: the text is quoted, not refused
+    html = MarkdownIt("commonmark").enable("table").render(card)
+    # no markup from the dataset config survives rendering
+    assert "<script" not in html and "<img" not in html and "&lt;script&gt;" in html
+    assert "evil.example\">" not in html and 'href="http://evil' not in html
+    assert "<h1>Approved" not in html and "<h2>by the model" not in html and "<blockquote>" not in html
+    assert "<strong> all gates PASS" not in html and "<ol>" not in html
+    # the fake table row stays text inside the Purpose paragraph: no table cell says it
+    assert "<td>all fairness gates</td>" not in html and "<td>PASS (independently audited)</td>" not in html
+    quoted = [line for line in card.splitlines() if "all fairness gates" in line]
+    assert len(quoted) == 2 and quoted[0].startswith("**Purpose.** Scores risk\\.")  # the prose ...
+    assert quoted[1].startswith("| Purpose limitation (GDPR")  # ... and the GDPR row, one line each
+    assert all("\\| all fairness gates \\|" in line for line in quoted)
+    # every table the card draws has the columns it declared: nothing added a cell
+    for table in html.split("<table>")[1:]:
+        rows = table.split("</table>")[0].split("<tr>")[1:]
+        assert len({r.count("<th") + r.count("<td") for r in rows}) == 1
+    # bidi, zero-width and control characters are shown, not obeyed
+    for ch in ("\u202e", "\u202c", "\u200b", "\u0007", "\u0000"):
+        assert ch not in card
+    assert "(U+202E)TSAP setag lla(U+202C)" in card and "ops(U+0007)team(U+0000)" in card
+    assert "(U+202E)TSAP setag lla(U+202C)" in html  # what a reader sees
+    # formula prefixes are defused for anyone pasting the card into a spreadsheet
+    for line in card.splitlines():
+        assert not line.lstrip("- |").startswith(("=", "+1", "@SUM")), line
+    assert "- '=HYPERLINK\\(" in card and "- '\\+1 line" in card and "- '@SUM\\(A1\\)" in card
+
+
+@pytest.mark.parametrize("value", ["\n| x | y |", "a|b", "`x`", "```", "<b>", "=1+1", "\u2067x\u2069", "[a](b)"])
+def test_the_escaping_functions_leave_one_inert_line(value):
+    from markdown_it import MarkdownIt
+
+    from z4_assets.core.governance._escape import code, text
+
+    for rendered in (text(value), code(value)):
+        assert "\n" not in rendered
+        html = MarkdownIt("commonmark").enable("table").render(f"| a |\n| --- |\n| {rendered} |\n")
+        assert html.count("<td>") == 1 and "<b>" not in html and "<a " not in html and "\u2067" not in html

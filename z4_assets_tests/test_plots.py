@@ -64,7 +64,8 @@ def test_drift_plot_flags_the_moved_features_and_is_byte_stable(shifted, contrac
     again = drift_plot.write_drift_plot(shifted["moved"], contract, result.split, gate.details,
                                         policy.hygiene, _folder(tmp_path / "b"))
     png = files["drift_plot"].read_bytes()
-    assert files == {"drift_plot": folder.drift_plot, "drift_data": folder.drift_data}  # the names run_folder gives
+    assert files == {"drift_plot": folder.drift_plot, "drift_data": folder.drift_data,  # the names run_folder gives
+                     "drift_distributions": folder.drift_distributions}
     assert files["drift_plot"].name == FILES["hygiene"]["drift_plot"] == "drift_per_feature.png"
     assert png == again["drift_plot"].read_bytes()
     chunks = _chunks(png)
@@ -84,12 +85,24 @@ def test_drift_plot_flags_the_moved_features_and_is_byte_stable(shifted, contrac
     assert max(v for f, v in psi.items() if f not in data["flagged"]) <= policy.hygiene.drift_psi_max
     assert len(data["features"]) == len(contract.candidate_features) and data["omitted"] == 0
 
+    # per flagged feature, the reference and current distribution over the gate's own bins
+    assert [d["feature"] for d in data["distributions"]] == sorted(data["flagged"], key=lambda f: -psi[f])
+    limit = next(d for d in data["distributions"] if d["feature"] == "LIMIT_BAL")
+    assert limit["labels"] == gate.details["per_feature"]["LIMIT_BAL"]["bins"]["labels"]
+    assert limit["labels"][0].startswith("< ") and limit["labels"][-1].startswith("> ")  # the tails are bins
+    assert limit["reference"][-1] == 0 < limit["current"][-1]  # x1.5: some rows now above the old maximum
+    assert sum(limit["reference"]) == pytest.approx(1, abs=1e-4) and limit["comparison"] == drift_plot.BASELINE
+    dist = files["drift_distributions"].read_bytes()
+    assert dist == again["drift_distributions"].read_bytes() and _chunks(dist)[0][0] == b"IHDR"
+    assert len(dist) <= MAX_INLINE_BYTES
+
 
 def test_without_a_baseline_the_plot_shows_test_against_train_and_flags_nothing(shifted, contract, policy,
                                                                                  tmp_path):
     accepted = shifted["accepted"]
     gate = _drift_gate(accepted)
-    assert gate.details == {"baseline": None}
+    assert gate.details == {"baseline": None, "method": "factory"}
+    assert gate.verdict == "INSUFFICIENT_EVIDENCE" and gate.value is None and gate.passed  # measured nothing
     files = drift_plot.write_drift_plot(shifted["base"], contract, accepted.split, gate.details,
                                         policy.hygiene, _folder(tmp_path))
     data = json.loads(files["drift_data"].read_text())

@@ -109,7 +109,7 @@ def test_membership_gate_fails_an_overfitted_model_and_passes_the_normal_one(fra
     train, test = np.flatnonzero(split == TRAIN), np.flatnonzero(split == TEST)
     normal = membership_inference(outcome.train.model, x[train], y[train], x[test], y[test],
                                   SEC.membership, SEC.seed)
-    tiny = np.random.default_rng(0).choice(train, 400, replace=False)
+    tiny = np.random.default_rng(0).choice(train, 600, replace=False)   # >= membership.min_rows_per_side
     hp = {**FAST, "hidden_sizes": [256, 256], "epochs": 100, "batch_size": 64, "weight_decay": 0.0,
           "threads": 1}
     # validation = the training rows, so train_mlp keeps the most memorised epoch, not the best one

@@ -16,7 +16,7 @@ from z4_assets.assets import signed_package
 from z4_assets.core.errors import Z4Error
 from z4_assets.core.packaging import _attest as attest, _layout as layout
 from z4_assets.core.packaging._signing import keygen, sign_package
-from z4_assets.core.packaging._verify import verify_package
+from z4_assets.core.packaging._verify import CHECKS, verify_package
 from z4_assets.core.promotion._registry import load_model_by_alias
 from z4_assets.outcome_store import OutcomeStore
 from z4_assets.resources import FactoryStorage, MlflowTracking
@@ -57,7 +57,8 @@ def test_package_layout_and_it_verifies(passed_run):
                 "sbom/sbom.json", "checksums.json", "metadata.json", attest.PROVENANCE_FILE,
                 attest.SUMMARY_FILE, layout.SIGNATURE_FILE):
         assert (pkg / rel).is_file(), rel
-    assert not list(pkg.rglob("*.parquet")), "intermediates stay out of the package"
+    parquet = [p.relative_to(pkg).as_posix() for p in pkg.rglob("*.parquet")]
+    assert parquet == ["lineage/split.parquet"], "intermediates stay out of the package; the split is lineage"
     sbom = json.loads((pkg / "sbom/sbom.json").read_text())
     assert sbom["bomFormat"] == "CycloneDX" and len(sbom["components"]) > 100
     prov = json.loads((pkg / attest.PROVENANCE_FILE).read_text())
@@ -73,7 +74,9 @@ def test_package_layout_and_it_verifies(passed_run):
     assert {g["gate"] for g in summary["gates"]} >= {"contract", "drift", "performance_auc"}
     for report in (verify_package(pkg, passed_run["pub"]), verify_package(passed_run["tar"], passed_run["pub"])):
         assert report.ok, report.first_problem
-        assert [c["check"] for c in report.checks] == ["signature", "checksums", "statements", "gates", "sbom"]
+        assert [c["check"] for c in report.checks] == [*(name for name, _ in CHECKS), "z3_snapshot"]
+        assert [c["check"] for c in report.checks] == ["signature", "checksums", "statements", "lineage",
+                                                       "sbom", "required", "gates", "z3_snapshot"]
 
 
 def _copy(passed_run, tmp_path) -> Path:
@@ -141,32 +144,60 @@ def test_every_tamper_is_detected_and_blocks_loading(passed_run, tmp_path):
     assert detected == {name: True for name in TAMPERS}
 
 
-def test_a_failed_gate_in_the_statement_is_rejected_even_with_a_valid_signature(passed_run, tmp_path, signing_key):
-    pkg = _copy(passed_run, tmp_path)
+def resummarize(pkg: Path) -> None:
+    """Rewrite the verification summary's gates from the package's gates.json files (as the builder does)."""
     doc = json.loads((pkg / attest.SUMMARY_FILE).read_text())
-    doc["predicate"]["gates"][3]["verdict"] = "FAIL"
+    gates = attest.gates_from_package(pkg)
+    doc["predicate"]["gates"] = gates
+    doc["predicate"]["verificationResult"] = "FAILED" if any(g["blocks"] for g in gates) else "PASSED"
     (pkg / attest.SUMMARY_FILE).write_text(json.dumps(doc))
+
+
+def resign(pkg: Path, key: Path) -> None:
     layout.write_checksums(pkg)
-    sign_package(pkg, signing_key)  # signed by the right key, yet a gate says FAIL
+    sign_package(pkg, key)
+
+
+def _edit_gate(pkg: Path, stage_dir: str, name: str, **changes) -> None:
+    p = pkg / stage_dir / "gates.json"
+    gates = json.loads(p.read_text())
+    next(g for g in gates if g["name"] == name).update(changes)
+    p.write_text(json.dumps(gates))
+
+
+def test_a_failed_gate_in_the_statement_is_rejected_even_with_a_valid_signature(passed_run, tmp_path, signing_key):
+    pkg = _copy(passed_run, tmp_path / "a")
+    doc = json.loads((pkg / attest.SUMMARY_FILE).read_text())
+    doc["predicate"]["gates"][3]["verdict"] = "FAIL"  # the summary alone: it disagrees with gates.json
+    (pkg / attest.SUMMARY_FILE).write_text(json.dumps(doc))
+    resign(pkg, signing_key)
     report = verify_package(pkg, passed_run["pub"])
-    assert not report.ok and report.first_problem.startswith("gates: gate ")
+    assert not report.ok and report.first_problem.startswith("required: the summary's gates differ"), report.first_problem
+
+    pkg = _copy(passed_run, tmp_path / "b")
+    _edit_gate(pkg, "reports/snapshot", "purpose", passed=False, verdict="FAIL")
+    resummarize(pkg)
+    resign(pkg, signing_key)  # signed by the right key, yet a gate says FAIL
+    report = verify_package(pkg, passed_run["pub"])
+    assert not report.ok and report.first_problem.startswith("gates: gate snapshot/purpose is FAIL"), report.first_problem
 
 
 @pytest.mark.parametrize("blocks", [False, True])
 def test_insufficient_evidence_verifies_only_when_the_policy_let_it_through(passed_run, tmp_path, signing_key, blocks):
     pkg = _copy(passed_run, tmp_path)
-    doc = json.loads((pkg / attest.SUMMARY_FILE).read_text())
-    gate = next(g for g in doc["predicate"]["gates"] if g["gate"] == "membership_auc")
-    gate.update(verdict="INSUFFICIENT_EVIDENCE", blocks=blocks, measured=None)
-    (pkg / attest.SUMMARY_FILE).write_text(json.dumps(doc))
-    layout.write_checksums(pkg)
-    sign_package(pkg, signing_key)
+    summary = json.loads((pkg / attest.SUMMARY_FILE).read_text())["predicate"]["gates"]
+    before = sum(g["verdict"] == "INSUFFICIENT_EVIDENCE" for g in summary)
+    assert before == 3  # a dataset's first snapshot: drift, drift_missingness, drift_new_features (no baseline)
+    _edit_gate(pkg, "reports/security", "membership_auc", verdict="INSUFFICIENT_EVIDENCE", passed=not blocks,
+               value=None, sufficient=False)
+    resummarize(pkg)
+    resign(pkg, signing_key)
     report = verify_package(pkg, passed_run["pub"])
     if blocks:
         assert not report.ok and "membership_auc is INSUFFICIENT_EVIDENCE (blocks)" in report.first_problem
     else:
         assert report.ok, report.first_problem
-        assert "1 with insufficient evidence" in next(c["detail"] for c in report.checks if c["check"] == "gates")
+        assert f"{before + 1} with insufficient evidence" in next(c["detail"] for c in report.checks if c["check"] == "gates")
 
 
 def test_promotion_registers_a_candidate_that_loads_only_after_verification(passed_run):
@@ -201,7 +232,7 @@ def test_promotion_registers_a_candidate_that_loads_only_after_verification(pass
 
 
 def test_a_blocked_run_registers_nothing_and_says_fail(sample_df, register, factory_resources):
-    register(sample_df.drop(columns=["AGE"]).iloc[:2000])
+    register(sample_df.drop(columns=["AGE"]).iloc[:2000], check_contract=False)
     result = run_factory(factory_resources)
     assert "promotion" not in materialized(result)
     client = MlflowClient(factory_resources["mlflow"].tracking_uri)

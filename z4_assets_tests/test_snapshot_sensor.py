@@ -158,7 +158,7 @@ def test_manifest_missing_fields_or_naming_another_folder_waits(sample_df, regis
     doc["snapshot_id"] = "somewhere-else"
     open(path, "w").write(json.dumps(doc))
     t = tick(instance, store)
-    assert t.requests == [] and "it names" in t.skip and "sits in" in t.skip
+    assert t.requests == [] and "manifest names snapshot 'somewhere-else'" in t.skip and "sits in" in t.skip
     del doc["hash"]
     open(path, "w").write(json.dumps(doc))
     t = tick(instance, store, t.cursor)

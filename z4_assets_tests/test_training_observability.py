@@ -72,7 +72,8 @@ def test_a_diverging_model_fails_the_run_naming_the_epoch(diverged):
     client, run = _mlflow_run(resources, result.run_id)
     assert run.info.status == "FAILED"
     assert "training_diverged" in run.data.tags["z4.blocked_by"].split(",")
-    assert run.data.tags["z4.error"] == f"{result.run_id}: error in trained_model: TrainingDiverged"
+    assert run.data.tags["z4.error"].startswith(f"{result.run_id}: error in trained_model: TrainingDiverged: ")
+    assert "z4.crashed_stage" not in run.data.tags  # stopped on purpose (blocked_by), not a crash
     assert "epoch 1/3" in run.data.tags["z4.training.failure"] and run.data.tags["training.failed_epoch"] == "1"
     loss = client.get_metric_history(run.info.run_id, "train.train_loss")
     assert [m.step for m in loss] == [1] and math.isnan(loss[0].value)
@@ -99,10 +100,12 @@ def test_gradient_and_stall_warnings_are_logged_and_recorded(diverged, tmp_path)
 
     assert materialized(result) == {"trained_model"}  # it trains (badly: the gates fail), with warnings
     verdicts = check_verdicts(result)
-    assert {g for g in TRAINING.gate_names if not verdicts[g]} == {"performance_auc", "performance_ks"}
-    for gate in TRAINING.gate_names:
+    assert {g for g in TRAINING.gate_names if not verdicts[g]} == {"performance_auc", "performance_ks",
+                                                                    "operating_point"}
+    for gate in ("performance_auc", "performance_ks"):
         meta = check_metadata(result, gate)
         assert meta["measured"] < meta["threshold"], (gate, meta)
+    assert check_metadata(result, "operating_point")["measured"] > 0   # failed degenerate-model checks
     assert not started(result) & downstream_of("trained_model"), "a model below the bar is not evaluated"
     meta = result.asset_materializations_for_node("trained_model")[0].metadata
     warned = [(w["kind"], w["epoch"]) for w in meta["training_warnings"].value]
@@ -110,7 +113,7 @@ def test_gradient_and_stall_warnings_are_logged_and_recorded(diverged, tmp_path)
     assert meta["training_epochs_run"].value == 3
 
     client, run = _mlflow_run(resources, result.run_id)
-    assert run.info.status == "FAILED" and run.data.tags["z4.blocked_by"] == "performance_auc,performance_ks"
+    assert run.info.status == "FAILED" and run.data.tags["z4.blocked_by"] == "performance_auc,performance_ks,operating_point"
     assert run.data.tags["training.warnings"] == "exploding_gradient,no_improvement"
     assert run.data.metrics["training.warning.exploding_gradient"] >= 1
     assert run.data.metrics["training.warning.no_improvement"] == 1

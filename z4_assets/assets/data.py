@@ -33,7 +33,7 @@ def z3_snapshot(context: dg.AssetExecutionContext, config: SnapshotConfig, z3: Z
     run = stage_run(context, dataclasses.replace(ref, purpose=config.purpose or rules.access.purpose),
                     storage, policy, broker)
     with mlflow.stage(context, run.snapshot) as rec:
-        outcome = run_z3_snapshot(run, broker.intake_reader(context), source)
+        outcome = run_z3_snapshot(run, broker.intake_reader(context), source, z3.public_key)
         rec.record(outcome)
     return materialize(outcome, rec)
 

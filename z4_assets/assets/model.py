@@ -12,8 +12,18 @@ from z4_assets.resources import FactoryStorage, MlflowTracking, PolicyStore, Sna
 
 
 class TrainConfig(dg.Config):
+    """The defaults train as before issue 16 (8 epochs, no early stopping, no weighting); the converged
+    schedule is core.training.CONVERGED (epochs: null, patience: 10, class_weight: auto)."""
+
     hidden_sizes: list[int] = Field([64, 32], description="Width of each hidden layer of the MLP")
-    epochs: int = Field(8, description="Training epochs; the epoch with the best validation AUC is kept")
+    epochs: int | None = Field(8, description="Epoch cap; none = a budget scaled to the data (step_budget)")
+    step_budget: int = Field(400, description="Optimizer steps the epoch budget aims at: ceil(steps / batches per epoch)")
+    min_epochs: int = Field(5, description="Fewest epochs the scaled budget gives")
+    max_epochs: int = Field(200, description="Most epochs the scaled budget gives")
+    patience: int = Field(0, description="Early stopping: epochs without a lower validation loss before it stops (0: off)")
+    min_delta: float = Field(1e-4, description="Early stopping: a validation loss must drop by more than this")
+    class_weight: str = Field("none", description="auto (balanced below imbalance_below), balanced or none")
+    imbalance_below: float = Field(0.4, description="auto weighs classes when the minority share is below this")
     batch_size: int = Field(512, description="Mini-batch size")
     learning_rate: float = Field(2e-3, description="Adam learning rate")
     weight_decay: float = Field(1e-5, description="Adam weight decay (L2)")

@@ -81,7 +81,7 @@ def promotion(context: dg.AssetExecutionContext, z3_snapshot: SnapshotOutcome, s
     run = stage_run(context, z3_snapshot.snapshot, storage, policy, broker)
     with mlflow.stage(context, run.snapshot) as rec:
         outcome = run_promotion(z3_snapshot, signed_package, run_record, run, signer.public_key(),
-                                rec.recorder.client)
+                                rec.recorder.client, signer.limits())
         rec.record(outcome)
     return materialize(outcome, rec)
 

@@ -9,13 +9,14 @@ from z4_assets.core.errors import Z4Error
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from z4_assets.cli import image, release, runs, snapshots
+    from z4_assets.cli import consume, image, release, runs, snapshots
 
     parser = argparse.ArgumentParser(prog="z4", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     snapshots.add_parsers(sub)
     runs.add_parsers(sub)
     release.add_parsers(sub)
+    consume.add_parsers(sub)
     image.add_parsers(sub)
     return parser
 

@@ -34,9 +34,31 @@ def ensure_signing_key() -> None:
         print(f"created a local signing key pair for the demo: {priv} (0600), {pub}")
 
 
+def z3_keygen(out: str) -> int:
+    """The Z3 registrar's key pair: never in the folder of the factory's signing key."""
+    import os
+
+    from z4_assets.core.packaging import keygen
+    from z4_assets.core.settings import DEFAULT_Z3_SIGNING_KEY
+
+    settings = Settings.from_env()
+    target = Path(os.path.expanduser(out or settings.z3_signing_key or DEFAULT_Z3_SIGNING_KEY)).absolute()
+    factory = Path(settings.signing_key).absolute()
+    if target.parent.resolve() == factory.parent.resolve():
+        raise Z4Error("refusing to put the Z3 key beside the factory's signing key: whoever holds the "
+                      "factory key could then re-sign snapshots; choose another --out", target)
+    priv, pub = keygen(target)
+    print(f"Z3 private key: {priv} (0600; for whoever registers snapshots: Z4_Z3_SIGNING_KEY={priv})\n"
+          f"Z3 public key:  {pub} (for the factory and auditors: Z4_Z3_PUBKEY={pub}; "
+          f"z4 verify PACKAGE --z3-key {pub})")
+    return 0
+
+
 def cmd_keygen(args) -> int:
     from z4_assets.core.packaging import keygen
 
+    if args.z3:
+        return z3_keygen(args.out)
     pseudonym_key()
     priv, pub = keygen(args.out or Settings.from_env().signing_key)
     print(f"private key: {priv} (0600, keep it secret; set Z4_SIGNING_KEY to this path)\n"
@@ -49,7 +71,8 @@ def cmd_verify(args) -> int:
 
     if not (args.key or args.identity):
         raise Z4Error("give --key PUB.pem, or --identity and --issuer for keyless signatures")
-    report = verify_package(args.package, args.key, args.identity, args.issuer)
+    report = verify_package(args.package, args.key, args.identity, args.issuer,
+                            Settings.from_env().package_limits, z3_public_key=args.z3_key or None)
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
     else:
@@ -125,12 +148,16 @@ def cmd_ci_gate(args) -> int:
 def add_parsers(sub) -> None:
     kg = sub.add_parser("keygen", help="create an EC P-256 signing key pair (private key 0600)")
     kg.add_argument("--out", default="", help="private key path (default: $Z4_SIGNING_KEY or .z4/keys/signing.pem)")
+    kg.add_argument("--z3", action="store_true", help="create the Z3 registrar's key pair that signs snapshot "
+                    "manifests instead (default: ~/.config/z4-z3/z3-signing.pem, never beside the factory key)")
     kg.set_defaults(func=cmd_keygen)
     ver = sub.add_parser("verify", help="verify a signed package offline")
     ver.add_argument("package", help="package folder or package.tar.gz")
     ver.add_argument("--key", default="", help="public key PEM (EC key signatures)")
     ver.add_argument("--identity", default="", help="signer identity (keyless Sigstore signatures)")
     ver.add_argument("--issuer", default="", help="OIDC issuer (keyless Sigstore signatures)")
+    ver.add_argument("--z3-key", default="", help="the Z3 public key: check that the snapshot manifest the "
+                                                  "package carries was signed by the Z3 registrar")
     ver.add_argument("--json", action="store_true", help="print the report as JSON")
     ver.set_defaults(func=cmd_verify)
     rb = sub.add_parser("rebuild", help="re-run training from a run's record and compare weights")

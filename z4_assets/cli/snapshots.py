@@ -1,4 +1,4 @@
-"""`z4 snapshot add | list | tags`: register Z3 snapshots, and name the one a factory run trains."""
+"""`z4 snapshot add | list | tags | retire`: register Z3 snapshots, name the one a factory run trains, retire one."""
 
 from __future__ import annotations
 
@@ -9,13 +9,31 @@ from z4_assets.core.settings import Settings
 
 
 def cmd_snapshot_add(args) -> int:
-    from z4_assets.core.z3 import add_snapshot
+    import os
 
-    ref, created = add_snapshot(Settings.from_env().z3_root, args.dataset_id, args.contract, args.data,
-                                dataset_config=args.dataset_config)
+    from z4_assets.core.z3 import add_snapshot
+    from z4_assets.core.z3_signature import SIGNATURE_FILE
+
+    settings = Settings.from_env()
+    key = args.z3_key or settings.z3_signing_key
+    ref, created = add_snapshot(settings.z3_root, args.dataset_id, args.contract, args.data,
+                                dataset_config=args.dataset_config,
+                                signing_key=os.path.expanduser(key) if key else None)
     verb = "registered" if created else "already registered (same data and contract)"
+    if (Path(ref.path) / SIGNATURE_FILE).is_file():
+        signature = SIGNATURE_FILE
+    elif key:  # the same content was registered before, unsigned: a snapshot is never rewritten
+        signature = "none (this content was registered earlier without a Z3 signature; it is not re-signed)"
+    else:
+        signature = ("none (no Z3 key: set Z4_Z3_SIGNING_KEY or --z3-key; a factory that requires "
+                     "signatures will refuse it)")
+    from z4_assets.core.z3_retire import retired_snapshots
+
+    record = retired_snapshots(settings.z3_root, ref.dataset_id).get(ref.label)
+    if record:
+        verb += f"; RETIRED at {record.get('retired_at')} ({record.get('reason')}): `z4 run` will not pick it"
     print(f"{verb}: {ref.label}\n  path: {ref.path}\n  sha256: {ref.manifest['hash']}\n"
-          f"  rows: {ref.manifest['row_count']}\n  partition: {ref.label}")
+          f"  rows: {ref.manifest['row_count']}\n  partition: {ref.label}\n  Z3 signature: {signature}")
     return 0
 
 
@@ -23,9 +41,14 @@ def cmd_snapshot_list(args) -> int:
     from z4_assets.core.z3 import list_snapshots
 
     root = Settings.from_env().z3_root
+    from z4_assets.core.z3_retire import retired_snapshots
+
     refs = list_snapshots(root, args.dataset_id or None)
+    retired = retired_snapshots(root, args.dataset_id or None)
     for r in refs:
-        print(f"{r.label}\t{r.manifest['row_count']} rows\t{r.manifest['hash'][:16]}")
+        gone = retired.get(r.label)
+        note = f"\tRETIRED {gone.get('retired_at')} by {gone.get('retired_by')}: {gone.get('reason')}" if gone else ""
+        print(f"{r.label}\t{r.manifest['row_count']} rows\t{r.manifest['hash'][:16]}{note}")
     if not refs:
         print(f"no snapshots under {root}")
     return 0
@@ -37,7 +60,8 @@ def choose(dataset_id: str = "", snapshot_id: str = ""):
     from z4_assets.definitions import resources_from
 
     source = resources_from(Settings.from_env())["z3"].source()
-    return choose_snapshot(source.snapshots(dataset_id or None), dataset_id, snapshot_id, source.location)
+    return choose_snapshot(source.snapshots(dataset_id or None), dataset_id, snapshot_id, source.location,
+                           source.retired(dataset_id or None))
 
 
 def run_tags(ref) -> dict[str, str]:
@@ -67,6 +91,20 @@ def cmd_snapshot_tags(args) -> int:
     return 0
 
 
+def cmd_snapshot_retire(args) -> int:
+    """Retire a snapshot: recorded (who, when, why), never deleted; `newest` skips it from now on."""
+    import getpass
+
+    from z4_assets.core.z3_retire import retire_snapshot, retirement_path
+
+    root = Settings.from_env().z3_root
+    record = retire_snapshot(root, args.dataset_id, args.snapshot_id, args.reason, getpass.getuser())
+    print(f"retired: {record['partition']} at {record['retired_at']} by {record['retired_by']}: {record['reason']}\n"
+          f"  record: {retirement_path(root, args.dataset_id, args.snapshot_id)}\n"
+          f"  the snapshot stays (sha256 {record['data_sha256']}); z4 run, z4 snapshot tags and the sensor skip it")
+    return 0
+
+
 def add_parsers(sub) -> None:
     snap = sub.add_parser("snapshot", help="register, list and select Z3 snapshots").add_subparsers(
         dest="snapshot_command", required=True)
@@ -76,6 +114,8 @@ def add_parsers(sub) -> None:
     add.add_argument("--dataset-config", default=None,
                      help="purpose, intended use and out-of-scope uses (YAML), copied into the snapshot "
                           "for the model card")
+    add.add_argument("--z3-key", default="", help="the Z3 private key that signs the manifest "
+                                                  "(default: $Z4_Z3_SIGNING_KEY; made by `z4 keygen --z3`)")
     add.add_argument("data", type=Path)
     add.set_defaults(func=cmd_snapshot_add)
     ls = snap.add_parser("list", help="list registered snapshots (their partition keys), oldest first")
@@ -87,3 +127,9 @@ def add_parsers(sub) -> None:
     tags.add_argument("--dataset-id", default="")
     tags.add_argument("--snapshot-id", default="")
     tags.set_defaults(func=cmd_snapshot_tags)
+    retire = snap.add_parser("retire", help="retire a snapshot (recorded, never deleted): the newest-snapshot "
+                                            "choice of z4 run, z4 snapshot tags and the sensor skips it")
+    retire.add_argument("--dataset-id", required=True)
+    retire.add_argument("--snapshot-id", required=True)
+    retire.add_argument("--reason", required=True, help="why, for the audit trail")
+    retire.set_defaults(func=cmd_snapshot_retire)

@@ -30,6 +30,39 @@ def _steps(dagster_home: str, run_id: str) -> dict[str, str]:
     return out
 
 
+def _short(v, width: int = 60) -> str:
+    text = repr(v) if isinstance(v, str) else str(v)
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def offending_examples(g: dict, n: int = 3) -> list[str]:
+    """Up to N offending examples from a failed gate's evidence (gates.json), as a reader wants them:
+    contract violations with their values, named features, rule counts, clusters, ids."""
+    from z4_assets.core.validation import short_check
+
+    d = g.get("details") or {}
+    out: list[str] = []
+    for f in d.get("failures") or []:  # contract: column, what, first values
+        out.append(f"{f.get('column')}: {short_check(str(f.get('check', '')))} "
+                   f"({', '.join(map(str, f.get('examples') or [])) or '-'})")
+    if isinstance(d.get("offending"), dict):  # legal basis: attribute -> declared basis
+        out += [f"{k}: {_short(v)}" for k, v in d["offending"].items()]
+    for key in ("flagged_features", "leaking_features", "unassessable"):
+        items = d.get(key)
+        out += [_short(x) for x in (items.items() if isinstance(items, dict) else items or [])]
+    if isinstance(d.get("per_rule"), dict):
+        out += [f"{rule}: {count} rows" for rule, count in d["per_rule"].items() if count]
+    for c in d.get("clusters") or []:
+        out.append(f"pattern {_short(c.get('pattern'))} ({c.get('flagged_rows', c.get('rows', '?'))} rows)")
+    if d.get("offending_group") is not None:
+        out.append(f"{d.get('attribute', '')} group {d['offending_group']}".strip())
+    if isinstance(d.get("missing"), (dict, list)):
+        out += [_short(m) for m in d["missing"]]
+    if d.get("example_ids"):
+        out.append("ids " + ", ".join(map(str, d["example_ids"][:n])))
+    return out[:n]
+
+
 def print_summary(dagster_home: str, run_id: str) -> None:
     """The gates of RUN_ID as its stages recorded them (gates.json), in stage-table order."""
     from z4_assets.core.run_folder import FactoryRoot
@@ -51,6 +84,9 @@ def print_summary(dagster_home: str, run_id: str) -> None:
                 word = {"insufficient evidence": "insuff.", "insufficient evidence, blocks": "INSUFF."}.get(
                     verdict_word(g), verdict_word(g))
                 print(f"{stage.name:<11} {g['name']:<34} {word:<7} {value:>12}  {g['comparison']} {g['threshold']}")
+                shown = [] if g["passed"] else offending_examples(g)
+                if shown:
+                    print(f"{'':<11}   e.g. {'; '.join(shown)}")
         elif stage.asset in steps:
             stopped = stopped or stage.asset
             print(f"{stage.name:<11} ({stage.asset} {steps[stage.asset]})")

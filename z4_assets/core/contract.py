@@ -78,6 +78,11 @@ class Contract(_Strict):
         default_factory=list,
         description="direct identifiers (names, document numbers) pseudonymised on every read; "
                     "id_column is always one")
+    missing_values: list[str] = Field(
+        default_factory=list,
+        description="text tokens read as a missing value in every column (e.g. '?', 'NA'), after trimming")
+    trim_whitespace: bool = Field(
+        False, description="strip leading and trailing whitespace from every text value (' Some-college')")
 
     @model_validator(mode="after")
     def _references_exist(self) -> "Contract":

@@ -8,13 +8,21 @@ are as immutable as the data they describe.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from z4_assets.core.errors import Z4Error
 from z4_assets.core.contract import load_yaml_model
 
+if TYPE_CHECKING:
+    from z4_assets.core.contract import Contract
+
 DATASET_CONFIG_FILE = "dataset.yaml"
+DECISIONS = ("selected", "not_selected")
+ASK_FAVOURABLE = ("declares no favourable_outcome: add `favourable_outcome: not_selected` when being flagged is "
+                  "adverse to the person (e.g. a predicted default), `selected` when it is favourable (e.g. "
+                  "income > 50K, an offer), or the favourable value of the target column")
 
 
 class DatasetConfig(BaseModel):
@@ -28,12 +36,40 @@ class DatasetConfig(BaseModel):
     limitations: list[str] = Field(default_factory=list, description="known limits, stated by the data owner")
     safeguards: list[str] = Field(default_factory=list, description="controls around the model's use")
     owner: str = ""
+    favourable_outcome: str | int | float | bool | None = Field(
+        None, description="selected, not_selected, or the target value that is good for the person; "
+                          "fairness parity ratios compare rates of this outcome (required at registration)")
+
+    def favourable_decision(self, contract: Contract) -> str:
+        """`selected` or `not_selected`: which of the model's decisions is favourable to the person.
+        A target value means `selected` when it is the contract's positive class (the model flags
+        rows predicted positive), `not_selected` when it is another value."""
+        fav = self.favourable_outcome
+        if fav is None:
+            raise Z4Error(f"dataset config {ASK_FAVOURABLE}")
+        if isinstance(fav, str) and fav in DECISIONS:
+            return fav
+        target = contract.target
+        declared = contract.columns[target.column].categories if target.column in contract.columns else None
+        if str(fav) == str(target.positive):
+            return "selected"
+        if declared and str(fav) not in {str(c) for c in declared}:
+            raise Z4Error(f"dataset config favourable_outcome {fav!r} is neither selected, not_selected nor a "
+                          f"value of the target column {target.column} ({', '.join(map(str, declared))})")
+        return "not_selected"
 
 
-def load_dataset_config(path: str | Path, dataset_id: str | None = None) -> tuple[DatasetConfig, str]:
-    """Read and check a dataset config; returns it with the sha256 of its bytes."""
+def load_dataset_config(path: str | Path, dataset_id: str | None = None,
+                        contract: Contract | None = None) -> tuple[DatasetConfig, str]:
+    """Read and check a dataset config; returns it with the sha256 of its bytes. With CONTRACT (at
+    registration), it must also declare a favourable outcome that the contract's target can mean."""
     p = Path(path)
     config, digest = load_yaml_model(p, DatasetConfig, "dataset config")
     if dataset_id is not None and config.dataset_id != dataset_id:
         raise Z4Error(f"dataset config is for {config.dataset_id!r}, not {dataset_id!r}", p)
+    if contract is not None:
+        try:
+            config.favourable_decision(contract)
+        except Z4Error as e:
+            raise Z4Error(str(e), p) from None
     return config, digest

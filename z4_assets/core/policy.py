@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from z4_assets.core.errors import Z4Error
 
@@ -27,6 +27,12 @@ class AccessPolicy(Section):
     purpose: str = Field(description="purpose a run reads data for unless its config names another")
 
 
+class Z3Policy(Section):
+    signature: Literal["required", "when_key_configured"] = Field(
+        description="required: every snapshot's manifest is signed with the Z3 key and checked against "
+                    "Z4_Z3_PUBKEY; when_key_configured: required once that key is configured")
+
+
 class ContractPolicy(Section):
     allowed_legal_bases: list[str] = Field(description="GDPR art. 6(1) bases, plus explicit consent for art. 9 data")
 
@@ -34,13 +40,24 @@ class ContractPolicy(Section):
 class HygienePolicy(Section):
     duplicate_share_max: float = Field(description="exact duplicate rows (id excluded), share of all rows")
     conflicting_label_share_max: float = Field(description="rows whose identical features carry different labels")
+    duplicate_columns: Literal["all_but_id", "features"] = Field(
+        "all_but_id", description="columns two rows must agree on to count as duplicates (and, target aside, as "
+        "conflicting labels): all_but_id = every contract column except the id column (feature: false ones "
+        "too, so different people with the same coarse attributes are not duplicates); features = only the "
+        "candidate features, what the model sees")
     impossible_share_max: float = Field(description="rows hitting a contract impossible_values rule or +-inf")
     leakage_auc_max: float = Field(description="single-feature AUC (max(AUC, 1-AUC)) must stay below")
     temporal_leak_features_max: int = Field(description="features known only after the label's time")
     holdout_leak_share_max: float = Field(description="test rows whose features also appear in training")
     drift_psi_max: float = Field(description="per feature, against the dataset's baseline profile")
-    drift_kl_max: float
-    drift_bins: int
+    drift_kl_max: float = Field(description="KL(reference || current) per feature")
+    drift_bins: int = Field(description="interior bins of a numeric feature (reference quantiles); tails are extra")
+    drift_method: Literal["factory", "evidently"] = Field(
+        description="factory = docs/drift.md's definition; evidently = Evidently 0.7.23's PSI and KL")
+    drift_missing_share_max: float = Field(description="largest change of a feature's share of nulls")
+    drift_new_feature: Literal["block", "warn"] = Field(description="a model feature the baseline never saw")
+    drift_no_baseline_blocks: bool = Field(description="a dataset's first snapshot (no baseline) blocks")
+    drift_small_sample_blocks: bool = Field(description="a PSI over the threshold but within sampling noise blocks")
     leakage_sample_rows: int = Field(description="single-feature AUC is computed on a seeded sample above this")
 
 
@@ -52,9 +69,25 @@ class SplitPolicy(Section):
     seed: int
 
 
+class OperatingPointPolicy(Section):
+    score_threshold: float = Field(gt=0, lt=1, description="a test row is flagged when P(positive) >= this")
+    positive_rate_ratio_max: float = Field(gt=1, description="flagged share / base rate must lie within "
+                                                              "[1/this, this]")
+    balanced_accuracy_min: float = Field(gt=0.5, le=1, description="the majority class scores 0.5")
+
+
 class PerformancePolicy(Section):
     test_auc_min: float
     test_ks_min: float
+    gate_on: Literal["point", "interval"] = Field(description="interval: the whole CI must comply to pass, "
+                                                              "all of it breach to fail, else insufficient")
+    confidence: float = Field(gt=0.5, lt=1)
+    bootstrap_resamples: int = Field(ge=100)
+    seed: int
+    min_class_rows: int = Field(ge=1, description="test positives and negatives below this: insufficient evidence")
+    insufficient_evidence_blocks: bool = Field(description="an insufficient performance or operating-point "
+                                                           "gate stops the model")
+    operating_point: OperatingPointPolicy
 
 
 class TrainingPolicy(Section):
@@ -77,8 +110,14 @@ class PoisoningPolicy(Section):
     region_eval_rows: int
     excess_min: float
     z_min: float
+    max_trigger_share: float = Field(
+        0.2, description="a region of more than this share of the screened rows is the data's own structure, "
+                         "not a planted trigger (a backdoor is a small planted share): reported, never flagged")
     max_flagged_share: float = Field(description="gate poisoning_share")
     max_homogeneous_clusters: int = Field(description="gate poisoning_clusters")
+    insufficient_blocks: bool = Field(
+        True, description="a screen with too few rows to test any pattern (fewer than twice the minimum "
+                          "support) reports INSUFFICIENT EVIDENCE on both poisoning gates; true: that blocks")
     report_ids: int
     art_signals: bool
     art_rows: int
@@ -91,11 +130,17 @@ class EvasionPolicy(Section):
     gate_epsilon: float
     pgd_iterations: int
     max_accuracy_drop: float = Field(description="gate evasion_accuracy_drop: clean accuracy - PGD accuracy")
+    min_rows: int = Field(ge=1, description="fewer attacked test rows: insufficient evidence")
+    insufficient_evidence_blocks: bool
 
 
 class MembershipPolicy(Section):
     rows_per_side: int
     max_attack_auc: float = Field(description="gate membership_auc")
+    min_rows_per_side: int = Field(ge=20, description="fewer members or non-members: insufficient evidence")
+    gate_on: Literal["point", "interval"] = Field(description="interval: the attack AUC's CI decides")
+    confidence: float = Field(gt=0.5, lt=1)
+    insufficient_evidence_blocks: bool
 
 
 class IntegrityPolicy(Section):
@@ -130,7 +175,8 @@ class FairnessPolicy(Section):
     bootstrap_score_bins: int
     confidence: float
     seed: int
-    gate_on: Literal["point", "ci_low", "ci_high"]
+    gate_on: Literal["point", "ci_low", "ci_high", "interval"]
+    insufficient_evidence_blocks: bool = Field(description="an unassessable fairness gate stops the model")
     gate_attributes: Literal["protected", "all"]
     gate_intersections: bool
     unassessable_attributes_max: int
@@ -141,6 +187,22 @@ class FairnessPolicy(Section):
     equalized_odds_diff_max: float
 
 
+class EvidencePolicy(Section):
+    files: list[str] = Field(default_factory=list,
+                             description="package files a package must hold besides what the stage table requires "
+                                         "(core/packaging/_evidence.py); can only grow: a dataset override that "
+                                         "drops one is refused")
+
+    @field_validator("files")
+    @classmethod
+    def _plain_paths(cls, files: list[str]) -> list[str]:
+        for f in files:
+            parts = f.split("/")
+            if not f or f.startswith("/") or "\\" in f or any(p in ("", ".", "..") for p in parts):
+                raise ValueError(f"{f!r} is not a normalized path inside the package")
+        return files
+
+
 class PromotionPolicy(Section):
     require_signed_image: bool = Field(
         False, description="promote only a run trained in a signed training image (its container_digest named "
@@ -149,6 +211,7 @@ class PromotionPolicy(Section):
 
 class Policy(Section):
     access: AccessPolicy
+    z3: Z3Policy
     contract: ContractPolicy
     hygiene: HygienePolicy
     split: SplitPolicy
@@ -156,6 +219,7 @@ class Policy(Section):
     training: TrainingPolicy
     security: SecurityPolicy
     fairness: FairnessPolicy
+    evidence: EvidencePolicy = Field(default_factory=EvidencePolicy)
     promotion: PromotionPolicy = Field(default_factory=PromotionPolicy)
     retention: dict[str, Any] = Field(description="retention classes and rules (validated by core/cleanup)")
     source: str = Field(description="the policy file this was read from")
@@ -181,13 +245,24 @@ def load_policy(path: str | Path | None, dataset_id: str) -> Policy:
     if p != DEFAULT_POLICY:  # a user's file may hold only what it changes, with or without `defaults:`
         check_policy(doc, base, p)
     merged = _merge(base, doc.get("defaults") or {})
+    _only_adds(base, merged, "defaults", p)
+    before = merged
     merged = _merge(merged, (doc.get("datasets") or {}).get(dataset_id) or {})
+    _only_adds(before, merged, f"datasets.{dataset_id}", p)
     try:
         return Policy(**merged, source=str(p))
     except ValidationError as e:
         err = e.errors()[0]
         where = ".".join(str(x) for x in err["loc"])
         raise Z4Error(f"policy key {where}: {err['msg']}", p) from None
+
+
+def _only_adds(before: dict, after: dict, where: str, path: Path) -> None:
+    """The required evidence can only grow: an override's list must keep every file the level below named."""
+    kept = set(((after.get("evidence") or {}).get("files")) or [])
+    if dropped := [f for f in ((before.get("evidence") or {}).get("files") or []) if f not in kept]:
+        raise Z4Error(f"policy key {where}.evidence.files drops required evidence {dropped[0]!r}: "
+                      "the policy can only add to what a package must hold", path)
 
 
 def _merge(base: dict, over: dict) -> dict:

@@ -9,6 +9,7 @@
       scratch/<run id>/                  temp files, caches, secrets: removed when the run ends
       outcomes/<asset>/<partition>.json  the last outcome of each stage per snapshot (the IO manager's store)
       baselines/<dataset id>.json        each dataset's drift baseline profile
+      baselines/<dataset id>.reference.parquet  its value counts per feature (sha256 in the profile)
       cache/                             environment-derived files (the SBOM)
       retention/                         `z4 retention apply` reports
 
@@ -28,10 +29,12 @@ RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 
 # stage folder -> role -> file name. A file a stage writes is listed here, under its folder.
 FILES: dict[str, dict[str, str]] = {
-    "snapshot": {"gates": "gates.json", "manifest": "dataset_manifest.json"},
+    "snapshot": {"gates": "gates.json", "manifest": "dataset_manifest.json",
+                 "manifest_signature": "dataset_manifest.sig"},
     "hygiene": {"gates": "gates.json", "report": "hygiene_report.json", "privacy": "privacy_report.json",
                 "leakage": "leakage_checks.json", "summary": "hygiene_summary.md",
-                "drift_plot": "drift_per_feature.png", "drift_data": "drift_per_feature.json"},
+                "drift_plot": "drift_per_feature.png", "drift_data": "drift_per_feature.json",
+                "drift_distributions": "drift_distributions.png"},
     "model": {"gates": "gates.json", "weights": "weights.pt", "config": "model_config.json",
               "feature_spec": "feature_spec.json", "metrics": "metrics.json", "history": "training_history.json",
               "training_log": "training_log.jsonl"},
@@ -39,7 +42,8 @@ FILES: dict[str, dict[str, str]] = {
                  "output_integrity": "output_integrity.json", "robustness_curve": "robustness_curve.png",
                  "security_decision": "security_decision.txt", "suspicious_rows": "suspicious_rows.csv"},
     "fairness": {"gates": "gates.json", "report": "fairness.json", "summary": "fairness_summary.md"},
-    "governance": {"gates": "gates.json", "card": "model_card.md", "evidence_index": "evidence_index.json"},
+    "governance": {"gates": "gates.json", "card": "model_card.md", "evidence_index": "evidence_index.json",
+                   "policy_trace": "policy_trace.json"},
     "record": {"gates": "gates.json", "record": "run_record.json"},
     "promotion": {"gates": "gates.json", "verify_report": "verify_report.json", "promotion": "promotion.json"},
     "postrun": {"gates": "gates.json", "cleanup_report": "cleanup_report.json",
@@ -140,6 +144,9 @@ class FactoryRoot:
 
     def baseline(self, dataset_id: str) -> Path:
         return self.root / "baselines" / f"{dataset_id}.json"
+
+    def baseline_reference(self, dataset_id: str) -> Path:
+        return self.root / "baselines" / f"{dataset_id}.reference.parquet"
 
     def outcome(self, asset: str, partition: str) -> Path:
         from z4_assets.core.z3 import parse_snapshot_key

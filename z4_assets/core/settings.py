@@ -16,6 +16,9 @@ from typing import Mapping
 DEFAULT_SIGNING_KEY = ".z4/keys/signing.pem"      # created by `z4 keygen`; gitignored
 DEFAULT_PSEUDONYM_KEY_FILE = ".z4/keys/pseudonym.key"
 PSEUDONYM_KEY_ENV = "Z4_PSEUDONYM_KEY"
+# The Z3 registrar's key signs snapshot manifests; it is not the factory's and by default does not live
+# in the project beside it (`z4 keygen --z3`). The factory holds only its public key (Z4_Z3_PUBKEY).
+DEFAULT_Z3_SIGNING_KEY = "~/.config/z4-z3/z3-signing.pem"
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,8 @@ class Settings:
     signing_mode: str = "ec_key"                   # Z4_SIGNING_MODE: ec_key | sigstore
     signing_key: str = DEFAULT_SIGNING_KEY         # Z4_SIGNING_KEY: private key (EC P-256 PEM)
     signing_pubkey: str = ""                       # Z4_SIGNING_PUBKEY (default <key stem>.pub.pem)
+    z3_signing_key: str = ""                       # Z4_Z3_SIGNING_KEY: Z3 private key `z4 snapshot add` signs with
+    z3_pubkey: str = ""                            # Z4_Z3_PUBKEY: Z3 public key the factory checks snapshots with
     pseudonym_key_set: bool = False                # Z4_PSEUDONYM_KEY is set (its value is never read here)
     pseudonym_key_file: str = DEFAULT_PSEUDONYM_KEY_FILE  # Z4_PSEUDONYM_KEY_FILE
     access_log: str = ""                           # Z4_ACCESS_LOG (default <factory root>/access_log.jsonl)
@@ -40,6 +45,8 @@ class Settings:
     executor: str = "in_process"                   # Z4_EXECUTOR: in_process | k8s (one pod per step)
     k8s_steps: str = ""                            # Z4_K8S_STEPS: per-step pod policy (default deploy/steps.yaml)
     dagster_url: str = "http://127.0.0.1:3000"     # Z4_DAGSTER_URL: the Dagster UI, for links from MLflow
+    package_max_bytes: int = 1 << 30               # Z4_PACKAGE_MAX_BYTES: a package archive's members may add up to
+    package_max_members: int = 10_000              # Z4_PACKAGE_MAX_MEMBERS: ... and number this many (core/packaging/_archive.py)
     execution: str = "host"                        # Z4_EXECUTION: host | container (the signed training image)
     image: str = "localhost/z4-train:latest"       # Z4_IMAGE: the training image container runs start
     image_evidence: str = "build/image"            # Z4_IMAGE_EVIDENCE: its SBOM, scan and signed statement
@@ -54,10 +61,12 @@ class Settings:
             "factory_root": "Z4_FACTORY_ROOT", "cache_root": "Z4_CACHE_ROOT", "policy": "Z4_POLICY",
             "mlflow_tracking_uri": "MLFLOW_TRACKING_URI", "mlflow_experiment": "Z4_MLFLOW_EXPERIMENT",
             "signing_mode": "Z4_SIGNING_MODE", "signing_key": "Z4_SIGNING_KEY", "signing_pubkey": "Z4_SIGNING_PUBKEY",
+            "z3_signing_key": "Z4_Z3_SIGNING_KEY", "z3_pubkey": "Z4_Z3_PUBKEY",
             "pseudonym_key_file": "Z4_PSEUDONYM_KEY_FILE", "access_log": "Z4_ACCESS_LOG",
             "sensor_interval_seconds": "Z4_SENSOR_INTERVAL_SECONDS", "executor": "Z4_EXECUTOR",
             "k8s_steps": "Z4_K8S_STEPS",
             "dagster_url": "Z4_DAGSTER_URL",
+            "package_max_bytes": "Z4_PACKAGE_MAX_BYTES", "package_max_members": "Z4_PACKAGE_MAX_MEMBERS",
             "execution": "Z4_EXECUTION", "image": "Z4_IMAGE", "image_evidence": "Z4_IMAGE_EVIDENCE",
             "vuln_db": "Z4_VULN_DB",
         }
@@ -68,6 +77,13 @@ class Settings:
                 values[f.name] = int(env[var]) if f.type == "int" else env[var]
         values["pseudonym_key_set"] = bool(env.get(PSEUDONYM_KEY_ENV))
         return cls(**values)
+
+    @property
+    def package_limits(self):
+        """ArchiveLimits for reading a package (`z4 verify`, promotion, `z4 load`)."""
+        from z4_assets.core.packaging import ArchiveLimits
+
+        return ArchiveLimits(self.package_max_bytes, self.package_max_members)
 
     @property
     def access_log_path(self) -> str:

@@ -41,7 +41,9 @@ def _gates(**descriptions: str) -> tuple[GateSpec, ...]:
 
 SNAPSHOT = Stage(
     "snapshot", "z3_snapshot", "data", "snapshot", "reports/snapshot", (),
-    _gates(snapshot_hash="Recomputed sha256 of the data and contract equal the manifest's.",
+    _gates(snapshot_signature="The manifest is signed with the Z3 key (data, contract and dataset config "
+                              "hashes, dataset and snapshot ids) and verifies with the configured Z3 public key.",
+           snapshot_hash="Recomputed sha256 of the data, contract and dataset config equal the manifest's.",
            contract="The data satisfies its contract (pandera schema built from the contract file).",
            legal_basis="Every sensitive attribute declares an allowed legal basis.",
            purpose="The run's declared purpose is one the snapshot's contract allows (none declared: denied)."),
@@ -56,14 +58,19 @@ HYGIENE = Stage(
            target_leakage="No single feature predicts the label almost perfectly (single-feature AUC).",
            temporal_leakage="No model feature is only known after the label's time.",
            holdout_leak="No test row also appears in the training split.",
-           drift="PSI and KL per feature against the dataset's baseline profile."),
+           drift="PSI and KL per feature against the dataset's baseline profile (tails and unseen categories included).",
+           drift_missingness="Change of each feature's share of nulls against the baseline stays under the maximum.",
+           drift_new_features="Every model feature has a baseline profile (a new one blocks or warns, by policy)."),
     "Evidence that the snapshot is clean enough to train on (duplicates, impossible values, leakage, "
     "holdout leaks, drift), and the row split every later stage uses.")
 
 TRAINING = Stage(
     "training", "trained_model", "model", "model", "model", ("snapshot", "hygiene"),
-    _gates(performance_auc="Test-split AUC reaches the policy minimum.",
-           performance_ks="Test-split KS reaches the policy minimum."),
+    _gates(performance_auc="Test-split AUC reaches the policy minimum (on its confidence interval by default; "
+                           "too small a test split is insufficient evidence).",
+           performance_ks="Test-split KS reaches the policy minimum (as performance_auc).",
+           operating_point="The model's decisions are not degenerate: it flags someone and not everyone, its "
+                           "flagged share stays near the base rate, it beats the majority class on balanced accuracy."),
     "The candidate model, trained reproducibly on the clean split, with a bit-exact weights digest.")
 
 SECURITY = Stage(
@@ -105,8 +112,9 @@ RECORD = Stage(
 
 PROMOTION = Stage(
     "promotion", "promotion", "release", "promotion", None, ("snapshot", "packaging", "record"),
-    _gates(package_verified="`z4 verify` passes on the package: signature, checksums, statements, SBOM.",
-           release_gates_pass="Every gate recorded in the package's verification summary is PASS.",
+    _gates(package_verified="`z4 verify` passes on the package: archive form, signature, checksums, statements, "
+                            "lineage, SBOM; and it is the tarball built and logged to MLflow.",
+           release_gates_pass="The package holds every required stage, gate and file, and every gate in it is PASS.",
            trained_in_signed_image="When the policy requires it (promotion.require_signed_image), the run ran in "
                                    "the training image its package's signed image statement names."),
     "The registry entry: a model version under the `candidate` alias, only for a verified PASS package.")

@@ -1,8 +1,14 @@
-"""One MLflow run per factory run, shared by every stage and never left RUNNING.
+"""One MLflow run per Dagster run, shared by its stages; a finished record is never reopened by another run.
 
-Each stage re-opens the run (found by its Dagster run id tag), logs its evidence, and
-terminates it: FINISHED when its gates passed, FAILED with the gate's name when one blocked.
-The last stage that runs therefore always leaves the final status, whichever stage it is.
+Within one Dagster run, each stage re-opens the run's MLflow run (found by its `dagster.run_id`
+tag), logs its evidence and terminates it: FINISHED when its gates passed, FAILED with the gate's
+name when one blocked, or FAILED with the error when it crashed. The last stage of the Dagster run
+leaves the final status.
+
+A different Dagster run never touches it (seed 002: records are immutable, corrections are new
+runs). A retry (re-execution) gets its own MLflow run tagged `retry_of` = the MLflow run of the
+Dagster run it re-executes; the cleanup job records in a new MLflow run tagged `cleanup_of`. Only
+a run whose worker died while RUNNING is closed (KILLED) from outside: it was never finished.
 """
 
 from __future__ import annotations
@@ -16,10 +22,14 @@ from pathlib import Path
 from typing import Iterator
 
 DAGSTER_RUN_TAG = "dagster.run_id"
-# A re-execution (retry from failure) of a Dagster run continues the MLflow run of its root run:
-# the attempts are listed here, and an error (not a gate) of an earlier attempt is cleared.
-RETRY_TAG = "dagster.retry_run_ids"
+# A re-execution of a Dagster run: a new MLflow run, linked to the MLflow run of the run it re-executes.
+RETRY_OF_TAG = "retry_of"                      # the MLflow run id it corrects
+RETRY_OF_DAGSTER_TAG = "retry_of_dagster_run"  # the Dagster run it re-executes
+# The cleanup job's records of a failed run: a new MLflow run, linked the same way.
+CLEANUP_OF_TAG = "cleanup_of"
+CLEANUP_OF_DAGSTER_TAG = "cleanup_of_dagster_run"
 ERROR_TAG = "z4.error"
+CRASH_TAG = "z4.crashed_stage"  # a stage that raised (not a gate): its name
 # What the run record states as the egress policy (issue: observed, not asserted, in the image lane).
 DEFAULT_EGRESS_POLICY = "deny-all: no network egress at run time (local Z3, MLflow and registry only)"
 _CREDENTIALS = re.compile(r"(://)[^/@\s]+@")
@@ -57,62 +67,61 @@ class RunRecorder:
         self.experiment_id = exp.experiment_id if exp else self.client.create_experiment(experiment_name)
 
     def open(self, dagster_run_id: str, run_name: str, tags: dict[str, str],
-             attempt_run_id: str | None = None) -> str:
-        """The MLflow run tagged with DAGSTER_RUN_ID (the root run of a retry), RUNNING again.
-
-        ATTEMPT_RUN_ID is the Dagster run id of a re-execution of it: recorded under RETRY_TAG,
-        and an error left by an earlier attempt is cleared (gate blocks are kept)."""
-        found = self.client.search_runs(
-            [self.experiment_id], filter_string=f"tags.`{DAGSTER_RUN_TAG}` = '{dagster_run_id}'",
-            max_results=1)
-        if found:
-            run_id = found[0].info.run_id
-            if attempt_run_id and attempt_run_id != dagster_run_id:
-                self._note_attempt(found[0], attempt_run_id)
+             parent_run_id: str | None = None) -> str:
+        """The MLflow run of this Dagster run, RUNNING again for one more of its stages; created on its
+        first stage. PARENT_RUN_ID: the Dagster run this one re-executes (a retry): the new MLflow run
+        is tagged retry_of its MLflow run, which is left exactly as it was."""
+        run_id = self.find(dagster_run_id)
+        if run_id is not None:
             self.client.update_run(run_id, status="RUNNING")
-        else:
-            run = self.client.create_run(self.experiment_id, run_name=run_name,
-                                         tags={DAGSTER_RUN_TAG: dagster_run_id, **tags})
-            run_id = run.info.run_id
-        return run_id
-
-    def _note_attempt(self, run, attempt_run_id: str) -> None:
-        tags = run.data.tags
-        attempts = [a for a in tags.get(RETRY_TAG, "").split(",") if a]
-        if attempt_run_id not in attempts:
-            self.client.set_tag(run.info.run_id, RETRY_TAG, ",".join([*attempts, attempt_run_id]))
-        if ERROR_TAG in tags and not tags[ERROR_TAG].startswith(f"{attempt_run_id}:"):
-            self.client.delete_tag(run.info.run_id, ERROR_TAG)
+            return run_id
+        links = {}
+        if parent_run_id and parent_run_id != dagster_run_id:
+            links[RETRY_OF_DAGSTER_TAG] = parent_run_id
+            links[RETRY_OF_TAG] = self.find(parent_run_id) or "none: it recorded nothing in MLflow"
+        run = self.client.create_run(self.experiment_id, run_name=run_name,
+                                     tags={**tags, **links, DAGSTER_RUN_TAG: dagster_run_id})
+        return run.info.run_id
 
     def find(self, dagster_run_id: str) -> str | None:
-        """The MLflow run of a Dagster run (by its dagster.run_id tag, or as a retry of one), or None."""
-        for filter_string in (f"tags.`{DAGSTER_RUN_TAG}` = '{dagster_run_id}'",
-                              f"tags.`{RETRY_TAG}` LIKE '%{dagster_run_id}%'"):
-            found = self.client.search_runs([self.experiment_id], filter_string=filter_string, max_results=1)
-            if found:
-                return found[0].info.run_id
-        return None
+        """The MLflow run of a Dagster run (by its dagster.run_id tag), or None."""
+        found = self.client.search_runs([self.experiment_id],
+                                        filter_string=f"tags.`{DAGSTER_RUN_TAG}` = '{dagster_run_id}'",
+                                        max_results=1)
+        return found[0].info.run_id if found else None
 
     def fail(self, run_id: str, attempt_run_id: str, error: str, status: str = "FAILED",
-             blocked_by: str | None = None) -> None:
-        """An error (a crash, a lost connection, a killed process), not a gate: FAILED or KILLED, and
-        a retry of the Dagster run may still finish the MLflow run. BLOCKED_BY: a stage that stopped
-        the run on purpose (training diverged) names why."""
+             blocked_by: str | None = None, stage: str | None = None) -> None:
+        """An error (a crash, a lost connection, a killed process), not a gate: FAILED or KILLED; a retry
+        is a new MLflow run. BLOCKED_BY: a stage that stopped the run on purpose (training diverged)
+        names why; otherwise STAGE is recorded as crashed, never as blocked by a gate."""
         self.client.set_tag(run_id, ERROR_TAG, f"{attempt_run_id}: {error}")
+        if stage and not blocked_by:
+            self.client.set_tag(run_id, CRASH_TAG, stage)
         if blocked_by:
             self.client.set_tag(run_id, "z4.blocked_by", blocked_by)
         self.client.set_tag(run_id, "policy_decision", "FAIL")
         self.client.set_tag(run_id, "policy_reasons", error)
         self.client.set_terminated(run_id, status=status)
 
-    def find_or_create_failed(self, dagster_run_id: str, run_name: str) -> str:
-        """The run's MLflow run; one is created (and marked FAILED) if it failed before any stage logged."""
-        run_id = self.find(dagster_run_id)
-        if run_id is None:
-            run = self.client.create_run(self.experiment_id, run_name=run_name, tags={
-                DAGSTER_RUN_TAG: dagster_run_id, "z4.blocked_by": "failed before any stage was tracked"})
-            run_id = run.info.run_id
-            self.client.set_terminated(run_id, status="FAILED")
+    def finish_if_running(self, run_id: str, attempt_run_id: str, error: str) -> bool:
+        """Close a run whose worker died mid-stage (still RUNNING) as KILLED; a finished run is left as it is."""
+        if self.client.get_run(run_id).info.status != "RUNNING":
+            return False
+        self.fail(run_id, attempt_run_id, error, status="KILLED")
+        return True
+
+    def record_cleanup(self, failed_dagster_run_id: str, cleanup_dagster_run_id: str, postrun_dir,
+                       tags: dict, metrics: dict, passed: bool) -> str:
+        """The cleanup job's records of a failed run, in a NEW MLflow run tagged cleanup_of its MLflow run."""
+        failed = self.find(failed_dagster_run_id)
+        run = self.client.create_run(self.experiment_id, run_name=f"z4-cleanup-{failed_dagster_run_id[:8]}", tags={
+            DAGSTER_RUN_TAG: cleanup_dagster_run_id, CLEANUP_OF_DAGSTER_TAG: failed_dagster_run_id,
+            CLEANUP_OF_TAG: failed or "none: the failed run recorded nothing in MLflow"})
+        run_id = run.info.run_id
+        self.log(run_id, metrics=metrics, tags=tags)
+        self.log_artifacts(run_id, postrun_dir, "postrun")
+        self.client.set_terminated(run_id, status="FINISHED" if passed else "FAILED")
         return run_id
 
     def log(self, run_id: str, params: dict | None = None, metrics: dict | None = None,
@@ -222,24 +231,27 @@ def run_tags(snapshot, dagster_run_id: str, job_name: str, dagster_url: str, egr
 
 
 @contextmanager
-def open_stage(recorder: RunRecorder, snapshot, dagster_run_id: str, root_run_id: str, job_name: str,
+def open_stage(recorder: RunRecorder, snapshot, dagster_run_id: str, parent_run_id: str | None, job_name: str,
                dagster_url: str, egress_policy: str, stage: str, on_unrecorded=None) -> Iterator[StageRecord]:
-    """The factory run's MLflow run, RUNNING for one stage; FINISHED or FAILED when it ends.
+    """The Dagster run's MLflow run, RUNNING for one stage; FINISHED or FAILED when it ends. PARENT_RUN_ID:
+    the Dagster run a retry re-executes (its MLflow run is linked, never touched).
 
-    A stage that raises is recorded as an error (tag z4.error: the stage and the exception's type),
-    never as a gate; ON_UNRECORDED(message) is told when even that cannot be written."""
+    A stage that raises is recorded as a crash (tags z4.error: the stage, the exception's type and
+    first line; z4.crashed_stage), never as a gate; ON_UNRECORDED(message) is told when even that
+    cannot be written."""
     from z4_assets.core.provenance import code_version
 
     started = datetime.now(timezone.utc)
     run_name = f"z4-{snapshot.dataset_id}-{started:%Y%m%d-%H%M}-{code_version()['git_short']}"
-    run_id = recorder.open(root_run_id, run_name, run_tags(snapshot, dagster_run_id, job_name, dagster_url,
-                                                           egress_policy), attempt_run_id=dagster_run_id)
+    run_id = recorder.open(dagster_run_id, run_name, run_tags(snapshot, dagster_run_id, job_name, dagster_url,
+                                                              egress_policy), parent_run_id=parent_run_id)
     record = StageRecord(recorder, run_id)
     record.log(tags={"run_id": run_id})
     try:
         yield record
     except BaseException as e:
-        error = f"error in {stage}: {type(e).__name__}"
+        first = (str(e).strip().splitlines() or [""])[0]
+        error = f"error in {stage}: {type(e).__name__}" + (f": {redact_uri(first)[:300]}" if first else "")
         try:
             if getattr(e, "tags", None):
                 record.log(tags=e.tags)
@@ -247,7 +259,7 @@ def open_stage(recorder: RunRecorder, snapshot, dagster_run_id: str, root_run_id
                 record.log_steps(e.steps)
             for artifact_path, local in (getattr(e, "artifacts", None) or {}).items():
                 record.artifact(local, artifact_path)
-            recorder.fail(run_id, dagster_run_id, error, blocked_by=getattr(e, "blocked_by", None))
+            recorder.fail(run_id, dagster_run_id, error, blocked_by=getattr(e, "blocked_by", None), stage=stage)
         except Exception as unrecorded:  # the tracking server may be what failed: raise the stage's error
             if on_unrecorded is not None:
                 on_unrecorded(f"could not record '{error}' in MLflow: {type(unrecorded).__name__}")

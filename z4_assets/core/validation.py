@@ -28,8 +28,27 @@ def conform_dtypes(df: pd.DataFrame, contract: Contract) -> pd.DataFrame:
     out = {}
     for name in df.columns:
         spec = contract.columns.get(name)
-        out[name] = df[name] if spec is None else _conform(df[name], spec)
+        col = normalise_text(df[name], contract)
+        out[name] = col if spec is None else _conform(col, spec)
     return pd.DataFrame(out, index=df.index)
+
+
+def normalise_text(s: pd.Series, contract: Contract) -> pd.Series:
+    """The contract's `trim_whitespace`, then its `missing_values` tokens as nulls, on a text column
+    (numbers and dates are left as they are). Idempotent: a stored snapshot is already normalised."""
+    if not (contract.trim_whitespace or contract.missing_values):
+        return s
+    if not (s.dtype == object or pd.api.types.is_string_dtype(s)):
+        return s
+    text = s.astype("string")
+    if contract.trim_whitespace:
+        text = text.str.strip()
+    if contract.missing_values:
+        text = text.mask(text.isin(contract.missing_values))
+    if s.dtype == object:  # keep non-text objects (numbers read from a mixed column) as they were
+        keep = s.map(lambda v: not isinstance(v, str))
+        return s.where(keep, text.astype(object).where(text.notna(), None))
+    return text
 
 
 def _conform(s: pd.Series, spec: ColumnSpec) -> pd.Series:
@@ -112,16 +131,44 @@ class ContractValidation:
         return f"{self.failure_count} contract violations: " + "; ".join(parts) + more
 
 
+REDACTED = "<redacted: direct identifier>"
+
+
 def validate_contract(df: pd.DataFrame, contract: Contract) -> ContractValidation:
-    """Validate every column at once and summarise failures per column and check."""
+    """Validate every column at once and summarise failures per column and check (up to 3 distinct
+    offending values each; a direct identifier's values are never shown)."""
     import pandera.errors as pe
 
     schema = build_schema(contract)
     try:
         schema.validate(df, lazy=True)
     except pe.SchemaErrors as err:
-        return ContractValidation(False, len(err.failure_cases), _summarise(err.failure_cases))
+        failures = _summarise(err.failure_cases)
+        for failure in failures:
+            if failure["column"] in contract.direct_identifiers:
+                failure["examples"] = [REDACTED] * len(failure["examples"])
+        return ContractValidation(False, len(err.failure_cases), failures)
     return ContractValidation(True, 0)
+
+
+def short_check(check: str) -> str:
+    """A pandera check name as a user reads it: 'isin([...long list...])' -> 'not a declared category'."""
+    for prefix, words in (("isin", "not a declared category"), ("in_range", "out of range"),
+                          ("not_nullable", "null where not nullable"), ("dtype", "wrong type"),
+                          ("column_in_schema", "column not in the contract"),
+                          ("binary_target", "target not binary with its positive class")):
+        if check.startswith(prefix):
+            return words
+    return check
+
+
+def refusal(result: ContractValidation, max_columns: int = 6) -> str:
+    """One line: each offending column (worst first) with its first offending values."""
+    parts = [f"{f['column']}: {short_check(f['check'])} ({f['count']} rows, e.g. {', '.join(f['examples']) or '-'})"
+             for f in result.failures[:max_columns]]
+    more = f"; +{len(result.failures) - max_columns} more" if len(result.failures) > max_columns else ""
+    return (f"data breaks its contract ({result.failure_count} violations; nothing registered): "
+            + "; ".join(parts) + more)
 
 
 def _summarise(fc: pd.DataFrame) -> list[dict]:
@@ -132,8 +179,13 @@ def _summarise(fc: pd.DataFrame) -> list[dict]:
     fc.loc[missing, "column"] = fc.loc[missing, "failure_case"].astype(str)
     fc.loc[missing, "check"] = "missing column"
     rows = []
+    if "index" in fc:  # the first offending values in row order
+        fc = fc.assign(_row=pd.to_numeric(fc["index"], errors="coerce")).sort_values("_row", kind="stable")
     for (column, check), grp in fc.groupby(["column", "check"], sort=True, dropna=False):
-        examples = [str(v) for v in grp["failure_case"].head(3).tolist()]
+        examples = [repr(v) if isinstance(v, str) else str(v)
+                    for v in pd.unique(grp["failure_case"].dropna())[:3].tolist()]
+        if not examples and len(grp):
+            examples = ["null"]
         rows.append({"column": column, "check": check, "count": int(len(grp)),
                      "examples": examples})
     rows.sort(key=lambda r: -r["count"])

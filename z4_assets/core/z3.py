@@ -129,8 +129,13 @@ def _refuse_wide_unicode(p: Path) -> None:
 
 def add_snapshot(root: str | Path, dataset_id: str, contract_path: str | Path,
                  data_path: str | Path, now: datetime | None = None,
-                 dataset_config: str | Path | None = None) -> tuple[SnapshotRef, bool]:
+                 dataset_config: str | Path | None = None,
+                 check_contract: bool = True,
+                 signing_key: str | Path | None = None) -> tuple[SnapshotRef, bool]:
     """Register DATA under ROOT/dataset_id/snapshot_id; returns (snapshot, created).
+
+    SIGNING_KEY (the Z3 registrar's private key, not the factory's) signs the manifest into
+    manifest.sig (core/z3_signature.py); the factory checks it on every read.
 
     `dataset_config` (purpose, intended use, out-of-scope uses; read by the model card) is
     copied in and hashed like the contract.
@@ -138,6 +143,10 @@ def add_snapshot(root: str | Path, dataset_id: str, contract_path: str | Path,
     The snapshot is assembled in a hidden temp folder and renamed into place, so a reader
     never sees it half-written. Identical data with an identical contract is not registered
     twice: the existing snapshot is returned with created=False.
+
+    The data is normalised (contract `trim_whitespace`, `missing_values`) and checked against its
+    contract first: refused with the first offending values per column, nothing written.
+    `check_contract=False` is for fire drills of the run-time `contract` gate; the CLI has no such switch.
     """
     if not DATASET_ID_RE.match(dataset_id):
         raise Z4Error(f"invalid dataset id {dataset_id!r}: must match {DATASET_ID_RE.pattern}")
@@ -146,13 +155,17 @@ def add_snapshot(root: str | Path, dataset_id: str, contract_path: str | Path,
     if dataset_config is not None:
         from z4_assets.core.dataset_config import load_dataset_config
 
-        _, config_hash = load_dataset_config(dataset_config, dataset_id)
+        _, config_hash = load_dataset_config(dataset_config, dataset_id, contract)
     if contract.dataset_id != dataset_id:
         raise Z4Error(f"unknown dataset id {dataset_id!r}: this contract is for "
                       f"{contract.dataset_id!r}", contract_path)
-    from z4_assets.core.validation import conform_dtypes
+    from z4_assets.core.validation import conform_dtypes, refusal, validate_contract
 
     df = conform_dtypes(read_table(data_path), contract)
+    if check_contract:
+        checked = validate_contract(df, contract)
+        if not checked.passed:
+            raise Z4Error(refusal(checked), data_path, limit=1200)
     root = Path(root)
     (root / dataset_id).mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{dataset_id}.staging-", dir=root))
@@ -192,6 +205,11 @@ def add_snapshot(root: str | Path, dataset_id: str, contract_path: str | Path,
         if config_hash:
             manifest.update(dataset_config_file=DATASET_CONFIG_FILE, dataset_config_hash=config_hash)
         atomic_write_json(staging / MANIFEST, manifest)
+        if signing_key is not None:
+            from z4_assets.core.z3_signature import SIGNATURE_FILE, sign_manifest
+
+            (staging / SIGNATURE_FILE).write_bytes(
+                sign_manifest(manifest, (staging / MANIFEST).read_bytes(), signing_key))
         for f in staging.iterdir():
             os.chmod(f, 0o444)
         os.chmod(staging, 0o755)  # nosec B103 # mkdtemp's 0700 would hide the 0444 files from a non-root reader (the image)
@@ -222,6 +240,18 @@ def load_manifest(snapshot_dir: str | Path) -> dict:
     except OSError as e:
         raise Z4Error(f"cannot read manifest: {e.strerror}", path) from None
     return parse_manifest(raw, path)
+
+
+def load_place(root: str | Path, dataset_id: str, snapshot_id: str) -> dict:
+    """The manifest of ROOT/dataset_id/snapshot_id, after refusing links in the snapshot and a manifest
+    that names another dataset, another snapshot, or data other than its id's hash suffix."""
+    from z4_assets.core.z3_place import check_identity, refuse_links
+
+    refuse_links(root, dataset_id, snapshot_id)
+    path = Path(root) / dataset_id / snapshot_id
+    manifest = load_manifest(path)
+    check_identity(manifest, dataset_id, snapshot_id, path / MANIFEST)
+    return manifest
 
 
 def parse_manifest(raw: bytes, path: object) -> dict:
@@ -256,7 +286,7 @@ def list_snapshots(root: str | Path, dataset_id: str | None = None) -> list[Snap
             if snap.name.startswith(".") or not (snap / MANIFEST).is_file():
                 continue
             try:
-                m = load_manifest(snap)
+                m = load_place(root, ds, snap.name)
             except Z4Error:
                 continue
             refs.append(SnapshotRef(ds, snap.name, str(snap), m))
@@ -273,7 +303,7 @@ def resolve_snapshot(root: str | Path, dataset_id: str = "", snapshot_id: str = 
     if dataset_id and snapshot_id and (root / dataset_id / snapshot_id).is_dir():
         # named explicitly: a broken manifest is an error, not a reason to look elsewhere
         path = root / dataset_id / snapshot_id
-        return SnapshotRef(dataset_id, snapshot_id, str(path), load_manifest(path))
+        return SnapshotRef(dataset_id, snapshot_id, str(path), load_place(root, dataset_id, snapshot_id))
     if dataset_id and not (root / dataset_id).is_dir():
         known = sorted(r.dataset_id for r in list_snapshots(root))
         raise Z4Error(f"unknown dataset id {dataset_id!r}; known: {sorted(set(known)) or 'none'}", root)
@@ -287,7 +317,9 @@ def resolve_snapshot(root: str | Path, dataset_id: str = "", snapshot_id: str = 
     refs = list_snapshots(root, dataset_id or None)
     if not refs:
         raise Z4Error("no snapshots registered: run `z4 snapshot add` first", root)
-    return refs[-1]
+    from z4_assets.core.z3_retire import newest_active, retired_snapshots
+
+    return newest_active(refs, retired_snapshots(root, dataset_id or None), root)
 
 
 def scratch_name() -> str:

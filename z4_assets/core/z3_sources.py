@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import abc
 import hashlib
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from z4_assets.core import z3
 from z4_assets.core.errors import Z4Error
+from z4_assets.core.z3_place import check_identity
+from z4_assets.core.z3_signature import SIGNATURE_FILE
 
 _CHUNK = 1 << 20
 
@@ -71,6 +74,10 @@ class SnapshotSource(abc.ABC):
                                        self.uri(item.dataset_id, item.snapshot_id), m))
         return sorted(refs, key=lambda r: (r.manifest["snapshot_at"], r.snapshot_id))
 
+    def retired(self, dataset_id: str | None = None) -> dict[str, dict]:
+        """Partition key -> retirement record of every retired snapshot (core/z3_retire.py)."""
+        return {}
+
     def uri(self, dataset_id: str, snapshot_id: str) -> str:
         return f"{self.location.rstrip('/')}/{dataset_id}/{snapshot_id}"
 
@@ -83,7 +90,8 @@ def _subdirs(path) -> list[os.DirEntry]:
     """Visible sub-folders; a folder removed while we look is simply not there."""
     try:
         with os.scandir(path) as it:
-            return [d for d in it if _visible(d.name) and d.is_dir()]
+            # a linked folder is not a snapshot of this root (core/z3_place.py): not listed
+            return [d for d in it if _visible(d.name) and d.is_dir(follow_symlinks=False)]
     except (FileNotFoundError, NotADirectoryError):
         return []
 
@@ -125,6 +133,11 @@ class LocalFolderSource(SnapshotSource):
     def snapshots(self, dataset_id: str | None = None) -> list[z3.SnapshotRef]:
         return z3.list_snapshots(self.root, dataset_id)
 
+    def retired(self, dataset_id: str | None = None) -> dict[str, dict]:
+        from z4_assets.core.z3_retire import retired_snapshots
+
+        return retired_snapshots(self.root, dataset_id)
+
 
 class ObjectStoreSource(SnapshotSource):
     """An S3-compatible bucket (AWS S3, MinIO, Ceph RGW) through a boto3-style client.
@@ -152,6 +165,23 @@ class ObjectStoreSource(SnapshotSource):
                 parts = obj["Key"][len(self.prefix):].split("/")
                 if len(parts) == 3 and parts[2] == z3.MANIFEST and all(map(_visible, parts[:2])):
                     out.append(Listed(parts[0], parts[1], f"{obj['ETag'].strip(chr(34))}:{obj['Size']}"))
+        return out
+
+    def retired(self, dataset_id: str | None = None) -> dict[str, dict]:
+        """Retirement records written into the bucket as `<dataset_id>/.retired/<snapshot_id>.json`."""
+        out = {}
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix)
+        for page in pages:
+            for obj in page.get("Contents", []):
+                parts = obj["Key"][len(self.prefix):].split("/")
+                if (len(parts) == 3 and parts[1] == ".retired" and parts[2].endswith(".json")
+                        and _visible(parts[0]) and _visible(parts[2]) and parts[0] == (dataset_id or parts[0])):
+                    body = self._get(obj["Key"])
+                    try:
+                        record = json.loads(body.read()) if body is not None else {}
+                    except ValueError:
+                        record = {"reason": "malformed retirement record"}
+                    out[z3.snapshot_key(parts[0], parts[2][:-len(".json")])] = record
         return out
 
     def _get(self, key: str):
@@ -182,25 +212,35 @@ class ObjectStoreSource(SnapshotSource):
                                               for x in self.listing()):
             # named explicitly, as z3.resolve_snapshot: a broken manifest is an error, not "no snapshot"
             self.read_manifest(dataset_id, snapshot_id)
-        ref = choose_snapshot(self.snapshots(dataset_id or None), dataset_id, snapshot_id, self.location)
+        ref = choose_snapshot(self.snapshots(dataset_id or None), dataset_id, snapshot_id, self.location,
+                              self.retired(dataset_id or None))
         if cache_dir is None:
             raise Z4Error("an object-store snapshot needs a local cache folder to be read", self.location)
         local = Path(cache_dir) / ref.dataset_id / ref.snapshot_id
         local.mkdir(parents=True, exist_ok=True)
         m = ref.manifest
+        check_identity(m, ref.dataset_id, ref.snapshot_id, f"{ref.path}/{z3.MANIFEST}")
         # file names were checked by z3.parse_manifest when the manifest was read: never a path
-        for name in (z3.MANIFEST, m.get("data_file", z3.DATA_FILE), m.get("contract_file", z3.CONTRACT_FILE)):
+        names = [z3.MANIFEST, m.get("data_file", z3.DATA_FILE), m.get("contract_file", z3.CONTRACT_FILE)]
+        names += [m["dataset_config_file"]] if m.get("dataset_config_file") else []
+        for name in names:
             try:
                 self.client.download_file(self.bucket, self._key(ref.dataset_id, ref.snapshot_id, name),
                                           str(local / name))
             except Exception as e:  # botocore raises ClientError subclasses per status code
                 raise Z4Error(f"cannot download {name}: {type(e).__name__}", ref.path) from None
-        return z3.SnapshotRef(ref.dataset_id, ref.snapshot_id, str(local), m)
+        # the Z3 signature, when there is one: the snapshot stage decides whether one is required
+        sig = self._get(self._key(ref.dataset_id, ref.snapshot_id, SIGNATURE_FILE))
+        if sig is not None:
+            (local / SIGNATURE_FILE).write_bytes(sig.read())
+        # the manifest as downloaded is the one the stage checks (hashes and signature), not the listed one
+        return z3.SnapshotRef(ref.dataset_id, ref.snapshot_id, str(local), z3.load_manifest(local))
 
 
 def choose_snapshot(refs: list[z3.SnapshotRef], dataset_id: str, snapshot_id: str,
-                    where: str) -> z3.SnapshotRef:
-    """The same choice rules as z3.resolve_snapshot, over snapshots already listed."""
+                    where: str, retired: dict | None = None) -> z3.SnapshotRef:
+    """The same choice rules as z3.resolve_snapshot, over snapshots already listed: the named one,
+    else the newest that is not in RETIRED (partition key -> record)."""
     if dataset_id and not refs:
         raise Z4Error(f"unknown dataset id {dataset_id!r} (or it has no snapshots)", where)
     if snapshot_id:
@@ -212,4 +252,6 @@ def choose_snapshot(refs: list[z3.SnapshotRef], dataset_id: str, snapshot_id: st
         return found[0]
     if not refs:
         raise Z4Error("no snapshots registered: run `z4 snapshot add` first", where)
-    return refs[-1]
+    from z4_assets.core.z3_retire import newest_active
+
+    return newest_active(refs, retired or {}, where)

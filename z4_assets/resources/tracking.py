@@ -19,12 +19,12 @@ def _job_name(context: dg.AssetExecutionContext) -> str:
         return "direct-invocation"
 
 
-def _root_run_id(context: dg.AssetExecutionContext) -> str:
-    """The first run of a re-execution group: a retry from failure continues its MLflow run."""
+def _parent_run_id(context: dg.AssetExecutionContext) -> str | None:
+    """The Dagster run a retry re-executes: its MLflow run is linked (retry_of), never reopened."""
     try:
-        return context.run.root_run_id or context.run_id
+        return context.run.parent_run_id
     except dg.DagsterError:  # an asset invoked directly, outside any run
-        return context.run_id
+        return None
 
 
 class MlflowTracking(dg.ConfigurableResource):
@@ -57,7 +57,7 @@ class MlflowTracking(dg.ConfigurableResource):
         """The run's MLflow run for one stage (core/tracking.open_stage): FINISHED or FAILED when it ends."""
         from z4_assets.core.tracking import open_stage
 
-        with open_stage(self._recorder(), snapshot, context.run_id, _root_run_id(context), _job_name(context),
+        with open_stage(self._recorder(), snapshot, context.run_id, _parent_run_id(context), _job_name(context),
                         self.dagster_url, self.egress_policy, context.asset_key.to_user_string(),
                         on_unrecorded=context.log.warning) as record:
             yield record
@@ -70,19 +70,18 @@ class MlflowTracking(dg.ConfigurableResource):
             recorder.log(run_id, metrics=metrics, tags=tags)
         return run_id
 
-    def record_postrun(self, dagster_run_id: str, postrun_dir, tags: dict, metrics: dict) -> str:
-        """Log a run's post-run records into its MLflow run without changing that run's status."""
-        recorder = self._recorder()
-        run_id = recorder.find_or_create_failed(dagster_run_id, f"z4-postrun-{dagster_run_id[:8]}")
-        recorder.log(run_id, metrics=metrics, tags=tags)
-        recorder.log_artifacts(run_id, postrun_dir, "postrun")
-        return run_id
+    def record_postrun(self, dagster_run_id: str, postrun_dir, tags: dict, metrics: dict,
+                       cleanup_run_id: str = "", passed: bool = True) -> str:
+        """The post-run records of a failed run, in a new MLflow run (the cleanup job's, CLEANUP_RUN_ID)
+        tagged cleanup_of the failed run's MLflow run, which is left exactly as it was."""
+        return self._recorder().record_cleanup(dagster_run_id, cleanup_run_id or f"cleanup-of-{dagster_run_id}",
+                                               postrun_dir, tags, metrics, passed)
 
     def mark_interrupted(self, dagster_run_id: str, reason: str) -> str | None:
-        """A run whose process died mid-stage: its MLflow run becomes KILLED, never FINISHED or promoted.
-        A retry of the Dagster run continues it (and clears this error)."""
+        """A run whose process died mid-stage: its MLflow run, still RUNNING, becomes KILLED (never
+        FINISHED or promoted). A run already finished is left as it is; a retry is a new MLflow run."""
         recorder = self._recorder()
         run_id = recorder.find(dagster_run_id)
         if run_id is not None:
-            recorder.fail(run_id, dagster_run_id, reason, status="KILLED")
+            recorder.finish_if_running(run_id, dagster_run_id, reason)
         return run_id

@@ -16,6 +16,9 @@ from z4_assets.core.z3_sources import LocalFolderSource, ObjectStoreSource, Snap
 class Z3SnapshotStore(dg.ConfigurableResource):
     """Lists, verifies and resolves immutable snapshots; subclasses say where they live."""
 
+    public_key: str = Field("", description="the Z3 registrar's public key (PEM) that signs snapshot "
+                                            "manifests (Z4_Z3_PUBKEY); empty = none configured")
+
     def source(self) -> SnapshotSource:
         raise NotImplementedError(f"{type(self).__name__} does not say where its snapshots live")
 

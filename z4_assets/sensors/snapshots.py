@@ -57,7 +57,10 @@ def z3_snapshot_sensor(context: dg.SensorEvaluationContext, z3: Z3SnapshotStore)
     catalog = set(context.instance.get_dynamic_partitions(snapshots.name))
     ready: list[Ready] = []
     waiting: list[Waiting] = []
-    for item in sorted((i for i in listing if i.key not in catalog), key=lambda i: i.key):
+    retired = source.retired()
+    for key in sorted(k for k in retired if k not in catalog and any(i.key == k for i in listing)):
+        context.log.info(f"not picked up: {key} is retired ({retired[key].get('reason')})")
+    for item in sorted((i for i in listing if i.key not in catalog and i.key not in retired), key=lambda i: i.key):
         verdict = examine(source, item)
         if isinstance(verdict, Ready) and "..." in item.key:
             verdict = Waiting(item, f"{item.key}: cannot be catalogued (a partition key may not contain '...')")

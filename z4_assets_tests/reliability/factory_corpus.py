@@ -48,7 +48,8 @@ class FactoryCase:
 
 
 def _reg(b: Bench, df: pd.DataFrame | None = None, doc: dict | None = None, fmt: str = "parquet"):
-    return b.register(b.df if df is None else df, doc or b.doc, fmt=fmt)
+    # the run-time gates must catch what a snapshot made before `z4 snapshot add` checked its contract holds
+    return b.register(b.df if df is None else df, doc or b.doc, fmt=fmt, check_contract=False)
 
 
 def _frame(b: Bench, column: str, value, rows: int = 5, dtype: str | None = None) -> pd.DataFrame:
@@ -109,7 +110,7 @@ def _huge_float(b):
 
 
 def _beyond_int64(b):
-    _reg(b, _frame(b, "ID", 10**20, 1, dtype=object), fmt="csv")  # stored as float 1e20: not an integer
+    return _reg(b, _frame(b, "ID", 10**20, 1, dtype=object), fmt="csv").label  # stored as float 1e20: not an integer
 
 
 def _target_categories_mismatch(b):
@@ -161,6 +162,7 @@ def _tampered_manifest_hash(b):
     m = json.loads(path.read_text())
     m["hash"] = "0" * 64
     path.write_text(json.dumps(m))
+    return ref.label  # named: a listing of the root skips a snapshot whose id no longer matches its hash
 
 
 def _tampered_contract(b):
@@ -231,7 +233,9 @@ FACTORY_CASES = [
     FactoryCase("duplicated_rows_3pct", _duplicates, "hygiene_report", "duplicate_rows", "'duplicate_rows': 183"),
     FactoryCase("conflicting_labels", _conflicting_labels, "hygiene_report", "conflicting_labels", "'rows': 240"),
     FactoryCase("tampered_data_wrong_manifest_hash", _tampered_data, "z3_snapshot", "snapshot_hash", "recomputed"),
-    FactoryCase("tampered_manifest_hash", _tampered_manifest_hash, "z3_snapshot", "snapshot_hash", "0000000000"),
+    # a recomputed-looking hash no longer matches the snapshot id: refused before any gate reads it
+    FactoryCase("tampered_manifest_hash", _tampered_manifest_hash, "z3_snapshot", None,
+                "does not end with the data hash's first"),
     FactoryCase("tampered_contract_after_registration", _tampered_contract, "z3_snapshot", "snapshot_hash",
                 "contract.yaml"),
     FactoryCase("manifest_missing", lambda b: _manifest(b, None), "z3_snapshot", None,

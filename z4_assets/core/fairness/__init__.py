@@ -24,6 +24,7 @@ def run_fairness_report(snapshot: SnapshotOutcome, hygiene: HygieneOutcome, mode
                         run: StageRun) -> StageOutcome:
     import numpy as np
 
+    from z4_assets.core.fairness._direction import favourable_outcome
     from z4_assets.core.fairness._plots import plot_attribute
     from z4_assets.core.fairness._render import summary_markdown
     from z4_assets.core.fairness._report import build_report
@@ -32,6 +33,8 @@ def run_fairness_report(snapshot: SnapshotOutcome, hygiene: HygieneOutcome, mode
 
     consumed = accept(FAIRNESS.name, run.partition, {"snapshot": snapshot, "hygiene": hygiene, "training": model})
     contract, rules = run.contract, run.policy.fairness
+    favourable, source = favourable_outcome(run.snapshot, contract, rules.favourable_outcome)
+    rules = rules.model_copy(update={"favourable_outcome": favourable})
     df = run.rows()
     split = load_split(hygiene.split_path, len(df), consumed.split)
     test = df[split == TEST]
@@ -39,6 +42,7 @@ def run_fairness_report(snapshot: SnapshotOutcome, hygiene: HygieneOutcome, mode
     result = build_report(test, contract, y, score_rows(model, test), rules, reference=df)
     report = {"snapshot": run.partition, "dataset_hash": consumed.snapshot,
               "model_state_dict_sha256": consumed.model, **result.report}
+    report["selection"]["favourable_outcome_source"] = source
 
     files = run.folder.stage(FAIRNESS.folder)
     atomic_write_json(files.report, report)

@@ -51,7 +51,8 @@ def summary_markdown(report: dict) -> str:
     sel = report["selection"]
     conf = report["bootstrap"]["confidence"]
     lines = [f"Test rows: {report['test_rows']}; selected = score >= {sel['threshold']:.4g} "
-             f"(rule {sel['rule']} {sel['value']}); favourable outcome: {sel['favourable_outcome']}; "
+             f"(rule {sel['rule']} {sel['value']}); favourable outcome: {sel['favourable_outcome']}"
+             f"{' (' + sel['favourable_outcome_source'] + ')' if sel.get('favourable_outcome_source') else ''}; "
              f"{conf:.0%} intervals from {report['bootstrap']['resamples']} bootstrap resamples "
              f"(seed {report['bootstrap']['seed']}). Gated attributes: "
              f"{', '.join(report['gated_attributes']) or 'none'}.", "",

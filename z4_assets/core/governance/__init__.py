@@ -18,6 +18,7 @@ def run_model_card(snapshot: SnapshotOutcome, hygiene: HygieneOutcome, model: Mo
     from z4_assets.core.fairness import DISPARITY_GATES as GATES
     from z4_assets.core.governance._card import render_card
     from z4_assets.core.governance._evidence import gather
+    from z4_assets.core.policy_trace import policy_trace
     from z4_assets.core.provenance import code_version
 
     inputs = {"snapshot": snapshot, "hygiene": hygiene, "training": model, "security": security, "fairness": fairness}
@@ -35,15 +36,26 @@ def run_model_card(snapshot: SnapshotOutcome, hygiene: HygieneOutcome, model: Mo
     code = code_version()
     ids = {"dagster_run_id": run.run_id, "mlflow_run_id": mlflow_run_id, "git_sha": code["git_sha"],
            "git_dirty": code["git_dirty"], "dataset_hash": consumed.snapshot}
-    card, gate = render_card(evidence, ids, thresholds)
+    p = run.policy
+    sufficiency = {"performance and operating point": p.performance.insufficient_evidence_blocks,
+                   "fairness": rules.insufficient_evidence_blocks,
+                   "membership inference": p.security.membership.insufficient_evidence_blocks}
     files = run.folder.stage(GOVERNANCE.folder)
+    trace = policy_trace(run.policy)
+    atomic_write_json(files.policy_trace, trace)
+    evidence.pieces["policy_trace"], evidence.sources["policy_trace"] = trace, str(files.policy_trace)
+    card, gate = render_card(evidence, ids, thresholds, sufficiency)
     atomic_write_text(files.card, card)
     atomic_write_json(files.gates, [gate.as_dict()])
     atomic_write_json(files.evidence_index, {"sources": evidence.sources, "missing": evidence.missing,
                                              "provenance": ids})
     return StageOutcome(
         stage=GOVERNANCE.name, partition=run.partition, run_id=run.run_id, gates=(gate,),
-        files={"card": str(files.card), "gates": str(files.gates), "evidence_index": str(files.evidence_index)},
-        tags={"model_card.complete": str(gate.passed).lower()},
+        files={"card": str(files.card), "gates": str(files.gates), "evidence_index": str(files.evidence_index),
+               "policy_trace": str(files.policy_trace)},
+        tags={"model_card.complete": str(gate.passed).lower(), "policy.digest": trace["digest"],
+              "policy.overridden": str(trace["overridden"]).lower(),
+              "policy.loosened_gates": ",".join(trace["loosened_gates"]) or "none"},
         artifacts={"reports/governance": str(files.dir), ".": str(files.card)},
-        facts={"card": card, "missing_evidence": evidence.missing}, consumed=consumed)
+        facts={"card": card, "missing_evidence": evidence.missing, "policy_digest": trace["digest"],
+               "policy_loosened_gates": trace["loosened_gates"]}, consumed=consumed)

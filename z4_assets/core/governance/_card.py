@@ -5,6 +5,7 @@ from __future__ import annotations
 from z4_assets.core.gates import Gate, verdict_word
 from z4_assets.core.stages import GOVERNANCE
 from z4_assets.core.governance import _sections as s
+from z4_assets.core.governance._escape import code, text
 from z4_assets.core.governance._evidence import SECURITY_FILES, Evidence
 
 PROVENANCE = ("dagster_run_id", "mlflow_run_id", "git_sha", "dataset_hash")
@@ -12,34 +13,34 @@ PROVENANCE = ("dagster_run_id", "mlflow_run_id", "git_sha", "dataset_hash")
 
 def _purpose(ev):
     c = ev.get("dataset_config")
-    return [f"**Purpose.** {c['purpose']}", "", f"**Intended use.** {c['intended_use']}"]
+    return [f"**Purpose.** {text(c['purpose'])}", "", f"**Intended use.** {text(c['intended_use'])}"]
 
 
 def _out_of_scope(ev):
-    return [f"- {x}" for x in ev.get("dataset_config")["out_of_scope"]]
+    return [f"- {text(x)}" for x in ev.get("dataset_config")["out_of_scope"]]
 
 
 def _details(ev):
     c, mc = ev.get("dataset_config"), ev.get("model_config")
-    return [f"- Model: `{c['model_name']}`, {mc['architecture']} with hidden layers {mc['hidden_sizes']}, "
+    return [f"- Model: {code(c['model_name'])}, {mc['architecture']} with hidden layers {mc['hidden_sizes']}, "
             f"{mc['inputs']} inputs, {mc['outputs']} logits, torch {mc['torch']}",
             f"- Weights: state_dict sha256 `{mc['state_dict_sha256']}` (best epoch {mc['best_epoch']})",
-            f"- Target: `{mc['target']['column']}` (positive = {mc['target']['positive']})",
-            f"- Hyperparameters: {mc['hyperparameters']}"] + ([f"- Owner: {c['owner']}"] if c.get("owner") else [])
+            f"- Target: {code(mc['target']['column'])} (positive = {text(mc['target']['positive'])})",
+            f"- Hyperparameters: {text(mc['hyperparameters'])}"] + ([f"- Owner: {text(c['owner'])}"] if c.get("owner") else [])
 
 
 def _training_data(ev):
     m, contract, h = ev.get("snapshot_manifest"), ev.get("contract"), ev.get("hygiene_report")
     tr = m.get("time_range")
-    when = f"{tr['column']} from {tr['min']} to {tr['max']}" if tr else "no time column declared (recency unknown)"
-    lines = [f"- Snapshot: `{m['dataset_id']}@{m['snapshot_id']}`, registered {m['snapshot_at']}",
+    when = f"{text(tr['column'])} from {text(tr['min'])} to {text(tr['max'])}" if tr else "no time column declared (recency unknown)"
+    lines = [f"- Snapshot: {code(m['dataset_id'] + '@' + m['snapshot_id'])}, registered {text(m['snapshot_at'])}",
              f"- sha256 of the data: `{m['hash']}`; contract sha256 `{m['contract_hash']}`",
              f"- Rows: {m['row_count']}; time range: {when}",
-             f"- Split ({h['split']['strategy']}): {h['split']['counts']}", "",
+             f"- Split ({text(h['split']['strategy'])}): {text(h['split']['counts'])}", "",
              "Sensitive attributes and their legal basis:", "",
              "| attribute | legal basis | reference | used as a feature |", "| --- | --- | --- | --- |"]
     for name, spec in (contract.get("sensitive") or {}).items():
-        lines.append(f"| {name} | {spec.get('legal_basis')} | {spec.get('basis_reference', '')} | "
+        lines.append(f"| {text(name)} | {text(spec.get('legal_basis'))} | {text(spec.get('basis_reference', ''))} | "
                      f"{'yes' if spec.get('use_as_feature') else 'no'} |")
     return lines
 
@@ -48,26 +49,39 @@ def _features(ev) -> list[str]:
     return [c["name"] for c in ev.get("feature_spec")["columns"]]
 
 
+def _shipped(ev, thresholds) -> dict:
+    """Disparity -> (key, op, shipped default limit, limit in force): the defaults from the policy trace."""
+    diff = {d["key"]: d for d in (ev.get("policy_trace") or {}).get("diff", [])}
+    return {d: (key, op, diff[f"fairness.{key}"]["shipped"] if f"fairness.{key}" in diff else limit, limit)
+            for d, (key, op, limit) in thresholds.items()}
+
+
 def _limitations(ev, thresholds):
+    """Every measured disparity past the SHIPPED default threshold is listed, gated or not."""
     c, rep, test = ev.get("dataset_config"), ev.get("fairness_report"), ev.get("model_metrics")["test"]
-    lines = [f"- Stated by the data owner: {x}" for x in c.get("limitations", [])]
+    lines = [f"- Stated by the data owner: {text(x)}" for x in c.get("limitations", [])]
     lines.append(f"- Discrimination on the test split is AUC {s.metric(test['auc'])}, KS {s.metric(test['ks'])}: "
                  "the score ranks risk and misranks many cases; it must not decide alone.")
+    limits = _shipped(ev, thresholds)
     for section in ("attributes", "intersections"):
         for name, a in rep[section].items():
             small = [g for g, e in a["groups"].items() if e["status"] != "ok"]
             if small and section == "attributes":
-                lines.append(f"- Too little test data to assess {', '.join(small)} ({name}): behaviour for these groups is unknown.")
+                lines.append(f"- Too little test data to assess {', '.join(map(text, small))} ({text(name)}): "
+                             "behaviour for these groups is unknown.")
             for d, v in a["disparities"].items():
-                if d not in thresholds or v["value"] is None or name in rep["gated_attributes"]:
+                if d not in limits or v["value"] is None or isinstance(limits[d][2], bool):
                     continue
-                _, op, limit = thresholds[d]
-                breach = v["value"] > limit if op == "<=" else v["value"] < limit
-                if breach:
-                    lines.append(f"- {d} for {name} is {s.metric(v['value'])} (policy {op} {limit}; "
-                                 f"offending group {v['offending_group']}): reported, not gated.")
+                _, op, default, in_force = limits[d]
+                if not (v["value"] > default if op == "<=" else v["value"] < default):
+                    continue
+                gated = name in rep["gated_attributes"]
+                how = ("gated" + (f" against this run's looser {op} {in_force}" if in_force != default else "")
+                       if gated else "reported, not gated")
+                lines.append(f"- {d} for {text(name)} is {s.metric(v['value'])} (shipped default {op} {default}; "
+                             f"offending group {text(v['offending_group'])}): {how}.")
     excluded = [a for a, spec in (ev.get("contract").get("sensitive") or {}).items() if not spec.get("use_as_feature")]
-    lines.append(f"- {', '.join(excluded) or 'No attribute'} kept out of the model, but other features may act as proxies for them.")
+    lines.append(f"- {', '.join(map(text, excluded)) or 'No attribute'} kept out of the model, but other features may act as proxies for them.")
     return lines
 
 
@@ -84,13 +98,37 @@ def _safeguards(ev):
     kept_out = [a for a in sensitive if a not in used]
     lines = [f"- Blocking gates: {passed} of {total} passed before this card was written "
              f"({', '.join(f'{k}: {len(v)}' for k, v in gates.items())}); any failure stops the factory."
-             + (f" Decided on too little evidence, allowed by the policy: {', '.join(short)}." if short else ""),
-             f"- Sensitive attributes kept out of the model's inputs: {', '.join(kept_out) or 'none'} "
+             + (f" Decided on too little evidence, allowed by the policy: {', '.join(short)}." if short else "")
+             + _loosened_note(ev),
+             f"- Sensitive attributes kept out of the model's inputs: {', '.join(map(text, kept_out)) or 'none'} "
              f"(checked against feature_spec.json).",
              f"- Tamper evidence: data and contract re-hashed against the manifest "
              f"(snapshot_hash gate); weights digest `{ev.get('model_config')['state_dict_sha256'][:16]}...`.",
              "- Reproducible training: fixed seeds, deterministic kernels and pinned threads."]
-    return lines + [f"- Stated by the data owner: {x}" for x in c.get("safeguards", [])]
+    return lines + [f"- Stated by the data owner: {text(x)}" for x in c.get("safeguards", [])]
+
+
+def _loosened_note(ev) -> str:
+    loose = (ev.get("policy_trace") or {}).get("loosened_gates") or []
+    return (f" **Loosened or disabled by this run's policy (not the shipped defaults): {', '.join(loose)}**;"
+            " see Policy in force." if loose else "")
+
+
+def _policy(ev):
+    t = ev.get("policy_trace")
+    lines = [f"- Policy file: `{t['source']}`", f"- Effective policy sha256 (canonical JSON): `{t['digest']}`",
+             f"- Shipped defaults sha256: `{t['shipped_digest']}`",
+             "- The whole effective policy is in `governance/policy_trace.json` (signed with the package).", ""]
+    if not t["overridden"]:
+        return lines + ["The shipped defaults, unchanged."]
+    lines += [f"**Overridden: {len(t['diff'])} key(s) differ from the shipped defaults.**"]
+    if t["loosened_gates"]:
+        lines += ["", f"**Gates loosened or disabled: {', '.join(t['loosened_gates'])}.** A pass of these gates is "
+                  "a pass against a lower bar than the factory's defaults."]
+    lines += ["", "| key | shipped default | in force | effect | gates |", "| --- | --- | --- | --- | --- |"]
+    lines += [f"| {d['key']} | `{d['shipped']}` | `{d['effective']}` | {d['effect']} | {', '.join(d['gates']) or '-'} |"
+              for d in t["diff"]]
+    return lines
 
 
 def _gdpr(ev):
@@ -101,28 +139,40 @@ def _gdpr(ev):
     idc = contract.get("id_column")
     basis = next((g for g in ev.get("snapshot_gates") if g["name"] == "legal_basis"),
                  {"passed": False, "summary": "not in snapshot/gates.json"})
-    bases = "; ".join(f"{a}: {v.get('legal_basis')} ({v.get('basis_reference', '')})" for a, v in sensitive.items())
+    bases = "; ".join(text(f"{a}: {v.get('legal_basis')} ({v.get('basis_reference', '')})") for a, v in sensitive.items())
     return ["| item | status | evidence |", "| --- | --- | --- |",
             f"| Data minimisation (GDPR art. 5(1)(c), LGPD art. 6 III) | {'met' if not leaked and idc not in used else 'NOT met'} | "
-            f"{len(used)} of {len(columns)} declared columns feed the model; id column `{idc}` "
-            f"{'is' if idc in used else 'is not'} a feature; protected attributes used as features: {', '.join(leaked) or 'none'} |",
-            f"| Purpose limitation (GDPR art. 5(1)(b), LGPD art. 6 I) | stated | purpose: {c['purpose']} "
+            f"{len(used)} of {len(columns)} declared columns feed the model; id column {code(idc)} "
+            f"{'is' if idc in used else 'is not'} a feature; protected attributes used as features: "
+            f"{', '.join(map(text, leaked)) or 'none'} |",
+            f"| Purpose limitation (GDPR art. 5(1)(b), LGPD art. 6 I) | stated | purpose: {text(c['purpose'])} "
             f"Out of scope: {len(c['out_of_scope'])} uses listed above |",
             f"| Legal basis (GDPR art. 6 and 9, LGPD art. 7 and 11) | {'met' if basis['passed'] else 'NOT met'} | "
-            f"legal_basis gate {basis['summary']}; {bases} |"]
+            f"legal_basis gate {text(basis['summary'])}; {bases} |"]
 
 
 def _provenance(ev, ids):
     m = ev.get("snapshot_manifest")
     return ["| identifier | value |", "| --- | --- |",
-            *(f"| {k} | `{ids[k]}` |" for k in PROVENANCE),
-            f"| git_dirty | `{ids.get('git_dirty', 'unknown')}` |",
-            f"| snapshot | `{m['dataset_id']}@{m['snapshot_id']}` |",
-            f"| contract_hash | `{m['contract_hash']}` |",
-            f"| state_dict_sha256 | `{ev.get('model_config')['state_dict_sha256']}` |"]
+            *(f"| {k} | {code(ids[k])} |" for k in PROVENANCE),
+            f"| git_dirty | {code(ids.get('git_dirty', 'unknown'))} |",
+            f"| snapshot | {code(m['dataset_id'] + '@' + m['snapshot_id'])} |",
+            f"| contract_hash | {code(m['contract_hash'])} |",
+            f"| state_dict_sha256 | {code(ev.get('model_config')['state_dict_sha256'])} |"]
 
 
-def sections(thresholds: dict) -> list[tuple[str, tuple[str, ...], object]]:
+def _evidence_rule(blocks: dict[str, bool]) -> list[str]:
+    """What the policy does with a gate that had too little evidence to decide, per family of gates."""
+    if not blocks:
+        return []
+    stops = [k for k, v in blocks.items() if v]
+    lets = [k for k, v in blocks.items() if not v]
+    return [f"- Too little evidence to decide (INSUFFICIENT EVIDENCE: too small a test split or group, or a "
+            f"confidence interval on both sides of a threshold) stops the model for: {', '.join(stops) or 'none'}"
+            + (f"; is shown but does not stop it for: {', '.join(lets)}" if lets else "") + " (policy)."]
+
+
+def sections(thresholds: dict, sufficiency: dict | None = None) -> list[tuple[str, tuple[str, ...], object]]:
     """(title, evidence pieces it needs, renderer) in card order."""
     return [
         ("Model details", ("dataset_config", "model_config"), _details),
@@ -136,24 +186,29 @@ def sections(thresholds: dict) -> list[tuple[str, tuple[str, ...], object]]:
         ("Limitations and risks", ("dataset_config", "fairness_report", "model_metrics", "contract"),
          lambda ev: _limitations(ev, thresholds)),
         ("Safeguards", ("dataset_config", "fairness_report", "contract", "feature_spec", "model_config",
-                        "snapshot_gates", "hygiene_gates", "model_gates"), _safeguards),
+                        "snapshot_gates", "hygiene_gates", "model_gates"),
+         lambda ev: _safeguards(ev) + _evidence_rule(sufficiency or {})),
+        ("Policy in force", ("policy_trace",), _policy),
         ("LGPD/GDPR checklist", ("contract", "dataset_config", "feature_spec", "snapshot_gates"), _gdpr),
     ]
 
 
-def render_card(ev: Evidence, ids: dict, thresholds: dict) -> tuple[str, Gate]:
-    """(model_card.md text, model_card_complete gate). Missing evidence is named in both."""
+def render_card(ev: Evidence, ids: dict, thresholds: dict, sufficiency: dict | None = None) -> tuple[str, Gate]:
+    """(model_card.md text, model_card_complete gate). Missing evidence is named in both. SUFFICIENCY:
+    gate family -> whether an insufficient-evidence verdict blocks it (the policy's)."""
     missing = dict(ev.missing)
+    if "policy_trace" not in ev.pieces:
+        missing.setdefault("policy_trace", "the effective policy's trace was not given")
     for k in PROVENANCE:
         v = ids.get(k) or ""
         if not v or v.startswith("unknown"):
             missing[f"provenance.{k}"] = f"not known ({v or 'empty'})"
     name = (ev.get("dataset_config") or {}).get("model_name", "unnamed model")
-    out = [f"# Model card: {name}", "",
+    out = [f"# Model card: {text(name)}", "",
            "Generated by the z4 model factory from the evidence of one run; every figure below is read "
            "from a file that run wrote. Missing evidence is marked **MISSING EVIDENCE**.", ""]
     status = {}
-    for title, needs, render in sections(thresholds) + [("Provenance", ("snapshot_manifest", "model_config"),
+    for title, needs, render in sections(thresholds, sufficiency) + [("Provenance", ("snapshot_manifest", "model_config"),
                                                          lambda e: _provenance(e, ids))]:
         lacking = [n for n in needs if n not in ev.pieces]
         if title == "Security":
@@ -162,7 +217,7 @@ def render_card(ev: Evidence, ids: dict, thresholds: dict) -> tuple[str, Gate]:
             lacking += [k for k in missing if k.startswith("provenance.")]
         out += [f"## {title}", ""]
         if lacking:
-            out += [f"**MISSING EVIDENCE:** `{n}` ({missing.get(n, 'not found')})" for n in lacking]
+            out += [f"**MISSING EVIDENCE:** {code(n)} ({text(missing.get(n, 'not found'))})" for n in lacking]
             status[title] = "missing: " + ", ".join(lacking)
         else:
             out += render(ev)

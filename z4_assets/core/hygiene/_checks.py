@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from z4_assets.core.hygiene import _drift as drift, _leakage as leakage
+from z4_assets.core.hygiene._drift_gates import drift_gates
 from z4_assets.core.contract import Contract, parse_rule
 from z4_assets.core.gates import Gate
 from z4_assets.core.stages import HYGIENE
@@ -38,7 +39,16 @@ def _ids(df: pd.DataFrame, contract: Contract, mask: np.ndarray) -> list:
     return [v.item() if hasattr(v, "item") else v for v in src[mask].head(_EXAMPLES).tolist()]
 
 
-def _duplicates(df, contract, y, fhash, h) -> list[Gate]:
+def duplicate_columns(df: pd.DataFrame, contract: Contract, mode: str) -> list[str]:
+    """The columns two rows must agree on to be duplicates (policy hygiene.duplicate_columns), target aside."""
+    if mode == "features":
+        return list(contract.candidate_features)
+    return [c for c in contract.columns if c in df.columns and c not in (contract.id_column, contract.target.column)]
+
+
+def _duplicates(df, contract, y, h) -> list[Gate]:
+    cols = duplicate_columns(df, contract, h.duplicate_columns)
+    fhash = row_hashes(df, cols)
     full = fhash ^ (pd.util.hash_array(y.astype("int64")).astype(np.uint64) * np.uint64(31))
     dup = pd.Series(full).duplicated().to_numpy()
     by_features = pd.DataFrame({"h": fhash, "y": y})
@@ -48,11 +58,13 @@ def _duplicates(df, contract, y, fhash, h) -> list[Gate]:
     return [
         G.duplicate_rows.compare(round(dup.sum() / n, 6), "<=", h.duplicate_share_max,
                 "share of exact duplicate rows (id excluded)",
-                {"duplicate_rows": int(dup.sum()), "rows": n, "example_ids": _ids(df, contract, dup)}),
+                {"duplicate_rows": int(dup.sum()), "rows": n, "example_ids": _ids(df, contract, dup),
+                 "compared": h.duplicate_columns, "columns": cols}),
         G.conflicting_labels.compare(round(conflict.sum() / n, 6), "<=",
                 h.conflicting_label_share_max,
                 "share of rows whose identical features carry different labels",
-                {"rows": int(conflict.sum()), "example_ids": _ids(df, contract, conflict)}),
+                {"rows": int(conflict.sum()), "example_ids": _ids(df, contract, conflict),
+                 "compared": h.duplicate_columns, "columns": cols}),
     ]
 
 
@@ -78,32 +90,41 @@ def _impossible(df, contract, h) -> Gate:
 
 def _leakage(df, contract, y, h, seed) -> list[Gate]:
     aucs = leakage.single_feature_auc(df, y, contract, int(h.leakage_sample_rows), seed)
-    scored = {k: v for k, v in aucs.items() if v is not None}
+    declared = [c for c in contract.candidate_features if contract.columns[c].known_after_label]
+    # a column declared known only after the label never reaches the model: reported, not gated
+    scored = {k: v for k, v in aucs.items() if v is not None and k not in declared}
     worst = max(scored, key=scored.get) if scored else None
     top = dict(sorted(scored.items(), key=lambda kv: -kv[1])[:5])
     flagged = [k for k, v in scored.items() if v >= h.leakage_auc_max]
     late = leakage.temporal_leaks(df, contract)
-    declared = [c for c in contract.candidate_features if contract.columns[c].known_after_label]
     note = "" if contract.time else " (no time column declared: nothing to compare)"
     return [
         G.target_leakage.compare(scored.get(worst, 0.0), "<", h.leakage_auc_max,
                 f"highest single-feature AUC ({worst})",
-                {"flagged_features": flagged, "top_auc": top, "unscored": [k for k, v in aucs.items() if v is None]}),
+                {"flagged_features": flagged, "top_auc": top, "unscored": [k for k, v in aucs.items() if v is None],
+                 "post_label_not_gated": {k: aucs[k] for k in declared}}),
         G.temporal_leakage.compare(len(late), "<=", h.temporal_leak_features_max,
                 "model features known only after the label's time" + note,
                 {"leaking_features": late, "declared_post_label_excluded": declared}),
     ]
 
 
+# What holdout_leak guards under each split: a content-hash split cannot leak by construction.
+_LEAK_NOTE = {"hash(content)": ": identical rows share a split by construction, so this cannot fail here; it "
+                               "guards the time and id splits, where the same row can land on both sides"}
+
+
 def run_hygiene(df: pd.DataFrame, contract: Contract, policy: dict,
-                baseline: dict | None) -> HygieneResult:
-    """Every hygiene gate on one snapshot; pure, so it can be benchmarked and tested alone."""
+                baseline: dict | None, reference: pd.DataFrame | None = None) -> HygieneResult:
+    """Every hygiene gate on one snapshot; pure, so it can be benchmarked and tested alone.
+
+    BASELINE is the dataset's drift profile (None: its first snapshot), REFERENCE its value counts."""
     h, split_policy = policy.hygiene, policy.split
     y = (df[contract.target.column] == contract.target.positive).to_numpy(dtype="int8")
     fhash = row_hashes(df, contract.candidate_features)
     split, strategy = assign_split(df, contract, split_policy, fhash)
 
-    gates = _duplicates(df, contract, y, fhash, h)
+    gates = _duplicates(df, contract, y, h)
     gates.append(_impossible(df, contract, h))
     gates += _leakage(df, contract, y, h, int(split_policy.seed))
 
@@ -114,28 +135,12 @@ def run_hygiene(df: pd.DataFrame, contract: Contract, policy: dict,
     n_test = max(int(test_mask.sum()), 1)
     gates.append(G.holdout_leak.compare(round(leaked.sum() / n_test, 6), "<=",
                          h.holdout_leak_share_max,
-                         f"share of test rows also in training (split {strategy})",
+                         f"share of test rows also in training (split {strategy}{_LEAK_NOTE.get(strategy, '')})",
                          {"leaked_test_rows": int(leaked.sum()), "test_rows": int(test_mask.sum()),
                           "example_ids": _ids(df, contract, leaked)}))
 
     profile = drift.build_profile(df, contract, int(h.drift_bins))
-    if baseline is None:
-        gates.append(G.drift.verdict(True, 0.0, "<=", h.drift_psi_max,
-                                     "ok: no baseline profile yet; this snapshot becomes the baseline once accepted",
-                                     {"baseline": None}))
-    else:
-        per = drift.drift_against(baseline, df)
-        worst = max(per, key=lambda c: per[c]["psi"]) if per else None
-        psi = per[worst]["psi"] if worst else 0.0
-        kl_worst = max(per, key=lambda c: per[c]["kl"]) if per else None
-        kl = per[kl_worst]["kl"] if kl_worst else 0.0
-        g = G.drift.compare(psi, "<=", h.drift_psi_max, f"highest PSI against baseline ({worst})",
-                    {"per_feature": per, "max_kl": kl, "max_kl_feature": kl_worst,
-                     "kl_threshold": h.drift_kl_max, "baseline": baseline.get("snapshot")})
-        if g.passed and kl > h.drift_kl_max:
-            g = G.drift.compare(kl, "<=", h.drift_kl_max, f"highest KL against baseline ({kl_worst})",
-                        g.details)
-        gates.append(g)
+    gates += drift_gates(df, contract, h, baseline, reference)
 
     counts = {k: int(v) for k, v in zip(*np.unique(split, return_counts=True))}
     report = {

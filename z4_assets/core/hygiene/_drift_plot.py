@@ -1,7 +1,9 @@
-"""Drift per feature as a picture: PSI against the baseline (gated) and test against train (shown only).
+"""Drift per feature as a picture: PSI against the baseline (gated) and test against train (shown only),
+and below it, for every flagged feature, the reference and current distribution over the gate's bins.
 
-A reviewer sees at a glance which features moved and how far from the policy threshold they are.
-The figure data is written next to the PNG, so what is drawn can be checked without reading pixels.
+A reviewer sees at a glance which features moved, how far from the policy threshold they are, and
+where their values went (a tail bin, an unseen category). The figure data is written next to the
+PNG, so what is drawn can be checked without reading pixels.
 """
 
 from __future__ import annotations
@@ -19,20 +21,31 @@ from z4_assets.core.split import TEST, TRAIN
 
 DPI = 72
 MAX_FEATURES = 30  # the most drifted ones; the rest are counted in the title
+MAX_PANELS = 6  # distribution panels (flagged features, most drifted first); the rest are counted
 BASELINE, SPLIT = "snapshot vs baseline", "test vs train split"
 _COLOURS, _FLAG = {BASELINE: "#4C72B0", SPLIT: "#9AA5B1"}, "#C44E52"
+_PANEL = (4.0, 2.3)  # inches per distribution panel, two panels a row
+_DEFINITION = {"factory": "factory definition", "evidently": "Evidently 0.7.23 definition"}
 
 
-def split_drift(df: pd.DataFrame, contract: Contract, split: np.ndarray, bins: int) -> dict[str, dict]:
-    """PSI and KL per feature of the test split against a profile of the training split."""
+def split_drift(df: pd.DataFrame, contract: Contract, split: np.ndarray, bins: int,
+                method: str = "factory") -> dict[str, dict]:
+    """PSI and KL per feature of the test split against the training split (METHOD's definition)."""
     train, test = df[split == TRAIN], df[split == TEST]
     if train.empty or test.empty:
         return {}
-    return drift.drift_against(drift.build_profile(train, contract, bins), test)
+    profile = drift.build_profile(train, contract, bins)
+    if method == "evidently":
+        from z4_assets.core.hygiene import _drift_evidently
+
+        per = _drift_evidently.drift_against(drift.reference_counts(train, contract), profile, test, contract)
+    else:
+        per = drift.drift_against(profile, test)
+    return {c: v for c, v in per.items() if v["psi"] is not None}
 
 
 def figure_data(against_baseline: dict[str, dict] | None, test_vs_train: dict[str, dict],
-                psi_max: float, kl_max: float, baseline_label: str | None = None) -> dict:
+                psi_max: float, kl_max: float, baseline_label: str | None = None, method: str = "factory") -> dict:
     """Ordered features, one PSI series per comparison, and the features over a threshold.
 
     `flagged` are the features the drift gate fails on (baseline PSI > psi_max or KL > kl_max);
@@ -51,9 +64,16 @@ def figure_data(against_baseline: dict[str, dict] | None, test_vs_train: dict[st
         series.append({"name": BASELINE, "gated": True, "baseline": baseline_label,
                        "psi": [gated.get(c, {}).get("psi") for c in shown]})
     series.append({"name": SPLIT, "gated": False, "psi": [test_vs_train.get(c, {}).get("psi") for c in shown]})
+    panels = flagged if gated else over  # most drifted first
+    panels = sorted(panels, key=lambda c: -primary[c]["psi"])
+    panels = [c for c in panels if "bins" in primary[c]]
+    distributions = [{"feature": c, "comparison": BASELINE if gated else SPLIT, "psi": primary[c]["psi"],
+                      "kl": primary[c]["kl"], "nulls": primary[c].get("nulls"), **primary[c]["bins"]}
+                     for c in panels[:MAX_PANELS]]  # a list: the JSON keeps the order
     return {"features": shown, "omitted": len(names) - len(shown), "series": series,
             "psi_max": psi_max, "kl_max": kl_max, "flagged": flagged, "over_threshold_split": over,
-            "kl": {c: gated[c]["kl"] for c in shown if c in gated}}
+            "kl": {c: gated[c]["kl"] for c in shown if c in gated}, "method": method,
+            "distributions": distributions, "distributions_omitted": len(panels) - len(distributions)}
 
 
 def render(data: dict, path: str | Path, dpi: int = DPI) -> Path:
@@ -83,14 +103,56 @@ def render(data: dict, path: str | Path, dpi: int = DPI) -> Path:
         ax.grid(axis="x", alpha=0.3)
         ax.legend(handles=_legend(series, data["psi_max"]), fontsize=7, loc="lower right")
         gated = any(s["gated"] for s in series)
-        title = ("Drift per feature: PSI against the baseline profile (gated; KL too)" if gated else
-                 "Drift per feature: test vs train split (no baseline yet, not gated)")
+        definition = _DEFINITION.get(data.get("method", "factory"), data.get("method"))
+        title = (f"Drift per feature: PSI against the baseline profile (gated; KL too; {definition})" if gated else
+                 f"Drift per feature: test vs train split (no baseline yet, not gated; {definition})")
         note = f"{len(data['flagged'])} flagged" if gated else f"{len(data['over_threshold_split'])} over threshold"
         if data["omitted"]:
             note += f", {data['omitted']} features not shown (less drifted)"
         ax.set_title(f"{title}\n{note}; * = over a threshold", fontsize=9)
         fig.tight_layout()
         return save_png(fig, path, dpi)
+
+
+def render_distributions(data: dict, path: str | Path, dpi: int = DPI) -> Path:
+    """One panel per flagged feature: its reference and current shares over the gate's bins."""
+    panels = data.get("distributions", [])
+    rows = max((len(panels) + 1) // 2, 1)
+    cols = 2 if len(panels) > 1 else 1
+    with figure(rows, cols, figsize=(_PANEL[0] * cols, 0.6 + _PANEL[1] * rows), squeeze=False) as (fig, axes):
+        flat = list(axes.ravel())
+        for ax, dist in zip(flat, panels):
+            _distribution(ax, dist)
+        for ax in flat[len(panels):]:
+            ax.axis("off")
+        if not panels:
+            flat[0].text(0.5, 0.5, "no feature over a drift threshold: no distribution to show",
+                         ha="center", va="center", fontsize=9)
+        definition = _DEFINITION.get(data.get("method", "factory"), data.get("method"))
+        more = (f"; {data['distributions_omitted']} more flagged features not drawn (see drift_per_feature.json)"
+                if data.get("distributions_omitted") else "")
+        fig.suptitle(f"Reference vs current distribution per flagged feature, over the gate's bins ({definition}){more}",
+                     fontsize=8)
+        fig.tight_layout()
+        return save_png(fig, path, dpi)
+
+
+def _distribution(ax, dist: dict) -> None:
+    """Reference and current shares side by side over the gate's bins (tails and unseen categories too)."""
+    x = np.arange(len(dist["labels"]))
+    ref_name = "baseline" if dist["comparison"] == BASELINE else "train"
+    cur_name = "this snapshot" if dist["comparison"] == BASELINE else "test"
+    ax.bar(x - 0.2, dist["reference"], width=0.4, color=_COLOURS[BASELINE], label=f"{ref_name} (reference)")
+    ax.bar(x + 0.2, dist["current"], width=0.4, color=_FLAG, label=f"{cur_name} (current)")
+    ax.set_xticks(x, dist["labels"], fontsize=5, rotation=40, ha="right")
+    ax.set_ylabel("share of non-null rows", fontsize=6)
+    ax.tick_params(axis="y", labelsize=7)
+    nulls = dist.get("nulls") or {}
+    null_note = (f"; nulls {nulls['reference']:.1%} -> {nulls['current']:.1%}"
+                 if nulls.get("reference") is not None else "")
+    ax.set_title(f"{dist['feature']}: PSI {dist['psi']:.3f}, KL {dist['kl']:.3f}{null_note}", fontsize=7)
+    ax.legend(fontsize=6, loc="upper right")
+    ax.grid(axis="y", alpha=0.3)
 
 
 def _legend(series: list[dict], psi_max: float) -> list:
@@ -105,9 +167,11 @@ def _legend(series: list[dict], psi_max: float) -> list:
 def write_drift_plot(df: pd.DataFrame, contract: Contract, split: np.ndarray, drift_details: dict,
                      hygiene_policy, files) -> dict[str, Path]:
     """The drift plot and its data in the hygiene folder (FILES), from the drift gate's details and the split."""
+    method = hygiene_policy.drift_method
     data = figure_data(drift_details.get("per_feature"),
-                       split_drift(df, contract, split, int(hygiene_policy.drift_bins)),
+                       split_drift(df, contract, split, int(hygiene_policy.drift_bins), method),
                        float(hygiene_policy.drift_psi_max), float(hygiene_policy.drift_kl_max),
-                       drift_details.get("baseline"))
+                       drift_details.get("baseline"), method)
     atomic_write_json(files.drift_data, data)
-    return {"drift_plot": render(data, files.drift_plot), "drift_data": files.drift_data}
+    return {"drift_plot": render(data, files.drift_plot), "drift_data": files.drift_data,
+            "drift_distributions": render_distributions(data, files.drift_distributions)}

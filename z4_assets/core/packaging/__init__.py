@@ -10,20 +10,23 @@ from pathlib import Path
 
 from z4_assets.core.files import read_json, sha256_file
 from z4_assets.core.outcome import Lineage, PackageOutcome, StageOutcome, accept
+from z4_assets.core.packaging._archive import ArchiveLimits, extract_tarball
 from z4_assets.core.packaging._build import STAGING_PREFIX
 from z4_assets.core.packaging._image import (IMAGE_EVIDENCE, PACKAGE_IMAGE_DIR, copy_image_evidence, digest_problem,
                                              packaged_image_digest,
                                              image_statement, named_digests, sign_image_statement,
                                              verify_image_statement)
-from z4_assets.core.packaging._layout import extract_tarball
+from z4_assets.core.packaging._evidence import required_evidence
 from z4_assets.core.packaging._repro import MANIFEST as REPRO_MANIFEST
 from z4_assets.core.packaging._signing import keygen
-from z4_assets.core.packaging._verify import VerifyReport, verify_package
+from z4_assets.core.packaging._verify import EVIDENCE_CHECKS, VerifyReport, verify_package
 from z4_assets.core.stage_run import StageRun
 from z4_assets.core.stages import PACKAGING
 
-__all__ = ["IMAGE_EVIDENCE", "PACKAGE_IMAGE_DIR", "copy_image_evidence", "digest_problem", "packaged_image_digest", "image_statement",
-           "named_digests", "sign_image_statement", "verify_image_statement", "REPRO_MANIFEST", "STAGING_PREFIX", "PackageIds", "VerifyReport", "extract_tarball", "keygen", "run_signed_package", "verify_package"]
+__all__ = ["EVIDENCE_CHECKS", "IMAGE_EVIDENCE", "PACKAGE_IMAGE_DIR", "REPRO_MANIFEST", "STAGING_PREFIX", "ArchiveLimits",
+           "PackageIds", "VerifyReport", "copy_image_evidence", "digest_problem", "extract_tarball", "image_statement",
+           "keygen", "named_digests", "packaged_image_digest", "required_evidence", "run_signed_package",
+           "sign_image_statement", "verify_image_statement", "verify_package"]
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,8 @@ def run_signed_package(inputs: dict[str, StageOutcome], run: StageRun, ids: Pack
         raise Z4Error(f"signed_package of {run.partition} needs the outcomes of {', '.join(missing)}")
     consumed = accept(PACKAGING.name, run.partition, inputs)
     info = _run_info(run, inputs["training"], ids)
+    info["consumed"] = consumed
+    info["required_evidence"] = required_evidence(run.policy.evidence.files)
     readers = sorted({o.run_id for o in inputs.values()} | {run.run_id})
     access = run.folder.stage("access")
     info["access_log"] = export_run_log(access_log, readers, access.access_log)

@@ -90,6 +90,8 @@ def gate_summary_statement(pkg: Path, gates: list[dict], run: dict) -> dict:
             "verificationResult": "PASSED" if passed else "FAILED",
             "verifiedLevels": [],
             "gates": gates,
+            "requiredEvidence": run["required_evidence"],  # what a verifier must find (see _evidence)
+            "lineage": run["lineage"],                     # the digests every piece of evidence is bound to
         },
     }
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from z4_assets.core.errors import Z4Error
 from z4_assets.core.files import atomic_write_json, sha256_file
-from z4_assets.core.packaging import _attest as attest, _layout as layout, _repro as repro
+from z4_assets.core.packaging import _attest as attest, _evidence as evidence, _layout as layout, _repro as repro
 from z4_assets.core.packaging._image import copy_image_evidence
 from z4_assets.core.packaging._signing import sign_package
 from z4_assets.core.run_folder import PACKAGE_DIR, PACKAGE_TARBALL
@@ -63,6 +63,7 @@ def _build(outcomes, out_dir: Path, final: Path, tarball: Path, run: dict, priva
                                                           run.get("container_digest", ""), staging)}
         run = {**run, "sbom_sha256": generate_sbom(staging / "sbom" / "sbom.json", sbom_cache)}
         gates = attest.gates_from_package(staging)
+        run = {**run, "lineage": bind_lineage(staging, outcomes, run["consumed"])}
         decision = "PASS" if gates and not any(g["blocks"] for g in gates) else "FAIL"
         atomic_write_json(staging / "metadata.json", {
             "dagster_run_id": run["dagster_run_id"], "mlflow_run_id": run["mlflow_run_id"],
@@ -75,7 +76,9 @@ def _build(outcomes, out_dir: Path, final: Path, tarball: Path, run: dict, priva
             repro.write_bundle(staging, run)
         atomic_write_json(staging / attest.PROVENANCE_FILE, attest.provenance_statement(staging, run))
         atomic_write_json(staging / attest.SUMMARY_FILE, attest.gate_summary_statement(staging, gates, run))
-        layout.write_checksums(staging)
+        files = set(layout.write_checksums(staging)) | {layout.CHECKSUMS}
+        if missing := evidence.missing_evidence(run["required_evidence"], gates, files):
+            raise Z4Error(f"refusing to sign a package without its required evidence: {', '.join(missing)}")
         sign_package(staging, private_key, keyless)
         staged_tarball = layout.make_tarball(staging, work / tarball.name)
         digest = sha256_file(staged_tarball)
@@ -87,3 +90,20 @@ def _build(outcomes, out_dir: Path, final: Path, tarball: Path, run: dict, priva
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return PackageRef(str(final), str(tarball), digest, decision, len(gates), run["sbom_sha256"])
+
+
+def bind_lineage(staging: Path, outcomes: dict, consumed) -> dict:
+    """The split file goes in beside the weights; both are checked against the lineage first (the
+    weights by their state_dict digest, which needs torch here, so a verifier needs only the file's)."""
+    from z4_assets.core.training import load_model_dir
+
+    split_src = outcomes["hygiene"].split_path
+    if sha256_file(split_src) != consumed.split:
+        raise Z4Error("the row split file differs from the split its lineage names", split_src)
+    split = staging / evidence.SPLIT_FILE
+    split.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(split_src, split)
+    _, _, config = load_model_dir(staging / "model")
+    if config["state_dict_sha256"] != consumed.model:
+        raise Z4Error("the packaged weights are not the model its lineage names", staging / evidence.WEIGHTS_FILE)
+    return evidence.lineage_statement(outcomes, consumed, sha256_file(staging / evidence.WEIGHTS_FILE))

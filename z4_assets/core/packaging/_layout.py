@@ -13,19 +13,27 @@ from z4_assets.core.files import atomic_write_json, sha256_file
 CHECKSUMS = "checksums.json"
 SIGNATURES = "signatures"
 SIGNATURE_FILE = f"{SIGNATURES}/model.sig"
+UNSIGNED = (SIGNATURE_FILE,)  # the only files the signature does not cover (it cannot cover itself)
 INTERMEDIATE_SUFFIXES = (".parquet", ".tmp")
 
 
-def package_files(root: Path) -> list[str]:
-    """Every regular file under root, as sorted posix relative paths (signatures excluded)."""
+def package_files(root: Path, signed_only: bool = True) -> list[str]:
+    """Every regular file under root, as sorted posix relative paths (SIGNED_ONLY: signatures/ excluded,
+    as model-signing excludes it)."""
     files = []
     for p in sorted(root.rglob("*")):
         rel = p.relative_to(root).as_posix()
         if p.is_symlink():
             raise Z4Error(f"symlinks are not allowed in a package: {rel}", root)
-        if p.is_file() and not rel.startswith(f"{SIGNATURES}/"):
+        if p.is_file() and not (signed_only and rel.startswith(f"{SIGNATURES}/")):
             files.append(rel)
     return files
+
+
+def unsigned_extras(root: Path) -> list[str]:
+    """Files the signature does not cover and that are not on the fixed UNSIGNED list."""
+    return [rel for rel in package_files(root, signed_only=False)
+            if rel.startswith(f"{SIGNATURES}/") and rel not in UNSIGNED]
 
 
 def copy_evidence(outcomes: dict, pkg: Path) -> list[str]:
@@ -67,6 +75,7 @@ def make_tarball(pkg: Path, out: Path) -> Path:
         info.uid = info.gid = 0
         info.uname = info.gname = ""
         info.mtime = 0
+        info.mode = 0o755 if info.isdir() or info.mode & 0o100 else 0o644  # canonical: see _archive
         return info
 
     with tarfile.open(tmp, "w:gz", compresslevel=6) as tar:
@@ -74,24 +83,3 @@ def make_tarball(pkg: Path, out: Path) -> Path:
             tar.add(p, arcname=f"package/{p.relative_to(pkg).as_posix()}", recursive=False, filter=clean)
     os.replace(tmp, out)
     return out
-
-
-def extract_tarball(archive: Path, dest: Path) -> Path:
-    """Extract safely: regular files and folders only, nothing outside dest."""
-    try:
-        with tarfile.open(archive, "r:gz") as tar:
-            for m in tar.getmembers():
-                if not (m.isfile() or m.isdir()):
-                    raise Z4Error(f"package member {m.name!r} is not a regular file", archive)
-                if Path(m.name).is_absolute() or ".." in Path(m.name).parts:
-                    raise Z4Error(f"package member {m.name!r} points outside the package", archive)
-            if hasattr(tarfile, "data_filter"):
-                tar.extractall(dest, filter="data")
-            else:  # Debian bookworm's Python 3.11.2 (the training image) predates extraction filters
-                tar.extractall(dest)  # nosec B202 # members checked above: files and folders, no '..', not absolute
-    except (tarfile.TarError, OSError, EOFError) as e:
-        raise Z4Error(f"not a readable package archive: {e}", archive) from None
-    root = dest / "package"
-    if not root.is_dir():
-        raise Z4Error("archive has no package/ folder", archive)
-    return root

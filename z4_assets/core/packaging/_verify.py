@@ -10,8 +10,10 @@ from pathlib import Path
 
 from z4_assets.core.errors import Z4Error
 from z4_assets.core.files import sha256_file
-from z4_assets.core.packaging._attest import PROVENANCE_FILE, SUMMARY_FILE
-from z4_assets.core.packaging._layout import CHECKSUMS, extract_tarball, package_files
+from z4_assets.core.packaging import _evidence as evidence
+from z4_assets.core.packaging._archive import ArchiveLimits, check_folder, extract_tarball
+from z4_assets.core.packaging._attest import PROVENANCE_FILE, SUMMARY_FILE, gates_from_package
+from z4_assets.core.packaging._layout import CHECKSUMS, package_files, unsigned_extras
 from z4_assets.core.packaging._signing import verify_signature
 
 
@@ -37,7 +39,7 @@ class VerifyReport:
 
 def _load_json(pkg: Path, rel: str) -> dict:
     try:
-        return json.loads((pkg / rel).read_text(encoding="utf-8"))
+        return evidence.read_json_once(pkg / rel)
     except FileNotFoundError:
         raise Z4Error(f"missing {rel}", pkg) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -50,6 +52,8 @@ def _signature(pkg, public_key, identity, issuer):
 
 
 def _checksums(pkg, *_):
+    if extra := unsigned_extras(pkg):
+        raise Z4Error(f"file not covered by the signature: {extra[0]} (only the signature itself may be)")
     recorded = _load_json(pkg, CHECKSUMS)["files"]
     actual = set(package_files(pkg)) - {CHECKSUMS}
     if missing := sorted(set(recorded) - actual):
@@ -92,6 +96,31 @@ def _gates(pkg, *_):
     return f"{len(gates)} gates PASS" + (f" ({short} with insufficient evidence, allowed by the policy)" if short else "")
 
 
+def _lineage(pkg, *_):
+    return evidence.check_lineage(pkg, _load_json(pkg, SUMMARY_FILE)["predicate"]["lineage"],
+                                  _load_json(pkg, PROVENANCE_FILE))
+
+
+def _required(pkg, *_):
+    """The signed list is at least the verifier's own (stage table), and the package holds all of it."""
+    pred = _load_json(pkg, SUMMARY_FILE)["predicate"]
+    signed = pred.get("requiredEvidence")
+    if not isinstance(signed, dict):
+        raise Z4Error("the verification summary names no required evidence")
+    if short := evidence.shortened(signed, evidence.required_evidence()):
+        raise Z4Error(f"the signed list of required evidence leaves out {', '.join(short)} "
+                      "(this verifier's stage table requires it)")
+    recomputed = {(g["stage"], g["gate"], g["verdict"]) for g in gates_from_package(pkg)}
+    listed = {(g["stage"], g["gate"], g["verdict"]) for g in pred["gates"]}
+    if recomputed != listed:
+        diff = sorted(recomputed ^ listed)[0]
+        raise Z4Error(f"the summary's gates differ from the packaged gates.json files at {diff[0]}/{diff[1]}")
+    if missing := evidence.missing_evidence(signed, pred["gates"], set(package_files(pkg))):
+        raise Z4Error(f"required evidence missing: {', '.join(missing)}")
+    n = sum(len(g) for g in signed["stages"].values())
+    return f"{len(signed['stages'])} stages, {n} gates and {len(signed['files'])} files required, all present"
+
+
 def _sbom(pkg, *_):
     deps = _load_json(pkg, PROVENANCE_FILE)["predicate"]["buildDefinition"]["resolvedDependencies"]
     recorded = [d["digest"]["sha256"] for d in deps if d["uri"] == "sbom/sbom.json"]
@@ -102,29 +131,55 @@ def _sbom(pkg, *_):
     return "SBOM digest matches the provenance"
 
 
+def _origin(pkg, *_, check, z3_public_key):
+    return check(pkg, z3_public_key)
+
+
+# In order; the first failure is the one reported. Integrity first, then the evidence a release needs
+# (promotion's release_gates_pass reads EVIDENCE_CHECKS, package_verified the rest); verify_package
+# appends the Z3 snapshot-origin check last.
 CHECKS = [("signature", _signature), ("checksums", _checksums), ("statements", _subjects),
-          ("gates", _gates), ("sbom", _sbom)]
+          ("lineage", _lineage), ("sbom", _sbom), ("required", _required), ("gates", _gates)]
+EVIDENCE_CHECKS = ("required", "gates")
+
+
+def _open(src: Path, tmp: Path, limits: ArchiveLimits) -> Path:
+    if src.is_symlink():
+        raise Z4Error("the package path is a symlink", src)
+    if src.is_file():
+        return extract_tarball(src, tmp, limits)
+    if not src.is_dir():
+        raise Z4Error("no such package", src)
+    check_folder(src, limits)
+    return src
 
 
 def verify_package(path: str | Path, public_key: str | Path | None = None,
-                   identity: str | None = None, issuer: str | None = None) -> VerifyReport:
-    """Run every check in order; the first failure is the one reported."""
+                   identity: str | None = None, issuer: str | None = None,
+                   limits: ArchiveLimits | None = None,
+                   z3_public_key: str | Path | None = None) -> VerifyReport:
+    """Run every check in order; the first failure is the one reported. LIMITS: the archive's (the
+    settings' `package_limits`; defaults when not given). Z3_PUBLIC_KEY: check the snapshot
+    manifest's Z3 signature too (core/packaging/_snapshot_origin.py)."""
+    from functools import partial
+
+    from z4_assets.core.packaging._snapshot_origin import check_snapshot_origin
+
+    checks = [*CHECKS, ("z3_snapshot", partial(_origin, check=check_snapshot_origin, z3_public_key=z3_public_key))]
     start = time.perf_counter()
     src = Path(path)
     report = VerifyReport(str(src))
     with tempfile.TemporaryDirectory(prefix="z4-verify-") as tmp:
         try:
-            pkg = extract_tarball(src, Path(tmp)) if src.is_file() else src
-            if not pkg.is_dir():
-                raise Z4Error("no such package", src)
+            pkg = _open(src, Path(tmp), limits or ArchiveLimits())
         except Z4Error as e:
             report.checks.append({"check": "package", "ok": False, "detail": str(e)})
             return report
-        for name, fn in CHECKS:
+        for name, fn in checks:
             try:
                 detail = fn(pkg, public_key, identity, issuer)
                 report.checks.append({"check": name, "ok": True, "detail": detail})
-            except (Z4Error, KeyError, TypeError, OSError) as e:
+            except (Z4Error, KeyError, TypeError, AttributeError, ValueError, OSError) as e:
                 detail = str(e) if isinstance(e, Z4Error) else f"malformed package ({type(e).__name__}: {e})"
                 report.checks.append({"check": name, "ok": False, "detail": detail})
                 break

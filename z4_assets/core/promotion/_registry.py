@@ -5,11 +5,27 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from z4_assets.core.errors import Z4Error
-from z4_assets.core.packaging import extract_tarball, verify_package
+from z4_assets.core.promotion._consume import PACKAGE_ARTIFACT
 
 ALIAS = "candidate"
-PACKAGE_ARTIFACT = "package"
+
+
+def registry_copy_problem(client, mlflow_run_id: str, package_sha256: str) -> str | None:
+    """Why the package a version would point at (the run's `package/package.tar.gz`) is not the verified
+    one, or None: a version is never registered over missing or other artifacts."""
+    from mlflow.exceptions import MlflowException
+
+    from z4_assets.core.files import sha256_file
+
+    with tempfile.TemporaryDirectory(prefix="z4-registry-copy-") as tmp:
+        try:
+            local = Path(client.download_artifacts(mlflow_run_id, f"{PACKAGE_ARTIFACT}/package.tar.gz", tmp))
+        except (MlflowException, OSError) as e:
+            return (f"the MLflow run {mlflow_run_id} holds no package artifact to register "
+                    f"({type(e).__name__}: {str(e).splitlines()[0][:160]})")
+        if not local.is_file() or sha256_file(local) != package_sha256:
+            return f"the MLflow run {mlflow_run_id}'s package artifact differs from the verified package"
+    return None
 
 
 def register_candidate(client, model_name: str, mlflow_run_id: str, package_sha256: str,
@@ -32,24 +48,9 @@ def register_candidate(client, model_name: str, mlflow_run_id: str, package_sha2
 def load_model_by_alias(model_name: str, public_key: str | Path | None, alias: str = ALIAS,
                         tracking_uri: str | None = None, identity: str | None = None,
                         issuer: str | None = None):
-    """(model, FeatureSpec, config) of the version behind alias, only after `z4 verify` passes."""
-    import mlflow.artifacts
-    from mlflow.tracking import MlflowClient
+    """(model, FeatureSpec, config) of the version behind alias, only after `z4 load`'s checks pass
+    (core/promotion/_consume.py: links, tags against the signed package, offline verification)."""
+    from z4_assets.core.promotion._consume import load_verified
 
-    from z4_assets.core.files import sha256_file
-    from z4_assets.core.training import load_model_dir as load_model
-    from z4_assets.core.tracking import default_tracking_uri
-
-    uri = tracking_uri or default_tracking_uri()
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    version = client.get_model_version_by_alias(model_name, alias)
-    with tempfile.TemporaryDirectory(prefix="z4-load-") as tmp:
-        local = Path(mlflow.artifacts.download_artifacts(
-            artifact_uri=f"{version.source}/package.tar.gz", dst_path=tmp, tracking_uri=uri))
-        if sha256_file(local) != version.tags.get("package_sha256"):
-            raise Z4Error(f"{model_name}@{alias}: package digest differs from the registered one", local)
-        report = verify_package(local, public_key, identity, issuer)
-        if not report.ok:
-            raise Z4Error(f"{model_name}@{alias}: refusing to load: {report.first_problem}", local)
-        pkg = extract_tarball(local, Path(tmp) / "x")
-        return load_model(pkg / "model")
+    loaded = load_verified(f"{model_name}@{alias}", public_key, tracking_uri, identity, issuer)
+    return loaded.model, loaded.feature_spec, loaded.config

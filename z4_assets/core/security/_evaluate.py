@@ -144,6 +144,13 @@ def security_gates(screen: PoisonScreen, robustness: dict, priv: dict, integ: di
 
 def poisoning_gates(screen: PoisonScreen, p: dict, ids: np.ndarray) -> list[Gate]:
     r = screen.report
+    if r["rows_screened"] < 2 * r["min_support_rows"] or not r["itemsets_tested"]:
+        why = (f"{r['rows_screened']} rows screened, {r['itemsets_tested']} value patterns with at least "
+               f"{r['min_support_rows']} rows: too few to tell a trigger from chance")
+        facts = {"rows": r["rows"], "rows_screened": r["rows_screened"], "min_support_rows": r["min_support_rows"]}
+        return [SECURITY.gate.poisoning_share.insufficient(why, "<=", p.max_flagged_share, p.insufficient_blocks, facts),
+                SECURITY.gate.poisoning_clusters.insufficient(why, "<=", p.max_homogeneous_clusters,
+                                                              p.insufficient_blocks, facts)]
     clusters = [{k: c[k] for k in ("pattern", "label", "rows_with_pattern", "flagged_rows",
                                    "label_purity", "expected_purity", "excess")} for c in r["clusters"]]
     return [
@@ -157,17 +164,36 @@ def poisoning_gates(screen: PoisonScreen, p: dict, ids: np.ndarray) -> list[Gate
     ]
 
 
-def evasion_gate(robustness: dict, e: dict) -> Gate:
+def evasion_gate(robustness: dict, e) -> Gate:
+    if robustness["rows"] < e.min_rows:
+        return SECURITY.gate.evasion_accuracy_drop.insufficient(
+            f"accuracy drop under PGD on {robustness['rows']} test rows; needs >= {e.min_rows}", "<=",
+            e.max_accuracy_drop, e.insufficient_evidence_blocks,
+            {"rows": robustness["rows"], "accuracy_drop": robustness["accuracy_drop"], "minimum": e.min_rows})
     return SECURITY.gate.evasion_accuracy_drop.compare(robustness["accuracy_drop"], "<=", e.max_accuracy_drop,
                    f"accuracy drop under PGD at epsilon {robustness['gate_epsilon']} (valid rows, frozen inputs kept)",
                    {"clean_accuracy": robustness["clean"]["accuracy"], "auc_drop": robustness["auc_drop"],
                     "rows": robustness["rows"], "validity": robustness["validity"]})
 
 
-def membership_gate(priv: dict, m: dict) -> Gate:
-    return SECURITY.gate.membership_auc.compare(priv["attack_auc"], "<=", m.max_attack_auc,
-                   "membership-inference attack AUC (ART black-box, loss)",
-                   {k: priv.get(k) for k in ("attack_advantage", "rule_based_advantage", "rows_per_side")})
+def membership_gate(priv: dict, m) -> Gate:
+    """The attack AUC against the policy, on its evidence: fewer than min_rows_per_side members or
+    non-members (the attack is fitted on half of them: too weak an attacker to clear anyone) is
+    insufficient; with gate_on interval, so is a Hanley-McNeil CI on both sides of the maximum."""
+    from z4_assets.core.confidence import decide, floor, hanley_mcneil
+
+    spec, what = SECURITY.gate.membership_auc, "membership-inference attack AUC (ART black-box, loss)"
+    details = {k: priv.get(k) for k in ("attack_advantage", "rule_based_advantage", "rows_per_side",
+                                        "attack_fit_rows", "attack_eval_rows")}
+    n = int(priv.get("rows_per_side") or 0)
+    short = floor(spec, {"members": n, "non-members": n}, int(m.min_rows_per_side), "<=", m.max_attack_auc,
+                  m.insufficient_evidence_blocks, f"{what}: rows per side", details)
+    if short:
+        return short
+    half = int(priv["attack_eval_rows"]) // 2
+    ci = hanley_mcneil(priv["attack_auc"], half, half, m.confidence)
+    return decide(spec, priv["attack_auc"], ci, "<=", m.max_attack_auc, m.gate_on, m.insufficient_evidence_blocks,
+                  what, f"{n} members and {n} non-members ({half} + {half} evaluated)", details)
 
 
 def integrity_gate(integ: dict) -> Gate:

@@ -9,13 +9,23 @@ values its rows share far more often than the data does. Step 2 fits one gradien
 on the rows and asks, for each region, what it predicts once the region's pattern columns are
 replaced by values drawn from rows outside it (an interventional expectation, `donors` draws per
 row). A region is suspicious when its observed purity exceeds that expectation by `excess_min`
-and by `z_min` standard deviations; overlapping suspicious regions form one cluster, whose core
-pattern flags the rows that carry it with the cluster's label.
+and by `z_min` standard deviations.
+
+Step 3 tells a trigger from a strong natural feature. A region explained by one feature's natural
+value is not a backdoor: a one-value region (census `capital_gain = 15024`, a top code, 401(k)
+eligibility) is that feature's own effect, and a region of several values is explained by one of
+them when that value, on the rows that carry it *outside* the region (at least the screen's minimum
+support), already shows nearly the region's purity (within `excess_min`). A trigger's values are
+glued together: outside the region they are rare, or their rows do not carry its label. Explained
+regions are reported (`natural_regions`), never flagged. What stays out of reach, and is said in
+docs/security.md: a trigger of one feature value looks exactly like a natural value in the data.
+
+The remaining suspicious regions that overlap by half form one cluster, whose core pattern flags the
+rows that carry it with the cluster's label.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 import time
 from dataclasses import dataclass
@@ -24,6 +34,9 @@ import numpy as np
 import pandas as pd
 
 from z4_assets.core.contract import Contract
+from z4_assets.core.security._poisoning_mining import candidates, encode, expand, match, rows_with_pattern, value_of
+
+__all__ = ["PoisonScreen", "rows_with_pattern", "screen_poisoning"]
 
 
 @dataclass
@@ -32,15 +45,6 @@ class PoisonScreen:
     cluster_of: np.ndarray       # cluster index per row, -1 when not flagged
     clusters: list[dict]
     report: dict
-
-
-def _encode(df: pd.DataFrame, cols: list[str]) -> tuple[dict, dict, dict]:
-    codes, uniques, counts = {}, {}, {}
-    for c in cols:
-        k, u = pd.factorize(df[c], use_na_sentinel=False)  # a null is a value of its own
-        codes[c], uniques[c] = k.astype(np.int64), u
-        counts[c] = np.bincount(codes[c], minlength=len(u))
-    return codes, uniques, counts
 
 
 def _model_matrix(df: pd.DataFrame, contract: Contract, cols: list[str], codes: dict) -> tuple:
@@ -56,91 +60,6 @@ def _model_matrix(df: pd.DataFrame, contract: Contract, cols: list[str], codes: 
             blocks.append(df[c].to_numpy(dtype="float64", na_value=np.nan))
             categorical.append(False)
     return np.column_stack(blocks), np.array(categorical)
-
-
-def _candidates(codes: dict, counts: dict, y: np.ndarray, cols: list[str], cfg: dict, min_sup: int) -> tuple:
-    """Single values and value pairs with support >= min_sup whose label purity passes the
-    Bonferroni-corrected binomial test; the `3 * max_regions` most significant, as
-    (items, rows, label, log p), and the number of itemsets tested."""
-    from scipy.stats import binom
-
-    purity_min = float(cfg.purity_min)
-    compact = {}
-    for c in cols:
-        keep = np.flatnonzero(counts[c] >= min_sup)
-        remap = np.full(len(counts[c]), -1)
-        remap[keep] = np.arange(len(keep))
-        compact[c] = (remap[codes[c]], keep)
-    blocks, tested = [], 0
-
-    def collect(cnt, pos, item_of):
-        nonlocal tested
-        sup = cnt >= min_sup
-        tested += int(sup.sum())
-        rate = np.divide(pos, cnt, out=np.zeros(len(cnt)), where=cnt > 0)
-        sel = np.flatnonzero(sup & (np.maximum(rate, 1 - rate) >= purity_min))
-        if len(sel):
-            blocks.append((cnt[sel], np.round(pos[sel]), sel, item_of))
-
-    for c in cols:
-        _, keep = compact[c]
-        pos = np.bincount(codes[c], weights=y, minlength=len(counts[c]))
-        collect(counts[c][keep], pos[keep], lambda s, c=c, keep=keep: ((c, int(keep[s])),))
-    for a, b in itertools.combinations(cols, 2):
-        (ca, ka), (cb, kb) = compact[a], compact[b]
-        if not len(ka) or not len(kb):
-            continue
-        m = (ca >= 0) & (cb >= 0)
-        key = ca[m] * len(kb) + cb[m]
-        size = len(ka) * len(kb)
-        cnt = np.bincount(key, minlength=size)
-        pos = np.bincount(key, weights=y[m], minlength=size)
-        collect(cnt, pos, lambda s, a=a, b=b, ka=ka, kb=kb, w=len(kb):
-                ((a, int(ka[s // w])), (b, int(kb[s % w]))))
-    if not blocks:
-        return [], tested
-    cnt = np.concatenate([blk[0] for blk in blocks])
-    pos = np.concatenate([blk[1] for blk in blocks])
-    label = (2 * pos >= cnt).astype(int)
-    hits = np.where(label == 1, pos, cnt - pos)
-    base = float(y.mean())
-    logp = binom.logsf(hits - 1, cnt, np.where(label == 1, base, 1 - base))
-    owner = np.concatenate([np.full(len(blk[2]), i) for i, blk in enumerate(blocks)])
-    local = np.concatenate([blk[2] for blk in blocks])
-    keep = np.flatnonzero(logp <= math.log(float(cfg.alpha) / max(tested, 1)))
-    keep = keep[np.argsort(logp[keep], kind="stable")][: 3 * int(cfg.max_regions)]
-    return [(blocks[owner[i]][3](local[i]), int(cnt[i]), int(label[i]), float(logp[i])) for i in keep], tested
-
-
-def _match(codes: dict, items) -> np.ndarray:
-    return np.logical_and.reduce([codes[c] == k for c, k in items])
-
-
-def _expand(codes, counts, items, rows, cols, n, share_min, lift_min) -> tuple:
-    """Add every value that nearly all the region's rows share and the data at large does not."""
-    out = dict(items)
-    for c in cols:
-        if c in out or not len(rows):
-            continue
-        bc = np.bincount(codes[c][rows], minlength=len(counts[c]))
-        top = int(bc.argmax())
-        share = bc[top] / len(rows)
-        if share >= share_min and share >= lift_min * counts[c][top] / n:
-            out[c] = top
-    return tuple(sorted(out.items()))
-
-
-def _value(u, k):
-    v = u[k]
-    if pd.isna(v):
-        return None
-    return v.item() if hasattr(v, "item") else v
-
-
-def rows_with_pattern(df: pd.DataFrame, pattern: dict) -> np.ndarray:
-    masks = [df[c].isna().to_numpy() if v is None else (df[c] == v).fillna(False).to_numpy(dtype=bool)
-             for c, v in pattern.items()]
-    return np.logical_and.reduce(masks)
 
 
 def _fit_expectation(x, y, categorical, cfg, seed, rng):
@@ -198,14 +117,14 @@ def screen_poisoning(df: pd.DataFrame, contract: Contract, cfg: dict, seed: int)
         sample = np.sort(rng.choice(n_all, int(cfg.sample_rows), replace=False))
     frame, y = df.iloc[sample], y_all[sample]
     n, base = len(frame), float(y.mean()) if len(y) else 0.0
-    codes, uniques, counts = _encode(frame, cols)
+    codes, uniques, counts = encode(frame, cols)
     min_sup = max(int(cfg.min_support_rows), int(math.ceil(float(cfg.min_support_share) * n)))
-    found, tested = _candidates(codes, counts, y, cols, cfg, min_sup)
+    found, tested = candidates(codes, counts, y, cols, cfg, min_sup)
 
     regions: dict[tuple, dict] = {}
     for items, cnt, label, logp in found:
-        rows = np.flatnonzero(_match(codes, items) & (y == label))
-        key = _expand(codes, counts, items, rows, cols, n, float(cfg.expand_share), float(cfg.expand_lift))
+        rows = np.flatnonzero(match(codes, items) & (y == label))
+        key = expand(codes, counts, items, rows, cols, n, float(cfg.expand_share), float(cfg.expand_lift))
         if key not in regions:  # found is sorted by log p: the first is the most significant
             regions[key] = {"items": key, "label": label, "logp": logp}
     ranked = sorted(regions.values(), key=lambda r: r["logp"])
@@ -215,18 +134,22 @@ def screen_poisoning(df: pd.DataFrame, contract: Contract, cfg: dict, seed: int)
     if examined and 0 < base < 1:
         x, categorical = _model_matrix(frame, contract, cols, codes)
         for r in examined:
-            r["mask"] = _match(codes, r["items"])
+            r["mask"] = match(codes, r["items"])
         model = _fit_expectation(x, y, categorical, cfg, seed, rng)
         scored = _score_regions(model, x, y, examined, cols, cfg, rng)
-    suspicious = [r for r in scored
-                  if r["excess"] >= float(cfg.excess_min) and r["z"] >= float(cfg.z_min)]
+    beyond = [r for r in scored if r["excess"] >= float(cfg.excess_min) and r["z"] >= float(cfg.z_min)]
+    for r in beyond:
+        r["explained_by"] = natural_explanation(r, codes, y, min_sup, float(cfg.excess_min),
+                                                int(float(cfg.max_trigger_share) * n))
+    suspicious = [r for r in beyond if r["explained_by"] is None]
+    natural = [r for r in beyond if r["explained_by"] is not None]
 
     clusters = _cluster(suspicious)
     flagged = np.zeros(n_all, dtype=bool)
     cluster_of = np.full(n_all, -1)
     out = []
     for i, cl in enumerate(clusters):
-        pattern = {c: _value(uniques[c], k) for c, k in cl["core"]}
+        pattern = {c: value_of(uniques[c], k) for c, k in cl["core"]}
         carries = rows_with_pattern(df, pattern)
         hit = carries & (y_all == cl["label"]) & ~flagged
         flagged |= hit
@@ -242,16 +165,58 @@ def screen_poisoning(df: pd.DataFrame, contract: Contract, cfg: dict, seed: int)
         })
     report = {
         "method": "exact-value regions (singles and pairs, apriori) with Bonferroni binomial purity test, "
-                  "then label excess over an interventional expectation from a gradient-boosting model",
+                  "then label excess over an interventional expectation from a gradient-boosting model; "
+                  "regions explained by one feature's natural value are reported, not flagged",
         "rows": n_all, "rows_screened": n, "min_support_rows": min_sup,
         "itemsets_tested": tested, "candidate_regions": len(regions), "regions_examined": len(scored),
-        "suspicious_regions": len(suspicious), "flagged_rows": int(flagged.sum()),
+        "suspicious_regions": len(suspicious),
+        "natural_regions": [{**_public(r, uniques, contract), "explained_by": _named(r["explained_by"], uniques)}
+                            for r in sorted(natural, key=lambda r: -r["rows"])[:20]],
+        "natural_regions_total": len(natural), "flagged_rows": int(flagged.sum()),
         "flagged_share": round(float(flagged.sum()) / max(n_all, 1), 6), "clusters": out,
         "closest_regions": [_public(r, uniques, contract) for r in
                             sorted(scored, key=lambda r: -r["excess"])[:5]],
         "seconds": round(time.perf_counter() - start, 3),
     }
     return PoisonScreen(flagged, cluster_of, out, report)
+
+
+def natural_explanation(r: dict, codes: dict, y: np.ndarray, min_sup: int, excess_min: float,
+                        max_rows: int) -> dict | None:
+    """What explains region R naturally, or None (a candidate trigger).
+
+    More than MAX_ROWS rows: the data's own structure (a backdoor is a small planted share). One value:
+    the region is that feature's own effect. Several: a value explains the region when the rows carrying
+    it outside the region (>= MIN_SUP of them) show nearly its purity (within EXCESS_MIN).
+    """
+    items, label = r["items"], r["label"]
+    if r["rows"] > max_rows:
+        c, k = items[0]
+        return {"column": c, "code": k, "why": f"the region covers {r['rows']} rows, more than a planted "
+                f"trigger's share ({max_rows})", "rows_outside": None, "purity_outside": None}
+    if len(items) == 1:
+        (c, k), = items
+        return {"column": c, "code": k, "why": "the region is one feature's value",
+                "rows_outside": 0, "purity_outside": None}
+    best = None
+    for c, k in items:
+        outside = (codes[c] == k) & ~r["mask"]
+        n_out = int(outside.sum())
+        if n_out < min_sup:
+            continue
+        purity = float((y[outside] == label).mean())
+        if r["purity"] - purity < excess_min and (best is None or purity > best["purity_outside"]):
+            best = {"column": c, "code": k, "why": "the value carries the label on rows outside the region too",
+                    "rows_outside": n_out, "purity_outside": purity}
+    return best
+
+
+def _named(explained: dict, uniques: dict) -> dict:
+    out = {k: v for k, v in explained.items() if k != "code"}
+    out["value"] = value_of(uniques[explained["column"]], explained["code"])
+    if out["purity_outside"] is not None:
+        out["purity_outside"] = round(out["purity_outside"], 6)
+    return out
 
 
 def _label(contract: Contract, label: int) -> dict:
@@ -263,7 +228,7 @@ def _label(contract: Contract, label: int) -> dict:
 
 
 def _public(r: dict, uniques: dict, contract: Contract) -> dict:
-    return {"pattern": {c: _value(uniques[c], k) for c, k in r["items"]},
+    return {"pattern": {c: value_of(uniques[c], k) for c, k in r["items"]},
             "label": _label(contract, r["label"]), "rows": r["rows"],
             "purity": round(r["purity"], 6), "expected_purity": round(r["expected_purity"], 6),
             "excess": round(r["excess"], 6), "z": round(r["z"], 3)}
@@ -280,7 +245,9 @@ def _cluster(suspicious: list[dict]) -> list[dict]:
             if overlap >= 0.5 * min(int(cl["mask"].sum()), r["rows"]):
                 cl["mask"] = cl["mask"] | r["mask"]
                 cl["members"].append(r)
-                cl["core"] = tuple(i for i in cl["core"] if i in r["items"]) or cl["core"]
+                core = tuple(i for i in cl["core"] if i in r["items"])
+                # never shrink to one value: one value alone is a natural feature, not this cluster's trigger
+                cl["core"] = core if len(core) >= min(2, len(cl["core"])) else cl["core"]
                 break
         else:
             clusters.append({"label": r["label"], "mask": r["mask"].copy(), "members": [r],

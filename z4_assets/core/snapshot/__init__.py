@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from z4_assets.core.files import atomic_write_json
+from z4_assets.core.files import atomic_write_bytes, atomic_write_json
 from z4_assets.core.outcome import Lineage, SnapshotOutcome
 from z4_assets.core.snapshot._watch import (CONTENT_TAG, Ready, Waiting, content_key, examine, listing_digest,
                                             read_cursor, snapshot_run_tags, write_cursor)
@@ -16,22 +16,34 @@ __all__ = ["CONTENT_TAG", "Ready", "Waiting", "content_key", "examine", "listing
            "run_z3_snapshot", "snapshot_run_tags", "write_cursor"]
 
 
-def run_z3_snapshot(run: StageRun, read_raw: Callable, purpose_source: str) -> SnapshotOutcome:
-    """Re-hash the snapshot, validate its rows against the contract (READ_RAW: the broker's one raw
-    intake read), check legal bases and the run's purpose (declared by PURPOSE_SOURCE)."""
+def run_z3_snapshot(run: StageRun, read_raw: Callable, purpose_source: str,
+                    z3_public_key: str = "") -> SnapshotOutcome:
+    """Check the Z3 signature (against Z3_PUBLIC_KEY), re-hash the snapshot, validate its rows against
+    the contract (READ_RAW: the broker's one raw intake read), check legal bases and the run's purpose
+    (declared by PURPOSE_SOURCE). The manifest and its signature go, byte for byte, into the evidence
+    (and so into the package), for an auditor to check the data's origin."""
+    from pathlib import Path
+
     from z4_assets.core.contract import load_contract
     from z4_assets.core.snapshot._checks import verify_snapshot
+    from z4_assets.core.z3 import MANIFEST
+    from z4_assets.core.z3_signature import SIGNATURE_FILE
 
     ref = run.snapshot
     contract, _ = load_contract(ref.contract_path)
-    gates = verify_snapshot(ref, contract, run.policy, lambda: read_raw(ref, contract), purpose_source)
+    gates = verify_snapshot(ref, contract, run.policy, lambda: read_raw(ref, contract), purpose_source,
+                            z3_public_key)
     files = run.folder.stage(SNAPSHOT.folder)
     atomic_write_json(files.gates, [g.as_dict() for g in gates])
-    atomic_write_json(files.manifest, ref.manifest)
+    atomic_write_bytes(files.manifest, (Path(ref.path) / MANIFEST).read_bytes())
+    written = {"gates": str(files.gates), "manifest": str(files.manifest)}
+    if (Path(ref.path) / SIGNATURE_FILE).is_file():
+        atomic_write_bytes(files.manifest_signature, (Path(ref.path) / SIGNATURE_FILE).read_bytes())
+        written["manifest_signature"] = str(files.manifest_signature)
     m = ref.manifest
     return SnapshotOutcome(
         stage=SNAPSHOT.name, partition=run.partition, run_id=run.run_id, gates=tuple(gates), snapshot=ref,
-        files={"gates": str(files.gates), "manifest": str(files.manifest)},
+        files=written,
         params={"policy_source": run.policy.source}, tags={"data_purpose": ref.purpose},
         metrics={f"gate.{g.name}.passed": float(g.passed) for g in gates},
         artifacts={"reports/snapshot": str(files.dir)},

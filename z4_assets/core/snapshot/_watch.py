@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from z4_assets.core import z3
 from z4_assets.core.errors import Z4Error
+from z4_assets.core.z3_place import check_identity
 from z4_assets.core.z3_sources import Listed, SnapshotSource
 
 CURSOR_VERSION = 1
@@ -63,9 +64,10 @@ def examine(source: SnapshotSource, item: Listed) -> Ready | Waiting:
     except Z4Error as e:
         return Waiting(item, str(e))
     where = source.uri(item.dataset_id, item.snapshot_id)
-    if (m.get("dataset_id"), m.get("snapshot_id")) != (item.dataset_id, item.snapshot_id):
-        return Waiting(item, f"{where}: malformed manifest: it names {m.get('dataset_id')}@"
-                             f"{m.get('snapshot_id')} but sits in {item.key}")
+    try:
+        check_identity(m, item.dataset_id, item.snapshot_id, where)
+    except Z4Error as e:
+        return Waiting(item, str(e))
     files = {"data": (m.get("data_file", z3.DATA_FILE), m["hash"]),
              "contract": (m.get("contract_file", z3.CONTRACT_FILE), m["contract_hash"])}
     for role, (name, recorded) in files.items():

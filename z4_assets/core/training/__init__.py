@@ -9,8 +9,9 @@ from z4_assets.core.stage_run import StageRun
 from z4_assets.core.stages import TRAINING
 from z4_assets.core.training._features import FeatureSpec
 from z4_assets.core.training._monitor import TrainingDiverged
+from z4_assets.core.training._schedule import CONVERGED
 
-__all__ = ["FeatureSpec", "TrainingDiverged", "load_model", "load_model_dir", "locate_package", "predict_proba", "rebuild_from", "run_trained_model",
+__all__ = ["CONVERGED", "FeatureSpec", "TrainingDiverged", "load_model", "load_model_dir", "locate_package", "predict_proba", "rebuild_from", "run_trained_model",
            "score_rows"]
 
 
@@ -47,7 +48,9 @@ def run_trained_model(snapshot: SnapshotOutcome, hygiene: HygieneOutcome, run: S
         tags={**{k: str(v) for k, v in tags.items()}, **health_tags}, steps=tuple(steps),
         artifacts={"model": str(files.dir)},
         facts={"state_dict_sha256": fit.train.digest, "test_auc": test["auc"], "test_ks": test["ks"],
+               "test_selection_rate": test["selection_rate"], "test_balanced_accuracy": test["balanced_accuracy"],
                "train_seconds": round(fit.train.seconds, 3), "training_epochs_run": len(monitor.records),
+               "training_schedule": fit.train.schedule,
                "training_warnings": [{k: w[k] for k in ("kind", "epoch", "message")} for w in monitor.warnings]},
         consumed=consumed, produced=Lineage(model=fit.train.digest))
 

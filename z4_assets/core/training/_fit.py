@@ -13,7 +13,6 @@ from z4_assets.core.contract import Contract
 from z4_assets.core.training._features import FeatureSpec, fit_features
 from z4_assets.core.files import atomic_write_bytes, atomic_write_json
 from z4_assets.core.gates import Gate
-from z4_assets.core.stages import TRAINING
 from z4_assets.core.split import TEST, TRAIN, VALIDATION
 from z4_assets.core.training._mlp import TrainResult, binary_metrics, predict_proba, train_mlp
 
@@ -24,6 +23,8 @@ class FitOutcome:
     train: TrainResult
     metrics: dict[str, dict]
     hyperparameters: dict
+    test_labels: np.ndarray | None = None    # the test split's labels and scores, for the gates
+    test_scores: np.ndarray | None = None
 
 
 def fit_and_evaluate(df: pd.DataFrame, contract: Contract, split: np.ndarray, hp: dict,
@@ -35,19 +36,17 @@ def fit_and_evaluate(df: pd.DataFrame, contract: Contract, split: np.ndarray, hp
     x = spec.transform(df)
     result = train_mlp(x[masks[TRAIN]], y[masks[TRAIN]], x[masks[VALIDATION]], y[masks[VALIDATION]], hp,
                        monitor)
-    metrics = {name: binary_metrics(y[m], predict_proba(result.model, x[m])) for name, m in masks.items()}
-    return FitOutcome(spec, result, metrics, dict(hp))
+    scores = {name: predict_proba(result.model, x[m]) for name, m in masks.items()}
+    metrics = {name: binary_metrics(y[m], scores[name]) for name, m in masks.items()}
+    return FitOutcome(spec, result, metrics, dict(hp), y[masks[TEST]], scores[TEST])
 
 
-def performance_gates(outcome: FitOutcome, policy: dict) -> list[Gate]:
-    test = outcome.metrics[TEST]
-    perf = policy.performance
-    return [
-        TRAINING.gate.performance_auc.compare(round(test["auc"], 6), ">=", perf.test_auc_min,
-                "test-split AUC", {"test_rows": test["rows"], "validation_auc": outcome.metrics[VALIDATION]["auc"]}),
-        TRAINING.gate.performance_ks.compare(round(test["ks"], 6), ">=", perf.test_ks_min,
-                "test-split KS", {"test_rows": test["rows"]}),
-    ]
+def performance_gates(outcome: FitOutcome, policy) -> list[Gate]:
+    """performance_auc, performance_ks and operating_point on the test split (core/training/_gates.py)."""
+    from z4_assets.core.training._gates import training_gates
+
+    return training_gates(outcome.test_labels, outcome.test_scores, policy.performance,
+                          {"validation_auc": outcome.metrics[VALIDATION]["auc"]})
 
 
 def save_model(files, outcome: FitOutcome, contract: Contract) -> dict[str, Path]:
@@ -66,6 +65,7 @@ def save_model(files, outcome: FitOutcome, contract: Contract) -> dict[str, Path
             "architecture": "mlp", "inputs": len(outcome.spec.output_names),
             "hidden_sizes": list(hp["hidden_sizes"]), "outputs": 2, "activation": "relu",
             "hyperparameters": hp, "best_epoch": outcome.train.best_epoch,
+            "schedule": outcome.train.schedule,
             "state_dict_sha256": outcome.train.digest, "target": contract.target.model_dump(),
             "torch": torch.__version__,
         }),
