@@ -197,7 +197,7 @@ def test_package_extraction_refuses_members_outside_the_package(tmp_path, monkey
             info = tarfile.TarInfo(name)
             info.size = 3
             tar.addfile(info, io.BytesIO(b"bad"))
-        with pytest.raises(Z4Error, match="outside the package"):
+        with pytest.raises(Z4Error, match=r"not a normalized name|absolute or unprintable name"):
             extract_tarball(archive, tmp_path / "out")
         assert not (tmp_path / "escape.txt").exists()
     good = tmp_path / "good.tar.gz"
