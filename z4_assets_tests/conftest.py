@@ -37,6 +37,13 @@ FAST_TRAIN = {"epochs": 3, "class_weight": "none"}
 FIXTURE_POLICY = Path(__file__).resolve().parent / "fixture_policy.yaml"
 
 
+def pytest_collection_modifyitems(session, config, items):
+    """The training image builds in the background while the rest of the suite runs (image_prebuild.py)."""
+    from z4_assets_tests.image_prebuild import order_last_and_prebuild
+
+    order_last_and_prebuild(items)
+
+
 @pytest.fixture(scope="session")
 def sample_df() -> pd.DataFrame:
     return pd.read_csv(SAMPLE_CSV)

@@ -33,7 +33,11 @@ def _env(**extra) -> dict:
 
 @pytest.fixture(scope="module")
 def image(tmp_path_factory, signing_key):
-    """`z4 image build`, signed with the session's key; its evidence in a temp folder."""
+    """`z4 image build`, signed with the session's key; its evidence in a temp folder (after the suite's
+    background build of the same inputs, if one was started: image_prebuild.py)."""
+    from z4_assets_tests.image_prebuild import wait
+
+    print(wait())
     evidence = tmp_path_factory.mktemp("image") / "evidence"
     env = _env(Z4_SIGNING_KEY=str(signing_key), Z4_IMAGE_EVIDENCE=str(evidence))
     proc = subprocess.run([*CLI, "image", "build", "--work-dir", str(ROOT / "build" / "image-work")], cwd=ROOT,

@@ -1,0 +1,67 @@
+"""The training image's first build, started in the background as soon as the suite is collected.
+
+A fresh machine builds the image's root filesystem (Debian + the lock) once: about 15 minutes of mostly
+I/O. test_image_container.py still runs `z4 image build` itself and asserts on it; it only waits here
+first, so that its build finds the inputs' cache filled (`reused`). Its module runs last, so the build
+overlaps the rest of the suite instead of adding to it. Nothing is skipped: if this build fails, the
+test's own build runs from scratch and reports why.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+WORK_DIR = ROOT / "build" / "image-work"
+CONTAINER_TESTS = "test_image_container.py"
+
+_proc: subprocess.Popen | None = None
+_log: Path | None = None
+
+
+def start() -> None:
+    """`z4 image build` into the shared work folder, with a throwaway key and evidence folder."""
+    global _proc, _log
+    if _proc is not None:
+        return
+    from z4_assets.core.packaging._signing import keygen
+
+    tmp = Path(tempfile.mkdtemp(prefix="z4-image-prebuild-"))
+    key, _ = keygen(tmp / "prebuild.pem")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("Z4_", "MLFLOW_", "DAGSTER_"))}
+    env.update(PYTHONPATH=str(ROOT), Z4_SIGNING_KEY=str(key), Z4_IMAGE_EVIDENCE=str(tmp / "evidence"))
+    WORK_DIR.mkdir(parents=True, exist_ok=True)
+    _log = tmp / "build.log"
+    with open(_log, "wb") as out:
+        _proc = subprocess.Popen([sys.executable, "-m", "z4_assets.cli", "image", "build", "--work-dir",
+                                  str(WORK_DIR)], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    _proc.started = time.monotonic()  # type: ignore[attr-defined]
+
+
+def wait(timeout: float = 3600) -> str:
+    """Wait for the background build (if one was started); a line saying how it went."""
+    if _proc is None:
+        return "no background build was started"
+    try:
+        code = _proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _proc.kill()
+        return f"background build killed after {timeout:.0f} s"
+    took = time.monotonic() - _proc.started  # type: ignore[attr-defined]
+    return f"background build exited {code} after {took:.0f} s (log {_log})"
+
+
+def order_last_and_prebuild(items: list) -> None:
+    """Move the container tests to the end of the run and start their image's build now."""
+    image = [i for i in items if i.path.name == CONTAINER_TESTS]
+    if not image:
+        return
+    rest = [i for i in items if i.path.name != CONTAINER_TESTS]
+    items[:] = rest + image
+    if rest:  # run alone, the module builds in the foreground as before
+        start()
