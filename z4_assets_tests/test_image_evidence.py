@@ -206,3 +206,34 @@ def test_package_extraction_refuses_members_outside_the_package(tmp_path, monkey
         info.size = 2
         tar.addfile(info, io.BytesIO(b"ok"))
     assert (extract_tarball(good, tmp_path / "ok") / "a.txt").read_text() == "ok"
+
+
+def test_verify_checks_the_provenance_image_against_the_signed_statement(tmp_path):
+    """`z4 verify`'s image check: the digest the provenance names must be the one image/'s statement names."""
+    import shutil
+
+    from z4_assets.core.files import atomic_write_json
+    from z4_assets.core.packaging import IMAGE_EVIDENCE, PACKAGE_IMAGE_DIR
+    from z4_assets.core.packaging._verify import _image
+    from z4_assets_tests.k8s_api import DIGEST_IMAGE, signed_image_env
+
+    env = signed_image_env(tmp_path / "keys")
+    pkg = tmp_path / "package"
+    (pkg / PACKAGE_IMAGE_DIR).mkdir(parents=True)
+    shutil.copyfile(Path(env["Z4_IMAGE_EVIDENCE"]) / IMAGE_EVIDENCE["bundle"],
+                    pkg / PACKAGE_IMAGE_DIR / IMAGE_EVIDENCE["bundle"])
+
+    def provenance(digest_hex: str | None) -> None:
+        deps = [{"uri": "sbom/sbom.json", "digest": {"sha256": "00" * 32}}]
+        if digest_hex:
+            deps.append({"uri": "oci://localhost/z4-train", "digest": {"sha256": digest_hex}})
+        atomic_write_json(pkg / "provenance" / "provenance.intoto.json",
+                          {"predicate": {"buildDefinition": {"resolvedDependencies": deps}}})
+
+    provenance(DIGEST_IMAGE.split(":")[-1])
+    assert "the image the signed statement in image/ names" in _image(pkg, env["Z4_SIGNING_PUBKEY"])
+    provenance("cd" * 32)
+    with pytest.raises(Z4Error, match="not the digest the signed image statement names"):
+        _image(pkg, env["Z4_SIGNING_PUBKEY"])
+    provenance(None)
+    assert "container_digest none" in _image(pkg, env["Z4_SIGNING_PUBKEY"])

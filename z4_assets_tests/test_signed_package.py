@@ -76,7 +76,7 @@ def test_package_layout_and_it_verifies(passed_run):
         assert report.ok, report.first_problem
         assert [c["check"] for c in report.checks] == [*(name for name, _ in CHECKS), "z3_snapshot"]
         assert [c["check"] for c in report.checks] == ["signature", "checksums", "statements", "lineage",
-                                                       "sbom", "required", "gates", "z3_snapshot"]
+                                                       "sbom", "image", "required", "gates", "z3_snapshot"]
 
 
 def _copy(passed_run, tmp_path) -> Path:

@@ -47,6 +47,20 @@ def cmd_verify(args) -> int:
     return 0
 
 
+def cmd_deploy(args) -> int:
+    from z4_assets.image._deploy import MOUNT, write_deploy
+
+    settings = Settings.from_env()
+    digest, files = write_deploy(ROOT, Path(settings.image_evidence), Path(settings.signing_pubkey_path),
+                                 Path(args.out), args.repository)
+    print(f"deploy files for the signed image {digest} (statement verified):")
+    for f in files:
+        print(f"  {f}")
+    print(f"apply the ConfigMap (mounted at {MOUNT} by every factory pod), then: "
+          f"helm upgrade --install dagster dagster/dagster -n z4 -f {files[0]}")
+    return 0
+
+
 def add_parsers(sub) -> None:
     image = sub.add_parser("image", help="the training image: build (offline, signed) and verify").add_subparsers(
         dest="image_command", required=True)
@@ -58,6 +72,12 @@ def add_parsers(sub) -> None:
     build.add_argument("--work-dir", default="build/image-work", help="wheels and the root filesystem tarball")
     build.add_argument("--force", action="store_true", help="rebuild even when the inputs are unchanged")
     build.set_defaults(func=cmd_build)
+    deploy = image.add_parser("deploy", help="the chart's values with the signed image's digest, and the ConfigMap "
+                                             "holding its signed statement for the run launcher")
+    deploy.add_argument("--out", default="build/image/deploy", help="where values.yaml and the ConfigMap go")
+    deploy.add_argument("--repository", default="",
+                        help="the registry repository the image is pushed to (default: the chart's)")
+    deploy.set_defaults(func=cmd_deploy)
     verify = image.add_parser("verify", help="check an image's signed statement names the digest its tag points to")
     verify.add_argument("ref", nargs="?", default="", help="image reference (default: Z4_IMAGE)")
     verify.set_defaults(func=cmd_verify)

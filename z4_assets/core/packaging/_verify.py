@@ -131,6 +131,18 @@ def _sbom(pkg, *_):
     return "SBOM digest matches the provenance"
 
 
+def _image(pkg, public_key, *_):
+    """The training image the provenance names is the one the package's signed image statement names."""
+    from z4_assets.core.packaging._image import digest_problem, packaged_image_digest
+
+    digest = packaged_image_digest(pkg)
+    if digest == "none":
+        return "trained outside the training image (container_digest none; promotion decides)"
+    if problem := digest_problem(digest, pkg, public_key):
+        raise Z4Error(problem)
+    return f"trained in {digest[:23]}..., the image the signed statement in image/ names"
+
+
 def _origin(pkg, *_, check, z3_public_key):
     return check(pkg, z3_public_key)
 
@@ -139,7 +151,7 @@ def _origin(pkg, *_, check, z3_public_key):
 # (promotion's release_gates_pass reads EVIDENCE_CHECKS, package_verified the rest); verify_package
 # appends the Z3 snapshot-origin check last.
 CHECKS = [("signature", _signature), ("checksums", _checksums), ("statements", _subjects),
-          ("lineage", _lineage), ("sbom", _sbom), ("required", _required), ("gates", _gates)]
+          ("lineage", _lineage), ("sbom", _sbom), ("image", _image), ("required", _required), ("gates", _gates)]
 EVIDENCE_CHECKS = ("required", "gates")
 
 
