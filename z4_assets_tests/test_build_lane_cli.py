@@ -188,7 +188,7 @@ def test_container_digest_comes_from_the_deployer(monkeypatch):
 
     digest = "sha256:" + "ab" * 32
     monkeypatch.delenv("Z4_CONTAINER_DIGEST", raising=False)
-    assert container_digest().startswith("none (not running in the z4 image")
+    assert container_digest().startswith("none: not running in the z4 training image")
     monkeypatch.setenv("Z4_CONTAINER_DIGEST", f"registry.example/z4-step@{digest}")
     assert container_digest() == digest
     monkeypatch.setenv("Z4_CONTAINER_DIGEST", "z4-step:latest")
