@@ -22,7 +22,8 @@ H, T, S, F = HYGIENE.gate, TRAINING.gate, SECURITY.gate, FAIRNESS.gate
 _POISON = (S.poisoning_share, S.poisoning_clusters)
 _FAIR = (F.fairness_ks_diff, F.fairness_auc_diff, F.fairness_demographic_parity_diff,
          F.fairness_demographic_parity_ratio, F.fairness_equalized_odds_diff)
-# policy key -> (gates it moves, which way loosens: "up" (a larger value), "down", "true", "false", or None)
+# policy key -> (gates it moves, which way loosens: "up" (a larger value), "down", "true", "false", "more",
+# "gate_on" (toward a more lenient reading of the interval, GATE_ON_STRICTNESS), or None)
 GATE_KEYS = {
     "contract.allowed_legal_bases": ((SNAPSHOT.gate.legal_basis,), "more"),
     "hygiene.duplicate_share_max": ((H.duplicate_rows,), "up"),
@@ -36,7 +37,7 @@ GATE_KEYS = {
     "hygiene.drift_kl_max": ((H.drift,), "up"),
     "performance.test_auc_min": ((T.performance_auc,), "down"),
     "performance.test_ks_min": ((T.performance_ks,), "down"),
-    "performance.gate_on": ((T.performance_auc, T.performance_ks), None),
+    "performance.gate_on": ((T.performance_auc, T.performance_ks), "gate_on"),
     "performance.min_class_rows": ((T.performance_auc, T.performance_ks), "down"),
     "performance.insufficient_evidence_blocks": ((T.performance_auc, T.performance_ks, T.operating_point), "false"),
     "performance.operating_point.positive_rate_ratio_max": ((T.operating_point,), "up"),
@@ -53,7 +54,7 @@ GATE_KEYS = {
     "security.evasion.gate_epsilon": ((S.evasion_accuracy_drop,), "down"),
     "security.membership.max_attack_auc": ((S.membership_auc,), "up"),
     "security.membership.min_rows_per_side": ((S.membership_auc,), "down"),
-    "security.membership.gate_on": ((S.membership_auc,), None),
+    "security.membership.gate_on": ((S.membership_auc,), "gate_on"),
     "security.membership.insufficient_evidence_blocks": ((S.membership_auc,), "false"),
     "security.evasion.min_rows": ((S.evasion_accuracy_drop,), "down"),
     "security.evasion.insufficient_evidence_blocks": ((S.evasion_accuracy_drop,), "false"),
@@ -63,7 +64,7 @@ GATE_KEYS = {
     "fairness.min_group_count": ((F.fairness_coverage, *_FAIR), None),
     "fairness.gate_intersections": (_FAIR, "false"),
     "fairness.gate_attributes": (_FAIR, None),
-    "fairness.gate_on": (_FAIR, None),
+    "fairness.gate_on": (_FAIR, "gate_on"),
     "fairness.insufficient_evidence_blocks": ((F.fairness_coverage, *_FAIR), "false"),
     "fairness.favourable_outcome": ((F.fairness_demographic_parity_ratio,), None),
     "fairness.ks_diff_max": ((F.fairness_ks_diff,), "up"),
@@ -97,8 +98,16 @@ def _flat(doc, trail=()) -> dict:
     return {".".join(trail): doc}
 
 
+# How strictly a gate reads its confidence interval: ci_low fails only when the whole CI breaches,
+# point reads the estimate, interval and ci_high pass only when the whole CI complies.
+GATE_ON_STRICTNESS = {"ci_low": 0, "point": 1, "interval": 2, "ci_high": 2}
+
+
 def _effect(way: str | None, shipped, effective) -> str:
     try:
+        if way == "gate_on":
+            a, b = GATE_ON_STRICTNESS.get(shipped), GATE_ON_STRICTNESS.get(effective)
+            return CHANGED if a is None or b is None or a == b else LOOSENED if b < a else TIGHTENED
         if way == "up":
             return LOOSENED if effective > shipped else TIGHTENED
         if way == "down":
