@@ -1,0 +1,120 @@
+"""The gates that failed only in unit tests (or only alongside another gate), failed in real factory runs.
+
+Each test makes a real snapshot, model or run folder that breaks exactly one gate, runs the factory
+(`run_factory`, or the factory job itself where the run id must be known beforehand) and checks that
+the gate fails with its evidence and that nothing downstream of its asset starts. The audit table of
+every gate and the test that fails it in a real run is in docs/gates.md; `test_gate_audit.py` keeps
+it honest.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import yaml
+
+from z4_assets.assets import FACTORY_ASSETS, cleanup_report, fairness_report
+from z4_assets.core.stages import SECURITY, TRAINING
+from z4_assets.partitions import snapshots
+from z4_assets.resources import PolicyStore
+from z4_assets_tests.conftest import (check_metadata, check_verdicts, downstream_of, fork_factory, materialized,
+                                      run_factory, started)
+
+
+@pytest.fixture(scope="module")
+def sample(sample_factory_run):
+    assert sample_factory_run["result"].success
+    return sample_factory_run
+
+
+def _failed(result) -> set[str]:
+    return {k for k, ok in check_verdicts(result).items() if not ok}
+
+
+def test_performance_ks_alone_fails_a_real_model_and_nothing_downstream_starts(sample, tmp_path):
+    """The sample's model retrained on its own snapshot and split, under a KS minimum it does not reach.
+
+    A threshold change, not a data change, and on purpose: KS >= AUC - 0.5 for every ROC curve, so a
+    model at AUC >= 0.70 has KS >= 0.20, and one with KS < 0.30 needs a ROC with a step at its start.
+    No dataset of the suite gives one; a stricter KS minimum (as a scorecard owner may set) is the
+    one real way to fail KS and only KS."""
+    trained = sample["result"].asset_materializations_for_node("trained_model")[0].metadata
+    ks, auc = trained["test_ks"].value, trained["test_auc"].value
+    assert auc >= 0.70 and ks < 0.60, (auc, ks)
+    policy = tmp_path / "ks.yaml"
+    policy.write_text("defaults:\n  performance: {gate_on: point, test_ks_min: 0.60}\n")
+    resources = {**fork_factory(sample, tmp_path), "policy": PolicyStore(path=str(policy))}
+    later = downstream_of("trained_model")
+    result = run_factory(resources, assets=[a for a in FACTORY_ASSETS
+                                            if a.key.to_user_string() in later | {"trained_model"}])
+
+    assert not result.success
+    assert _failed(result) == {"performance_ks"}, check_verdicts(result)
+    meta = check_metadata(result, "performance_ks")
+    assert meta["measured"] == pytest.approx(ks, abs=1e-6) and meta["threshold"] == 0.60
+    assert check_metadata(result, "performance_auc")["measured"] >= 0.70
+    assert materialized(result) == {"trained_model"}
+    assert not started(result) & later, "a model below the KS minimum is not evaluated, packaged or promoted"
+    assert set(TRAINING.gate_names) <= set(check_verdicts(result))
+
+
+def _loose_bound_contract(doc: dict, column: str) -> dict:
+    """The sample's contract with COLUMN's upper bound written as 'no real limit' (1e300)."""
+    doc = yaml.safe_load(yaml.safe_dump(doc))
+    doc["columns"][column]["max"] = 1.0e300
+    return doc
+
+
+def test_output_integrity_fails_a_model_whose_scores_are_nan_on_rows_its_contract_allows(
+        sample_df, sample_contract_doc, register, factory_resources):
+    """PAY_AMT1 may be up to 1e300 by its contract. Every observed value is below 1e7, so the model
+    trains and passes its performance gates; scaled, 1e300 overflows float32 and the score of a valid
+    row at that bound is NaN. The integrity screen tries the contract's bounds and must refuse it."""
+    register(sample_df, _loose_bound_contract(sample_contract_doc, "PAY_AMT1"))
+    # the whole factory but the sibling fairness stage: whatever stops the release here is security
+    result = run_factory(factory_resources, assets=[a for a in FACTORY_ASSETS if a is not fairness_report])
+
+    assert not result.success
+    verdicts = check_verdicts(result)
+    assert all(verdicts[g] for g in TRAINING.gate_names), verdicts
+    assert {g for g in SECURITY.gate_names if not verdicts[g]} == {"output_integrity"}, verdicts
+    meta = check_metadata(result, "output_integrity")
+    assert meta["measured"] == 1 and meta["evidence"]["failed"] == ["perturbed_scores_finite"], meta
+    assert "adversarial_eval" in materialized(result)
+    assert not started(result) & downstream_of("adversarial_eval"), "nothing of the release starts"
+
+
+def _factory_job(resources: dict):
+    return dg.Definitions(assets=FACTORY_ASSETS, resources=resources).resolve_implicit_global_asset_job_def()
+
+
+def test_cleanup_complete_fails_in_a_real_run_when_a_scratch_record_points_outside_it(sample, tmp_path):
+    """cleanup_report of the factory job, on the sample run's outcomes; before the run starts, its
+    scratch records a file through a link that leads out of the run (what an edited or hostile record
+    looks like). The cleanup refuses it, deletes nothing outside, and its gate fails the run."""
+    resources = fork_factory(sample, tmp_path)
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "keep.txt").write_text("precious")
+    factory_root = Path(resources["storage"].root)
+    (factory_root / "outside_link").symlink_to(victim)
+    run_id = str(uuid.uuid4())
+    record = factory_root / "outside_link" / "keep.txt"
+    resources["storage"].scratch(run_id).record_file(record)
+    partition = sample["ref"].label
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(snapshots.name, [partition])
+    result = _factory_job(resources).execute_in_process(
+        instance=instance, partition_key=partition, run_id=run_id, raise_on_error=False,
+        asset_selection=[cleanup_report.key])
+
+    assert result.run_id == run_id and not result.success
+    assert check_verdicts(result) == {"cleanup_complete": False}
+    meta = check_metadata(result, "cleanup_complete")
+    assert meta["measured"] == 1 and [r["path"] for r in meta["evidence"]["refused"]] == [str(record)], meta
+    assert (victim / "keep.txt").read_text() == "precious", "nothing outside the run is deleted"
+    assert not resources["storage"].folder(run_id).scratch.exists(), "the rest of the cleanup still happens"
+    assert downstream_of("cleanup_report") == set()
