@@ -52,9 +52,10 @@ def test_a_model_that_flags_nobody_fails_the_operating_point_and_stops_the_facto
     point = tmp_path / "point.yaml"
     point.write_text("defaults:\n  performance: {gate_on: point}\n")
     factory_resources = {**factory_resources, "policy": PolicyStore(path=str(point))}
-    result = run_factory(factory_resources, train=BEFORE, assets=BACKBONE)
+    result = run_factory(factory_resources, train=BEFORE)  # the whole factory: downstream is in the run
     verdicts = check_verdicts(result)
     assert verdicts["performance_auc"] and verdicts["performance_ks"], "AUC and KS alone let it through"
+    assert {k for k, ok in verdicts.items() if not ok} == {"operating_point"}, verdicts
     meta = check_metadata(result, "operating_point")
     assert verdicts["operating_point"] is False and "flags nobody (selection rate 0)" in meta["verdict"]
     assert not started(result) & downstream_of("trained_model")
