@@ -43,3 +43,4 @@ def test_host_run_is_not_promoted_when_the_policy_requires_a_signed_image(sample
     assert verdicts["trained_in_signed_image"] is False
     meta = check_metadata(result, "trained_in_signed_image")
     assert "container_digest is none" in str(meta)
+    assert not started(result) & downstream_of("promotion"), "nothing downstream of the failed gate starts"
