@@ -9,7 +9,7 @@ from z4_assets.core.errors import Z4Error
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from z4_assets.cli import consume, release, runs, snapshots
+    from z4_assets.cli import audit, consume, release, runs, snapshots
 
     parser = argparse.ArgumentParser(prog="z4", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -17,6 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_parsers(sub)
     release.add_parsers(sub)
     consume.add_parsers(sub)
+    audit.add_parsers(sub)
     return parser
 
 

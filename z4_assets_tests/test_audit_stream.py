@@ -1,0 +1,117 @@
+"""Issue 19: every decision of a real factory run reaches a real HTTP receiver (Z9) as a schema-valid
+CloudEvent, every stage as OpenLineage START/COMPLETE/FAIL, and none is lost or duplicated when Z9 is
+down or dies mid-run."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from z4_assets.core.stages import STAGES
+from z4_assets_tests.audit_helpers import Receiver, audit_events, free_port, lineage_events
+from z4_assets_tests.conftest import check_verdicts, make_resources, materialized, run_factory
+
+ROOT = Path(__file__).resolve().parents[1]
+ALL_GATES = {g.name for s in STAGES for g in s.gates}
+ASSETS = [s.asset for s in STAGES]
+
+
+def _resources(tmp_path, z3_root, signing_key, cache_root, receiver: Receiver | None):
+    from z4_assets.resources import FactoryStorage
+
+    resources = make_resources(tmp_path, z3_root, signing_key, cache_root)
+    if receiver is not None:
+        resources["storage"] = FactoryStorage(root=str(tmp_path / "factory"), cache_root=str(cache_root),
+                                              audit_url=receiver.audit_url, openlineage_url=receiver.lineage_url)
+    return resources
+
+
+def _cli(args, tmp_path, receiver: Receiver | None = None):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("Z4_", "OPENLINEAGE_"))}
+    env.update(PYTHONPATH=str(ROOT), Z4_FACTORY_ROOT=str(tmp_path / "factory"))
+    if receiver is not None:
+        env.update(Z4_AUDIT_URL=receiver.audit_url, OPENLINEAGE_URL=receiver.lineage_url)
+    return subprocess.run([sys.executable, "-m", "z4_assets.cli", "audit", *args], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+
+
+def _chain(resources):
+    return resources["storage"].audit()
+
+
+@pytest.fixture
+def receiver(tmp_path):
+    r = Receiver(free_port(), tmp_path / "received.jsonl")
+    yield r
+    r.kill()
+
+
+def test_full_run_delivers_the_complete_schema_valid_trail(sample_df, register, tmp_path, z3_root, signing_key,
+                                                           cache_root, receiver):
+    register(sample_df)
+    receiver.start()
+    resources = _resources(tmp_path, z3_root, signing_key, cache_root, receiver)
+    result = run_factory(resources)
+    assert result.success, check_verdicts(result)
+    run_id = result.run_id
+    trail = _chain(resources)
+    chained = trail.events(run_id)
+    records = receiver.records()
+    assert records and all(r["valid"] for r in records), [r["error"] for r in records if not r["valid"]][:3]
+    audit, lineage = audit_events(records), lineage_events(records)
+    # everything chained was delivered, once, in chain order (lineage to its own endpoint)
+    assert [e["id"] for e in audit] == [e["id"] for e in chained if e["type"] != "io.z4.factory.lineage.run"]
+    assert [e["run"]["runId"] + e["eventType"] for e in lineage] == [
+        e["data"]["run_event"]["run"]["runId"] + e["data"]["state"] for e in chained
+        if e["type"] == "io.z4.factory.lineage.run"]
+    assert trail.queued() == {"audit": 0, "lineage": 0}
+    # every gate of the stage table has its verdict event, with measured, threshold and evidence digest
+    gates = {e["data"]["gate"]: e["data"] for e in audit if e["type"] == "io.z4.factory.gate.evaluated"}
+    assert set(gates) == ALL_GATES
+    assert all(len(g["evidence_sha256"]) == 64 and "threshold" in g and "verdict" in g for g in gates.values())
+    kinds = {e["type"].removeprefix("io.z4.factory.") for e in audit}
+    assert {"snapshot.read", "package.signed", "model.promoted", "cleanup.done", "stage.started",
+            "stage.completed"} <= kinds, kinds
+    reads = [e["data"] for e in audit if e["type"] == "io.z4.factory.snapshot.read"]
+    assert any(r["pseudonymised"] for r in reads) and all(r["purpose"] for r in reads)
+    # the ids every event carries
+    mlflow_run = result.asset_materializations_for_node("promotion")[0].metadata["mlflow_run_id"].value
+    for e in audit:
+        ids = e["data"]["ids"]
+        assert ids["dagster_run_id"] == run_id and e["dagsterrunid"] == run_id
+        assert ids["dataset"].startswith("taiwan_credit_default@")
+        assert ids["z9_trace_id"] == e["traceparent"] and e["traceparent"].startswith("00-")
+        assert ids["actor"]["kind"] == "os_user"
+    assert {e["traceparent"].split("-")[1] for e in audit} == {audit[0]["traceparent"].split("-")[1]}
+    assert all(e["mlflowrunid"] == mlflow_run for e in audit if e["type"] != "io.z4.factory.stage.started")
+    # OpenLineage: one START and one COMPLETE per stage; the snapshot is the input with schema and contract
+    for asset in ASSETS:
+        states = [e["eventType"] for e in lineage if e["job"]["name"] == f"model_factory.{asset}"]
+        assert states == ["START", "COMPLETE"], (asset, states)
+    complete = [e for e in lineage if e["eventType"] == "COMPLETE"]
+    snapshot_in = complete[-1]["inputs"][0]
+    assert snapshot_in["name"].startswith("taiwan_credit_default@")
+    assert len(snapshot_in["facets"]["schema"]["fields"]) == sample_df.shape[1]
+    assert {c["name"] for c in snapshot_in["facets"]["z4_contract"]["columns"]} == set(sample_df.columns)
+    outputs = {o["name"].rsplit("/", 1)[-1] for e in complete for o in e["outputs"]}
+    assert outputs == {"model", "package"}
+    # the run record says how many events are still queued
+    meta = result.asset_materializations_for_node("run_record")[0].metadata
+    assert meta["audit_queued"].value == 0 and meta["audit_events"].value > 0
+    # z4 audit show prints the run's trail as a table; z4 audit verify passes on the untouched chain
+    shown = _cli(["show", run_id], tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert "package.signed" in shown.stdout and "duplicate_rows" in shown.stdout and "model.promoted" in shown.stdout
+    ok = _cli(["verify"], tmp_path)
+    assert ok.returncode == 0 and "intact" in ok.stdout, ok.stdout + ok.stderr
+    # one edited byte in the local chain: `z4 audit verify` says where and exits non-zero
+    data = bytearray(trail.chain.read_bytes())
+    at = data.index(b'"verdict":"PASS"') + len(b'"verdict":"')
+    data[at:at + 1] = b"F"
+    trail.chain.write_bytes(bytes(data))
+    broken = _cli(["verify"], tmp_path)
+    assert broken.returncode == 1 and "does not follow" in broken.stdout, broken.stdout + broken.stderr
