@@ -214,11 +214,13 @@ class StageAudit:
         out = {"audit_events": dg.MetadataValue.int(self.emitted)}
         try:
             reports = self.trail.flush(during_run=True)
-            queued = sum(self.trail.queued().values())
+            per_sink = self.trail.queued()
+            queued = sum(per_sink.values())
             out["audit_queued"] = dg.MetadataValue.int(queued)
             for r in reports:
                 if r.error:
-                    self.context.log.warning(f"audit: {r.sink} sink down ({r.error}); {r.queued} event(s) queued")
+                    self.context.log.warning(f"audit: {r.error}; {per_sink.get(r.sink, 0)} event(s) queued for "
+                                             f"the {r.sink} sink (delivered later, or by `z4 audit flush`)")
             mlflow = self.kwargs.get("mlflow")
             if mlflow is not None:
                 mlflow.log_to_run(self.run_id, tags={"z9.audit_queued": str(queued),

@@ -115,3 +115,104 @@ def test_full_run_delivers_the_complete_schema_valid_trail(sample_df, register, 
     trail.chain.write_bytes(bytes(data))
     broken = _cli(["verify"], tmp_path)
     assert broken.returncode == 1 and "does not follow" in broken.stdout, broken.stdout + broken.stderr
+
+
+def _delivered_once_in_order(trail, records):
+    """The receiver's copy, one per event id (Z9 keeps one per id), is the chain in order; returns the raw
+    number of repeats (a POST whose answer the sender never saw is sent again with the same id)."""
+    chained = [e["id"] for e in trail.events() if e["type"] != "io.z4.factory.lineage.run"]
+    got = [e["id"] for e in audit_events(records)]
+    once = list(dict.fromkeys(got))
+    assert once == chained
+    lineage_chained = [(e["data"]["run_event"]["run"]["runId"], e["data"]["state"]) for e in trail.events()
+                       if e["type"] == "io.z4.factory.lineage.run"]
+    lineage_got = list(dict.fromkeys((e["run"]["runId"], e["eventType"]) for e in lineage_events(records)))
+    assert lineage_got == lineage_chained
+    return len(got) - len(once)
+
+
+def test_receiver_down_for_the_whole_run(sample_df, register, tmp_path, z3_root, signing_key, cache_root, receiver):
+    import time
+
+    register(sample_df)
+    resources = _resources(tmp_path, z3_root, signing_key, cache_root, receiver)  # nothing listens on its port
+    started = time.monotonic()
+    result = run_factory(resources)
+    wall = time.monotonic() - started
+    assert result.success, check_verdicts(result)
+    trail = _chain(resources)
+    queued = trail.queued()
+    assert queued["audit"] > 30 and queued["lineage"] == 2 * len(ASSETS), queued
+    meta = result.asset_materializations_for_node("cleanup_report")[0].metadata
+    assert meta["audit_queued"].value == sum(queued.values())
+    print(f"run with Z9 down: {wall:.1f} s, {sum(queued.values())} events queued")
+    receiver.start()
+    flushed = _cli(["flush"], tmp_path, receiver)
+    assert flushed.returncode == 0, flushed.stdout + flushed.stderr
+    assert f"audit: delivered {queued['audit']}," in flushed.stdout, flushed.stdout
+    records = receiver.records()
+    assert all(r["valid"] for r in records)
+    assert _delivered_once_in_order(trail, records) == 0
+    again = _cli(["flush"], tmp_path, receiver)
+    assert "audit: delivered 0," in again.stdout and len(receiver.records()) == len(records)
+
+
+def test_receiver_sigkilled_mid_run_loses_and_duplicates_nothing(sample_df, register, tmp_path, z3_root,
+                                                                 signing_key, cache_root, receiver):
+    import threading
+
+    register(sample_df)
+    receiver.start()
+    resources = _resources(tmp_path, z3_root, signing_key, cache_root, receiver)
+    killed = threading.Event()
+
+    def kill_after(n: int):
+        receiver.wait_for(n, timeout=300)
+        receiver.kill()
+        killed.set()
+
+    threading.Thread(target=kill_after, args=(25,), daemon=True).start()
+    result = run_factory(resources)
+    assert result.success, check_verdicts(result)
+    assert killed.is_set()
+    trail = _chain(resources)
+    before = len(receiver.records())
+    assert 25 <= before < len(trail.events()), "the receiver died before the run's end"
+    assert sum(trail.queued().values()) > 0
+    receiver.start()  # Z9 comes back on the same address
+    flushed = _cli(["flush"], tmp_path, receiver)
+    assert flushed.returncode == 0, flushed.stdout + flushed.stderr
+    records = receiver.records()
+    assert all(r["valid"] for r in records)
+    repeats = _delivered_once_in_order(trail, records)
+    assert repeats <= 1, f"{repeats} events were sent again"  # only the one in flight at the kill, same id
+    assert trail.queued() == {"audit": 0, "lineage": 0}
+
+
+def test_blocked_run_trail_shows_the_gate_that_blocked_it(sample_df, register, tmp_path, z3_root, signing_key,
+                                                          cache_root, receiver):
+    import numpy as np
+    import pandas as pd
+
+    dup = sample_df.sample(frac=0.05, random_state=3).copy()
+    dup["ID"] = np.arange(len(sample_df) + 1, len(sample_df) + 1 + len(dup))
+    register(pd.concat([sample_df, dup], ignore_index=True))
+    receiver.start()
+    resources = _resources(tmp_path, z3_root, signing_key, cache_root, receiver)
+    result = run_factory(resources)
+    assert not result.success and check_verdicts(result)["duplicate_rows"] is False
+    assert "signed_package" not in materialized(result)
+    records = receiver.records()
+    assert all(r["valid"] for r in records)
+    audit = audit_events(records)
+    failed = [e["data"] for e in audit if e["type"] == "io.z4.factory.gate.evaluated" and not e["data"]["passed"]]
+    assert [(g["stage"], g["gate"], g["verdict"]) for g in failed] == [("hygiene_report", "duplicate_rows", "FAIL")]
+    assert failed[0]["measured"] > failed[0]["threshold"]
+    done = [e["data"] for e in audit if e["type"] == "io.z4.factory.stage.completed"]
+    assert [d["blocked_by"] for d in done if d["stage"] == "hygiene_report"] == ["duplicate_rows"]
+    assert not any(e["type"] == "io.z4.factory.package.signed" for e in audit)
+    hygiene = [e for e in lineage_events(records) if e["job"]["name"] == "model_factory.hygiene_report"]
+    assert [e["eventType"] for e in hygiene] == ["START", "FAIL"]
+    assert "duplicate_rows" in hygiene[-1]["run"]["facets"]["errorMessage"]["message"]
+    shown = _cli(["show", result.run_id], tmp_path)
+    assert "duplicate_rows FAIL" in shown.stdout and "blocked by duplicate_rows" in shown.stdout, shown.stdout

@@ -11,19 +11,31 @@ def trail():
     return AuditTrail.from_settings(Settings.from_env())
 
 
-def emit(kind: str, data: dict, dagster_run_id: str = "", dataset: str = "", subject: str = "") -> None:
+def emit(kind: str, data: dict, dagster_run_id: str = "", dataset: str = "", subject: str = "",
+         z1_correlation_id: str = "") -> None:
     """One event from a CLI command (snapshot registered, verify, load, retention), chained and, when
     a sink is set, delivered (bounded). Never changes the command's outcome: a failure is one line."""
     import sys
 
     try:
         t = trail()
-        t.emit(kind, data, t.ids(dagster_run_id=dagster_run_id, dataset=dataset), subject)
+        t.emit(kind, data, t.ids(dagster_run_id=dagster_run_id, dataset=dataset,
+                                 z1_correlation_id=z1_correlation_id), subject)
         for r in t.flush(budget_seconds=5.0, during_run=True):
             if r.error:
                 print(f"z4: audit: {r.error}; {r.queued} event(s) queued (`z4 audit flush`)", file=sys.stderr)
     except Exception as e:  # noqa: BLE001 - the audit never changes what the command decided
         print(f"z4: audit: event {kind} not written ({type(e).__name__})", file=sys.stderr)
+
+
+def file_digest(path) -> str | None:
+    """sha256 of a file named on the command line (None: not a readable file)."""
+    from z4_assets.core.files import sha256_file
+
+    try:
+        return sha256_file(path)
+    except OSError:
+        return None
 
 
 def _verify(args) -> int:

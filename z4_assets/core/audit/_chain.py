@@ -95,6 +95,9 @@ def append(chain: Path, head_path: Path, lock: Path, events: list[dict]) -> list
     with locked(lock):
         last = last_line(chain)
         seq, prev = (0, GENESIS) if last is None else (_seq_of(last), line_digest(last))
+        if last is not None and seq == 0:  # a torn or foreign last line: number on from the head
+            head = Head.read(head_path)
+            seq = head.seq if head else 0
         lines = []
         for event in events:
             seq += 1
@@ -103,6 +106,8 @@ def append(chain: Path, head_path: Path, lock: Path, events: list[dict]) -> list
             prev = line_digest(line)
             lines.append(line)
         data = b"".join(lines)
+        if chain.exists() and chain.stat().st_size and not _ends_with_newline(chain):
+            data = b"\n" + data  # a writer died mid-line: its torn line stays (verify names it), ours start clean
         fd = os.open(chain, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
         try:
             view = memoryview(data)
@@ -114,6 +119,12 @@ def append(chain: Path, head_path: Path, lock: Path, events: list[dict]) -> list
             os.close(fd)
         _write_head(head_path, Head(seq, prev, size))
     return [json.loads(line) for line in lines]
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with open(path, "rb") as f:
+        f.seek(-1, os.SEEK_END)
+        return f.read(1) == b"\n"
 
 
 def _seq_of(line: bytes) -> int:
@@ -146,7 +157,7 @@ def verify(chain: Path, head_path: Path, max_problems: int = 20) -> Verdict:
                     got_seq, got_prev = int(event[SEQ]), event[PREV]
                 except (ValueError, KeyError, TypeError):
                     problems.append(f"line {n}: not a chained event (edited, torn or inserted)")
-                    prev, seq = line_digest(line), seq + 1
+                    prev = line_digest(line)
                     continue
                 if got_prev != prev:
                     problems.append(f"line {n} (seq {got_seq}): does not follow the line before it: "

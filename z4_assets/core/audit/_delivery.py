@@ -126,17 +126,16 @@ def deliver(chain: Path, sink: Sink, cursor_path: Path, rejected_path: Path, loc
             for end, line in read_from(chain, offset):
                 event = json.loads(line)
                 seq = event.get(SEQ, 0)
-                if not sink.wants(event):
+                if not sink.wants(event):  # the other sink's kind: passed over, in order
                     report.skipped += 1
                     _append(cursor_path, f"{seq} {end}\n")
                     continue
-                if report.error or time.monotonic() - started > budget:
-                    report.queued += 1
-                    continue
+                if time.monotonic() - started > budget:  # not down, only slow: the rest waits for the next flush
+                    break
                 status = _post_with_retries(poster, sink, event, retries, backoff)
-                if isinstance(status, str):
-                    report.error, report.queued = status, report.queued + 1
-                    continue
+                if isinstance(status, str):  # down: stop here, so nothing after it moves the cursor
+                    report.error = status
+                    break
                 if 200 <= status < 300:
                     report.delivered += 1
                 else:  # a permanent refusal: kept, with its reason, not retried forever
@@ -145,6 +144,7 @@ def deliver(chain: Path, sink: Sink, cursor_path: Path, rejected_path: Path, loc
                 _append(cursor_path, f"{seq} {end}\n")
         finally:
             poster.close()
+        report.queued = pending(chain, cursor_path, sink)
     report.seconds = time.monotonic() - started
     return report
 
