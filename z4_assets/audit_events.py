@@ -228,3 +228,27 @@ class StageAudit:
         except Exception as e:  # noqa: BLE001
             self.context.log.warning(f"audit: delivery not attempted ({type(e).__name__})")
         return out
+
+
+def failed_run_cleaned(context, storage, failed_run_id: str, partition: str, outcome) -> None:
+    """The cleanup job's `cleanup.done` (and its gate) for a failed run, on that run's trail."""
+    from z4_assets.core.audit import trace_id_for
+
+    try:
+        trail = storage.audit()
+        f = outcome.facts
+        ids = trail.ids(dagster_run_id=failed_run_id, mlflow_run_id=trail.mlflow_run_of(failed_run_id), dataset=partition,
+                        trace_id=trace_id_for(failed_run_id))
+        gate = outcome.gates[0]
+        trail.emit_many([
+            ("gate.evaluated", {"stage": "cleanup_job", "gate": gate.name, "verdict": gate.verdict,
+                                "passed": gate.passed, "measured": _plain(gate.value), "threshold": _plain(gate.threshold),
+                                "comparison": gate.comparison, "summary": gate.summary[:300],
+                                "evidence_sha256": _digest(gate.as_dict())}, gate.name),
+            ("cleanup.done", {"removed_files": f.get("removed_files"), "removed_bytes": f.get("removed_bytes"),
+                              "revoked": f.get("revoked"), "refused": len(f.get("refused") or []),
+                              "retention": f.get("retention"), "complete": outcome.passed,
+                              "cleanup_job_run_id": context.run_id}, "")], ids)
+        trail.flush(during_run=True)
+    except Exception as e:  # noqa: BLE001 - the audit never fails the cleanup
+        context.log.warning(f"audit: cleanup events of {failed_run_id} not written ({type(e).__name__})")

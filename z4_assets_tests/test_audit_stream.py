@@ -9,9 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
 from z4_assets.core.stages import STAGES
+from z4_assets.jobs import cleanup_job
 from z4_assets_tests.audit_helpers import Receiver, audit_events, free_port, lineage_events
 from z4_assets_tests.conftest import check_verdicts, make_resources, materialized, run_factory
 
@@ -199,9 +201,15 @@ def test_blocked_run_trail_shows_the_gate_that_blocked_it(sample_df, register, t
     register(pd.concat([sample_df, dup], ignore_index=True))
     receiver.start()
     resources = _resources(tmp_path, z3_root, signing_key, cache_root, receiver)
-    result = run_factory(resources)
-    assert not result.success and check_verdicts(result)["duplicate_rows"] is False
-    assert "signed_package" not in materialized(result)
+    (tmp_path / "dh").mkdir()
+    with dg.instance_for_test(temp_dir=str(tmp_path / "dh")) as instance:
+        result = run_factory(resources, instance=instance)
+        assert not result.success and check_verdicts(result)["duplicate_rows"] is False
+        assert "signed_package" not in materialized(result)
+        # the cleanup job the failure sensor launches: its cleanup.done lands on the failed run's trail
+        cleanup = cleanup_job.execute_in_process(run_config={"ops": {"cleanup_failed_run": {"config": {
+            "failed_run_id": result.run_id}}}}, resources=resources, instance=instance)
+        assert cleanup.success
     records = receiver.records()
     assert all(r["valid"] for r in records)
     audit = audit_events(records)
@@ -211,6 +219,9 @@ def test_blocked_run_trail_shows_the_gate_that_blocked_it(sample_df, register, t
     done = [e["data"] for e in audit if e["type"] == "io.z4.factory.stage.completed"]
     assert [d["blocked_by"] for d in done if d["stage"] == "hygiene_report"] == ["duplicate_rows"]
     assert not any(e["type"] == "io.z4.factory.package.signed" for e in audit)
+    (cleaned,) = [e for e in audit if e["type"] == "io.z4.factory.cleanup.done"]
+    assert cleaned["dagsterrunid"] == result.run_id and cleaned["data"]["complete"] is True
+    assert cleaned["data"]["cleanup_job_run_id"] == cleanup.run_id
     hygiene = [e for e in lineage_events(records) if e["job"]["name"] == "model_factory.hygiene_report"]
     assert [e["eventType"] for e in hygiene] == ["START", "FAIL"]
     assert "duplicate_rows" in hygiene[-1]["run"]["facets"]["errorMessage"]["message"]
