@@ -198,3 +198,15 @@ def test_a_spent_time_budget_leaves_the_rest_queued_without_marking_the_sink_dow
         assert trail.flush(during_run=True)[0].delivered == 30  # not paused as a down sink would be
     finally:
         receiver.kill()
+
+
+def test_a_chain_file_replaced_by_a_symlink_is_never_written_through(tmp_path):
+    trail = _trail(tmp_path, n=2)
+    elsewhere = tmp_path / "elsewhere.jsonl"
+    elsewhere.write_bytes(trail.chain.read_bytes())
+    trail.chain.unlink()
+    trail.chain.symlink_to(elsewhere)
+    before = elsewhere.read_bytes()
+    with pytest.raises(OSError):
+        trail.emit("stage.started", {"stage": "x"}, trail.ids(dagster_run_id="r"))
+    assert elsewhere.read_bytes() == before

@@ -38,7 +38,7 @@ def encode(event: dict) -> bytes:
 @contextmanager
 def locked(path: Path) -> Iterator[None]:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o640)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o640)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -108,7 +108,8 @@ def append(chain: Path, head_path: Path, lock: Path, events: list[dict]) -> list
         data = b"".join(lines)
         if chain.exists() and chain.stat().st_size and not _ends_with_newline(chain):
             data = b"\n" + data  # a writer died mid-line: its torn line stays (verify names it), ours start clean
-        fd = os.open(chain, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        # never through a symlink: the chain is written where the factory root says, nowhere else
+        fd = os.open(chain, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o640)
         try:
             view = memoryview(data)
             while view:
