@@ -37,7 +37,7 @@ def _run_tags(context) -> dict:
 def _snapshot_dataset(label: str, data_path: str, contract_path: str, contract_sha: str | None) -> dict:
     import pyarrow.parquet as pq
 
-    from z4_assets.core.audit._lineage import snapshot_input
+    from z4_assets.core.audit import snapshot_input
     from z4_assets.core.contract import load_contract
 
     schema = pq.read_schema(data_path)
@@ -98,7 +98,7 @@ class StageAudit:
                                   m.get("contract_hash"))]
 
     def _lineage(self, state: str, outputs: list[dict] | None = None, error: str = ""):
-        from z4_assets.core.audit._lineage import run_event
+        from z4_assets.core.audit import run_event
 
         return ("lineage.run", {"state": state, "stage": self.asset,
                                 "run_event": run_event(state, self.run_id, self.asset, self._inputs(),
@@ -161,7 +161,7 @@ class StageAudit:
         return ("gate.evaluated", data, g.name)
 
     def _outputs(self, outcome) -> list[dict]:
-        from z4_assets.core.audit._lineage import output
+        from z4_assets.core.audit import lineage_output as output
 
         label = self.ref.label if self.ref is not None else _partition(self.context)
         if self.asset == TRAINING.asset and outcome.produced.model:

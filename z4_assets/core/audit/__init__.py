@@ -16,12 +16,14 @@ from pathlib import Path
 from z4_assets.core.audit._chain import Verdict
 from z4_assets.core.audit._delivery import LINEAGE_TYPE, Report, Sink
 from z4_assets.core.audit._events import EVENT_TYPES, OIDC_SUBJECT_ENV, Actor, RunIds, trace_id_for
+from z4_assets.core.audit._lineage import output as lineage_output
+from z4_assets.core.audit._lineage import run_event, snapshot_input
 from z4_assets.core.run_folder import AUDIT
 
 DOWN_PAUSE = 30.0  # seconds a run's stages leave a sink alone after it was found down
 
 __all__ = ["AuditTrail", "Actor", "RunIds", "EVENT_TYPES", "OIDC_SUBJECT_ENV", "LINEAGE_TYPE", "Report",
-           "Verdict", "trace_id_for"]
+           "Verdict", "trace_id_for", "lineage_output", "run_event", "snapshot_input"]
 
 
 @dataclass(frozen=True)
