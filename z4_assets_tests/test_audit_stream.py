@@ -52,9 +52,17 @@ def receiver(tmp_path):
     r.kill()
 
 
-def test_full_run_delivers_the_complete_schema_valid_trail(sample_df, register, tmp_path, z3_root, signing_key,
+Z1_ID = "z1:onboarding:7f3c-2291"
+
+
+def test_full_run_delivers_the_complete_schema_valid_trail(sample_df, tmp_path, z3_root, signing_key,
                                                            cache_root, receiver):
-    register(sample_df)
+    from z4_assets.core.z3 import add_snapshot
+    from z4_assets_tests.conftest import DATASET, SAMPLE_CONTRACT, SAMPLE_DATASET_CONFIG
+
+    sample_df.to_parquet(tmp_path / "data.parquet", index=False)
+    add_snapshot(z3_root, DATASET, SAMPLE_CONTRACT, tmp_path / "data.parquet", dataset_config=SAMPLE_DATASET_CONFIG,
+                 z1_correlation_id=Z1_ID)  # Z3 gave the snapshot a correlation id from Z1
     receiver.start()
     resources = _resources(tmp_path, z3_root, signing_key, cache_root, receiver)
     result = run_factory(resources)
@@ -88,6 +96,7 @@ def test_full_run_delivers_the_complete_schema_valid_trail(sample_df, register, 
         assert ids["dataset"].startswith("taiwan_credit_default@")
         assert ids["z9_trace_id"] == e["traceparent"] and e["traceparent"].startswith("00-")
         assert ids["actor"]["kind"] == "os_user"
+        assert ids["z1_correlation_id"] == Z1_ID == e["z1correlationid"]
     assert {e["traceparent"].split("-")[1] for e in audit} == {audit[0]["traceparent"].split("-")[1]}
     assert all(e["mlflowrunid"] == mlflow_run for e in audit if e["type"] != "io.z4.factory.stage.started")
     # OpenLineage: one START and one COMPLETE per stage; the snapshot is the input with schema and contract
@@ -227,3 +236,29 @@ def test_blocked_run_trail_shows_the_gate_that_blocked_it(sample_df, register, t
     assert "duplicate_rows" in hygiene[-1]["run"]["facets"]["errorMessage"]["message"]
     shown = _cli(["show", result.run_id], tmp_path)
     assert "duplicate_rows FAIL" in shown.stdout and "blocked by duplicate_rows" in shown.stdout, shown.stdout
+
+
+def test_snapshot_add_keeps_the_z1_correlation_id_and_emits_snapshot_registered(tmp_path):
+    from z4_assets_tests.conftest import SAMPLE_CONTRACT, SAMPLE_CSV, SAMPLE_DATASET_CONFIG
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("Z4_", "OPENLINEAGE_"))}
+    env.update(PYTHONPATH=str(ROOT), Z4_FACTORY_ROOT=str(tmp_path / "factory"), Z4_Z3_ROOT=str(tmp_path / "z3"),
+               Z4_ACTOR_OIDC_SUBJECT="repo:bank/z4:ref:refs/heads/main")
+    base = [sys.executable, "-m", "z4_assets.cli", "snapshot", "add", "--dataset-id", "taiwan_credit_default",
+            "--contract", str(SAMPLE_CONTRACT), "--dataset-config", str(SAMPLE_DATASET_CONFIG)]
+    bad = subprocess.run(base + ["--z1-correlation-id", "../../etc", str(SAMPLE_CSV)], env=env, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "invalid Z1 correlation id" in bad.stderr
+    assert not (tmp_path / "factory" / "audit" / "events.jsonl").exists()
+    ok = subprocess.run(base + ["--z1-correlation-id", Z1_ID, str(SAMPLE_CSV)], env=env, cwd=tmp_path,
+                        capture_output=True, text=True, timeout=300)
+    assert ok.returncode == 0, ok.stderr
+    from z4_assets.core.audit import AuditTrail
+    from z4_assets.core.z3 import list_snapshots
+
+    (ref,) = list_snapshots(tmp_path / "z3")
+    assert ref.manifest["z1_correlation_id"] == Z1_ID
+    (event,) = AuditTrail(tmp_path / "factory" / "audit").events()
+    assert event["type"] == "io.z4.factory.snapshot.registered" and event["subject"] == ref.label
+    assert event["z1correlationid"] == Z1_ID and event["data"]["created"] is True
+    assert event["data"]["ids"]["actor"] == {"id": "repo:bank/z4:ref:refs/heads/main", "kind": "oidc_subject"}
