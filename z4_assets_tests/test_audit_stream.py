@@ -262,3 +262,25 @@ def test_snapshot_add_keeps_the_z1_correlation_id_and_emits_snapshot_registered(
     assert event["type"] == "io.z4.factory.snapshot.registered" and event["subject"] == ref.label
     assert event["z1correlationid"] == Z1_ID and event["data"]["created"] is True
     assert event["data"]["ids"]["actor"] == {"id": "repo:bank/z4:ref:refs/heads/main", "kind": "oidc_subject"}
+
+
+def test_a_crashed_stage_leaves_stage_crashed_and_an_openlineage_fail(sample_df, register, tmp_path, z3_root,
+                                                                      signing_key, cache_root):
+    from z4_assets.assets.data import z3_snapshot
+    from z4_assets.resources import PolicyStore
+
+    register(sample_df)
+    resources = _resources(tmp_path, z3_root, signing_key, cache_root, None)
+    broken = tmp_path / "policy.yaml"
+    broken.write_text("defaults: [this is not a policy\n")
+    resources["policy"] = PolicyStore(path=str(broken))
+    result = run_factory(resources, assets=[z3_snapshot])
+    assert not result.success
+    events = _chain(resources).events(result.run_id)
+    kinds = [e["type"].removeprefix("io.z4.factory.") for e in events]
+    assert kinds == ["stage.started", "lineage.run", "stage.crashed", "lineage.run"], kinds
+    crashed = events[2]["data"]
+    assert crashed["stage"] == "z3_snapshot" and "policy" in crashed["error"].lower(), crashed
+    assert events[3]["data"]["state"] == "FAIL"
+    assert events[3]["data"]["run_event"]["run"]["facets"]["errorMessage"]["message"] == crashed["error"]
+    assert _chain(resources).verify().ok
