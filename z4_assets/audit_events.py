@@ -68,6 +68,7 @@ class StageAudit:
         self.run_id = context.run_id
         self.ref = getattr(kwargs.get("z3_snapshot"), "snapshot", None)
         self.emitted = 0
+        self.held: tuple | None = None  # z3_snapshot's start, until its snapshot (and Z1 id) is known
 
     @classmethod
     def open(cls, context, kwargs: dict) -> StageAudit | None:
@@ -97,26 +98,36 @@ class StageAudit:
         return [_snapshot_dataset(self.ref.label, str(self.ref.data_path), str(self.ref.contract_path),
                                   m.get("contract_hash"))]
 
-    def _lineage(self, state: str, outputs: list[dict] | None = None, error: str = ""):
+    def _lineage(self, state: str, outputs: list[dict] | None = None, error: str = "", at=None):
         from z4_assets.core.audit import run_event
 
         return ("lineage.run", {"state": state, "stage": self.asset,
                                 "run_event": run_event(state, self.run_id, self.asset, self._inputs(),
-                                                       outputs or [], error)}, "")
+                                                       outputs or [], error, at)}, "")
 
     def _emit(self, items, mlflow_run_id: str = "") -> None:
         try:
+            if self.held is not None:  # the start comes first, now with the snapshot's ids
+                held, at, self.held = self.held, self.held[1], None
+                self.emitted += len(self.trail.emit_many(held[0], self._ids(mlflow_run_id), at=at))
             self.emitted += len(self.trail.emit_many(items, self._ids(mlflow_run_id)))
         except Exception as e:  # noqa: BLE001
             self.context.log.warning(f"audit: {len(items)} event(s) of {self.asset} not written ({type(e).__name__}: "
                                      f"{str(e)[:200]})")
 
     def started(self) -> None:
+        from datetime import datetime, timezone
+
+        if self.ref is None:  # z3_snapshot: which snapshot (and its Z1 correlation id) is known when it returns
+            self.held = ([("stage.started", {"stage": self.asset}, "")], datetime.now(timezone.utc))
+            return
         self._emit([("stage.started", {"stage": self.asset}, ""), self._lineage("START")])
 
     def crashed(self, error: BaseException) -> None:
         from z4_assets.core.tracking import redact_uri
 
+        if self.held is not None:
+            self.held = (self.held[0] + [self._lineage("START", at=self.held[1])], self.held[1])
         first = (str(getattr(error, "description", None) or error).strip().splitlines() or [""])[0]
         message = f"{type(error).__name__}: {redact_uri(first)[:300]}"
         self._emit([("stage.crashed", {"stage": self.asset, "error": message}, ""),
@@ -127,6 +138,8 @@ class StageAudit:
         """Emit the stage's events; returns metadata entries for the asset (events, queued)."""
         outcome = result.value
         self.ref = getattr(outcome, "snapshot", None) or self.ref
+        if self.held is not None:
+            self.held = (self.held[0] + [self._lineage("START", at=self.held[1])], self.held[1])
         mlflow_meta = (result.metadata or {}).get("mlflow_run_id")
         mlflow_run_id = str(getattr(mlflow_meta, "value", mlflow_meta) or "")
         if mlflow_run_id:

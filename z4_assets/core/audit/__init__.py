@@ -55,12 +55,14 @@ class AuditTrail:
         issue 20's lease revocation: `trail.emit("lease.revoked", {...}, trail.ids(dagster_run_id=...))`)."""
         return self.emit_many([(kind, data, subject)], ids)[0]
 
-    def emit_many(self, items: list[tuple[str, dict, str]], ids: RunIds) -> list[dict]:
+    def emit_many(self, items: list[tuple[str, dict, str]], ids: RunIds, at=None) -> list[dict]:
+        """Chain several events in one write. AT: when they happened, if not now (a stage's start,
+        held until the snapshot it reads, and so its ids, is known)."""
         from z4_assets.core.audit._chain import append
         from z4_assets.core.audit._events import build
 
         Path(self.directory).mkdir(parents=True, exist_ok=True)
-        events = [build(kind, data, ids, subject) for kind, data, subject in items]
+        events = [build(kind, data, ids, subject, at) for kind, data, subject in items]
         return append(self.chain, self._path("head"), self._path("lock"), events)
 
     def sinks(self) -> list[Sink]:

@@ -89,7 +89,7 @@ class RunIds:
         return replace(self, mlflow_run_id=mlflow_run_id or self.mlflow_run_id)
 
 
-def build(kind: str, data: dict, ids: RunIds, subject: str = "") -> dict:
+def build(kind: str, data: dict, ids: RunIds, subject: str = "", at: datetime | None = None) -> dict:
     """One CloudEvent (structured JSON attributes + data), before it is chained."""
     from cloudevents.core.v1.event import CloudEvent
 
@@ -100,7 +100,7 @@ def build(kind: str, data: dict, ids: RunIds, subject: str = "") -> dict:
     none = "none"
     attrs = {
         "id": str(uuid.uuid4()), "source": SOURCE, "type": PREFIX + kind, "specversion": "1.0",
-        "time": datetime.now(timezone.utc), "datacontenttype": "application/json",
+        "time": at or datetime.now(timezone.utc), "datacontenttype": "application/json",
         "subject": subject or ids.dataset or none,
         "traceparent": parent, "dagsterrunid": ids.dagster_run_id or none,
         "mlflowrunid": ids.mlflow_run_id or none, "dataset": ids.dataset or none,

@@ -59,7 +59,7 @@ def output(kind: str, dataset: str, sha256: str) -> dict:
 
 
 def run_event(state: str, dagster_run_id: str, stage: str, inputs: list[dict], outputs: list[dict],
-              error: str = "") -> dict:
+              error: str = "", at: datetime | None = None) -> dict:
     """One RunEvent (START, COMPLETE or FAIL) as JSON-ready dict."""
     from openlineage.client.event_v2 import Job, Run, RunEvent, RunState
     from openlineage.client.facet_v2 import error_message_run, parent_run
@@ -71,7 +71,7 @@ def run_event(state: str, dagster_run_id: str, stage: str, inputs: list[dict], o
     if error:
         facets["errorMessage"] = error_message_run.ErrorMessageRunFacet(
             message=error, programmingLanguage="python", producer=PRODUCER)
-    event = RunEvent(eventType=RunState[state], eventTime=datetime.now(timezone.utc).isoformat(),
+    event = RunEvent(eventType=RunState[state], eventTime=(at or datetime.now(timezone.utc)).isoformat(),
                      producer=PRODUCER, run=Run(runId=stage_run_id(dagster_run_id, stage), facets=facets),
                      job=Job(namespace=NAMESPACE, name=f"model_factory.{stage}"), inputs=[], outputs=[])
     out = json.loads(Serde.to_json(event))
