@@ -4,7 +4,7 @@ import dagster as dg
 
 from z4_assets.assets import FACTORY_ASSETS
 from z4_assets.core.process import fast_exit
-from z4_assets.core.settings import PSEUDONYM_KEY_ENV, Settings
+from z4_assets.core.settings import AUDIT_URL_ENV, OPENLINEAGE_URL_ENV, PSEUDONYM_KEY_ENV, Settings
 from z4_assets.jobs import cleanup_job, model_factory
 from z4_assets.outcome_store import OutcomeStore
 from z4_assets.resources import (FactoryStorage, MlflowTracking, NoopRevoker, PolicyStore, S3Z3Store,
@@ -22,7 +22,10 @@ def resources_from(settings: Settings) -> dict:
           if settings.z3_s3_bucket else Z3Store(root=settings.z3_root, public_key=settings.z3_pubkey))
     return {
         "z3": z3,
-        "storage": FactoryStorage(root=settings.factory_root, cache_root=settings.cache_root),
+        "storage": FactoryStorage(root=settings.factory_root, cache_root=settings.cache_root,
+                                  audit_url=dg.EnvVar(AUDIT_URL_ENV) if settings.audit_url_set else "",
+                                  openlineage_url=dg.EnvVar(OPENLINEAGE_URL_ENV) if settings.openlineage_url_set else "",
+                                  actor_oidc_subject=settings.actor_oidc_subject),
         "outcomes": OutcomeStore(root=settings.factory_root),
         "policy": PolicyStore(path=settings.policy),
         "mlflow": MlflowTracking(tracking_uri=settings.mlflow_tracking_uri, experiment_name=settings.mlflow_experiment,

@@ -42,6 +42,9 @@ def cleanup_failed_run(context: dg.OpExecutionContext, config: CleanupTarget, st
     outcome = run_cleanup(folder, policy.for_dataset(dataset_id), revoker.revoke, by, partition)
     mlflow_run = mlflow.record_postrun(config.failed_run_id, folder.postrun, outcome.tags, outcome.metrics,
                                        cleanup_run_id=context.run_id, passed=outcome.passed)
+    from z4_assets.audit_events import failed_run_cleaned
+
+    failed_run_cleaned(context, storage, config.failed_run_id, partition, outcome)
     context.log.info(f"cleaned run {config.failed_run_id}: removed {outcome.facts['removed_files']} files "
                      f"({outcome.facts['removed_bytes']} bytes), revoked {outcome.facts['revoked']}; "
                      f"records in {folder.postrun} and MLflow run {mlflow_run}")

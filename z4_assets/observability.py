@@ -10,6 +10,7 @@ import logging
 
 import dagster as dg
 
+from z4_assets.audit_events import StageAudit
 from z4_assets.core.cost import Cost, cost_metrics, measure
 from z4_assets.core.errors import Z4Error
 
@@ -115,6 +116,9 @@ def observed(rows: str | None = None):
             if _partition(context) is None:
                 raise dg.Failure(description=NO_PARTITION)
             rl = run_log(context)
+            audit = StageAudit.open(context, kwargs)
+            if audit is not None:
+                audit.started()
             handler, core = _Forward(rl), logging.getLogger(CORE_LOGGER)
             level = core.level
             core.addHandler(handler)
@@ -128,7 +132,9 @@ def observed(rows: str | None = None):
                     except Z4Error as e:  # a refused input, a broken file: one clear line, no traceback
                         raise dg.Failure(description=f"{asset} of {rl.snapshot}: {e}") from None
                 cost.rows = _rows(rows, snapshot or getattr(result, "value", None))
-            except BaseException:
+            except BaseException as e:
+                if audit is not None:
+                    audit.crashed(e)
                 if cost is not None:
                     _report(context, rl, kwargs.get("mlflow"), asset, cost, "failed")
                 raise
@@ -136,7 +142,8 @@ def observed(rows: str | None = None):
                 core.removeHandler(handler)
                 core.setLevel(level)
             _report(context, rl, kwargs.get("mlflow"), asset, cost, "ok")
-            return result._replace(metadata={**(result.metadata or {}), **cost_metadata(cost)})
+            trail = audit.finished(result) if audit is not None else {}
+            return result._replace(metadata={**(result.metadata or {}), **cost_metadata(cost), **trail})
 
         return asset_fn
 

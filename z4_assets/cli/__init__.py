@@ -9,7 +9,7 @@ from z4_assets.core.errors import Z4Error
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from z4_assets.cli import consume, image, release, runs, snapshots
+    from z4_assets.cli import audit, consume, image, release, runs, snapshots
 
     parser = argparse.ArgumentParser(prog="z4", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -18,6 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     release.add_parsers(sub)
     consume.add_parsers(sub)
     image.add_parsers(sub)
+    audit.add_parsers(sub)
     return parser
 
 

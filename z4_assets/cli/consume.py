@@ -10,9 +10,21 @@ from z4_assets.core.settings import Settings
 def cmd_load(args) -> int:
     from z4_assets.core.promotion import load_verified
 
+    from z4_assets.cli.audit import emit
+    from z4_assets.core.errors import Z4Error
+
     settings = Settings.from_env()
-    loaded = load_verified(args.model, args.key or settings.signing_pubkey_path,
-                           settings.mlflow_tracking_uri or None, z3_public_key=args.z3_key or settings.z3_pubkey or None)
+    try:
+        loaded = load_verified(args.model, args.key or settings.signing_pubkey_path,
+                               settings.mlflow_tracking_uri or None,
+                               z3_public_key=args.z3_key or settings.z3_pubkey or None)
+    except Z4Error as e:
+        emit("package.loaded", {"model": args.model, "loaded": False, "reason": str(e).splitlines()[0][:300]})
+        raise
+    emit("package.loaded", {"model": args.model, "loaded": True, "version": str(loaded.version),
+                            "mlflow_run_id": loaded.facts.get("mlflow_run_id"),
+                            "state_dict_sha256": loaded.facts.get("state_dict_sha256")},
+         dataset=str(loaded.facts.get("dataset") or ""), dagster_run_id=str(loaded.facts.get("dagster_run_id") or ""))
     if args.json:
         print(json.dumps({"model": loaded.name, "alias": loaded.alias, "version": loaded.version,
                           "checks": loaded.checks, "metadata": loaded.facts}, indent=2))

@@ -81,6 +81,11 @@ def cmd_verify(args) -> int:
         print(f"{'VERIFIED' if report.ok else 'REJECTED'}: {args.package} ({report.seconds:.2f} s)")
     if not report.ok:
         print(f"z4: verify: {report.first_problem}", file=sys.stderr)
+    from z4_assets.cli.audit import emit, file_digest
+
+    emit("package.verified", {"verified": report.ok, "package_sha256": file_digest(args.package),
+                              "checks": len(report.checks), "first_problem": report.first_problem or None,
+                              "keyless": bool(args.identity)})
     return 0 if report.ok else 1
 
 
@@ -134,6 +139,11 @@ def cmd_retention_apply(args) -> int:
     root = Path(settings.factory_root)
     report = apply_retention(root, now, dry_run=args.dry_run, scratch_grace_hours=grace)
     print(render(report, write_report(root, report)))
+    from z4_assets.cli.audit import emit
+
+    emit("retention.applied", {"as_of": report["as_of"], "dry_run": report["dry_run"],
+                               "deleted": len(report["deleted"]), "deleted_bytes": report["deleted_bytes"],
+                               "refused": len(report["refused"]), "unclassified_runs": len(report["unclassified_runs"])})
     return 1 if report["refused"] else 0
 
 

@@ -18,7 +18,8 @@ def cmd_snapshot_add(args) -> int:
     key = args.z3_key or settings.z3_signing_key
     ref, created = add_snapshot(settings.z3_root, args.dataset_id, args.contract, args.data,
                                 dataset_config=args.dataset_config,
-                                signing_key=os.path.expanduser(key) if key else None)
+                                signing_key=os.path.expanduser(key) if key else None,
+                                z1_correlation_id=args.z1_correlation_id)
     verb = "registered" if created else "already registered (same data and contract)"
     if (Path(ref.path) / SIGNATURE_FILE).is_file():
         signature = SIGNATURE_FILE
@@ -32,6 +33,12 @@ def cmd_snapshot_add(args) -> int:
     record = retired_snapshots(settings.z3_root, ref.dataset_id).get(ref.label)
     if record:
         verb += f"; RETIRED at {record.get('retired_at')} ({record.get('reason')}): `z4 run` will not pick it"
+    from z4_assets.cli.audit import emit
+
+    emit("snapshot.registered", {"created": created, "rows": ref.manifest["row_count"],
+                                 "data_sha256": ref.manifest["hash"], "contract_sha256": ref.manifest["contract_hash"],
+                                 "z3_signed": (Path(ref.path) / SIGNATURE_FILE).is_file()},
+         dataset=ref.label, z1_correlation_id=str(ref.manifest.get("z1_correlation_id") or ""))
     print(f"{verb}: {ref.label}\n  path: {ref.path}\n  sha256: {ref.manifest['hash']}\n"
           f"  rows: {ref.manifest['row_count']}\n  partition: {ref.label}\n  Z3 signature: {signature}")
     return 0
@@ -116,6 +123,8 @@ def add_parsers(sub) -> None:
                           "for the model card")
     add.add_argument("--z3-key", default="", help="the Z3 private key that signs the manifest "
                                                   "(default: $Z4_Z3_SIGNING_KEY; made by `z4 keygen --z3`)")
+    add.add_argument("--z1-correlation-id", default="",
+                     help="the correlation id Z3 gave this snapshot (from Z1); kept in the manifest, carried by every audit event")
     add.add_argument("data", type=Path)
     add.set_defaults(func=cmd_snapshot_add)
     ls = snap.add_parser("list", help="list registered snapshots (their partition keys), oldest first")

@@ -12,6 +12,7 @@
       baselines/<dataset id>.reference.parquet  its value counts per feature (sha256 in the profile)
       cache/                             environment-derived files (the SBOM)
       retention/                         `z4 retention apply` reports
+      audit/                             the audit chain (core/audit): events, head, delivery cursors
 
 A stage never looks for another's files by scanning: it receives the upstream outcome, whose
 `files` name them. This module only says where a stage writes.
@@ -52,6 +53,13 @@ FILES: dict[str, dict[str, str]] = {
     "intermediate": {"split": "split.parquet"},
 }
 PACKAGE_DIR, PACKAGE_TARBALL = "package", "package.tar.gz"
+# <factory root>/audit/: the hash-chained event file (the spool), its head, and per sink (audit, lineage)
+# the delivery cursor, the log of permanent refusals and the deliverer's lock; runs/<run id>: its MLflow run id
+AUDIT: dict[str, str] = {
+    "chain": "events.jsonl", "head": "head.json", "lock": ".append.lock", "runs": "runs",
+    **{f"{role}_{sink}": name.format(sink=sink) for sink in ("audit", "lineage") for role, name in
+       (("cursor", "delivered.{sink}.log"), ("rejected", "rejected.{sink}.jsonl"), ("deliver_lock", ".deliver.{sink}.lock"))},
+}
 
 
 def check_run_id(run_id: str) -> str:
@@ -157,3 +165,8 @@ class FactoryRoot:
     @property
     def retention(self) -> Path:
         return self.root / "retention"
+
+    @property
+    def audit(self) -> Path:
+        """audit/: the audit chain and its delivery state (core/audit)."""
+        return self.root / "audit"

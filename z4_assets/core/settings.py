@@ -16,6 +16,7 @@ from typing import Mapping
 DEFAULT_SIGNING_KEY = ".z4/keys/signing.pem"      # created by `z4 keygen`; gitignored
 DEFAULT_PSEUDONYM_KEY_FILE = ".z4/keys/pseudonym.key"
 PSEUDONYM_KEY_ENV = "Z4_PSEUDONYM_KEY"
+AUDIT_URL_ENV, OPENLINEAGE_URL_ENV = "Z4_AUDIT_URL", "OPENLINEAGE_URL"
 # The Z3 registrar's key signs snapshot manifests; it is not the factory's and by default does not live
 # in the project beside it (`z4 keygen --z3`). The factory holds only its public key (Z4_Z3_PUBKEY).
 DEFAULT_Z3_SIGNING_KEY = "~/.config/z4-z3/z3-signing.pem"
@@ -51,6 +52,11 @@ class Settings:
     image: str = "localhost/z4-train:latest"       # Z4_IMAGE: the training image container runs start
     image_evidence: str = "build/image"            # Z4_IMAGE_EVIDENCE: its SBOM, scan and signed statement
     vuln_db: str = ""                              # Z4_VULN_DB: the OSV database file the image scan reads
+    # Z9 (core/audit): the chain is always written under <factory root>/audit/; the URLs may carry
+    # credentials, so only whether each is set is held here and the resource takes it through dg.EnvVar
+    audit_url_set: bool = False                    # Z4_AUDIT_URL: POST every audit event (CloudEvents JSON) there
+    openlineage_url_set: bool = False              # OPENLINEAGE_URL: POST OpenLineage run events to <url>/api/v1/lineage
+    actor_oidc_subject: str = ""                   # Z4_ACTOR_OIDC_SUBJECT: the authenticated actor (CI/deployment)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -76,6 +82,9 @@ class Settings:
             if var and env.get(var):
                 values[f.name] = int(env[var]) if f.type == "int" else env[var]
         values["pseudonym_key_set"] = bool(env.get(PSEUDONYM_KEY_ENV))
+        values["audit_url_set"] = bool(env.get(AUDIT_URL_ENV))
+        values["openlineage_url_set"] = bool(env.get(OPENLINEAGE_URL_ENV))
+        values["actor_oidc_subject"] = env.get("Z4_ACTOR_OIDC_SUBJECT", "")
         return cls(**values)
 
     @property

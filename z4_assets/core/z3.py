@@ -26,6 +26,7 @@ DATA_FILE = "data.parquet"
 CONTRACT_FILE = "contract.yaml"
 DATASET_CONFIG_FILE = "dataset.yaml"
 SNAPSHOT_PART_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$")  # a snapshot id or file name: no path
+Z1_CORRELATION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 MANIFEST_FIELDS = ("dataset_id", "snapshot_id", "snapshot_at", "hash", "row_count",
                    "feature_groups", "time_range", "contract_hash")
 
@@ -131,7 +132,8 @@ def add_snapshot(root: str | Path, dataset_id: str, contract_path: str | Path,
                  data_path: str | Path, now: datetime | None = None,
                  dataset_config: str | Path | None = None,
                  check_contract: bool = True,
-                 signing_key: str | Path | None = None) -> tuple[SnapshotRef, bool]:
+                 signing_key: str | Path | None = None,
+                 z1_correlation_id: str = "") -> tuple[SnapshotRef, bool]:
     """Register DATA under ROOT/dataset_id/snapshot_id; returns (snapshot, created).
 
     SIGNING_KEY (the Z3 registrar's private key, not the factory's) signs the manifest into
@@ -150,6 +152,8 @@ def add_snapshot(root: str | Path, dataset_id: str, contract_path: str | Path,
     """
     if not DATASET_ID_RE.match(dataset_id):
         raise Z4Error(f"invalid dataset id {dataset_id!r}: must match {DATASET_ID_RE.pattern}")
+    if z1_correlation_id and not Z1_CORRELATION_RE.match(z1_correlation_id):
+        raise Z4Error(f"invalid Z1 correlation id: must match {Z1_CORRELATION_RE.pattern}")
     contract, contract_hash = load_contract(contract_path)
     config_hash = None
     if dataset_config is not None:
@@ -202,6 +206,8 @@ def add_snapshot(root: str | Path, dataset_id: str, contract_path: str | Path,
             "source": {"file": Path(data_path).name, "sha256": sha256_file(data_path)},
             "created_by": f"z4-model-factory {__version__}",
         }
+        if z1_correlation_id:  # given by Z3 with the snapshot; every audit event of its runs carries it
+            manifest["z1_correlation_id"] = z1_correlation_id
         if config_hash:
             manifest.update(dataset_config_file=DATASET_CONFIG_FILE, dataset_config_hash=config_hash)
         atomic_write_json(staging / MANIFEST, manifest)

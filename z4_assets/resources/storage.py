@@ -11,6 +11,9 @@ class FactoryStorage(dg.ConfigurableResource):
 
     root: str = Field(description="root folder for runs/, scratch/, outcomes/, baselines/")
     cache_root: str = Field("", description="cache of environment-derived files (SBOM); default <root>/cache")
+    audit_url: str = Field("", description="Z9 audit endpoint (CloudEvents); set only via dg.EnvVar('Z4_AUDIT_URL')")
+    openlineage_url: str = Field("", description="OpenLineage server base URL; set only via dg.EnvVar('OPENLINEAGE_URL')")
+    actor_oidc_subject: str = Field("", description="the authenticated actor (OIDC subject) given by CI/deployment")
 
     def factory(self) -> FactoryRoot:
         return FactoryRoot(self.root, self.cache_root or None)
@@ -24,3 +27,9 @@ class FactoryStorage(dg.ConfigurableResource):
         from z4_assets.core.cleanup import RunScratch
 
         return RunScratch(self.folder(run_id))
+
+    def audit(self):
+        """The audit stream (core/audit): the chain under <root>/audit/, delivered to Z9 when URLs are set."""
+        from z4_assets.core.audit import AuditTrail
+
+        return AuditTrail(self.factory().audit, self.audit_url, self.openlineage_url, self.actor_oidc_subject)

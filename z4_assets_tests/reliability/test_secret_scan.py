@@ -14,7 +14,8 @@ import pytest
 
 from z4_assets.core.z3 import add_snapshot
 from z4_assets.partitions import snapshots
-from z4_assets.resources import SnapshotBroker
+from z4_assets.resources import FactoryStorage, SnapshotBroker
+from z4_assets_tests.audit_helpers import Receiver, free_port
 from z4_assets_tests.conftest import (DATASET, FACTORY_ASSETS, FAST_TRAIN, SAMPLE_CONTRACT, SAMPLE_DATASET_CONFIG,
                                       make_resources)
 from z4_assets_tests.reliability.secret_scan import (key_needles, scan_dagster_runs, scan_events, scan_sqlite,
@@ -23,7 +24,7 @@ from z4_assets_tests.reliability.secret_scan import (key_needles, scan_dagster_r
 # The secrets a deployment configures through the environment (README: S3 Z3 store, MLflow server
 # auth, Vault revoker, the broker's pseudonymisation key), plus one of the project's own prefix.
 CANARY_ENV = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN",
-              "VAULT_TOKEN", "Z4_PSEUDONYM_KEY", "Z4_CANARY_SECRET")
+              "VAULT_TOKEN", "Z4_PSEUDONYM_KEY", "Z4_CANARY_SECRET", "Z4_AUDIT_PASSWORD")
 
 
 @pytest.fixture(scope="module")
@@ -77,15 +78,24 @@ def canary_run(tmp_path_factory, sample_df, signing_key, cache_root, canaries):
     resources = make_resources(root, root / "z3", signing_key, cache_root)
     # the pseudonymisation key as a deployment gives it: the secret env var, read through dg.EnvVar
     resources["broker"] = SnapshotBroker(log_path=resources["broker"].log_path, key=dg.EnvVar("Z4_PSEUDONYM_KEY"))
+    # the audit stream (issue 19) goes to a real receiver whose URL carries a canary password: the chain
+    # (factory root) and every event the receiver got (root/received.jsonl) are in the scanned tree
+    receiver = Receiver(free_port(), root / "received.jsonl").start()
+    resources["storage"] = FactoryStorage(root=resources["storage"].root, cache_root=resources["storage"].cache_root,
+                                          audit_url=dg.EnvVar("Z4_AUDIT_URL"),
+                                          openlineage_url=f"http://127.0.0.1:{receiver.port}")
+    audit_url = f"http://z9:{canaries['Z4_AUDIT_PASSWORD']}@127.0.0.1:{receiver.port}/events"
     with dg.instance_for_test(temp_dir=_home(root / "dagster_home"), set_dagster_home=False) as instance:
         instance.add_dynamic_partitions(snapshots.name, [ref.label])
         with pytest.MonkeyPatch.context() as mp:  # the canaries live only as long as the run
             for name, value in canaries.items():
                 mp.setenv(name, value)
+            mp.setenv("Z4_AUDIT_URL", audit_url)
             result = dg.materialize([*FACTORY_ASSETS, env_probe], resources=resources, instance=instance,
                                     run_config={"ops": {"trained_model": {"config": FAST_TRAIN}}},
                                     partition_key=ref.label, raise_on_error=False)
-        yield {"root": root, "result": result, "instance": instance}
+        receiver.kill()
+        yield {"root": root, "result": result, "instance": instance, "received": receiver.records()}
 
 
 def test_a_full_run_with_canary_secrets_leaks_none_of_them_nor_the_key(canary_run, canaries, signing_key):
@@ -97,6 +107,9 @@ def test_a_full_run_with_canary_secrets_leaks_none_of_them_nor_the_key(canary_ru
     assert [r["pseudonymised"] for r in reads if not r["raw"]] == [["ID"]] * 4  # keyed by the canary key
     package = root / "factory" / "runs" / result.run_id / "package.tar.gz"
     assert package.is_file()  # the scan below covers the signed package's members
+    received = canary_run["received"]  # ... and the audit stream, as Z9 received it and as chained
+    assert len(received) > 50 and all(r["valid"] for r in received)
+    assert (root / "factory" / "audit" / "events.jsonl").stat().st_size > 10_000
 
     needles = key_needles(signing_key) + [n for k, v in canaries.items() for n in value_needles(k, v)]
     hits, files = scan_tree(root, needles)  # factory root, Z3, mlflow.db, Dagster home (event log, compute logs)

@@ -1,0 +1,122 @@
+"""`z4 audit verify | flush | show RUN_ID`: the audit chain checked, delivered by hand, read as a table."""
+
+from __future__ import annotations
+
+from z4_assets.core.settings import Settings
+
+
+def trail():
+    from z4_assets.core.audit import AuditTrail
+
+    return AuditTrail.from_settings(Settings.from_env())
+
+
+def emit(kind: str, data: dict, dagster_run_id: str = "", dataset: str = "", subject: str = "",
+         z1_correlation_id: str = "") -> None:
+    """One event from a CLI command (snapshot registered, verify, load, retention), chained and, when
+    a sink is set, delivered (bounded). Never changes the command's outcome: a failure is one line."""
+    import sys
+
+    try:
+        t = trail()
+        t.emit(kind, data, t.ids(dagster_run_id=dagster_run_id, dataset=dataset,
+                                 z1_correlation_id=z1_correlation_id), subject)
+        for r in t.flush(budget_seconds=5.0, during_run=True):
+            if r.error:
+                print(f"z4: audit: {r.error}; {r.queued} event(s) queued (`z4 audit flush`)", file=sys.stderr)
+    except Exception as e:  # noqa: BLE001 - the audit never changes what the command decided
+        print(f"z4: audit: event {kind} not written ({type(e).__name__})", file=sys.stderr)
+
+
+def file_digest(path) -> str | None:
+    """sha256 of a file named on the command line (None: not a readable file)."""
+    from z4_assets.core.files import sha256_file
+
+    try:
+        return sha256_file(path)
+    except OSError:
+        return None
+
+
+def _verify(args) -> int:
+    t = trail()
+    v = t.verify()
+    if v.ok:
+        print(f"audit chain intact: {v.events} events, head {t.head()}" + (f" ({v.note})" if v.note else ""))
+        return 0
+    print(f"audit chain BROKEN ({v.events} lines read): {t.chain}")
+    for p in v.problems:
+        print(f"  - {p}")
+    return 1
+
+
+def _flush(args) -> int:
+    t = trail()
+    if not t.sinks():
+        print("no sink set (Z4_AUDIT_URL, OPENLINEAGE_URL): the events stay in the local chain")
+        return 0
+    failed = False
+    for r in t.flush(budget_seconds=args.budget):
+        failed |= bool(r.error)
+        print(f"{r.sink}: delivered {r.delivered}, rejected {r.rejected}, still queued {r.queued} "
+              f"in {r.seconds:.2f} s" + (f" ({r.error})" if r.error else ""))
+    return 1 if failed else 0
+
+
+def _cell(value, width: int = 60) -> str:
+    text = str(value).replace("\n", " ").replace("|", "/")
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def _what(e: dict) -> str:
+    d, kind = e.get("data") or {}, e["type"].removeprefix("io.z4.factory.")
+    if kind == "gate.evaluated":
+        measured = "not measured" if d.get("measured") is None else d.get("measured")
+        return f"{d.get('stage')}: {d.get('gate')} {d.get('verdict')} ({measured} {d.get('comparison')} {d.get('threshold')})"
+    if kind == "snapshot.read":
+        return (f"{d.get('reader')} read {d.get('rows')} rows for '{d.get('purpose')}': {d.get('decision')}"
+                f"; pseudonymised {d.get('pseudonymised') or 'none'}")
+    if kind == "lineage.run":
+        return f"{d.get('stage')}: OpenLineage {d.get('state')}"
+    if kind in ("stage.started", "stage.completed", "stage.crashed"):
+        extra = d.get("error") or (f"blocked by {d['blocked_by']}" if d.get("blocked_by") else "")
+        return f"{d.get('stage')}" + (f": {extra}" if extra else "")
+    return ", ".join(f"{k}={v}" for k, v in d.items() if k != "ids" and v not in (None, "", []))
+
+
+def _show(args) -> int:
+    t = trail()
+    events = t.events(args.run_id)
+    if not args.all:
+        events = [e for e in events if e["type"] not in ("io.z4.factory.lineage.run", "io.z4.factory.stage.started")]
+    if not events:
+        print(f"no audit events for run {args.run_id} in {t.chain}")
+        return 1
+    first = events[0]
+    print(f"run {args.run_id}  dataset {first.get('dataset')}  mlflow {events[-1].get('mlflowrunid')}  "
+          f"trace {first['traceparent'].split('-')[1]}  z1 {first.get('z1correlationid')}")
+    rows = [("seq", "time", "actor", "event", "what")]
+    for e in events:
+        rows.append((str(e.get("z4seq")), e["time"][11:23], f"{e['actor']} ({e['actorkind']})",
+                     e["type"].removeprefix("io.z4.factory."), _cell(_what(e), args.width)))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    for n, r in enumerate(rows):
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+        if n == 0:
+            print("  ".join("-" * w for w in widths))
+    return 0
+
+
+def add_parsers(sub) -> None:
+    audit = sub.add_parser("audit", help="the audit chain: verify it, deliver it to Z9, show a run's trail")
+    verbs = audit.add_subparsers(dest="verb", required=True)
+    v = verbs.add_parser("verify", help="check the local chain: an edited, removed or reordered event fails")
+    v.set_defaults(func=_verify)
+    f = verbs.add_parser("flush", help="deliver the queued events to Z4_AUDIT_URL / OPENLINEAGE_URL now")
+    f.add_argument("--budget", type=float, default=600.0, help="stop after this many seconds (the rest stays queued)")
+    f.set_defaults(func=_flush)
+    s = verbs.add_parser("show", help="a run's trail as a table: reads, gate verdicts, signing, promotion, cleanup")
+    s.add_argument("run_id")
+    s.add_argument("--all", action="store_true", help="also the stage starts and the OpenLineage events")
+    s.add_argument("--width", type=int, default=90)
+    s.set_defaults(func=_show)

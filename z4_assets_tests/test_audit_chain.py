@@ -1,0 +1,212 @@
+"""The local audit chain and its delivery (issue 19), on their own: every way of rewriting history is
+caught by verify, and delivery is ordered, bounded and loses nothing."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+
+import pytest
+
+from z4_assets.core.audit import AuditTrail
+from z4_assets_tests.audit_helpers import Receiver, audit_events, free_port
+
+
+def _trail(tmp_path, n=20, url="") -> AuditTrail:
+    trail = AuditTrail(tmp_path / "audit", audit_url=url, retries=2)
+    ids = trail.ids(dagster_run_id="0f6d3c1e-5b7a-4c2e-9d11-8a3b2c1d0e9f", dataset="ds@s1")
+    for i in range(n):
+        trail.emit("gate.evaluated", {"gate": f"g{i}", "verdict": "PASS", "measured": i}, ids)
+    return trail
+
+
+def _lines(trail):
+    return trail.chain.read_bytes().splitlines(keepends=True)
+
+
+def test_an_untouched_chain_verifies(tmp_path):
+    v = _trail(tmp_path).verify()
+    assert v.ok and v.events == 20 and v.problems == []
+
+
+@pytest.mark.parametrize("tamper,expected", [
+    ("edit_middle", "does not follow"), ("remove_middle", "missing events"), ("swap", "does not follow"),
+    ("edit_last", "head names"), ("remove_last", "head names"), ("duplicate", "reordered or repeated"),
+    ("insert_foreign", "not a chained event"),
+])
+def test_every_rewrite_of_history_is_caught(tmp_path, tamper, expected):
+    trail = _trail(tmp_path)
+    lines = _lines(trail)
+    if tamper == "edit_middle":
+        lines[7] = lines[7].replace(b'"measured":7', b'"measured":8')
+    elif tamper == "remove_middle":
+        del lines[7]
+    elif tamper == "swap":
+        lines[7], lines[8] = lines[8], lines[7]
+    elif tamper == "edit_last":
+        lines[-1] = lines[-1].replace(b'"PASS"', b'"FAIL"')
+    elif tamper == "remove_last":
+        lines = lines[:-1]
+    elif tamper == "duplicate":
+        lines.insert(8, lines[7])
+    elif tamper == "insert_foreign":
+        lines.insert(3, b'{"type":"io.z4.factory.model.promoted"}\n')
+    trail.chain.write_bytes(b"".join(lines))
+    v = trail.verify()
+    assert not v.ok and any(expected in p for p in v.problems), v.problems
+
+
+def test_an_edit_with_recomputed_digests_still_breaks_at_the_head(tmp_path):
+    """An attacker who edits an event and recomputes every digest after it, but cannot rewrite the head."""
+    from z4_assets.core.audit._chain import GENESIS, PREV, encode, line_digest
+
+    trail = _trail(tmp_path)
+    events = [json.loads(x) for x in _lines(trail)]
+    events[5]["data"]["verdict"] = "FAIL"
+    prev, out = GENESIS, []
+    for e in events:
+        e[PREV] = prev
+        line = encode(e)
+        prev = line_digest(line)
+        out.append(line)
+    trail.chain.write_bytes(b"".join(out))
+    v = trail.verify()
+    assert not v.ok and any("head names" in p for p in v.problems), v.problems
+
+
+def test_a_writer_that_died_mid_line_leaves_a_named_torn_line_and_later_events_chain(tmp_path):
+    trail = _trail(tmp_path, n=3)
+    with open(trail.chain, "ab") as f:
+        f.write(b'{"id":"half-writ')
+    trail.emit("stage.started", {"stage": "x"}, trail.ids(dagster_run_id="r"))
+    v = trail.verify()
+    assert not v.ok and any("line 4: not a chained event" in p for p in v.problems), v.problems
+    assert v.events == 5 and json.loads(_lines(trail)[-1])["z4seq"] == 4
+
+
+def test_concurrent_writers_keep_one_chain(tmp_path):
+    """Every step of a run is its own process; here threads of one process hit the same lock file."""
+    trail = AuditTrail(tmp_path / "audit")
+    ids = trail.ids(dagster_run_id="r")
+    threads = [threading.Thread(target=lambda k=k: [trail.emit("stage.started", {"k": k, "i": i}, ids)
+                                                   for i in range(25)]) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    v = trail.verify()
+    assert v.ok and v.events == 100
+
+
+def test_a_sink_that_is_down_costs_bounded_time_and_keeps_everything_queued(tmp_path):
+    trail = _trail(tmp_path, url=f"http://127.0.0.1:{free_port()}/events")  # nothing listens there
+    started = time.monotonic()
+    (report,) = trail.flush()
+    assert time.monotonic() - started < 3 and report.error and report.delivered == 0
+    assert trail.queued() == {"audit": 20}
+    started = time.monotonic()
+    (again,) = trail.flush(during_run=True)  # a run's next stage does not pay the retries again
+    assert time.monotonic() - started < 0.5 and "not retried" in again.error
+
+
+def test_a_sink_that_accepts_and_never_answers_is_cut_off_by_the_timeout(tmp_path):
+    with socket.socket() as black_hole:
+        black_hole.bind(("127.0.0.1", 0))
+        black_hole.listen(16)
+        trail = _trail(tmp_path, n=3, url=f"http://127.0.0.1:{black_hole.getsockname()[1]}/events")
+        trail = AuditTrail(trail.directory, trail.audit_url, retries=2)
+        started = time.monotonic()
+        (report,) = trail.flush()
+        took = time.monotonic() - started
+    assert report.error and report.queued == 3 and took < 2 * 2.0 + 1.5, took
+
+
+def test_delivery_is_in_order_once_and_refusals_are_kept_not_retried(tmp_path):
+    receiver = Receiver(free_port(), tmp_path / "got.jsonl").start()
+    try:
+        trail = _trail(tmp_path, n=5, url=receiver.audit_url)
+        # a sixth event of another run: one chain for every run, delivered in the order it was written
+        trail.emit("gate.evaluated", {"gate": "g5"}, trail.ids(dagster_run_id="r"))
+        lines = _lines(trail)
+        assert trail.flush()[0].delivered == 6
+        got = audit_events(receiver.records())
+        assert [e["id"] for e in got] == [json.loads(x)["id"] for x in lines]
+        assert trail.flush()[0].delivered == 0 and len(receiver.records()) == 6
+    finally:
+        receiver.kill()
+
+
+def test_a_permanent_refusal_is_logged_and_does_not_block_the_queue(tmp_path):
+    receiver = Receiver(free_port(), tmp_path / "got.jsonl").start()
+    try:
+        trail = AuditTrail(tmp_path / "audit", audit_url=receiver.audit_url.replace("/events", "/wrong"))
+        trail.emit("stage.started", {"stage": "x"}, trail.ids(dagster_run_id="r"))
+        trail.emit("stage.started", {"stage": "y"}, trail.ids(dagster_run_id="r"))
+        (report,) = trail.flush()
+        assert report.rejected == 2 and report.delivered == 0 and trail.queued() == {"audit": 0}
+        refused = [json.loads(x) for x in (tmp_path / "audit" / "rejected.audit.jsonl").read_text().splitlines()]
+        assert [r["status"] for r in refused] == [400, 400]
+    finally:
+        receiver.kill()
+
+
+def test_unknown_event_types_are_refused(tmp_path):
+    trail = AuditTrail(tmp_path / "audit")
+    with pytest.raises(ValueError, match="unknown audit event type"):
+        trail.emit("model.smuggled", {}, trail.ids())
+    assert not trail.chain.exists()
+
+
+def test_actor_is_the_oidc_subject_when_given_else_the_os_user(tmp_path):
+    assert AuditTrail(tmp_path, oidc_subject="repo:bank/z4:ref:refs/heads/main").actor().kind == "oidc_subject"
+    assert AuditTrail(tmp_path).actor().kind == "os_user"
+
+
+def test_the_other_sinks_events_never_move_a_down_sinks_cursor(tmp_path):
+    """Found by the SIGKILL test: lineage events after an undelivered audit event advanced the audit
+    cursor past it (lost). A sink that is down stops its flush where it is."""
+    port = free_port()
+    trail = AuditTrail(tmp_path / "audit", audit_url=f"http://127.0.0.1:{port}/events",
+                       openlineage_url=f"http://127.0.0.1:{port}", retries=1)
+    ids = trail.ids(dagster_run_id="0f6d3c1e-5b7a-4c2e-9d11-8a3b2c1d0e9f", dataset="ds@s1")
+    from z4_assets.core.audit._lineage import run_event
+
+    for i in range(3):
+        trail.emit("gate.evaluated", {"gate": f"g{i}"}, ids)
+        trail.emit("lineage.run", {"state": "START", "stage": f"s{i}",
+                                   "run_event": run_event("START", ids.dagster_run_id, f"s{i}", [], [])}, ids)
+    reports = trail.flush()
+    assert all(r.error for r in reports) and trail.queued() == {"audit": 3, "lineage": 3}
+    receiver = Receiver(port, tmp_path / "got.jsonl").start()
+    try:
+        assert [r.delivered for r in trail.flush()] == [3, 3]
+        records = receiver.records()
+        assert all(r["valid"] for r in records) and len(records) == 6
+        assert [e["data"]["gate"] for e in audit_events(records)] == ["g0", "g1", "g2"]
+    finally:
+        receiver.kill()
+
+
+def test_a_spent_time_budget_leaves_the_rest_queued_without_marking_the_sink_down(tmp_path):
+    receiver = Receiver(free_port(), tmp_path / "got.jsonl").start()
+    try:
+        trail = _trail(tmp_path, n=30, url=receiver.audit_url)
+        (report,) = trail.flush(budget_seconds=0.0)
+        assert report.delivered == 0 and report.queued == 30 and not report.error
+        assert trail.flush(during_run=True)[0].delivered == 30  # not paused as a down sink would be
+    finally:
+        receiver.kill()
+
+
+def test_a_chain_file_replaced_by_a_symlink_is_never_written_through(tmp_path):
+    trail = _trail(tmp_path, n=2)
+    elsewhere = tmp_path / "elsewhere.jsonl"
+    elsewhere.write_bytes(trail.chain.read_bytes())
+    trail.chain.unlink()
+    trail.chain.symlink_to(elsewhere)
+    before = elsewhere.read_bytes()
+    with pytest.raises(OSError):
+        trail.emit("stage.started", {"stage": "x"}, trail.ids(dagster_run_id="r"))
+    assert elsewhere.read_bytes() == before
