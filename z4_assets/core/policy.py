@@ -143,6 +143,15 @@ class MembershipPolicy(Section):
     insufficient_evidence_blocks: bool
 
 
+class AttributeInferencePolicy(Section):
+    sample_rows: int = Field(ge=100, description="seeded sample of training rows; half fit the attacks, half score them")
+    bands: int = Field(ge=2, description="quantile bands of a numeric attribute the contract gives no bins")
+    min_eval_rows: int = Field(ge=50, description="fewer scored rows: insufficient evidence")
+    max_accuracy_gain: float = Field(description="gate attribute_inference_gain: attack accuracy with the model's "
+                                                 "score minus the baseline's (other features alone), per attribute")
+    insufficient_evidence_blocks: bool
+
+
 class IntegrityPolicy(Section):
     sample_rows: int
     min_distinct_scores: int
@@ -155,6 +164,7 @@ class SecurityPolicy(Section):
     poisoning: PoisoningPolicy
     evasion: EvasionPolicy
     membership: MembershipPolicy
+    attribute_inference: AttributeInferencePolicy
     integrity: IntegrityPolicy
 
 
@@ -203,6 +213,13 @@ class EvidencePolicy(Section):
         return files
 
 
+class LicencePolicy(Section):
+    allowed: list[str] = Field(description="SPDX ids a dependency may be under (an OR expression needs one, AND all)")
+    denied: list[str] = Field(description="SPDX ids no dependency may be under: FAIL in release and development")
+    exceptions: dict[str, str] = Field(default_factory=dict,
+                                       description="package name -> who cleared it and why (a reviewed licence)")
+
+
 class Policy(Section):
     access: AccessPolicy
     z3: Z3Policy
@@ -214,6 +231,7 @@ class Policy(Section):
     security: SecurityPolicy
     fairness: FairnessPolicy
     evidence: EvidencePolicy = Field(default_factory=EvidencePolicy)
+    licences: LicencePolicy
     retention: dict[str, Any] = Field(description="retention classes and rules (validated by core/cleanup)")
     source: str = Field(description="the policy file this was read from")
 
@@ -266,7 +284,7 @@ def _merge(base: dict, over: dict) -> dict:
 
 
 # Mappings whose keys the user names (attributes, retention classes): not checked against the defaults.
-_OPEN = {("fairness", "bins"), ("retention", "classes")}
+_OPEN = {("fairness", "bins"), ("retention", "classes"), ("licences", "exceptions")}
 # Keys that take more than one kind of value.
 _KINDS = {("fairness", "intersections"): ("text", "list")}
 
