@@ -220,6 +220,19 @@ class LicencePolicy(Section):
                                        description="package name -> who cleared it and why (a reviewed licence)")
 
 
+class RunsPolicy(Section):
+    step_timeout_seconds: dict[str, int] = Field(
+        description="per factory step (asset name) the most seconds it may run, retries included; `default` "
+                    "for any other step. A step past it is stopped and recorded as a time-out")
+    transient_attempts: int = Field(ge=1, le=10, description="tries of a step that hits a transient failure "
+                                                            "(MLflow or the vault unreachable, a full disk)")
+    transient_backoff_seconds: float = Field(ge=0, description="wait before the 2nd try; doubles each time")
+    transient_backoff_max_seconds: float = Field(ge=0, description="cap on one wait")
+
+    def timeout(self, step: str) -> int:
+        return int(self.step_timeout_seconds.get(step, self.step_timeout_seconds["default"]))
+
+
 class Policy(Section):
     access: AccessPolicy
     z3: Z3Policy
@@ -232,6 +245,7 @@ class Policy(Section):
     fairness: FairnessPolicy
     evidence: EvidencePolicy = Field(default_factory=EvidencePolicy)
     licences: LicencePolicy
+    runs: RunsPolicy
     retention: dict[str, Any] = Field(description="retention classes and rules (validated by core/cleanup)")
     source: str = Field(description="the policy file this was read from")
 
@@ -284,7 +298,7 @@ def _merge(base: dict, over: dict) -> dict:
 
 
 # Mappings whose keys the user names (attributes, retention classes): not checked against the defaults.
-_OPEN = {("fairness", "bins"), ("retention", "classes"), ("licences", "exceptions")}
+_OPEN = {("fairness", "bins"), ("retention", "classes"), ("licences", "exceptions"), ("runs", "step_timeout_seconds")}
 # Keys that take more than one kind of value.
 _KINDS = {("fairness", "intersections"): ("text", "list")}
 
