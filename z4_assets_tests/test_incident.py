@@ -53,18 +53,19 @@ def test_every_gate_of_the_stage_table_and_every_failure_kind_has_a_runbook_entr
 
 
 class Receiver:
-    """A real HTTP receiver on 127.0.0.1 that answers 503 to its first FAIL_FIRST posts."""
+    """A real HTTP receiver on 127.0.0.1 that answers 503 to its first FAIL_FIRST posts (REFUSE: 400 to all)."""
 
-    def __init__(self, fail_first: int = 0):
-        self.bodies, self.attempts, self.fail_first = [], 0, fail_first
+    def __init__(self, fail_first: int = 0, refuse: bool = False):
+        self.bodies, self.attempts, self.fail_first, self.auth = [], 0, fail_first, []
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802 (http.server's name)
                 outer.attempts += 1
+                outer.auth.append(self.headers.get("Authorization"))
                 body = self.rfile.read(int(self.headers["Content-Length"]))
-                if outer.attempts <= outer.fail_first:
-                    self.send_response(503)
+                if refuse or outer.attempts <= outer.fail_first:
+                    self.send_response(400 if refuse else 503)
                     self.end_headers()
                     return
                 outer.bodies.append((self.headers["Idempotency-Key"], json.loads(body)))
@@ -171,18 +172,15 @@ def test_a_receiver_that_is_down_gets_bounded_attempts_and_the_record_stays(tmp_
 
 
 def test_a_refused_record_is_not_retried_and_credentials_never_reach_the_record():
-    class Refuse(Receiver):
-        pass
-    r = Refuse(fail_first=0)
-    r.server.RequestHandlerClass.do_POST = lambda self: (self.rfile.read(int(self.headers["Content-Length"])),
-                                                         self.send_response(400), self.end_headers())
+    r = Receiver(refuse=True)
     try:
         url = r.url.replace("http://", "http://user:s3cret@")
         out = post_json(url, {"run_id": "r"}, attempts=4, backoff=0.01, timeout=5)
     finally:
         r.close()
     assert out["status"] == "failed" and out["attempts"] == 1 and out["errors"] == ["HTTP 400"]
-    assert "s3cret" not in json.dumps(out)  # pragma: allowlist secret
+    assert r.attempts == 1 and r.auth == ["Basic dXNlcjpzM2NyZXQ="]  # the token went as a header, once
+    assert "s3cret" not in json.dumps(out) and out["to"].startswith("http://***@127.0.0.1")  # pragma: allowlist secret
 
 
 def test_classify_prefers_a_gate_then_a_time_out_then_a_crash():

@@ -51,7 +51,8 @@ def bounded(step: str):
                                         retrying)
             except StepTimedOut as e:
                 raise dg.Failure(description=str(e), allow_retries=False,
-                                 metadata={"z4.failure": "time-out", "limit_seconds": limit}) from None
+                                 metadata={"z4.failure": "time-out", "limit_seconds": limit,
+                                           "stopped_after_seconds": round(e.stopped_after, 3)}) from None
 
         return step_fn
 

@@ -20,9 +20,10 @@ from typing import Callable
 
 
 class StepTimedOut(Exception):
-    def __init__(self, step: str, seconds: float):
-        super().__init__(f"{step} timed out after {seconds:g} s (policy runs.step_timeout_seconds)")
-        self.step, self.seconds = step, seconds
+    def __init__(self, step: str, seconds: float, stopped_after: float):
+        super().__init__(f"{step} timed out after {seconds:g} s (policy runs.step_timeout_seconds); "
+                         f"stopped {stopped_after:.1f} s after it began")
+        self.step, self.seconds, self.stopped_after = step, seconds, stopped_after
 
 
 class _Alarm(BaseException):
@@ -59,15 +60,19 @@ def deadline(step: str, seconds: float):
         yield False
         return
 
+    fired: list[float] = []
+    start = time.monotonic()
+
     def _fire(signum, frame):
+        fired.append(time.monotonic())
         raise _Alarm()
 
     before = signal.signal(signal.SIGALRM, _fire)
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
         yield True
-    except _Alarm:
-        raise StepTimedOut(step, seconds) from None
+    except _Alarm:  # the body's own failure handling (cost reports) may have run since: FIRED says when
+        raise StepTimedOut(step, seconds, (fired[0] if fired else time.monotonic()) - start) from None
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, before)

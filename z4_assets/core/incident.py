@@ -100,12 +100,21 @@ def post_json(url: str, record: dict, attempts: int, backoff: float, timeout: fl
 
     from z4_assets.core.tracking import redact_uri
 
+    import base64
+    import http.client
+    from urllib.parse import unquote, urlsplit, urlunsplit
+
     body = json.dumps(record, default=str).encode()
+    headers = {"Content-Type": "application/json", "Idempotency-Key": f"z4-incident-{record['run_id']}"}
+    parts = urlsplit(url)
+    target = url
+    if parts.username is not None:  # user:token@ becomes a Basic header: urllib sends no userinfo
+        token = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+        headers["Authorization"] = "Basic " + base64.b64encode(token).decode()
+        target = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
     errors = []
     for n in range(attempts):
-        req = urllib.request.Request(url, data=body, method="POST",
-                                     headers={"Content-Type": "application/json",
-                                              "Idempotency-Key": f"z4-incident-{record['run_id']}"})
+        req = urllib.request.Request(target, data=body, method="POST", headers=headers)
         try:
             with urllib.request.urlopen(req, timeout=timeout) as resp:  # nosec B310 # operator-set URL
                 return {"status": "delivered", "http_status": resp.status, "attempts": n + 1,
@@ -116,6 +125,9 @@ def post_json(url: str, record: dict, attempts: int, backoff: float, timeout: fl
                 break
         except (urllib.error.URLError, OSError) as e:
             errors.append(type(getattr(e, "reason", e)).__name__)
+        except (ValueError, http.client.HTTPException) as e:  # a malformed URL: retrying cannot help
+            errors.append(type(e).__name__)
+            break
         if n + 1 < attempts:
             time.sleep(backoff * 2 ** n)
     return {"status": "failed", "attempts": len(errors), "errors": errors, "to": redact_uri(url)}
