@@ -9,6 +9,7 @@ import dagster as dg
 from z4_assets.core.files import json_default
 from z4_assets.core.gates import Gate
 from z4_assets.core.outcome import StageOutcome
+from z4_assets.core.runbooks import gate_runbook
 from z4_assets.core.stages import Stage
 
 
@@ -41,6 +42,7 @@ def check_results(gates) -> list[dg.AssetCheckResult]:
             "rule": dg.MetadataValue.text(f"measured {g.comparison} threshold"),
             "verdict": dg.MetadataValue.text(g.summary),
             "decision": dg.MetadataValue.text(g.verdict),
+            "runbook": dg.MetadataValue.path(gate_runbook(g.name)),
         }
         if g.details:
             metadata["evidence"] = dg.MetadataValue.json(json.loads(json.dumps(g.details, default=json_default)))

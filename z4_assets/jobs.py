@@ -48,9 +48,34 @@ def cleanup_failed_run(context: dg.OpExecutionContext, config: CleanupTarget, st
     context.log.info(f"cleaned run {config.failed_run_id}: removed {outcome.facts['removed_files']} files "
                      f"({outcome.facts['removed_bytes']} bytes), revoked {outcome.facts['revoked']}; "
                      f"records in {folder.postrun} and MLflow run {mlflow_run}")
+    _incident(context, folder, partition, outcome)
     if not outcome.passed:
         raise dg.Failure(description=outcome.gates[0].summary,
                          metadata={"refused": dg.MetadataValue.json(outcome.facts["refused"])})
+
+
+def _incident(context: dg.OpExecutionContext, folder, partition: str, outcome) -> None:
+    """The failed run's one incident record (core/incident.py): its failed gates, or the step that
+    crashed or timed out; POSTed to Z4_INCIDENT_URL when set. A second cleanup of the run reuses it."""
+    from z4_assets.core.incident import build_incident, open_incident
+    from z4_assets.core.settings import Settings
+
+    settings = Settings.from_env()
+    errors = []
+    for entry in context.instance.all_logs(folder.run_id, of_type=dg.DagsterEventType.STEP_FAILURE):
+        error = entry.dagster_event.step_failure_data.error if entry.dagster_event else None
+        errors.append({"step": entry.step_key, "error_class": error.cls_name if error else None,
+                       "message": (error.message.strip()[:500] if error else "")})
+    failed_revocations = outcome.gates[0].details.get("failed_revocations") or []
+    links = {"dagster_run": f"{settings.dagster_url.rstrip('/')}/runs/{folder.run_id}",
+             "cleanup_run": f"{settings.dagster_url.rstrip('/')}/runs/{context.run_id}",
+             "run_folder": str(folder.run_dir)}
+    record, new = open_incident(folder, build_incident(folder, partition, errors, links,
+                                                       [str(r.get("lease", r)) for r in failed_revocations]),
+                                settings.incident_url)
+    state = "opened" if new else "already open"
+    context.log.info(f"incident {state} for run {folder.run_id}: {record['title']} "
+                     f"(runbook {record['runbook']}; delivery {record['delivery']['status']})")
 
 
 @dg.job(name="cleanup", executor_def=dg.in_process_executor,

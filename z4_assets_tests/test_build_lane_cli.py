@@ -20,7 +20,7 @@ from z4_assets.buildlane.sca import NOT_AUDITED, audit_input, classify, run_pip_
 from z4_assets.core.errors import Z4Error
 
 ROOT = Path(__file__).resolve().parents[1]
-GATES = ["lock", "ruff", "imports", "bandit", "secrets", "dockerfile", "pip-audit", "sbom"]
+GATES = ["lock", "ruff", "imports", "bandit", "secrets", "dockerfile", "pip-audit", "sbom", "licences"]
 
 
 def _z4(*args: str, cwd: Path = ROOT, **env) -> subprocess.CompletedProcess:

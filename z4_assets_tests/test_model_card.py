@@ -28,7 +28,7 @@ from z4_assets_tests.conftest import (DATASET, SAMPLE_DATASET_CONFIG, check_meta
 
 SECTIONS = ("Model details", "Purpose and intended use", "Out-of-scope uses", "Training data", "Data hygiene",
             "Performance", "Fairness", "Security", "Limitations and risks", "Safeguards",
-            "Policy in force", "LGPD/GDPR checklist", "Provenance")
+            "Policy in force", "LGPD/GDPR checklist", "Provenance", "Runbooks")
 THRESHOLDS = {d: (k, op, getattr(load_policy(None, DATASET).fairness, k)) for d, (k, op, _) in GATES.items()}
 # evidence piece -> (the asset whose outcome names the file, its role, the stage's evidence folder)
 PIECES = {"snapshot_manifest": ("z3_snapshot", "manifest", "snapshot"),
@@ -63,6 +63,13 @@ def test_complete_run_writes_a_complete_card_with_the_real_numbers(sample_factor
     card = (run_dir / "governance" / "model_card.md").read_text()
     assert "**MISSING EVIDENCE:**" not in card
     assert [line[3:] for line in card.splitlines() if line.startswith("## ")] == list(SECTIONS)
+    from z4_assets.core.runbooks import gate_runbook
+    from z4_assets.core.stages import all_gate_names
+    from z4_assets_tests.test_incident import resolves
+
+    for gate in all_gate_names():  # every gate's runbook entry, linked from the card, resolves
+        assert f"| {gate} | `{gate_runbook(gate)}` |" in card, gate
+        resolves(gate_runbook(gate))
 
     assert ("stops the model for: performance and operating point, fairness; is shown but does not stop it "
             "for: membership inference (policy).") in card, "the card says what insufficient evidence does"

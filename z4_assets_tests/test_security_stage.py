@@ -3,6 +3,7 @@ in a real run (a strict policy, a backdoored snapshot) and nothing downstream st
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -37,12 +38,22 @@ def test_sample_passes_every_security_gate_with_linked_evidence(sample_factory_r
     assert result.success
     verdicts = check_verdicts(result)
     assert SECURITY_GATES == {"poisoning_share", "poisoning_clusters", "evasion_accuracy_drop", "membership_auc",
-                              "output_integrity"}
+                              "attribute_inference_gain", "output_integrity"}
     assert SECURITY_GATES <= set(verdicts) and all(verdicts[g] for g in SECURITY_GATES), verdicts
     meta = check_metadata(result, "membership_auc")
     assert meta["measured"] <= meta["threshold"] == 0.55
     assert check_metadata(result, "evasion_accuracy_drop")["threshold"] == 0.05
     assert check_metadata(result, "poisoning_share")["measured"] == 0
+    gain = check_metadata(result, "attribute_inference_gain")
+    assert gain["measured"] <= gain["threshold"] == 0.03
+    privacy = json.loads((run_dir / "security" / "privacy_eval.json").read_text())["attribute_inference"]
+    assert set(privacy["per_attribute"]) == {"SEX", "AGE", "MARRIAGE"}, "every attribute kept out of the model"
+    card = (run_dir / "governance" / "model_card.md").read_text()
+    for attr, e in privacy["per_attribute"].items():
+        assert {"accuracy_with_model", "accuracy_baseline", "gain"} <= set(e), e
+        row = next(line for line in card.splitlines()  # the card escapes markdown: read it back unescaped
+                   if line.startswith(f"| attribute_inference.per_attribute.{attr} |")).replace("\\", "")
+        assert f'"accuracy_with_model": {e["accuracy_with_model"]}' in row and f'"gain": {e["gain"]}' in row, row
 
     mat = result.asset_materializations_for_node("adversarial_eval")[0].metadata
     assert mat["decision"].value == "PASS"
@@ -69,6 +80,7 @@ defaults:
   security:
     evasion: {max_accuracy_drop: 0.0001}
     membership: {max_attack_auc: 0.4}
+    attribute_inference: {max_accuracy_gain: -1.0}
     integrity: {min_distinct_scores: 1000000000}
 """
 
@@ -84,7 +96,9 @@ def test_a_strict_policy_fails_evasion_membership_and_integrity_and_blocks_the_r
     assert not result.success
     verdicts = check_verdicts(result)
     assert {g for g in SECURITY_GATES if not verdicts[g]} == {"evasion_accuracy_drop", "membership_auc",
-                                                              "output_integrity"}, verdicts
+                                                              "attribute_inference_gain", "output_integrity"}, verdicts
+    gain = check_metadata(result, "attribute_inference_gain")
+    assert gain["measured"] > gain["threshold"] == -1.0
     drop = check_metadata(result, "evasion_accuracy_drop")
     assert drop["measured"] > drop["threshold"] == 0.0001
     auc = check_metadata(result, "membership_auc")
@@ -100,12 +114,12 @@ def test_a_strict_policy_fails_evasion_membership_and_integrity_and_blocks_the_r
     assert mat["decision"].value == "FAIL"
     decision = Path(mat["file_security_decision"].value).read_text()
     assert decision.startswith("FAIL\n")
-    assert "blocking: evasion_accuracy_drop, membership_auc, output_integrity" in decision
+    assert "blocking: evasion_accuracy_drop, membership_auc, attribute_inference_gain, output_integrity" in decision
     assert Path(mat["file_security_decision"].value).is_relative_to(tmp_path), "the shared run is untouched"
     _, run = _mlflow_run(resources, result)
     assert run.info.status == "FAILED" and run.data.tags["security_decision"] == "FAIL"
     assert set(run.data.tags["z4.blocked_by"].split(",")) == {"evasion_accuracy_drop", "membership_auc",
-                                                              "output_integrity"}
+                                                              "attribute_inference_gain", "output_integrity"}
 
 
 def test_planted_backdoor_is_caught_and_blocks_everything_downstream(

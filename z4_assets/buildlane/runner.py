@@ -25,6 +25,7 @@ from z4_assets.core.files import atomic_write_json
 MODE_ENV = "Z4_LANE_MODE"
 ARTIFACT_DIR = "build/ci-gate"  # gitignored (build/)
 SBOM_NAME = "sbom.cdx.json"
+SBOM_CACHE = "sbom-cache"  # SBOMs by installed-package set: the licences gate reuses the sbom gate's
 
 
 def lock_drift(components: dict[str, str], pins: dict) -> list[str]:
@@ -41,7 +42,7 @@ def check_sbom(root: Path, out_dir: Path) -> LaneResult:
     from z4_assets.core.sbom import generate_sbom, sbom_components
 
     path = out_dir / SBOM_NAME
-    digest = generate_sbom(path)
+    digest = generate_sbom(path, cache_dir=out_dir / SBOM_CACHE)
     components = sbom_components(path)
     pins, _ = parse_lock(root / RUNTIME_LOCK)
     drift = lock_drift(components, pins)
@@ -75,7 +76,18 @@ def gates(root: Path, mode: str, out_dir: Path) -> dict[str, Callable[[], LaneRe
         "dockerfile": lambda: check_dockerfile(root),
         "pip-audit": lambda: run_pip_audit(root, mode),
         "sbom": lambda: check_sbom(root, out_dir),
+        "licences": lambda: _licences(root, mode, out_dir),
     }
+
+
+def _licences(root: Path, mode: str, out_dir: Path) -> LaneResult:
+    """The SBOM the `sbom` gate wrote (built here when that gate did not run), judged by the policy."""
+    from z4_assets.buildlane.licences import check_licences
+    from z4_assets.core.sbom import generate_sbom
+
+    path = out_dir / SBOM_NAME
+    generate_sbom(path, cache_dir=out_dir / SBOM_CACHE)  # never a stale file: the cache is keyed by what is installed
+    return check_licences(path, mode, os.environ.get("Z4_POLICY") or None)
 
 
 def default_mode() -> str:

@@ -92,6 +92,8 @@ class StepSpec(BaseModel):
     requests: dict[str, str | int] = Field(default_factory=dict, description="cpu, memory, ...")
     limits: dict[str, str | int] = Field(default_factory=dict, description="cpu, memory, ...")
     gpu: int = Field(0, ge=0, description="GPUs as a limit of gpu_resource; 0 = none")
+    active_deadline_seconds: int | None = Field(None, gt=0, description="the pod's Job is killed after this; "
+                                                "a backstop above the policy's step time-out (runs)")
     gpu_resource: str = Field("nvidia.com/gpu", description="extended resource name of the GPU")
     node_selector: dict[str, str] = Field(default_factory=dict)
     tolerations: list[dict[str, Any]] = Field(default_factory=list)
@@ -236,7 +238,9 @@ def _pod_config(policy: StepsPolicy, spec: StepSpec, automount: bool) -> dict[st
         "pod_spec_config": pod_spec,
         "pod_template_spec_metadata": {"labels": dict(pod.labels)},
         "job_spec_config": {"ttl_seconds_after_finished": policy.ttl_seconds_after_finished,
-                            "backoff_limit": policy.backoff_limit},
+                            "backoff_limit": policy.backoff_limit,
+                            **({"active_deadline_seconds": spec.active_deadline_seconds}
+                               if spec.active_deadline_seconds else {})},
     }
 
 
@@ -273,4 +277,8 @@ def per_step_k8s_config(policy: StepsPolicy, op_names: list[str]) -> dict[str, d
         if spec.tolerations:
             pod_spec["tolerations"] = spec.tolerations
         out[op] = {"container_config": container, "pod_spec_config": pod_spec}
+        if spec.active_deadline_seconds:
+            out[op]["job_spec_config"] = {"ttl_seconds_after_finished": policy.ttl_seconds_after_finished,
+                                          "backoff_limit": policy.backoff_limit,
+                                          "active_deadline_seconds": spec.active_deadline_seconds}
     return out

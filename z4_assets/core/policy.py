@@ -143,6 +143,15 @@ class MembershipPolicy(Section):
     insufficient_evidence_blocks: bool
 
 
+class AttributeInferencePolicy(Section):
+    sample_rows: int = Field(ge=100, description="seeded sample of training rows; half fit the attacks, half score them")
+    bands: int = Field(ge=2, description="quantile bands of a numeric attribute the contract gives no bins")
+    min_eval_rows: int = Field(ge=50, description="fewer scored rows: insufficient evidence")
+    max_accuracy_gain: float = Field(description="gate attribute_inference_gain: attack accuracy with the model's "
+                                                 "score minus the baseline's (other features alone), per attribute")
+    insufficient_evidence_blocks: bool
+
+
 class IntegrityPolicy(Section):
     sample_rows: int
     min_distinct_scores: int
@@ -155,6 +164,7 @@ class SecurityPolicy(Section):
     poisoning: PoisoningPolicy
     evasion: EvasionPolicy
     membership: MembershipPolicy
+    attribute_inference: AttributeInferencePolicy
     integrity: IntegrityPolicy
 
 
@@ -209,6 +219,26 @@ class PromotionPolicy(Section):
                            "by the image's signed statement in the package); a host run is refused")
 
 
+class LicencePolicy(Section):
+    allowed: list[str] = Field(description="SPDX ids a dependency may be under (an OR expression needs one, AND all)")
+    denied: list[str] = Field(description="SPDX ids no dependency may be under: FAIL in release and development")
+    exceptions: dict[str, str] = Field(default_factory=dict,
+                                       description="package name -> who cleared it and why (a reviewed licence)")
+
+
+class RunsPolicy(Section):
+    step_timeout_seconds: dict[str, int] = Field(
+        description="per factory step (asset name) the most seconds it may run, retries included; `default` "
+                    "for any other step. A step past it is stopped and recorded as a time-out")
+    transient_attempts: int = Field(ge=1, le=10, description="tries of a step that hits a transient failure "
+                                                            "(MLflow or the vault unreachable, a full disk)")
+    transient_backoff_seconds: float = Field(ge=0, description="wait before the 2nd try; doubles each time")
+    transient_backoff_max_seconds: float = Field(ge=0, description="cap on one wait")
+
+    def timeout(self, step: str) -> int:
+        return int(self.step_timeout_seconds.get(step, self.step_timeout_seconds["default"]))
+
+
 class Policy(Section):
     access: AccessPolicy
     z3: Z3Policy
@@ -221,6 +251,8 @@ class Policy(Section):
     fairness: FairnessPolicy
     evidence: EvidencePolicy = Field(default_factory=EvidencePolicy)
     promotion: PromotionPolicy = Field(default_factory=PromotionPolicy)
+    licences: LicencePolicy
+    runs: RunsPolicy
     retention: dict[str, Any] = Field(description="retention classes and rules (validated by core/cleanup)")
     source: str = Field(description="the policy file this was read from")
 
@@ -273,7 +305,7 @@ def _merge(base: dict, over: dict) -> dict:
 
 
 # Mappings whose keys the user names (attributes, retention classes): not checked against the defaults.
-_OPEN = {("fairness", "bins"), ("retention", "classes")}
+_OPEN = {("fairness", "bins"), ("retention", "classes"), ("licences", "exceptions"), ("runs", "step_timeout_seconds")}
 # Keys that take more than one kind of value.
 _KINDS = {("fairness", "intersections"): ("text", "list")}
 

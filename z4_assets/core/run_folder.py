@@ -5,6 +5,7 @@
       runs/<run id>/intermediate/        the row split and other RET-7 intermediates
       runs/<run id>/access/              this run's lines of the access log
       runs/<run id>/postrun/             cleanup report and retention manifest
+      runs/<run id>/incident/            the one incident record of a blocked, crashed or timed-out run
       runs/<run id>/package/, package.tar.gz   the signed package
       scratch/<run id>/                  temp files, caches, secrets: removed when the run ends
       outcomes/<asset>/<partition>.json  the last outcome of each stage per snapshot (the IO manager's store)
@@ -50,6 +51,7 @@ FILES: dict[str, dict[str, str]] = {
     "postrun": {"gates": "gates.json", "cleanup_report": "cleanup_report.json",
                 "retention_manifest": "retention_manifest.json"},
     "access": {"access_log": "access_log.jsonl"},
+    "incident": {"incident": "incident.json"},
     "intermediate": {"split": "split.parquet"},
 }
 PACKAGE_DIR, PACKAGE_TARBALL = "package", "package.tar.gz"

@@ -79,6 +79,9 @@ SECURITY = Stage(
            poisoning_clusters="No label-homogeneous cluster whose labels contradict the rest of its rows.",
            evasion_accuracy_drop="Accuracy drop under PGD at the policy epsilon (valid rows, frozen inputs).",
            membership_auc="Membership-inference attack AUC stays at or under the policy maximum.",
+           attribute_inference_gain="What the model's score adds to an attribute-inference attack on each sensitive "
+                                    "attribute kept out of the model (accuracy over the features-only baseline) "
+                                    "stays under the policy maximum.",
            output_integrity="Scores are finite, in [0, 1], stable under valid perturbation and not degenerate."),
     "No candidate is promoted without a backdoor screen, evasion, membership-inference and output tests.")
 

@@ -193,6 +193,17 @@ def sections(thresholds: dict, sufficiency: dict | None = None) -> list[tuple[st
     ]
 
 
+def _runbooks() -> list[str]:
+    """Every gate's runbook entry (in the factory's source tree, docs/runbooks/), for whoever reads a FAIL."""
+    from z4_assets.core.runbooks import FAILURE_KINDS, failure_runbook, gate_runbook
+    from z4_assets.core.stages import all_gate_names
+
+    return ["## Runbooks", "", "What a failed gate means, what to check first, how to fix it and who decides "
+            "an exception (paths in the factory's source tree):", "", "| gate or failure | runbook |", "| --- | --- |",
+            *(f"| {g} | {code(gate_runbook(g))} |" for g in all_gate_names()),
+            *(f"| {k} | {code(failure_runbook(k))} |" for k in FAILURE_KINDS), ""]
+
+
 def render_card(ev: Evidence, ids: dict, thresholds: dict, sufficiency: dict | None = None) -> tuple[str, Gate]:
     """(model_card.md text, model_card_complete gate). Missing evidence is named in both. SUFFICIENCY:
     gate family -> whether an insufficient-evidence verdict blocks it (the policy's)."""
@@ -223,6 +234,7 @@ def render_card(ev: Evidence, ids: dict, thresholds: dict, sufficiency: dict | N
             out += render(ev)
             status[title] = "filled"
         out.append("")
+    out += _runbooks()
     names = sorted(missing)
     gate = GOVERNANCE.gate.model_card_complete.compare(len(names), "<=", 0,
                    "evidence pieces missing from the model card" + (f" ({', '.join(names)})" if names else ""),

@@ -28,6 +28,7 @@ def run_adversarial_eval(snapshot: SnapshotOutcome, hygiene: HygieneOutcome, mod
                                              "state_dict_sha256": config["state_dict_sha256"], "seed": rules.seed})
     decision = "PASS" if result.passed else "FAIL"
     poisoning, evasion = result.adversarial["poisoning"], result.adversarial["evasion"]
+    ai = result.privacy["attribute_inference"]
     return StageOutcome(
         stage=SECURITY.name, partition=run.partition, run_id=run.run_id, gates=tuple(result.gates),
         files={k: str(v) for k, v in written.items()},
@@ -37,6 +38,7 @@ def run_adversarial_eval(snapshot: SnapshotOutcome, hygiene: HygieneOutcome, mod
                  "security.suspicious_clusters": len(poisoning["clusters"]),
                  "security.accuracy_drop": evasion["accuracy_drop"],
                  "security.membership_auc": result.privacy["attack_auc"],
+                 **({"security.attribute_inference_max_gain": ai["max_gain"]} if ai["max_gain"] is not None else {}),
                  "security.integrity_failures": len(result.integrity["failed_checks"]),
                  **{f"security.seconds.{k}": v for k, v in result.seconds.items()}},
         tags={"security_decision": decision},

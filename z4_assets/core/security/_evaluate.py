@@ -13,6 +13,7 @@ from z4_assets.core.contract import Contract
 from z4_assets.core.training import FeatureSpec
 from z4_assets.core.gates import Gate
 from z4_assets.core.stages import SECURITY
+from z4_assets.core.security._attribute_inference import attribute_inference, attribute_inference_gate
 from z4_assets.core.security._poisoning import PoisonScreen, rows_with_pattern, screen_poisoning
 from z4_assets.core.split import TEST, TRAIN
 
@@ -126,6 +127,10 @@ def _evaluate(df, contract, split, model, spec, rules) -> SecurityResult:
     secs["membership_inference"] = time.perf_counter() - t
 
     t = time.perf_counter()
+    priv["attribute_inference"] = attribute_inference(model, spec, contract, df, train, rules.attribute_inference, seed)
+    secs["attribute_inference"] = time.perf_counter() - t
+
+    t = time.perf_counter()
     integ_rows = _sample(test, int(rules.integrity.sample_rows), rng)
     integ = integrity.output_integrity(model, spec, contract, df.iloc[integ_rows], df, rules.integrity, seed)
     secs["output_integrity"] = time.perf_counter() - t
@@ -139,7 +144,8 @@ def _evaluate(df, contract, split, model, spec, rules) -> SecurityResult:
 def security_gates(screen: PoisonScreen, robustness: dict, priv: dict, integ: dict, rules: dict,
                    ids: np.ndarray) -> list[Gate]:
     return [*poisoning_gates(screen, rules.poisoning, ids), evasion_gate(robustness, rules.evasion),
-            membership_gate(priv, rules.membership), integrity_gate(integ)]
+            membership_gate(priv, rules.membership),
+            attribute_inference_gate(priv["attribute_inference"], rules.attribute_inference), integrity_gate(integ)]
 
 
 def poisoning_gates(screen: PoisonScreen, p: dict, ids: np.ndarray) -> list[Gate]:
