@@ -265,3 +265,21 @@ def failed_run_cleaned(context, storage, failed_run_id: str, partition: str, out
         trail.flush(during_run=True)
     except Exception as e:  # noqa: BLE001 - the audit never fails the cleanup
         context.log.warning(f"audit: cleanup events of {failed_run_id} not written ({type(e).__name__})")
+
+
+def incident_opened(context, storage, failed_run_id: str, partition: str, record: dict) -> None:
+    """The failed run's incident (core/incident.py) on that run's trail: once, when it is first opened."""
+    from z4_assets.core.audit import trace_id_for
+
+    try:
+        trail = storage.audit()
+        ids = trail.ids(dagster_run_id=failed_run_id, mlflow_run_id=trail.mlflow_run_of(failed_run_id), dataset=partition,
+                        trace_id=trace_id_for(failed_run_id))
+        keys = ("kind", "title", "gate", "measured", "threshold", "runbook")
+        data = {k: _plain(record.get(k)) for k in keys if k in record}
+        data["delivery"] = (record.get("delivery") or {}).get("status")
+        data["incident_sha256"] = _digest(record)
+        trail.emit_many([("incident.opened", data, "")], ids)
+        trail.flush(during_run=True)
+    except Exception as e:  # noqa: BLE001 - the audit never fails the cleanup
+        context.log.warning(f"audit: incident event of {failed_run_id} not written ({type(e).__name__})")

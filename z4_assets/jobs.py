@@ -48,13 +48,13 @@ def cleanup_failed_run(context: dg.OpExecutionContext, config: CleanupTarget, st
     context.log.info(f"cleaned run {config.failed_run_id}: removed {outcome.facts['removed_files']} files "
                      f"({outcome.facts['removed_bytes']} bytes), revoked {outcome.facts['revoked']}; "
                      f"records in {folder.postrun} and MLflow run {mlflow_run}")
-    _incident(context, folder, partition, outcome)
+    _incident(context, folder, partition, outcome, storage)
     if not outcome.passed:
         raise dg.Failure(description=outcome.gates[0].summary,
                          metadata={"refused": dg.MetadataValue.json(outcome.facts["refused"])})
 
 
-def _incident(context: dg.OpExecutionContext, folder, partition: str, outcome) -> None:
+def _incident(context: dg.OpExecutionContext, folder, partition: str, outcome, storage) -> None:
     """The failed run's one incident record (core/incident.py): its failed gates, or the step that
     crashed or timed out; POSTed to Z4_INCIDENT_URL when set. A second cleanup of the run reuses it."""
     from z4_assets.core.incident import build_incident, open_incident
@@ -73,6 +73,10 @@ def _incident(context: dg.OpExecutionContext, folder, partition: str, outcome) -
     record, new = open_incident(folder, build_incident(folder, partition, errors, links,
                                                        [str(r.get("lease", r)) for r in failed_revocations]),
                                 settings.incident_url)
+    if new:  # one incident per run, one event: a second cleanup reuses both
+        from z4_assets.audit_events import incident_opened
+
+        incident_opened(context, storage, folder.run_id, partition, record)
     state = "opened" if new else "already open"
     context.log.info(f"incident {state} for run {folder.run_id}: {record['title']} "
                      f"(runbook {record['runbook']}; delivery {record['delivery']['status']})")

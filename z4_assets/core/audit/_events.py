@@ -32,6 +32,7 @@ EVENT_TYPES: dict[str, str] = {
     "model.promoted": "the registry version and alias the package was promoted to",
     "model.refused": "promotion refused: why",
     "cleanup.done": "a run's scratch removed, its retention manifest written",
+    "incident.opened": "a blocked or crashed run's one incident: gate, measured, threshold, runbook, delivery",
     "lease.revoked": "a credential lease of a run revoked (issue 20 calls `emit`)",
     "retention.applied": "`z4 retention apply` removed what its class allowed",
     "package.verified": "`z4 verify` outcome",
