@@ -80,13 +80,13 @@ def _attack(model, x: np.ndarray, codes: np.ndarray, fit: np.ndarray, ev: np.nda
 
     n = x.shape[1]
     full = np.ascontiguousarray(np.c_[x, codes.astype(np.float32)], dtype=np.float32)
-    np.random.seed(seed)  # ART's gradient-boosting attack models draw from numpy's global RNG
-    with_model = AttributeInferenceBlackBox(_score_model(model, n), attack_model_type="gb", attack_feature=n)
+    np.random.seed(seed)  # ART's random-forest attack models draw from numpy's global RNG
+    with_model = AttributeInferenceBlackBox(_score_model(model, n), attack_model_type="rf", attack_feature=n)
     with_model.fit(full[fit])
     score = proba(model, x[ev]).reshape(-1, 1).astype(np.float32)
     guessed = with_model.infer(full[ev][:, :n], pred=score)
     np.random.seed(seed)
-    baseline = AttributeInferenceBaseline(attack_model_type="gb", attack_feature=n)
+    baseline = AttributeInferenceBaseline(attack_model_type="rf", attack_feature=n)
     baseline.fit(full[fit])
     guessed_base = baseline.infer(full[ev][:, :n])
     truth = codes[ev]
@@ -110,8 +110,8 @@ def attribute_inference(model, spec, contract: Contract, df: pd.DataFrame, train
     fit, ev = np.sort(order[: len(rows) // 2]), np.sort(order[len(rows) // 2:])
     sample = df.iloc[rows]
     x = np.ascontiguousarray(spec.transform(sample), dtype=np.float32)
-    out: dict = {"attack": "ART AttributeInferenceBlackBox(model score + other features, gb) vs "
-                           "AttributeInferenceBaseline(other features, gb)",
+    out: dict = {"attack": "ART AttributeInferenceBlackBox(model score + other features, rf) vs "
+                           "AttributeInferenceBaseline(other features, rf)",
                  "rows_sampled": int(len(rows)), "attack_fit_rows": int(len(fit)), "attack_eval_rows": int(len(ev)),
                  "per_attribute": {}}
     for attr in attacked_attributes(contract):
