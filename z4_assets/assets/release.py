@@ -94,8 +94,11 @@ def cleanup_report(context: dg.AssetExecutionContext, z3_snapshot: SnapshotOutco
 
     ref = z3_snapshot.snapshot
     by = f"cleanup_report asset of run {context.run_id}"
-    with mlflow.stage(context, ref) as rec:
-        outcome = run_cleanup(storage.folder(context.run_id), policy.for_dataset(ref.dataset_id), revoker.revoke,
-                              by, ref.label)
-        rec.record(outcome)
+    try:
+        with mlflow.stage(context, ref) as rec:
+            outcome = run_cleanup(storage.folder(context.run_id), policy.for_dataset(ref.dataset_id),
+                                  revoker.revoke, by, ref.label)
+            rec.record(outcome)
+    finally:  # the run's vault secrets leave this process's memory with it
+        revoker.forget(context.run_id)
     return materialize(outcome, rec)

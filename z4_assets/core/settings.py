@@ -16,6 +16,8 @@ from typing import Mapping
 DEFAULT_SIGNING_KEY = ".z4/keys/signing.pem"      # created by `z4 keygen`; gitignored
 DEFAULT_PSEUDONYM_KEY_FILE = ".z4/keys/pseudonym.key"
 PSEUDONYM_KEY_ENV = "Z4_PSEUDONYM_KEY"
+VAULT_SECRET_ID_ENV = "Z4_VAULT_SECRET_ID"   # the AppRole secret id (secret: dg.EnvVar, never read here)
+VAULT_TOKEN_ENV = "Z4_VAULT_TOKEN"           # a token the deployment injects (secret: dg.EnvVar)
 # The Z3 registrar's key signs snapshot manifests; it is not the factory's and by default does not live
 # in the project beside it (`z4 keygen --z3`). The factory holds only its public key (Z4_Z3_PUBKEY).
 DEFAULT_Z3_SIGNING_KEY = "~/.config/z4-z3/z3-signing.pem"
@@ -47,6 +49,15 @@ class Settings:
     dagster_url: str = "http://127.0.0.1:3000"     # Z4_DAGSTER_URL: the Dagster UI, for links from MLflow
     package_max_bytes: int = 1 << 30               # Z4_PACKAGE_MAX_BYTES: a package archive's members may add up to
     package_max_members: int = 10_000              # Z4_PACKAGE_MAX_MEMBERS: ... and number this many (core/packaging/_archive.py)
+    vault_addr: str = ""                           # Z4_VAULT_ADDR: secrets from a Vault-API server; empty = local files
+    vault_role_id: str = ""                        # Z4_VAULT_ROLE_ID: the factory's AppRole
+    vault_secret_id_file: str = ""                 # Z4_VAULT_SECRET_ID_FILE: its secret id, mounted as a file
+    vault_secret_id_set: bool = False              # Z4_VAULT_SECRET_ID is set (its value is never read here)
+    vault_token_set: bool = False                  # Z4_VAULT_TOKEN is set (its value is never read here)
+    vault_namespace: str = ""                      # Z4_VAULT_NAMESPACE (Vault Enterprise)
+    vault_token_ttl: str = "30m"                   # Z4_VAULT_TOKEN_TTL: a run's child token in token mode
+    vault_pseudonym_path: str = "secret/z4/pseudonym"  # Z4_VAULT_PSEUDONYM_PATH: KV v2, key `key`
+    vault_mlflow_path: str = ""                    # Z4_VAULT_MLFLOW_PATH: KV v2, keys `username`, `password`
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -63,6 +74,10 @@ class Settings:
             "k8s_steps": "Z4_K8S_STEPS",
             "dagster_url": "Z4_DAGSTER_URL",
             "package_max_bytes": "Z4_PACKAGE_MAX_BYTES", "package_max_members": "Z4_PACKAGE_MAX_MEMBERS",
+            "vault_addr": "Z4_VAULT_ADDR", "vault_role_id": "Z4_VAULT_ROLE_ID",
+            "vault_secret_id_file": "Z4_VAULT_SECRET_ID_FILE", "vault_namespace": "Z4_VAULT_NAMESPACE",
+            "vault_token_ttl": "Z4_VAULT_TOKEN_TTL", "vault_pseudonym_path": "Z4_VAULT_PSEUDONYM_PATH",
+            "vault_mlflow_path": "Z4_VAULT_MLFLOW_PATH",
         }
         values: dict = {}
         for f in fields(cls):
@@ -70,6 +85,8 @@ class Settings:
             if var and env.get(var):
                 values[f.name] = int(env[var]) if f.type == "int" else env[var]
         values["pseudonym_key_set"] = bool(env.get(PSEUDONYM_KEY_ENV))
+        values["vault_secret_id_set"] = bool(env.get(VAULT_SECRET_ID_ENV))
+        values["vault_token_set"] = bool(env.get(VAULT_TOKEN_ENV))
         return cls(**values)
 
     @property
