@@ -19,6 +19,7 @@ from z4_assets.core.errors import Z4Error
 TOKEN_ISSUER = "vault-token"    # ledger issuer of a run token (lease_id: the token's accessor)
 LEASE_ISSUER = "vault-lease"    # ledger issuer of a secret lease (lease_id: Vault's lease id)
 ISSUERS = (TOKEN_ISSUER, LEASE_ISSUER)
+RUN_TOKEN_META = "z4 factory run"  # token mode: the metadata of a run's child token
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ def login(creds: VaultCredentials) -> tuple[object, str]:
         if creds.kind == "token":
             parent = _client(creds, creds.token)
             auth = parent.auth.token.create(ttl=creds.token_ttl, renewable=False,
-                                            meta={"issued_to": "z4 factory run"})["auth"]
+                                            meta={"issued_to": RUN_TOKEN_META})["auth"]
             return _client(creds, auth["client_token"]), auth["accessor"]
     except Z4Error:
         raise
@@ -145,7 +146,7 @@ def revoke(entry: dict, creds: VaultCredentials) -> str:
     client, own = _admin(creds)
     try:
         if issuer == TOKEN_ISSUER:
-            _revoke_token(client, lease_id)
+            _revoke_token(client, lease_id, _own_issuer(client, own))
         else:
             _revoke_lease(client, lease_id)
     finally:
@@ -167,13 +168,34 @@ def _admin(creds: VaultCredentials):
     raise Z4Error("no vault credential to revoke with")
 
 
-def _revoke_token(client, accessor: str) -> None:
+def _own_issuer(client, approle: bool) -> dict:
+    """What a run token issued by this credential carries: its AppRole's name, or the run metadata."""
+    if not approle:
+        return {"issued_to": RUN_TOKEN_META}
+    try:
+        meta = client.auth.token.lookup_self()["data"].get("meta") or {}
+    except Exception as e:
+        raise _fail("looking up the revoker's own token", e) from None
+    return {"role_name": meta.get("role_name", "")}
+
+
+def _revoke_token(client, accessor: str, issued: dict) -> None:
+    """Revoke a run token, but only one this credential's role issued: an edited ledger naming
+    another token (another team's, the deployment's own) is refused, never revoked."""
     import hvac.exceptions as hx
 
     try:
+        meta = client.auth.token.lookup_accessor(accessor)["data"].get("meta") or {}
+    except hx.InvalidRequest:
+        return  # already revoked or expired: gone
+    except Exception as e:
+        raise _fail("looking up a run token", e) from None
+    if any(meta.get(k) != v for k, v in issued.items()):
+        raise Z4Error("vault: refusing to revoke a token this factory's credential did not issue to a run")
+    try:
         client.auth.token.revoke_accessor(accessor)
     except hx.InvalidRequest:
-        pass  # already revoked or expired: the check below says whether it is gone
+        pass  # expired in between: the check below says whether it is gone
     except Exception as e:
         raise _fail("revoking a run token", e) from None
     try:

@@ -1,4 +1,4 @@
-"""The vault as a resource: the run's short-lived login and the secrets it reads, held in memory only.
+"""The vault the resources read from: the run's short-lived login and the secrets it reads, held in memory only.
 
 Only the address and the secrets' paths are plain config. The AppRole secret id and an injected
 token arrive as secrets: `dg.EnvVar` or a file the deployment mounts (deploy/k8s/vault-*.yaml),
@@ -13,8 +13,11 @@ from pydantic import Field
 MLFLOW_ENV = {"username": "MLFLOW_TRACKING_USERNAME", "password": "MLFLOW_TRACKING_PASSWORD"}
 
 
-class VaultSecrets(dg.ConfigurableResource):
-    """A Vault-API server (HashiCorp Vault, OpenBao) the factory logs in to once per run."""
+class VaultSecrets(dg.Config):
+    """A Vault-API server (HashiCorp Vault, OpenBao) the factory logs in to once per run.
+
+    Config nested in the resources that read secrets (broker, mlflow) and in the revoker, not a resource
+    of its own: a nested resource would make every asset need a context manager when called directly."""
 
     address: str = Field(description="Z4_VAULT_ADDR, e.g. https://vault.internal:8200")
     factory_root: str = Field(description="the factory root: each run's ledger (token accessor, lease ids) lives "
