@@ -4,7 +4,7 @@ import dagster as dg
 
 from z4_assets.assets import FACTORY_ASSETS
 from z4_assets.core.process import fast_exit
-from z4_assets.core.settings import PSEUDONYM_KEY_ENV, VAULT_SECRET_ID_ENV, VAULT_TOKEN_ENV, Settings
+from z4_assets.core.settings import PKCS11_PIN_ENV, PSEUDONYM_KEY_ENV, VAULT_SECRET_ID_ENV, VAULT_TOKEN_ENV, Settings
 from z4_assets.jobs import cleanup_job, model_factory
 from z4_assets.outcome_store import OutcomeStore
 from z4_assets.resources import (FactoryStorage, MlflowTracking, NoopRevoker, PolicyStore, S3Z3Store,
@@ -42,7 +42,11 @@ def resources_from(settings: Settings) -> dict:
                                  dagster_url=settings.dagster_url, vault=vault),
         "signer": PackageSigner(mode=settings.signing_mode, private_key_path=settings.signing_key,
                                 public_key_path=settings.signing_pubkey, package_max_bytes=settings.package_max_bytes,
-                                package_max_members=settings.package_max_members),
+                                package_max_members=settings.package_max_members, pkcs11_uri=settings.pkcs11_uri,
+                                pkcs11_pin=dg.EnvVar(PKCS11_PIN_ENV) if settings.pkcs11_pin_set else "",
+                                pkcs11_pin_file=settings.pkcs11_pin_file, certificate=settings.signing_cert,
+                                certificate_chain=[c for c in settings.signing_chain.split(":") if c],
+                                ca_roots=[c for c in settings.signing_ca.split(":") if c]),
         "revoker": VaultRevoker(vault=vault) if vault is not None else NoopRevoker(),
         # the key is a secret: only through dg.EnvVar, never as a value in config
         "broker": SnapshotBroker(log_path=settings.access_log_path,

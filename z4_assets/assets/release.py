@@ -46,8 +46,8 @@ def signed_package(context: dg.AssetExecutionContext, z3_snapshot: SnapshotOutco
     inputs = {"snapshot": z3_snapshot, "hygiene": hygiene_report, "training": trained_model,
               "security": adversarial_eval, "fairness": fairness_report, "governance": model_card}
     with mlflow.stage(context, run.snapshot) as rec:
-        ids = PackageIds(context.run_id, rec.run_id, rec.artifact_uri, _started_at(context), signer.private_key_path,
-                         signer.keyless, signer.mode)
+        ids = PackageIds(context.run_id, rec.run_id, rec.artifact_uri, _started_at(context),
+                         None if signer.keyless else signer.signing_key(), signer.keyless, signer.mode)
         outcome = run_signed_package(inputs, run, ids, broker.log_path)
         rec.record(outcome)
     return materialize(outcome, rec)

@@ -16,6 +16,7 @@ from typing import Mapping
 DEFAULT_SIGNING_KEY = ".z4/keys/signing.pem"      # created by `z4 keygen`; gitignored
 DEFAULT_PSEUDONYM_KEY_FILE = ".z4/keys/pseudonym.key"
 PSEUDONYM_KEY_ENV = "Z4_PSEUDONYM_KEY"
+PKCS11_PIN_ENV = "Z4_PKCS11_PIN"             # the token PIN (secret: dg.EnvVar, never read here)
 VAULT_SECRET_ID_ENV = "Z4_VAULT_SECRET_ID"   # the AppRole secret id (secret: dg.EnvVar, never read here)
 VAULT_TOKEN_ENV = "Z4_VAULT_TOKEN"           # a token the deployment injects (secret: dg.EnvVar)
 # The Z3 registrar's key signs snapshot manifests; it is not the factory's and by default does not live
@@ -35,9 +36,15 @@ class Settings:
     policy: str = ""                               # Z4_POLICY: thresholds (default: the packaged policy.yaml)
     mlflow_tracking_uri: str = ""                  # MLFLOW_TRACKING_URI (default sqlite:///<cwd>/mlflow.db)
     mlflow_experiment: str = "z4-model-factory"    # Z4_MLFLOW_EXPERIMENT
-    signing_mode: str = "ec_key"                   # Z4_SIGNING_MODE: ec_key | sigstore
+    signing_mode: str = "ec_key"                   # Z4_SIGNING_MODE: ec_key | pkcs11 | certificate | sigstore
     signing_key: str = DEFAULT_SIGNING_KEY         # Z4_SIGNING_KEY: private key (EC P-256 PEM)
     signing_pubkey: str = ""                       # Z4_SIGNING_PUBKEY (default <key stem>.pub.pem)
+    signing_cert: str = ""                         # Z4_SIGNING_CERT: certificate mode, the leaf certificate PEM
+    signing_chain: str = ""                        # Z4_SIGNING_CHAIN: certificate mode, intermediates' PEMs, ':'-separated
+    signing_ca: str = ""                           # Z4_SIGNING_CA: certificate mode, the CA root(s) to verify against
+    pkcs11_uri: str = ""                           # Z4_PKCS11_URI: pkcs11 mode, the key's URI (never with the PIN)
+    pkcs11_pin_file: str = ""                      # Z4_PKCS11_PIN_FILE: pkcs11 mode, the PIN as a mounted file
+    pkcs11_pin_set: bool = False                   # Z4_PKCS11_PIN is set (its value is never read here)
     z3_signing_key: str = ""                       # Z4_Z3_SIGNING_KEY: Z3 private key `z4 snapshot add` signs with
     z3_pubkey: str = ""                            # Z4_Z3_PUBKEY: Z3 public key the factory checks snapshots with
     pseudonym_key_set: bool = False                # Z4_PSEUDONYM_KEY is set (its value is never read here)
@@ -68,6 +75,8 @@ class Settings:
             "factory_root": "Z4_FACTORY_ROOT", "cache_root": "Z4_CACHE_ROOT", "policy": "Z4_POLICY",
             "mlflow_tracking_uri": "MLFLOW_TRACKING_URI", "mlflow_experiment": "Z4_MLFLOW_EXPERIMENT",
             "signing_mode": "Z4_SIGNING_MODE", "signing_key": "Z4_SIGNING_KEY", "signing_pubkey": "Z4_SIGNING_PUBKEY",
+            "signing_cert": "Z4_SIGNING_CERT", "signing_chain": "Z4_SIGNING_CHAIN", "signing_ca": "Z4_SIGNING_CA", "pkcs11_uri": "Z4_PKCS11_URI",
+            "pkcs11_pin_file": "Z4_PKCS11_PIN_FILE",
             "z3_signing_key": "Z4_Z3_SIGNING_KEY", "z3_pubkey": "Z4_Z3_PUBKEY",
             "pseudonym_key_file": "Z4_PSEUDONYM_KEY_FILE", "access_log": "Z4_ACCESS_LOG",
             "sensor_interval_seconds": "Z4_SENSOR_INTERVAL_SECONDS", "executor": "Z4_EXECUTOR",
@@ -85,6 +94,7 @@ class Settings:
             if var and env.get(var):
                 values[f.name] = int(env[var]) if f.type == "int" else env[var]
         values["pseudonym_key_set"] = bool(env.get(PSEUDONYM_KEY_ENV))
+        values["pkcs11_pin_set"] = bool(env.get(PKCS11_PIN_ENV))
         values["vault_secret_id_set"] = bool(env.get(VAULT_SECRET_ID_ENV))
         values["vault_token_set"] = bool(env.get(VAULT_TOKEN_ENV))
         return cls(**values)
