@@ -203,6 +203,21 @@ class EvidencePolicy(Section):
         return files
 
 
+class ReleasePolicy(Section):
+    require_signing: list[str] = Field(default_factory=list,
+                                       description="signing modes promotion accepts (ec_key, pkcs11, certificate, "
+                                                   "sigstore); empty: any mode whose signature verifies. A bank's "
+                                                   "release policy says [pkcs11, certificate]")
+
+    @field_validator("require_signing")
+    @classmethod
+    def _known_modes(cls, modes: list[str]) -> list[str]:
+        known = ("ec_key", "pkcs11", "certificate", "sigstore")
+        if unknown := [m for m in modes if m not in known]:
+            raise ValueError(f"unknown signing mode {unknown[0]!r}: use {', '.join(known)}")
+        return modes
+
+
 class Policy(Section):
     access: AccessPolicy
     z3: Z3Policy
@@ -214,6 +229,7 @@ class Policy(Section):
     security: SecurityPolicy
     fairness: FairnessPolicy
     evidence: EvidencePolicy = Field(default_factory=EvidencePolicy)
+    release: ReleasePolicy = Field(default_factory=ReleasePolicy)
     retention: dict[str, Any] = Field(description="retention classes and rules (validated by core/cleanup)")
     source: str = Field(description="the policy file this was read from")
 
