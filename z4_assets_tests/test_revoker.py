@@ -4,8 +4,6 @@ an edited ledger cannot make cleanup revoke a token the factory did not issue; n
 
 from __future__ import annotations
 
-import json
-
 import hvac.exceptions as hx
 import pytest
 

@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 
-import pytest
 from mlflow.tracking import MlflowClient
 
 from z4_assets.assets import signed_package

@@ -169,5 +169,5 @@ def test_with_no_vault_the_run_record_says_local_files(sample_df, register, fact
     client = MlflowClient(factory_resources["mlflow"].tracking_uri)
     (run,) = client.search_runs([client.get_experiment_by_name("z4-tests").experiment_id],
                                 filter_string=f"tags.`dagster.run_id` = '{result.run_id}'")
-    assert run.data.tags["secrets"] == "local files"
+    assert run.data.tags["secrets"] == "local files"  # pragma: allowlist secret
     assert not (factory_resources["storage"].folder(result.run_id).scratch / "ledger.json").exists()

@@ -32,8 +32,6 @@ class SnapshotBroker(dg.ConfigurableResource):
     def reader(self, context):
         """The stage's row reader (core.stage_run.RowReader): pseudonymised rows for the run's purpose.
         A denial or a missing key raises Z4Error (one clear line in the step's failure)."""
-        from z4_assets.core import broker
-
         return lambda ref, contract, reader: self._read(context, ref, contract, None, self._key(context.run_id),
                                                         False, reader)
 
