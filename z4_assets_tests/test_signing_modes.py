@@ -142,3 +142,25 @@ def test_a_key_signature_is_refused_when_a_certificate_chain_is_required(cas, si
     sign_package(pkg, signing_key)
     with pytest.raises(Z4Error, match="carries no certificate chain"):
         verify_signature(pkg, CertificateRoots((str(cas["bank"].root),)))
+
+
+def test_a_z3_manifest_signed_in_the_registrars_token_verifies_and_another_key_is_refused(
+        tokens, tmp_path, sample_df):
+    """`z4 snapshot add` with Z4_Z3_SIGNING_KEY=pkcs11:... : the Z3 key stays in the registrar's token."""
+    from z4_assets.core.packaging import TokenSigner
+    from z4_assets.core.z3 import add_snapshot
+    from z4_assets.core.z3_signature import SIGNATURE_FILE, verify_manifest
+    from z4_assets_tests.conftest import SAMPLE_CONTRACT, SAMPLE_DATASET_CONFIG
+
+    registrar = tokens["other"]
+    data = tmp_path / "data.parquet"
+    sample_df.head(500).to_parquet(data, index=False)
+    signer = TokenSigner(registrar["uri"], PINS["other"])
+    assert PINS["other"] not in repr(signer)
+    ref, _ = add_snapshot(tmp_path / "z3", "taiwan_credit_default", SAMPLE_CONTRACT, data,
+                          dataset_config=SAMPLE_DATASET_CONFIG, signing_key=signer)
+    manifest, sig = (Path(ref.path) / "manifest.json").read_bytes(), (Path(ref.path) / SIGNATURE_FILE).read_bytes()
+    statement = verify_manifest(manifest, sig, registrar["pub"], ref.dataset_id, ref.snapshot_id)
+    assert statement["hash"] == ref.manifest["hash"]
+    with pytest.raises(Z4Error, match="Z3 signature does not verify"):
+        verify_manifest(manifest, sig, tokens["z4"]["pub"], ref.dataset_id, ref.snapshot_id)

@@ -131,7 +131,7 @@ def add_snapshot(root: str | Path, dataset_id: str, contract_path: str | Path,
                  data_path: str | Path, now: datetime | None = None,
                  dataset_config: str | Path | None = None,
                  check_contract: bool = True,
-                 signing_key: str | Path | None = None) -> tuple[SnapshotRef, bool]:
+                 signing_key=None) -> tuple[SnapshotRef, bool]:
     """Register DATA under ROOT/dataset_id/snapshot_id; returns (snapshot, created).
 
     SIGNING_KEY (the Z3 registrar's private key, not the factory's) signs the manifest into

@@ -17,14 +17,15 @@ from z4_assets.core.packaging._repro import MANIFEST as REPRO_MANIFEST
 from z4_assets.core.packaging._keys import MODES as SIGNING_MODES
 from z4_assets.core.packaging._keys import CertificateRoots, SigningKey, public_key_fingerprint, signing_trace
 from z4_assets.core.packaging._layout import SIGNATURE_FILE
-from z4_assets.core.packaging._pkcs11 import private_key_attributes, token_keygen, token_public_key, write_public_key
+from z4_assets.core.packaging._pkcs11 import (TokenSigner, private_key_attributes, token_keygen, token_public_key,
+                                              write_public_key)
 from z4_assets.core.packaging._signing import keygen
 from z4_assets.core.packaging._verify import EVIDENCE_CHECKS, VerifyReport, verify_package
 from z4_assets.core.stage_run import StageRun
 from z4_assets.core.stages import PACKAGING
 
 __all__ = ["EVIDENCE_CHECKS", "REPRO_MANIFEST", "SIGNING_MODES", "STAGING_PREFIX", "ArchiveLimits", "CertificateRoots",
-           "PackageIds", "SigningKey", "VerifyReport", "extract_tarball", "keygen", "private_key_attributes",
+           "PackageIds", "SigningKey", "TokenSigner", "VerifyReport", "extract_tarball", "keygen", "private_key_attributes",
            "public_key_fingerprint", "required_evidence", "run_signed_package", "signing_trace", "token_keygen",
            "token_public_key", "verify_package", "write_public_key"]
 

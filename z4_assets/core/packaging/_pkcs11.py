@@ -7,7 +7,7 @@ module: SoftHSM2 in tests, the bank's HSM in production (the same URI, another m
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -133,6 +133,42 @@ def private_key_attributes(uri: str, pin: str) -> dict:
     finally:
         session.logout()
         session.closeSession()
+
+
+@dataclass(frozen=True)
+class TokenSigner:
+    """A raw ECDSA P-256/SHA-256 signer inside the token (for statements that are not model-signing
+    bundles, e.g. Z3 manifests). The PIN never appears in a repr."""
+
+    uri: str
+    pin: str = field(default="", repr=False)
+
+    def public_key(self):
+        from cryptography.hazmat.primitives import serialization
+
+        return serialization.load_pem_public_key(token_public_key(self.uri))
+
+    def sign(self, data: bytes) -> bytes:
+        """A DER ECDSA signature of DATA's SHA-256 digest, made inside the token."""
+        import hashlib
+
+        import PyKCS11
+        from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+        key = TokenKey.from_uri(self.uri)
+        _, session = _session(key, self.pin)
+        try:
+            found = _find(session, PyKCS11.CKO_PRIVATE_KEY, key.label)
+            if not found:
+                raise Z4Error(f"token {key.token!r} holds no private key labelled {key.label!r}")
+            # CKM_ECDSA over the SHA-256 digest: every token has it (SoftHSM2 lacks CKM_ECDSA_SHA256)
+            raw = bytes(session.sign(found[0], hashlib.sha256(data).digest(),
+                                     PyKCS11.Mechanism(PyKCS11.CKM_ECDSA, None)))
+        finally:
+            session.logout()
+            session.closeSession()
+        half = len(raw) // 2
+        return encode_dss_signature(int.from_bytes(raw[:half], "big"), int.from_bytes(raw[half:], "big"))
 
 
 def write_public_key(pem: bytes, out: str | Path) -> Path:
