@@ -197,7 +197,7 @@ class StageAudit:
                                        "reasons": str(outcome.tags.get("policy_reasons", ""))[:500]}, "")]
         if self.asset == CLEANUP.asset:
             refused = f.get("refused") or []
-            return [("cleanup.done", {"removed_files": f.get("removed_files"), "removed_bytes": f.get("removed_bytes"),
+            return [*lease_events(f), ("cleanup.done", {"removed_files": f.get("removed_files"), "removed_bytes": f.get("removed_bytes"),
                                       "revoked": f.get("revoked"), "refused": len(refused),
                                       "retention": f.get("retention"), "complete": outcome.passed}, "")]
         return []
@@ -243,6 +243,17 @@ class StageAudit:
         return out
 
 
+def lease_events(facts: dict) -> list[tuple]:
+    """One lease.revoked per lease or token the cleanup revoked (or failed to): its id only as a digest."""
+    out = []
+    for r in facts.get("revocations") or []:
+        status = str(r.get("status", ""))
+        out.append(("lease.revoked", {"lease_sha256": hashlib.sha256(str(r.get("lease_id", "")).encode()).hexdigest(),
+                                      "issuer": str(r.get("issuer", ""))[:100], "ok": not status.startswith("failed"),
+                                      "status": status[:300]}, ""))
+    return out
+
+
 def failed_run_cleaned(context, storage, failed_run_id: str, partition: str, outcome) -> None:
     """The cleanup job's `cleanup.done` (and its gate) for a failed run, on that run's trail."""
     from z4_assets.core.audit import trace_id_for
@@ -254,6 +265,7 @@ def failed_run_cleaned(context, storage, failed_run_id: str, partition: str, out
                         trace_id=trace_id_for(failed_run_id))
         gate = outcome.gates[0]
         trail.emit_many([
+            *lease_events(f),
             ("gate.evaluated", {"stage": "cleanup_job", "gate": gate.name, "verdict": gate.verdict,
                                 "passed": gate.passed, "measured": _plain(gate.value), "threshold": _plain(gate.threshold),
                                 "comparison": gate.comparison, "summary": gate.summary[:300],

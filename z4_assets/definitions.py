@@ -4,18 +4,32 @@ import dagster as dg
 
 from z4_assets.assets import FACTORY_ASSETS
 from z4_assets.core.process import fast_exit
-from z4_assets.core.settings import AUDIT_URL_ENV, OPENLINEAGE_URL_ENV, PSEUDONYM_KEY_ENV, Settings
+from z4_assets.core.settings import (AUDIT_URL_ENV, OPENLINEAGE_URL_ENV, PKCS11_PIN_ENV, PSEUDONYM_KEY_ENV,
+                                      VAULT_SECRET_ID_ENV, VAULT_TOKEN_ENV, Settings)
 from z4_assets.jobs import cleanup_job, model_factory
 from z4_assets.outcome_store import OutcomeStore
 from z4_assets.resources import (FactoryStorage, MlflowTracking, NoopRevoker, PolicyStore, S3Z3Store,
-                                 SnapshotBroker, Z3Store)
+                                 SnapshotBroker, VaultRevoker, VaultSecrets, Z3Store)
 from z4_assets.resources.signer import PackageSigner
 from z4_assets.sensors.failures import cleanup_on_failure
 from z4_assets.sensors.snapshots import z3_snapshot_sensor
 
 
+def vault_from(settings: Settings) -> VaultSecrets | None:
+    """The vault when Z4_VAULT_ADDR is set; its secret id and token only through dg.EnvVar or a mounted file."""
+    if not settings.vault_addr:
+        return None
+    return VaultSecrets(address=settings.vault_addr, factory_root=settings.factory_root,
+                        role_id=settings.vault_role_id, secret_id_file=settings.vault_secret_id_file,
+                        secret_id=dg.EnvVar(VAULT_SECRET_ID_ENV) if settings.vault_secret_id_set else "",
+                        token=dg.EnvVar(VAULT_TOKEN_ENV) if settings.vault_token_set else "",
+                        namespace=settings.vault_namespace, token_ttl=settings.vault_token_ttl,
+                        pseudonym_path=settings.vault_pseudonym_path, mlflow_path=settings.vault_mlflow_path)
+
+
 def resources_from(settings: Settings) -> dict:
     """The embedded default (local folders, sqlite), each part overridable by its setting."""
+    vault = vault_from(settings)
     z3 = (S3Z3Store(bucket=settings.z3_s3_bucket, prefix=settings.z3_s3_prefix,
                     endpoint_url=settings.z3_s3_endpoint, region_name=settings.aws_region,
                     public_key=settings.z3_pubkey)
@@ -29,15 +43,19 @@ def resources_from(settings: Settings) -> dict:
         "outcomes": OutcomeStore(root=settings.factory_root),
         "policy": PolicyStore(path=settings.policy),
         "mlflow": MlflowTracking(tracking_uri=settings.mlflow_tracking_uri, experiment_name=settings.mlflow_experiment,
-                                 dagster_url=settings.dagster_url),
+                                 dagster_url=settings.dagster_url, vault=vault),
         "signer": PackageSigner(mode=settings.signing_mode, private_key_path=settings.signing_key,
                                 public_key_path=settings.signing_pubkey, package_max_bytes=settings.package_max_bytes,
-                                package_max_members=settings.package_max_members),
-        "revoker": NoopRevoker(),
+                                package_max_members=settings.package_max_members, pkcs11_uri=settings.pkcs11_uri,
+                                pkcs11_pin=dg.EnvVar(PKCS11_PIN_ENV) if settings.pkcs11_pin_set else "",
+                                pkcs11_pin_file=settings.pkcs11_pin_file, certificate=settings.signing_cert,
+                                certificate_chain=[c for c in settings.signing_chain.split(":") if c],
+                                ca_roots=[c for c in settings.signing_ca.split(":") if c]),
+        "revoker": VaultRevoker(vault=vault) if vault is not None else NoopRevoker(),
         # the key is a secret: only through dg.EnvVar, never as a value in config
         "broker": SnapshotBroker(log_path=settings.access_log_path,
                                  key=dg.EnvVar(PSEUDONYM_KEY_ENV) if settings.pseudonym_key_set else "",
-                                 key_file=settings.pseudonym_key_file),
+                                 key_file=settings.pseudonym_key_file, vault=vault),
     }
 
 

@@ -47,8 +47,9 @@ def signed_package(context: dg.AssetExecutionContext, z3_snapshot: SnapshotOutco
     inputs = {"snapshot": z3_snapshot, "hygiene": hygiene_report, "training": trained_model,
               "security": adversarial_eval, "fairness": fairness_report, "governance": model_card}
     with mlflow.stage(context, run.snapshot) as rec:
-        ids = PackageIds(context.run_id, rec.run_id, rec.artifact_uri, _started_at(context), signer.private_key_path,
-                         signer.keyless, signer.mode, Settings.from_env().image_evidence)
+        ids = PackageIds(context.run_id, rec.run_id, rec.artifact_uri, _started_at(context),
+                         None if signer.keyless else signer.signing_key(), signer.keyless, signer.mode,
+                         Settings.from_env().image_evidence)
         outcome = run_signed_package(inputs, run, ids, broker.log_path)
         rec.record(outcome)
     return materialize(outcome, rec)
@@ -95,8 +96,11 @@ def cleanup_report(context: dg.AssetExecutionContext, z3_snapshot: SnapshotOutco
 
     ref = z3_snapshot.snapshot
     by = f"cleanup_report asset of run {context.run_id}"
-    with mlflow.stage(context, ref) as rec:
-        outcome = run_cleanup(storage.folder(context.run_id), policy.for_dataset(ref.dataset_id), revoker.revoke,
-                              by, ref.label)
-        rec.record(outcome)
+    try:
+        with mlflow.stage(context, ref) as rec:
+            outcome = run_cleanup(storage.folder(context.run_id), policy.for_dataset(ref.dataset_id),
+                                  revoker.revoke, by, ref.label)
+            rec.record(outcome)
+    finally:  # the run's vault secrets leave this process's memory with it
+        revoker.forget(context.run_id)
     return materialize(outcome, rec)

@@ -54,11 +54,46 @@ def z3_keygen(out: str) -> int:
     return 0
 
 
+def _pkcs11_pin(settings: Settings) -> str:
+    """The token PIN from its mounted file, else from Z4_PKCS11_PIN; never printed."""
+    import os
+
+    from z4_assets.core.settings import PKCS11_PIN_ENV
+
+    if settings.pkcs11_pin_file:
+        try:
+            return Path(settings.pkcs11_pin_file).read_text(encoding="utf-8").strip()
+        except OSError as e:
+            raise Z4Error(f"cannot read the PKCS#11 PIN: {e.strerror}", settings.pkcs11_pin_file) from None
+    if pin := os.environ.get(PKCS11_PIN_ENV, ""):
+        return pin
+    raise Z4Error("no PKCS#11 PIN: set Z4_PKCS11_PIN_FILE (a mounted file) or Z4_PKCS11_PIN")
+
+
+def pkcs11_keygen(out: str) -> int:
+    """A key pair created inside the token Z4_PKCS11_URI names; only the public key is written."""
+    from z4_assets.core.packaging import public_key_fingerprint, token_keygen, write_public_key
+
+    settings = Settings.from_env()
+    if not settings.pkcs11_uri:
+        raise Z4Error("set Z4_PKCS11_URI to the key's PKCS#11 URI (pkcs11:token=...;object=...?module-path=...)")
+    target = Path(out or settings.signing_pubkey or ".z4/keys/signing-pkcs11.pub.pem")
+    if target.exists():
+        raise Z4Error("refusing to overwrite an existing public key file", target)
+    pub = write_public_key(token_keygen(settings.pkcs11_uri, _pkcs11_pin(settings)), target)
+    print(f"key pair created inside the token ({settings.pkcs11_uri}); the private key cannot leave it\n"
+          f"public key:  {pub} ({public_key_fingerprint(pub)}; give it to verifiers: z4 verify PACKAGE --key {pub}; "
+          f"set Z4_SIGNING_PUBKEY={pub} and Z4_SIGNING_MODE=pkcs11)")
+    return 0
+
+
 def cmd_keygen(args) -> int:
     from z4_assets.core.packaging import keygen
 
     if args.z3:
         return z3_keygen(args.out)
+    if args.pkcs11:
+        return pkcs11_keygen(args.out)
     pseudonym_key()
     priv, pub = keygen(args.out or Settings.from_env().signing_key)
     print(f"private key: {priv} (0600, keep it secret; set Z4_SIGNING_KEY to this path)\n"
@@ -69,9 +104,13 @@ def cmd_keygen(args) -> int:
 def cmd_verify(args) -> int:
     from z4_assets.core.packaging import verify_package
 
-    if not (args.key or args.identity):
-        raise Z4Error("give --key PUB.pem, or --identity and --issuer for keyless signatures")
-    report = verify_package(args.package, args.key, args.identity, args.issuer,
+    from z4_assets.core.packaging import CertificateRoots
+
+    if sum(bool(x) for x in (args.key, args.identity, args.ca)) != 1:
+        raise Z4Error("give one of --key PUB.pem, --ca ROOT.pem (certificate chains), or --identity and --issuer "
+                      "(keyless signatures)")
+    trusted = CertificateRoots(tuple(args.ca)) if args.ca else args.key
+    report = verify_package(args.package, trusted, args.identity, args.issuer,
                             Settings.from_env().package_limits, z3_public_key=args.z3_key or None)
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
@@ -160,10 +199,15 @@ def add_parsers(sub) -> None:
     kg.add_argument("--out", default="", help="private key path (default: $Z4_SIGNING_KEY or .z4/keys/signing.pem)")
     kg.add_argument("--z3", action="store_true", help="create the Z3 registrar's key pair that signs snapshot "
                     "manifests instead (default: ~/.config/z4-z3/z3-signing.pem, never beside the factory key)")
+    kg.add_argument("--pkcs11", action="store_true", help="create the key pair inside the PKCS#11 token "
+                    "Z4_PKCS11_URI names (PIN: Z4_PKCS11_PIN_FILE or Z4_PKCS11_PIN) and write only the public "
+                    "key (--out, default $Z4_SIGNING_PUBKEY or .z4/keys/signing-pkcs11.pub.pem)")
     kg.set_defaults(func=cmd_keygen)
     ver = sub.add_parser("verify", help="verify a signed package offline")
     ver.add_argument("package", help="package folder or package.tar.gz")
     ver.add_argument("--key", default="", help="public key PEM (EC key signatures)")
+    ver.add_argument("--ca", action="append", default=[], help="a CA root certificate PEM the signing "
+                     "certificate's chain must lead to (certificate mode; repeat for several roots)")
     ver.add_argument("--identity", default="", help="signer identity (keyless Sigstore signatures)")
     ver.add_argument("--issuer", default="", help="OIDC issuer (keyless Sigstore signatures)")
     ver.add_argument("--z3-key", default="", help="the Z3 public key: check that the snapshot manifest the "

@@ -16,9 +16,15 @@ def cmd_snapshot_add(args) -> int:
 
     settings = Settings.from_env()
     key = args.z3_key or settings.z3_signing_key
+    if key and key.startswith("pkcs11:"):  # the Z3 key inside the registrar's token (PIN: Z4_PKCS11_PIN[_FILE])
+        from z4_assets.cli.release import _pkcs11_pin
+        from z4_assets.core.packaging import TokenSigner
+
+        signer = TokenSigner(key, _pkcs11_pin(settings))
+    else:
+        signer = os.path.expanduser(key) if key else None
     ref, created = add_snapshot(settings.z3_root, args.dataset_id, args.contract, args.data,
-                                dataset_config=args.dataset_config,
-                                signing_key=os.path.expanduser(key) if key else None,
+                                dataset_config=args.dataset_config, signing_key=signer,
                                 z1_correlation_id=args.z1_correlation_id)
     verb = "registered" if created else "already registered (same data and contract)"
     if (Path(ref.path) / SIGNATURE_FILE).is_file():

@@ -239,6 +239,21 @@ class RunsPolicy(Section):
         return int(self.step_timeout_seconds.get(step, self.step_timeout_seconds["default"]))
 
 
+class ReleasePolicy(Section):
+    require_signing: list[str] = Field(default_factory=list,
+                                       description="signing modes promotion accepts (ec_key, pkcs11, certificate, "
+                                                   "sigstore); empty: any mode whose signature verifies. A bank's "
+                                                   "release policy says [pkcs11, certificate]")
+
+    @field_validator("require_signing")
+    @classmethod
+    def _known_modes(cls, modes: list[str]) -> list[str]:
+        known = ("ec_key", "pkcs11", "certificate", "sigstore")
+        if unknown := [m for m in modes if m not in known]:
+            raise ValueError(f"unknown signing mode {unknown[0]!r}: use {', '.join(known)}")
+        return modes
+
+
 class Policy(Section):
     access: AccessPolicy
     z3: Z3Policy
@@ -253,6 +268,7 @@ class Policy(Section):
     promotion: PromotionPolicy = Field(default_factory=PromotionPolicy)
     licences: LicencePolicy
     runs: RunsPolicy
+    release: ReleasePolicy = Field(default_factory=ReleasePolicy)
     retention: dict[str, Any] = Field(description="retention classes and rules (validated by core/cleanup)")
     source: str = Field(description="the policy file this was read from")
 

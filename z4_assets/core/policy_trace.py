@@ -14,7 +14,7 @@ import hashlib
 import json
 
 from z4_assets.core.policy import DEFAULT_POLICY, Policy, _read
-from z4_assets.core.stages import FAIRNESS, HYGIENE, SECURITY, SNAPSHOT, TRAINING
+from z4_assets.core.stages import FAIRNESS, HYGIENE, PROMOTION, SECURITY, SNAPSHOT, TRAINING
 
 LOOSENED, TIGHTENED, CHANGED = "loosened", "tightened", "changed"
 
@@ -25,6 +25,7 @@ _FAIR = (F.fairness_ks_diff, F.fairness_auc_diff, F.fairness_demographic_parity_
 # policy key -> (gates it moves, which way loosens: "up" (a larger value), "down", "true", "false", "more",
 # "gate_on" (toward a more lenient reading of the interval, GATE_ON_STRICTNESS), or None)
 GATE_KEYS = {
+    "release.require_signing": ((PROMOTION.gate.package_verified,), None),
     "contract.allowed_legal_bases": ((SNAPSHOT.gate.legal_basis,), "more"),
     "hygiene.duplicate_share_max": ((H.duplicate_rows,), "up"),
     "hygiene.conflicting_label_share_max": ((H.conflicting_labels,), "up"),

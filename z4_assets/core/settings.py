@@ -17,6 +17,9 @@ DEFAULT_SIGNING_KEY = ".z4/keys/signing.pem"      # created by `z4 keygen`; giti
 DEFAULT_PSEUDONYM_KEY_FILE = ".z4/keys/pseudonym.key"
 PSEUDONYM_KEY_ENV = "Z4_PSEUDONYM_KEY"
 AUDIT_URL_ENV, OPENLINEAGE_URL_ENV = "Z4_AUDIT_URL", "OPENLINEAGE_URL"
+PKCS11_PIN_ENV = "Z4_PKCS11_PIN"             # the token PIN (secret: dg.EnvVar, never read here)
+VAULT_SECRET_ID_ENV = "Z4_VAULT_SECRET_ID"   # the AppRole secret id (secret: dg.EnvVar, never read here)
+VAULT_TOKEN_ENV = "Z4_VAULT_TOKEN"           # a token the deployment injects (secret: dg.EnvVar)
 # The Z3 registrar's key signs snapshot manifests; it is not the factory's and by default does not live
 # in the project beside it (`z4 keygen --z3`). The factory holds only its public key (Z4_Z3_PUBKEY).
 DEFAULT_Z3_SIGNING_KEY = "~/.config/z4-z3/z3-signing.pem"
@@ -34,9 +37,15 @@ class Settings:
     policy: str = ""                               # Z4_POLICY: thresholds (default: the packaged policy.yaml)
     mlflow_tracking_uri: str = ""                  # MLFLOW_TRACKING_URI (default sqlite:///<cwd>/mlflow.db)
     mlflow_experiment: str = "z4-model-factory"    # Z4_MLFLOW_EXPERIMENT
-    signing_mode: str = "ec_key"                   # Z4_SIGNING_MODE: ec_key | sigstore
+    signing_mode: str = "ec_key"                   # Z4_SIGNING_MODE: ec_key | pkcs11 | certificate | sigstore
     signing_key: str = DEFAULT_SIGNING_KEY         # Z4_SIGNING_KEY: private key (EC P-256 PEM)
     signing_pubkey: str = ""                       # Z4_SIGNING_PUBKEY (default <key stem>.pub.pem)
+    signing_cert: str = ""                         # Z4_SIGNING_CERT: certificate mode, the leaf certificate PEM
+    signing_chain: str = ""                        # Z4_SIGNING_CHAIN: certificate mode, intermediates' PEMs, ':'-separated
+    signing_ca: str = ""                           # Z4_SIGNING_CA: certificate mode, the CA root(s) to verify against
+    pkcs11_uri: str = ""                           # Z4_PKCS11_URI: pkcs11 mode, the key's URI (never with the PIN)
+    pkcs11_pin_file: str = ""                      # Z4_PKCS11_PIN_FILE: pkcs11 mode, the PIN as a mounted file
+    pkcs11_pin_set: bool = False                   # Z4_PKCS11_PIN is set (its value is never read here)
     z3_signing_key: str = ""                       # Z4_Z3_SIGNING_KEY: Z3 private key `z4 snapshot add` signs with
     z3_pubkey: str = ""                            # Z4_Z3_PUBKEY: Z3 public key the factory checks snapshots with
     pseudonym_key_set: bool = False                # Z4_PSEUDONYM_KEY is set (its value is never read here)
@@ -58,6 +67,15 @@ class Settings:
     audit_url_set: bool = False                    # Z4_AUDIT_URL: POST every audit event (CloudEvents JSON) there
     openlineage_url_set: bool = False              # OPENLINEAGE_URL: POST OpenLineage run events to <url>/api/v1/lineage
     actor_oidc_subject: str = ""                   # Z4_ACTOR_OIDC_SUBJECT: the authenticated actor (CI/deployment)
+    vault_addr: str = ""                           # Z4_VAULT_ADDR: secrets from a Vault-API server; empty = local files
+    vault_role_id: str = ""                        # Z4_VAULT_ROLE_ID: the factory's AppRole
+    vault_secret_id_file: str = ""                 # Z4_VAULT_SECRET_ID_FILE: its secret id, mounted as a file
+    vault_secret_id_set: bool = False              # Z4_VAULT_SECRET_ID is set (its value is never read here)
+    vault_token_set: bool = False                  # Z4_VAULT_TOKEN is set (its value is never read here)
+    vault_namespace: str = ""                      # Z4_VAULT_NAMESPACE (Vault Enterprise)
+    vault_token_ttl: str = "30m"                   # Z4_VAULT_TOKEN_TTL: a run's child token in token mode
+    vault_pseudonym_path: str = "secret/z4/pseudonym"  # Z4_VAULT_PSEUDONYM_PATH: KV v2, key `key`
+    vault_mlflow_path: str = ""                    # Z4_VAULT_MLFLOW_PATH: KV v2, keys `username`, `password`
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -68,6 +86,8 @@ class Settings:
             "factory_root": "Z4_FACTORY_ROOT", "cache_root": "Z4_CACHE_ROOT", "policy": "Z4_POLICY",
             "mlflow_tracking_uri": "MLFLOW_TRACKING_URI", "mlflow_experiment": "Z4_MLFLOW_EXPERIMENT",
             "signing_mode": "Z4_SIGNING_MODE", "signing_key": "Z4_SIGNING_KEY", "signing_pubkey": "Z4_SIGNING_PUBKEY",
+            "signing_cert": "Z4_SIGNING_CERT", "signing_chain": "Z4_SIGNING_CHAIN", "signing_ca": "Z4_SIGNING_CA", "pkcs11_uri": "Z4_PKCS11_URI",
+            "pkcs11_pin_file": "Z4_PKCS11_PIN_FILE",
             "z3_signing_key": "Z4_Z3_SIGNING_KEY", "z3_pubkey": "Z4_Z3_PUBKEY",
             "pseudonym_key_file": "Z4_PSEUDONYM_KEY_FILE", "access_log": "Z4_ACCESS_LOG",
             "sensor_interval_seconds": "Z4_SENSOR_INTERVAL_SECONDS", "executor": "Z4_EXECUTOR",
@@ -76,6 +96,10 @@ class Settings:
             "package_max_bytes": "Z4_PACKAGE_MAX_BYTES", "package_max_members": "Z4_PACKAGE_MAX_MEMBERS",
             "execution": "Z4_EXECUTION", "image": "Z4_IMAGE", "image_evidence": "Z4_IMAGE_EVIDENCE",
             "vuln_db": "Z4_VULN_DB",
+            "vault_addr": "Z4_VAULT_ADDR", "vault_role_id": "Z4_VAULT_ROLE_ID",
+            "vault_secret_id_file": "Z4_VAULT_SECRET_ID_FILE", "vault_namespace": "Z4_VAULT_NAMESPACE",
+            "vault_token_ttl": "Z4_VAULT_TOKEN_TTL", "vault_pseudonym_path": "Z4_VAULT_PSEUDONYM_PATH",
+            "vault_mlflow_path": "Z4_VAULT_MLFLOW_PATH",
         }
         values: dict = {}
         for f in fields(cls):
@@ -86,6 +110,9 @@ class Settings:
         values["audit_url_set"] = bool(env.get(AUDIT_URL_ENV))
         values["openlineage_url_set"] = bool(env.get(OPENLINEAGE_URL_ENV))
         values["actor_oidc_subject"] = env.get("Z4_ACTOR_OIDC_SUBJECT", "")
+        values["pkcs11_pin_set"] = bool(env.get(PKCS11_PIN_ENV))
+        values["vault_secret_id_set"] = bool(env.get(VAULT_SECRET_ID_ENV))
+        values["vault_token_set"] = bool(env.get(VAULT_TOKEN_ENV))
         return cls(**values)
 
     @property

@@ -132,7 +132,7 @@ def add_snapshot(root: str | Path, dataset_id: str, contract_path: str | Path,
                  data_path: str | Path, now: datetime | None = None,
                  dataset_config: str | Path | None = None,
                  check_contract: bool = True,
-                 signing_key: str | Path | None = None,
+                 signing_key=None,
                  z1_correlation_id: str = "") -> tuple[SnapshotRef, bool]:
     """Register DATA under ROOT/dataset_id/snapshot_id; returns (snapshot, created).
 

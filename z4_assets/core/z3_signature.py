@@ -75,14 +75,19 @@ def load_public_key(path: str | Path):
     return key
 
 
-def sign_manifest(manifest: dict, manifest_bytes: bytes, private_key: str | Path) -> bytes:
-    """The bytes of manifest.sig for this manifest, signed with the Z3 key."""
+def sign_manifest(manifest: dict, manifest_bytes: bytes, private_key) -> bytes:
+    """The bytes of manifest.sig for this manifest, signed with the Z3 key: a PEM file's path, or a
+    key held in a PKCS#11 token (core.packaging.TokenSigner: the same signature, made inside it)."""
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    key = _load_private(private_key)
     statement = statement_of(manifest, manifest_bytes)
-    sig = key.sign(_canonical(statement), ec.ECDSA(hashes.SHA256()))
+    if hasattr(private_key, "sign") and hasattr(private_key, "public_key"):  # a key in a token
+        key = private_key
+        sig = key.sign(_canonical(statement))
+    else:
+        key = _load_private(private_key)
+        sig = key.sign(_canonical(statement), ec.ECDSA(hashes.SHA256()))
     doc = {"type": SIGNATURE_TYPE, "statement": statement, "key_id": key_id(key.public_key()),
            "algorithm": "ecdsa-p256-sha256", "signature": base64.b64encode(sig).decode()}
     return json.dumps(doc, indent=2, sort_keys=True).encode() + b"\n"

@@ -1,17 +1,13 @@
-"""Who revokes the tokens and leases issued to a run when it ends: nobody locally, Vault as the option.
+"""Who revokes the tokens and leases issued to a run when it ends: the vault that issued them.
 
-`NoopRevoker` is the local default (nothing is issued to a run here). `VaultLeaseRevoker` is the
-documented option for a deployment whose runs get dynamic credentials from HashiCorp Vault: it
-calls PUT <address>/v1/sys/leases/revoke with the lease id. It is exercised here only against a
-loopback fake of that endpoint (no Vault server can run on this machine), never a real Vault.
+`NoopRevoker` is the air-gapped default: nothing is issued to a local run, and a lease recorded in
+a ledger anyway is a failed revocation (never passed over). `VaultRevoker` revokes a run's token
+(by accessor) and each secret lease in the vault, and checks there that each one is gone.
 """
 
-import json
-import os
-import urllib.request
-
 import dagster as dg
-from pydantic import Field
+
+from z4_assets.resources.vault import VaultSecrets
 
 
 class TokenRevoker(dg.ConfigurableResource):
@@ -19,6 +15,9 @@ class TokenRevoker(dg.ConfigurableResource):
 
     def revoke(self, lease: dict) -> str:
         raise NotImplementedError(f"{type(self).__name__} cannot revoke leases")
+
+    def forget(self, run_id: str) -> None:
+        """The run's cleanup is done in this process: drop whatever it still holds in memory."""
 
 
 class NoopRevoker(TokenRevoker):
@@ -30,26 +29,13 @@ class NoopRevoker(TokenRevoker):
         return no_revoker(lease)
 
 
-class VaultLeaseRevoker(TokenRevoker):
-    """Revokes Vault leases (dynamic database/cloud credentials) issued to a run."""
+class VaultRevoker(TokenRevoker):
+    """Revokes a run's vault token and leases with a fresh login of the factory's own credential."""
 
-    address: str = Field(description="Vault address, e.g. https://vault.internal:8200")
-    token_env: str = Field("VAULT_TOKEN", description="env var holding a token allowed to revoke leases "
-                                                      "(the token is read at call time, never stored)")
-    namespace: str = Field("", description="Vault Enterprise namespace; empty for none")
-    timeout_seconds: float = Field(10.0, description="HTTP timeout per revocation")
+    vault: VaultSecrets
 
     def revoke(self, lease: dict) -> str:
-        token = os.environ.get(self.token_env, "")
-        if not token:
-            raise PermissionError(f"{self.token_env} is not set")
-        body = json.dumps({"lease_id": str(lease["lease_id"])}).encode()
-        headers = {"X-Vault-Token": token, "Content-Type": "application/json"}
-        if self.namespace:
-            headers["X-Vault-Namespace"] = self.namespace
-        if not self.address.startswith(("https://", "http://")):
-            raise ValueError("vault address must be an http(s) URL")
-        req = urllib.request.Request(f"{self.address.rstrip('/')}/v1/sys/leases/revoke", data=body,
-                                     headers=headers, method="PUT")
-        with urllib.request.urlopen(req, timeout=self.timeout_seconds) as resp:  # nosec B310 # scheme checked above
-            return f"revoked (HTTP {resp.status})"
+        return self.vault.revoke(lease)
+
+    def forget(self, run_id: str) -> None:
+        self.vault.forget(run_id)

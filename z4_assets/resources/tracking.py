@@ -3,13 +3,16 @@
 
 import os
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Iterator, Optional
 
 import dagster as dg
 from pydantic import Field
 
 from z4_assets.core.tracking import DEFAULT_EGRESS_POLICY, StageRecord
 from z4_assets.core.z3 import SnapshotRef
+from z4_assets.resources.vault import VaultSecrets
+
+SECRETS_TAG = "secrets"  # the run record says where the run's secrets came from  # pragma: allowlist secret
 
 
 def _job_name(context: dg.AssetExecutionContext) -> str:
@@ -41,6 +44,8 @@ class MlflowTracking(dg.ConfigurableResource):
     http_max_retries: int = Field(3, description="MLFLOW_HTTP_REQUEST_MAX_RETRIES unless set in the environment")
     http_backoff_factor: int = Field(1, description="MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR unless set (seconds)")
     http_timeout_seconds: int = Field(30, description="MLFLOW_HTTP_REQUEST_TIMEOUT unless set in the environment")
+    vault: Optional[VaultSecrets] = Field(None, description="with a vault (Z4_VAULT_ADDR): the run's MLflow "
+                                                            "credentials are read from it, held in memory only")
 
     def _recorder(self):
         """A RunRecorder; MLflow's HTTP client reads its retry settings from the environment."""
@@ -57,9 +62,12 @@ class MlflowTracking(dg.ConfigurableResource):
         """The run's MLflow run for one stage (core/tracking.open_stage): FINISHED or FAILED when it ends."""
         from z4_assets.core.tracking import open_stage
 
+        if self.vault is not None:
+            self.vault.export_mlflow_credentials(context.run_id)
         with open_stage(self._recorder(), snapshot, context.run_id, _parent_run_id(context), _job_name(context),
                         self.dagster_url, self.egress_policy, context.asset_key.to_user_string(),
                         on_unrecorded=context.log.warning) as record:
+            record.log(tags={SECRETS_TAG: self.vault.describe() if self.vault is not None else "local files"})
             yield record
 
     def log_to_run(self, dagster_run_id: str, metrics: dict | None = None, tags: dict | None = None) -> str | None:

@@ -19,8 +19,11 @@ __all__ = ["PostRun", "RunScratch", "apply_retention", "contained", "finish_run"
 
 
 def no_revoker(lease: dict) -> str:
-    """The local default: no token or lease is ever issued to a run, so there is nothing to revoke."""
-    return "noop: no revoker configured (local)"
+    """The local default: no token or lease is ever issued to a run. A lease recorded anyway (a run
+    that had a vault, cleaned by a process that has none) is not revoked, and says so as a failure."""
+    from z4_assets.core.errors import Z4Error
+
+    raise Z4Error(f"no revoker configured (secrets: local files) for a lease issued by {lease.get('issuer')!r}")
 
 
 def run_cleanup(folder: RunFolder, policy, revoke, cleaned_by: str, partition: str) -> StageOutcome:
@@ -39,5 +42,6 @@ def run_cleanup(folder: RunFolder, policy, revoke, cleaned_by: str, partition: s
               "z4.cleanup.complete": str(post.gate.passed).lower(), "z4.cleanup.at": r["finished_at"]},
         artifacts={"postrun": str(files.dir)},
         facts={"removed_files": len(r["removed"]), "removed_bytes": r["removed_bytes"], "revoked": len(r["revoked"]),
+               "revocations": r["revoked"],
                "refused": r["refused"],
                "retention": {name: f"{t['files']} files ({t['kind']})" for name, t in m["totals"].items()}})

@@ -18,15 +18,23 @@ from z4_assets.core.packaging._image import (IMAGE_EVIDENCE, PACKAGE_IMAGE_DIR, 
                                              verify_image_statement)
 from z4_assets.core.packaging._evidence import required_evidence
 from z4_assets.core.packaging._repro import MANIFEST as REPRO_MANIFEST
+from z4_assets.core.packaging._keys import MODES as SIGNING_MODES
+from z4_assets.core.packaging._keys import CertificateRoots, SigningKey, public_key_fingerprint, signing_trace
+from z4_assets.core.packaging._layout import SIGNATURE_FILE
+from z4_assets.core.packaging._pkcs11 import (TokenSigner, private_key_attributes, token_keygen, token_public_key,
+                                              write_public_key)
 from z4_assets.core.packaging._signing import keygen
 from z4_assets.core.packaging._verify import EVIDENCE_CHECKS, VerifyReport, verify_package
 from z4_assets.core.stage_run import StageRun
 from z4_assets.core.stages import PACKAGING
 
-__all__ = ["EVIDENCE_CHECKS", "IMAGE_EVIDENCE", "PACKAGE_IMAGE_DIR", "REPRO_MANIFEST", "STAGING_PREFIX", "ArchiveLimits",
-           "PackageIds", "VerifyReport", "copy_image_evidence", "digest_problem", "extract_tarball", "image_statement",
-           "keygen", "named_digests", "packaged_image_digest", "required_evidence", "run_signed_package",
-           "sign_image_statement", "verify_image_statement", "verify_package"]
+__all__ = ["ArchiveLimits", "CertificateRoots", "EVIDENCE_CHECKS", "IMAGE_EVIDENCE", "PACKAGE_IMAGE_DIR",
+           "PackageIds", "REPRO_MANIFEST", "SIGNING_MODES", "STAGING_PREFIX", "SigningKey", "TokenSigner",
+           "VerifyReport", "copy_image_evidence", "digest_problem", "extract_tarball", "image_statement",
+           "keygen", "named_digests", "packaged_image_digest", "private_key_attributes",
+           "public_key_fingerprint", "required_evidence", "run_signed_package", "sign_image_statement",
+           "signing_trace", "token_keygen", "token_public_key", "verify_image_statement", "verify_package",
+           "write_public_key"]
 
 
 @dataclass(frozen=True)
@@ -37,7 +45,7 @@ class PackageIds:
     mlflow_run_id: str
     mlflow_artifact_uri: str
     started_at: str
-    private_key: str | None
+    private_key: str | SigningKey | None   # an EC key's path, or the SigningKey of any mode
     keyless: bool = False
     signer: str = "ec_key"
     image_evidence: str = "build/image"  # the evidence of the image the run runs in (Z4_IMAGE_EVIDENCE)
@@ -76,6 +84,16 @@ def _run_info(run: StageRun, model: StageOutcome, ids: PackageIds) -> dict:
     }
 
 
+def _trace_tags(trace: dict) -> dict:
+    """The signer's fingerprint (and certificate chain) as run-record tags."""
+    import json
+
+    tags = {"signing_public_key_sha256": trace["public_key_sha256"]} if "public_key_sha256" in trace else {}
+    if "certificate_chain" in trace:
+        tags["signing_certificate_chain"] = json.dumps(trace["certificate_chain"], sort_keys=True)
+    return tags
+
+
 def run_signed_package(inputs: dict[str, StageOutcome], run: StageRun, ids: PackageIds,
                        access_log: str) -> PackageOutcome:
     """INPUTS: stage name -> outcome of every stage the package carries (snapshot ... governance).
@@ -94,7 +112,9 @@ def run_signed_package(inputs: dict[str, StageOutcome], run: StageRun, ids: Pack
     readers = sorted({o.run_id for o in inputs.values()} | {run.run_id})
     access = run.folder.stage("access")
     info["access_log"] = export_run_log(access_log, readers, access.access_log)
+    info["signing_mode"] = ids.signer  # inside the signed provenance: which kind of key signs it
     pkg = build_package(inputs, run.folder.run_dir, info, ids.private_key, ids.keyless, run.factory.cache)
+    trace = signing_trace(Path(pkg.path) / SIGNATURE_FILE)
     return PackageOutcome(
         stage=PACKAGING.name, partition=run.partition, run_id=run.run_id,
         files={"package": pkg.path, "tarball": pkg.tarball, "access_log": str(access.access_log)},
@@ -102,9 +122,10 @@ def run_signed_package(inputs: dict[str, StageOutcome], run: StageRun, ids: Pack
               "model_artifact_uri": f"{ids.mlflow_artifact_uri}/model",
               "sbom_ref": f"{ids.mlflow_artifact_uri}/sbom/sbom.json sha256:{pkg.sbom_sha256}",
               "access_log": info["access_log"]["path"],
-              "access_log_run_sha256": info["access_log"]["run_lines_sha256"]},
+              "access_log_run_sha256": info["access_log"]["run_lines_sha256"],
+              "signing_mode": ids.signer, **_trace_tags(trace)},
         artifacts={".": pkg.path, "package": pkg.tarball, "access": str(access.dir)},
-        facts={"decision": pkg.decision, "gates_attested": pkg.gates, "signer": ids.signer,
+        facts={"decision": pkg.decision, "gates_attested": pkg.gates, "signer": ids.signer, "signing": trace,
                "mlflow_run_id": ids.mlflow_run_id,
                "sbom_sha256": pkg.sbom_sha256},
         consumed=consumed, produced=Lineage(package=pkg.sha256))

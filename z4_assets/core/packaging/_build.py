@@ -70,6 +70,7 @@ def _build(outcomes, out_dir: Path, final: Path, tarball: Path, run: dict, priva
             "dataset": run["snapshot"], "dataset_hash": run["dataset_hash"],
             "git_sha": run["git_sha"], "decision": decision,
             "state_dict_sha256": run.get("state_dict_sha256"),
+            "signing_mode": run.get("signing_mode", "ec_key"),
             "failed_gates": [f"{g['stage']}/{g['gate']}" for g in gates if g["blocks"]],
         })
         if decision == "PASS":

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from z4_assets.core.errors import Z4Error
+from z4_assets.core.packaging._keys import CertificateRoots, SigningKey, check_leaf_validity, configure_signer
 from z4_assets.core.packaging._layout import SIGNATURE_FILE, SIGNATURES
 
 
@@ -42,8 +43,9 @@ def keygen(private_path: str | Path, public_path: str | Path | None = None) -> t
     return priv, pub
 
 
-def sign_package(pkg: Path, private_key: str | Path | None = None, keyless: bool = False) -> Path:
-    """Sign every file of pkg (signatures/ excluded); the bundle lands in signatures/model.sig."""
+def sign_package(pkg: Path, private_key: str | Path | SigningKey | None = None, keyless: bool = False) -> Path:
+    """Sign every file of pkg (signatures/ excluded); the bundle lands in signatures/model.sig.
+    PRIVATE_KEY: an EC key's path, or a SigningKey of any mode (core/packaging/_keys.py)."""
     from model_signing import signing
 
     sig = pkg / SIGNATURE_FILE
@@ -57,21 +59,25 @@ def sign_package(pkg: Path, private_key: str | Path | None = None, keyless: bool
             raise Z4Error("keyless Sigstore signing failed (it needs the public Sigstore "
                           f"servers and an OIDC identity): {type(e).__name__}: {str(e)[:160]}") from None
         return sig
-    if not private_key or not Path(private_key).is_file():
-        raise Z4Error("no signing key: run `z4 keygen` and set Z4_SIGNING_KEY to the private key path",
-                      private_key or None)
+    key = private_key if isinstance(private_key, SigningKey) else SigningKey(private_key=str(private_key or ""))
     try:
-        config.use_elliptic_key_signer(private_key=Path(private_key)).sign(pkg, sig)
-    except (ValueError, TypeError) as e:
-        # never echo key material: report only the kind of problem
-        raise Z4Error(f"cannot sign with this key ({type(e).__name__}); is it an EC P-256 PEM key?",
-                      private_key) from None
+        configure_signer(config, key).sign(pkg, sig)
+    except Z4Error:
+        raise
+    except Exception as e:
+        # never echo key material, a PIN or a URI carrying one: report only the kind of problem
+        hint = {"pkcs11": "is the token present, the URI's token and object right, the PIN right?",
+                "certificate": "do the key and the leaf certificate belong together?"}.get(
+            key.mode, "is it an EC P-256 PEM key?")
+        raise Z4Error(f"cannot sign with this {key.mode} key ({type(e).__name__}); {hint}",
+                      key.private_key if key.mode == "ec_key" else None) from None
     return sig
 
 
-def verify_signature(pkg: Path, public_key: str | Path | None = None,
+def verify_signature(pkg: Path, public_key: str | Path | CertificateRoots | None = None,
                      identity: str | None = None, issuer: str | None = None) -> None:
-    """Raise Z4Error unless signatures/model.sig covers exactly the files of pkg."""
+    """Raise Z4Error unless signatures/model.sig covers exactly the files of pkg. PUBLIC_KEY: a public
+    key's PEM (ec_key, pkcs11), or CertificateRoots (a certificate chain checked up to a CA root)."""
     from model_signing import verifying
 
     sig = pkg / SIGNATURE_FILE
@@ -82,6 +88,9 @@ def verify_signature(pkg: Path, public_key: str | Path | None = None,
     try:
         if identity:
             config = config.use_sigstore_verifier(identity=identity, oidc_issuer=issuer or "")
+        elif isinstance(public_key, CertificateRoots):
+            check_leaf_validity(sig)
+            config = config.use_certificate_verifier(certificate_chain=list(public_key.paths))
         else:
             config = config.use_elliptic_key_verifier(public_key=Path(public_key))
         config.verify(pkg, sig)

@@ -55,7 +55,7 @@ def run_promotion(snapshot: SnapshotOutcome, package: PackageOutcome, record: St
     integrity = [c for c in report.checks if c["check"] not in EVIDENCE_CHECKS]
     broken = next((c for c in integrity if not c["ok"]), None)
     if broken is None:
-        broken = _copies_problem(package, client)
+        broken = _copies_problem(package, client) or _signing_mode_problem(package, run.policy)
     g = PROMOTION.gate
     image = _image_problem(report, package, public_key) if run.policy.promotion.require_signed_image else None
     gates = (
@@ -91,6 +91,23 @@ def run_promotion(snapshot: SnapshotOutcome, package: PackageOutcome, record: St
         facts={"decision": decision, "model_version": str(version.version if version else "none"), "alias": ALIAS,
                "package_sha256": package.sha256, "verify_seconds": round(report.seconds, 3)},
         consumed=consumed)
+
+
+def _signing_mode_problem(package: PackageOutcome, policy) -> dict | None:
+    """The release policy's required signing modes, against the mode the signed metadata names."""
+    import json
+
+    required = policy.release.require_signing
+    if not required:
+        return None
+    try:
+        mode = json.loads((package.path / "metadata.json").read_text(encoding="utf-8")).get("signing_mode")
+    except (OSError, ValueError) as e:
+        return {"check": "signing mode", "detail": f"unreadable metadata.json ({type(e).__name__})"}
+    if mode not in required:
+        return {"check": "signing mode", "detail": f"signed in {mode or 'an unrecorded'} mode; the release policy "
+                                                   f"requires {' or '.join(required)}"}
+    return None
 
 
 def _copies_problem(package: PackageOutcome, client) -> dict | None:
