@@ -26,7 +26,7 @@ def resources_from(settings: Settings) -> dict:
         "outcomes": OutcomeStore(root=settings.factory_root),
         "policy": PolicyStore(path=settings.policy),
         "mlflow": MlflowTracking(tracking_uri=settings.mlflow_tracking_uri, experiment_name=settings.mlflow_experiment,
-                                 dagster_url=settings.dagster_url),
+                                 dagster_url=settings.dagster_url, mlflow_url=settings.mlflow_url),
         "signer": PackageSigner(mode=settings.signing_mode, private_key_path=settings.signing_key,
                                 public_key_path=settings.signing_pubkey, package_max_bytes=settings.package_max_bytes,
                                 package_max_members=settings.package_max_members),

@@ -75,12 +75,16 @@ def run_record(context: dg.AssetExecutionContext, z3_snapshot: SnapshotOutcome, 
 def promotion(context: dg.AssetExecutionContext, z3_snapshot: SnapshotOutcome, signed_package: PackageOutcome,
               run_record: StageOutcome, signer: PackageSigner, policy: PolicyStore, storage: FactoryStorage,
               mlflow: MlflowTracking, broker: SnapshotBroker):
+    from z4_assets.core.links import dagster_asset_url, dagster_run_url
     from z4_assets.core.promotion import run_promotion
 
     run = stage_run(context, z3_snapshot.snapshot, storage, policy, broker)
     with mlflow.stage(context, run.snapshot) as rec:
+        links = {"dagster_run": dagster_run_url(mlflow.dagster_url, context.run_id), "mlflow_run": rec.url,
+                 "verdict": dagster_asset_url(mlflow.dagster_url, CLEANUP.asset, run.partition),
+                 "mlflow_ui": rec.recorder.ui_url}
         outcome = run_promotion(z3_snapshot, signed_package, run_record, run, signer.public_key(),
-                                rec.recorder.client, signer.limits())
+                                rec.recorder.client, signer.limits(), links)
         rec.record(outcome)
     return materialize(outcome, rec)
 
@@ -95,7 +99,30 @@ def cleanup_report(context: dg.AssetExecutionContext, z3_snapshot: SnapshotOutco
     ref = z3_snapshot.snapshot
     by = f"cleanup_report asset of run {context.run_id}"
     with mlflow.stage(context, ref) as rec:
-        outcome = run_cleanup(storage.folder(context.run_id), policy.for_dataset(ref.dataset_id), revoker.revoke,
-                              by, ref.label)
+        folder = storage.folder(context.run_id)
+        outcome = run_cleanup(folder, policy.for_dataset(ref.dataset_id), revoker.revoke, by, ref.label)
         rec.record(outcome)
-    return materialize(outcome, rec)
+        verdict = _verdict_page(context, folder, ref.label, mlflow, rec)
+    result = materialize(outcome, rec)
+    return result._replace(metadata={**verdict, **result.metadata})
+
+
+def _verdict_page(context, folder, partition: str, mlflow: MlflowTracking, rec) -> dict:
+    """A passing run's verdict page: postrun/verdict.md, this asset's metadata, the MLflow run's description."""
+    from z4_assets.core.links import run_description
+    from z4_assets.core.tracking import DESCRIPTION_TAG
+    from z4_assets.core.verdict import write_verdict
+    from z4_assets.verdict_page import links, step_ends, verdict_metadata
+
+    urls = links(mlflow.dagster_url, rec.recorder, context.run_id)
+    promo = context.instance.get_latest_materialization_event(dg.AssetKey(PROMOTION.asset))
+    version_url = None
+    if promo is not None and promo.run_id == context.run_id:
+        entry = promo.asset_materialization.metadata.get("registry_version_url")
+        version_url = entry.value if entry is not None else None
+    if version_url:
+        urls["registry_version"] = version_url
+    path, text, verdict, stopper = write_verdict(folder, partition, step_ends(context.instance, context.run_id), urls)
+    rec.log(tags={DESCRIPTION_TAG: run_description(partition, mlflow.dagster_url, context.run_id,
+                                                   context.run.job_name) + f"\n\n{text}"})
+    return verdict_metadata(path, text, verdict, stopper, urls)
