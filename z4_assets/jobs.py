@@ -16,8 +16,14 @@ model_factory = dg.define_asset_job(
     selection=dg.AssetSelection.assets(*(s.asset for s in STAGES)),
     executor_def=factory_executor(),
     description="One Z3 snapshot (the run's partition, <dataset_id>@<snapshot_id>) through every stage of the "
-                "factory: snapshot verification, data hygiene, training, security and fairness evaluation, "
-                "model card, signed package, run record, promotion to the registry, cleanup. Every gate blocks.",
+                "factory. Data: the snapshot's signature, hash, contract, legal basis and purpose; hygiene "
+                "(duplicates, conflicting labels, impossible values, leakage, drift against the baseline). Model: "
+                "reproducible training, AUC/KS and the operating point. Evaluation: evasion and poisoning attacks, "
+                "membership inference, output integrity; fairness per protected group with bootstrap intervals. "
+                "Release: model card and policy trace, a signed package with its SBOM, the run record, promotion "
+                "to the MLflow registry (alias candidate) only for a package that verifies, cleanup. Every gate "
+                "blocks; cleanup_report holds the snapshot's verdict page (a failed run's is logged by the "
+                "cleanup job).",
 )
 
 

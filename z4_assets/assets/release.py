@@ -29,12 +29,19 @@ def model_card(context: dg.AssetExecutionContext, z3_snapshot: SnapshotOutcome, 
     return materialize(outcome, rec)
 
 
+def signer_kinds() -> set[str]:
+    """What signs the package in this deployment (Z4_SIGNING_MODE), and the CycloneDX SBOM it holds."""
+    from z4_assets.core.settings import Settings
+
+    return {"sigstore" if Settings.from_env().signing_mode == "sigstore" else "ecdsa", "cyclonedx"}
+
+
 def _started_at(context) -> str:
     record = context.instance.get_run_record_by_id(context.run_id)
     return datetime.fromtimestamp(record.start_time or record.create_timestamp.timestamp(), timezone.utc).isoformat()
 
 
-@factory_asset(PACKAGING, kinds={"ecdsa"})
+@factory_asset(PACKAGING, kinds=signer_kinds())
 @observed()
 def signed_package(context: dg.AssetExecutionContext, z3_snapshot: SnapshotOutcome, hygiene_report: HygieneOutcome,
                    trained_model: ModelOutcome, adversarial_eval: StageOutcome, fairness_report: StageOutcome,
@@ -89,7 +96,7 @@ def promotion(context: dg.AssetExecutionContext, z3_snapshot: SnapshotOutcome, s
     return materialize(outcome, rec)
 
 
-@factory_asset(CLEANUP, kinds={"python"}, deps=[s.asset for s in STAGES if s not in (SNAPSHOT, CLEANUP)])
+@factory_asset(CLEANUP, kinds={"markdown"}, deps=[s.asset for s in STAGES if s not in (SNAPSHOT, CLEANUP)])
 @observed()
 def cleanup_report(context: dg.AssetExecutionContext, z3_snapshot: SnapshotOutcome, storage: FactoryStorage,
                    policy: PolicyStore, mlflow: MlflowTracking, revoker: TokenRevoker):
