@@ -12,6 +12,7 @@ from z4_assets.resources import (FactoryStorage, MlflowTracking, NoopRevoker, Po
 from z4_assets.resources.signer import PackageSigner
 from z4_assets.sensors.failures import cleanup_on_failure
 from z4_assets.sensors.snapshots import z3_snapshot_sensor
+from z4_assets.verdict_page import verdict_spec
 
 
 def resources_from(settings: Settings) -> dict:
@@ -45,7 +46,7 @@ def resources_from_env() -> dict:
 fast_exit()  # a run worker skips the interpreter's last full garbage collection (core/process.py)
 
 defs = dg.Definitions(
-    assets=FACTORY_ASSETS,
+    assets=[*FACTORY_ASSETS, verdict_spec],
     jobs=[model_factory, cleanup_job],
     sensors=[z3_snapshot_sensor, cleanup_on_failure],
     resources=resources_from_env(),

@@ -22,7 +22,7 @@ model_factory = dg.define_asset_job(
                 "membership inference, output integrity; fairness per protected group with bootstrap intervals. "
                 "Release: model card and policy trace, a signed package with its SBOM, the run record, promotion "
                 "to the MLflow registry (alias candidate) only for a package that verifies, cleanup. Every gate "
-                "blocks; cleanup_report holds the snapshot's verdict page (a failed run's is logged by the "
+                "blocks; the `verdict` asset holds each snapshot's verdict page (a failed run's is written by the "
                 "cleanup job).",
 )
 
@@ -61,7 +61,7 @@ def _verdict(context, failed_run_id: str, folder, partition: str, mlflow: Mlflow
     from z4_assets.core.links import dagster_run_url, run_description
     from z4_assets.core.tracking import ERROR_TAG, FAILED_RUN_ERROR_TAG, run_name
     from z4_assets.core.verdict import write_verdict
-    from z4_assets.verdict_page import (CLEANUP_OF_TAG, CLEANUP_RUN_TAG, links, observe_failed_run, run_error,
+    from z4_assets.verdict_page import (CLEANUP_OF_TAG, CLEANUP_RUN_TAG, links, record_verdict, run_error,
                                         step_ends, verdict_metadata)
 
     instance = context.instance
@@ -87,7 +87,7 @@ def _verdict(context, failed_run_id: str, folder, partition: str, mlflow: Mlflow
                                        description=description)
     meta = verdict_metadata(path, text, verdict, stopper, {**urls, "failed_run": urls["dagster_run"]})
     meta["cleanup_mlflow_run_url"] = dg.MetadataValue.url(recorder.run_url(mlflow_run))
-    observe_failed_run(context, partition, meta)
+    record_verdict(context, partition, meta)
     return meta
 
 

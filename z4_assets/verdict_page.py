@@ -1,21 +1,34 @@
 """The verdict page of a run, written where an auditor finds it: the run's postrun/verdict.md, the
-`cleanup_report` asset of the snapshot's partition (its `verdict` metadata: a passing run's
-materialization, or a failed run's observation logged by the cleanup job), and the MLflow run's
+`verdict` asset of the snapshot's partition (its `verdict` Markdown metadata, materialized by
+cleanup_report in a passing run and by the cleanup job for a failed one), and the MLflow run's
 description. core/verdict.py makes the page; this module reads how each step ended from Dagster."""
 
 from __future__ import annotations
 
 import dagster as dg
 
+from z4_assets.core.links import VERDICT_ASSET
 from z4_assets.core.stages import CLEANUP
+from z4_assets.core.verdict import SUCCEEDED
+from z4_assets.partitions import snapshots
+
+# Not a step of model_factory: the page each run of a snapshot ends with, what an auditor opens first.
+verdict_spec = dg.AssetSpec(
+    VERDICT_ASSET, group_name="release", partitions_def=snapshots, deps=[CLEANUP.asset], kinds={"markdown"},
+    description="The snapshot's verdict page: the verdict, the gate that blocked (measured against threshold, "
+                "offending examples), what was skipped and why, and links to the evidence, the Dagster and "
+                "MLflow runs, the package and the registry version. Written by the run's last step, or by the "
+                "cleanup job for a run that failed.")
 
 CLEANUP_RUN_TAG = "z4/cleanup_run"   # on a failed model_factory run: the cleanup job's run for it
 CLEANUP_OF_TAG = "z4/cleanup_of"     # on a cleanup run: the failed run it cleans
 
 
 def step_ends(instance: dg.DagsterInstance, run_id: str) -> dict[str, str]:
-    """asset -> how its step ended, when it did not succeed: 'blocked: ...', 'crashed: <error>' or 'skipped'."""
+    """asset -> how its step ended: 'succeeded', 'blocked: ...', 'crashed: <error>' or 'skipped: ...'."""
     out: dict[str, str] = {}
+    for r in instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.STEP_SUCCESS).records:
+        out[r.event_log_entry.dagster_event.step_key] = SUCCEEDED
     for kind in (dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.STEP_SKIPPED):
         for r in instance.get_records_for_run(run_id, of_type=kind).records:
             event = r.event_log_entry.dagster_event
@@ -38,7 +51,7 @@ def step_ends(instance: dg.DagsterInstance, run_id: str) -> dict[str, str]:
 
 def run_error(instance: dg.DagsterInstance, run_id: str) -> str:
     """The first line of the error that ended a failed run: a step's, else the run's own failure message."""
-    crashed = [v for v in step_ends(instance, run_id).values() if not v.startswith("skipped")]
+    crashed = [v for v in step_ends(instance, run_id).values() if not v.startswith(("skipped", SUCCEEDED))]
     if crashed:
         return crashed[0]
     for r in instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.RUN_FAILURE).records:
@@ -74,7 +87,7 @@ def verdict_metadata(path, text: str, verdict: str, stopper: str | None, urls: d
     return meta
 
 
-def observe_failed_run(context: dg.OpExecutionContext, partition: str, meta: dict) -> None:
-    """A failed run's verdict as an observation of the snapshot's cleanup_report, beside the passing runs' pages."""
+def record_verdict(context, partition: str, meta: dict) -> None:
+    """The run's verdict page as a materialization of the snapshot's `verdict` asset."""
     if partition:
-        context.log_event(dg.AssetObservation(asset_key=CLEANUP.asset, partition=partition, metadata=meta))
+        context.log_event(dg.AssetMaterialization(asset_key=VERDICT_ASSET, partition=partition, metadata=meta))

@@ -47,10 +47,11 @@ def _cleanup(resources, instance, run_id):
     return cleanup_job.execute_in_process(run_config=config, resources=resources, instance=instance)
 
 
-def _observation(instance, partition):
-    records = instance.fetch_observations(dg.AssetKey("cleanup_report"), limit=5).records
-    (obs,) = [r.asset_observation for r in records if r.asset_observation.partition == partition]
-    return {k: v.value for k, v in obs.metadata.items()}
+def _verdict(instance, partition):
+    """The metadata of the snapshot's `verdict` asset (its verdict page) for PARTITION."""
+    records = instance.fetch_materializations(dg.AssetKey("verdict"), limit=5).records
+    (m,) = [r.asset_materialization for r in records if r.asset_materialization.partition == partition]
+    return {k: v.value for k, v in m.metadata.items()}
 
 
 def _mlflow(resources):
@@ -92,7 +93,7 @@ def test_a_blocked_gate_reads_as_its_decision_and_the_verdict_page_names_it(samp
     assert "| snapshot | z3_snapshot | passed |" in page
     assert f"[{dagster_run_url(DAGSTER_UI, failed.run_id)}]" in page
 
-    meta = _observation(instance, ref.label)  # the snapshot's cleanup_report page shows it in Dagster
+    meta = _verdict(instance, ref.label)  # the snapshot's verdict asset shows it in Dagster
     assert meta["verdict"] == page and meta["decision_summary"] == "BLOCKED (hygiene_report)"
     assert meta["dagster_run_url"] == f"{DAGSTER_UI}/runs/{failed.run_id}"
     assert meta["cleanup_run_url"] == f"{DAGSTER_UI}/runs/{cleanup.run_id}"
@@ -131,4 +132,34 @@ def test_a_run_that_crashed_before_any_stage_was_tracked_gets_a_named_record_wit
     assert tags["z4.error"].startswith(f"{failed.run_id}: crashed: z3_snapshot of {ref.label}: "), tags["z4.error"]
     page = (resources["storage"].folder(failed.run_id).postrun / "verdict.md").read_text()
     assert page.startswith("# Verdict: CRASHED in z3_snapshot"), page
-    assert _observation(instance, ref.label)["decision_summary"] == "CRASHED (z3_snapshot)"
+    assert _verdict(instance, ref.label)["decision_summary"] == "CRASHED (z3_snapshot)"
+
+
+def test_a_promoted_runs_page_and_registry_version_hold_the_decision_the_digest_and_the_links(sample_factory_run):
+    run, result = sample_factory_run, sample_factory_run["result"]
+    assert result.success
+    ref, resources = run["ref"], run["resources"]
+    meta = _verdict(run["instance"], ref.label)
+    assert meta["decision_summary"] == "PROMOTED"
+    page = meta["verdict"]
+    assert page.startswith("# Verdict: PROMOTED") and "BLOCKED" not in page
+    assert "| packaging | signed_package | done (it has no gates of its own) | - |" in page
+    client, exp = _mlflow(resources)
+    mlflow_run = _by_dagster_run(client, exp, result.run_id)
+    (version,) = client.search_model_versions(f"name = 'z4-{ref.dataset_id}'")
+    sha = version.tags["package_sha256"]
+    assert f"sha256 `{sha}`" in page
+    # defaults: the Dagster UI on 3000; a sqlite store has no UI, so `mlflow ui`'s 5000
+    version_url = f"http://127.0.0.1:5000/#/models/z4-{ref.dataset_id}/versions/{version.version}"
+    assert meta["registry_version_url"] == version_url and f"[{version_url}]" in page
+    assert meta["mlflow_run_url"] == f"http://127.0.0.1:5000/#/experiments/{exp.experiment_id}/runs/{mlflow_run.info.run_id}"
+    promo = result.asset_materializations_for_node("promotion")[0].metadata
+    assert promo["registry_version_url"].value == version_url and promo["mlflow_run_url"].value == meta["mlflow_run_url"]
+    # the version's description: nothing an auditor needs hides below its tags
+    desc = version.description
+    assert desc.startswith(f"**Decision: PASS** for snapshot `{ref.label}`") and f"`{sha}`" in desc
+    assert f"(http://127.0.0.1:3000/runs/{result.run_id})" in desc and f"({meta['mlflow_run_url']})" in desc
+    assert "(http://127.0.0.1:3000/assets/verdict?view=partitions&partition=" in desc
+    # the MLflow run's description: its Dagster run, then the verdict page
+    note = mlflow_run.data.tags[DESCRIPTION_TAG]
+    assert f"[{result.run_id}](http://127.0.0.1:3000/runs/{result.run_id})" in note and "# Verdict: PROMOTED" in note

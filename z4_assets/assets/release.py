@@ -84,11 +84,12 @@ def promotion(context: dg.AssetExecutionContext, z3_snapshot: SnapshotOutcome, s
               mlflow: MlflowTracking, broker: SnapshotBroker):
     from z4_assets.core.links import dagster_asset_url, dagster_run_url
     from z4_assets.core.promotion import run_promotion
+    from z4_assets.verdict_page import VERDICT_ASSET
 
     run = stage_run(context, z3_snapshot.snapshot, storage, policy, broker)
     with mlflow.stage(context, run.snapshot) as rec:
         links = {"dagster_run": dagster_run_url(mlflow.dagster_url, context.run_id), "mlflow_run": rec.url,
-                 "verdict": dagster_asset_url(mlflow.dagster_url, CLEANUP.asset, run.partition),
+                 "verdict": dagster_asset_url(mlflow.dagster_url, VERDICT_ASSET, run.partition),
                  "mlflow_ui": rec.recorder.ui_url}
         outcome = run_promotion(z3_snapshot, signed_package, run_record, run, signer.public_key(),
                                 rec.recorder.client, signer.limits(), links)
@@ -119,7 +120,7 @@ def _verdict_page(context, folder, partition: str, mlflow: MlflowTracking, rec) 
     from z4_assets.core.links import run_description
     from z4_assets.core.tracking import DESCRIPTION_TAG
     from z4_assets.core.verdict import write_verdict
-    from z4_assets.verdict_page import links, step_ends, verdict_metadata
+    from z4_assets.verdict_page import links, record_verdict, step_ends, verdict_metadata
 
     urls = links(mlflow.dagster_url, rec.recorder, context.run_id)
     promo = context.instance.get_latest_materialization_event(dg.AssetKey(PROMOTION.asset))
@@ -132,4 +133,6 @@ def _verdict_page(context, folder, partition: str, mlflow: MlflowTracking, rec) 
     path, text, verdict, stopper = write_verdict(folder, partition, step_ends(context.instance, context.run_id), urls)
     rec.log(tags={DESCRIPTION_TAG: run_description(partition, mlflow.dagster_url, context.run_id,
                                                    context.run.job_name) + f"\n\n{text}"})
-    return verdict_metadata(path, text, verdict, stopper, urls)
+    meta = verdict_metadata(path, text, verdict, stopper, urls)
+    record_verdict(context, partition, meta)
+    return meta

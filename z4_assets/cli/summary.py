@@ -6,7 +6,7 @@ from z4_assets.core.files import read_json
 from z4_assets.core.gates import verdict_word
 from z4_assets.core.settings import Settings
 from z4_assets.core.stages import GOVERNANCE, PROMOTION, STAGES, TRAINING
-from z4_assets.core.verdict import offending_examples
+from z4_assets.core.verdict import SUCCEEDED, offending_examples
 
 
 def print_summary(dagster_home: str, run_id: str) -> None:
@@ -19,7 +19,7 @@ def print_summary(dagster_home: str, run_id: str) -> None:
     from z4_assets.verdict_page import step_ends
 
     with dg.DagsterInstance.from_config(dagster_home) as instance:
-        steps = step_ends(instance, run_id)
+        steps = {k: v for k, v in step_ends(instance, run_id).items() if v != SUCCEEDED}
     print(f"\nEvidence of Dagster run {run_id}: {run.run_dir}")
     print(f"{'stage':<11} {'gate':<34} {'verdict':<7} {'measured':>12}  threshold")
     stopped = None  # the first stage of this run that blocked or crashed

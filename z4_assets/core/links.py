@@ -46,11 +46,12 @@ def registry_version_url(mlflow_ui: str, model: str, version: str | int) -> str:
     return f"{_base(mlflow_ui)}/#/models/{quote(model, safe='')}/versions/{quote(str(version), safe='')}"
 
 
+VERDICT_ASSET = "verdict"   # the Dagster asset holding each snapshot's verdict page (z4_assets/verdict_page.py)
+
+
 def run_description(partition: str, dagster_url: str, dagster_run_id: str, job_name: str) -> str:
     """An MLflow run's description (Markdown): clickable links to its Dagster run and the snapshot's verdict page."""
-    from z4_assets.core.stages import CLEANUP
-
-    verdict = dagster_asset_url(dagster_url, CLEANUP.asset, partition)
+    verdict = dagster_asset_url(dagster_url, VERDICT_ASSET, partition)
     return (f"**{job_name}** on snapshot `{partition}`  \n"
             f"Dagster run: [{dagster_run_id}]({dagster_run_url(dagster_url, dagster_run_id)})  \n"
-            f"Verdict page: [{CLEANUP.asset} of {partition}]({verdict})")
+            f"Verdict page: [{VERDICT_ASSET} of {partition}]({verdict})")

@@ -15,6 +15,7 @@ from z4_assets.core.gates import verdict_word
 from z4_assets.core.run_folder import RunFolder
 from z4_assets.core.stages import PROMOTION, STAGES
 
+SUCCEEDED = "succeeded"   # a step that ended normally (the others: blocked: / crashed: / skipped: ...)
 LINK_NAMES = {"dagster_run": "Dagster run", "cleanup_run": "cleanup run", "failed_run": "failed run it cleans",
               "mlflow_run": "MLflow run", "registry_version": "registry version", "mlflow_runs": "MLflow runs table"}
 
@@ -100,6 +101,8 @@ def decision(stages: list[StageState], promoted: bool) -> tuple[str, str | None]
 
 
 def _why_not_run(s: StageState, stopper: str | None) -> str:
+    if s.ended == SUCCEEDED:
+        return "done (it has no gates of its own)"
     if s.ended.startswith("crashed"):
         return s.ended
     if stopper:
