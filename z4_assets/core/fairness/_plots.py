@@ -15,6 +15,7 @@ from z4_assets.core.plots import figure, save_png
 PLOTTED = (("auc", "AUC"), ("ks", "KS"), ("selection_rate", "selection rate"),
            ("tpr", "TPR"), ("fpr", "FPR"), ("precision", "precision"))
 DPI = 90
+PALETTE = 64  # a palette PNG: the figure stays under the inline limit (core/plots.png_bytes)
 THRESHOLD_COLOUR = "#D62728"   # only the gate lines use it (a test finds them in the PNG's pixels)
 # panel metric -> the policy key bounding its gap between groups
 GAP_MAX = {"auc": "auc_diff_max", "ks": "ks_diff_max", "selection_rate": "demographic_parity_diff_max",
@@ -62,7 +63,7 @@ def plot_attribute(name: str, assessed: dict, files, confidence: float, rules=No
             note += "\ninsufficient data, not plotted: " + ", ".join(skipped)
         fig.suptitle(note + (f"\n{caption}" if caption else ""), fontsize=9)
         safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
-        return save_png(fig, files.file(f"fairness_{safe}.png"), DPI)
+        return save_png(fig, files.file(f"fairness_{safe}.png"), DPI, PALETTE)
 
 
 def _draw(axes, groups: dict, labels: list[str], lines: dict) -> None:
