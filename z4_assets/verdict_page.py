@@ -9,6 +9,7 @@ import dagster as dg
 
 from z4_assets.core.links import VERDICT_ASSET
 from z4_assets.core.stages import CLEANUP
+from z4_assets.core.tracking import redact_uri
 from z4_assets.core.verdict import SUCCEEDED
 from z4_assets.partitions import snapshots
 
@@ -39,7 +40,7 @@ def step_ends(instance: dg.DagsterInstance, run_id: str) -> dict[str, str]:
             while err is not None and err.cause is not None:
                 err = err.cause
             text = (err.message if err else "").strip().splitlines()
-            first = text[0] if text else "unknown error"
+            first = redact_uri(text[0]) if text else "unknown error"  # never a password of a URI in an error
             if "BLOCKED: " in first:  # observability.blocked_message: a gate's decision
                 out[event.step_key] = "blocked: " + first.split("BLOCKED: ", 1)[1]
             elif "AssetCheckFailed" in first:  # Dagster's own wording, for a run made before the message
@@ -57,7 +58,7 @@ def run_error(instance: dg.DagsterInstance, run_id: str) -> str:
     for r in instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.RUN_FAILURE).records:
         message = (r.event_log_entry.dagster_event.message or "").strip().splitlines()
         if message:
-            return message[0]
+            return redact_uri(message[0])
     return "unknown: the run recorded no error"
 
 

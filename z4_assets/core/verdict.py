@@ -20,6 +20,15 @@ LINK_NAMES = {"dagster_run": "Dagster run", "cleanup_run": "cleanup run", "faile
               "mlflow_run": "MLflow run", "registry_version": "registry version", "mlflow_runs": "MLflow runs table"}
 
 
+_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]<>|#"})
+
+
+def md_text(text: str) -> str:
+    """TEXT from data (a gate summary, an offending value, an error) shown as literal text in Markdown:
+    no link, image, HTML or table cell can be smuggled into the page through a value."""
+    return str(text).replace("\n", " ").translate(_MD_SPECIAL)
+
+
 def _short(v, width: int = 60) -> str:
     text = repr(v) if isinstance(v, str) else str(v)
     return text if len(text) <= width else text[:width - 3] + "..."
@@ -121,15 +130,15 @@ def verdict_markdown(partition: str, run_id: str, stages: list[StageState], link
     if blocked is not None:
         lines += [f"## The gate that blocked ({blocked.name}, asset `{blocked.asset}`)", "",
                   "| gate | verdict | measured | rule | threshold |", "| --- | --- | --- | --- | --- |"]
-        lines += [f"| {g['name']} | {verdict_word(g)} | {measured(g)} | measured {g['comparison']} threshold "
-                  f"| {g['threshold']} |" for g in blocked.failed]
+        lines += [f"| {g['name']} | {verdict_word(g)} | {md_text(measured(g))} | measured {md_text(g['comparison'])} "
+                  f"threshold | {md_text(g['threshold'])} |" for g in blocked.failed]
         for g in blocked.failed:
-            lines += ["", f"- **{g['name']}**: {g.get('summary', '')}"]
-            lines += [f"  - offending: {e}" for e in offending_examples(g, 5)]
+            lines += ["", f"- **{g['name']}**: {md_text(g.get('summary', ''))}"]
+            lines += [f"  - offending: {md_text(e)}" for e in offending_examples(g, 5)]
         lines.append("")
     crashed = next((s for s in stages if s.ended.startswith("crashed")), None)
     if crashed is not None and blocked is None:
-        lines += [f"## The error ({crashed.name}, asset `{crashed.asset}`)", "", f"`{crashed.ended}`", ""]
+        lines += [f"## The error ({crashed.name}, asset `{crashed.asset}`)", "", md_text(crashed.ended), ""]
     lines += ["## Every stage", "", "| stage | asset | result | gates (pass / fail / insufficient) |",
               "| --- | --- | --- | --- |"]
     seen_stop = False
@@ -140,7 +149,7 @@ def verdict_markdown(partition: str, run_id: str, stages: list[StageState], link
             result = "BLOCKED" if s.failed else "passed"
             lines.append(f"| {s.name} | {s.asset} | {result} | {counts[0]} / {counts[1]} / {insufficient} |")
         else:
-            lines.append(f"| {s.name} | {s.asset} | {_why_not_run(s, stopper if seen_stop else None)} | - |")
+            lines.append(f"| {s.name} | {s.asset} | {md_text(_why_not_run(s, stopper if seen_stop else None))} | - |")
         seen_stop = seen_stop or s.asset == stopper
     lines += ["", "## Links", "", f"- evidence: `{evidence_dir}` (each stage's `gates.json`)"]
     if promotion is not None:
