@@ -232,12 +232,12 @@ def test_a_blocked_runs_page_and_the_catalog_show_the_gate_and_its_measured_valu
         dialog.get_by_role("button", name="Close").click()
 
         # the blocking asset reads differently from the ones skipped because of it, for that partition
-        text = _open(page, _partition_page(webserver, "hygiene_report", blocked["partition"]), "duplicate_rows")
+        text = _open(page, _partition_page(webserver, "hygiene_report", blocked["partition"]), "Latest materialization")
         page.screenshot(path=str(SHOTS / "blocked_hygiene_partition.png"), full_page=True)
-        assert "Materialized" in text
-        text = _open(page, _partition_page(webserver, "trained_model", blocked["partition"]), "trained_model")
+        assert f"Run\n{blocked['run_id'][:8]}" in text and "did not materialize" not in text  # materialized, checks failed
+        text = _open(page, _partition_page(webserver, "trained_model", blocked["partition"]), "Latest materialization")
         page.screenshot(path=str(SHOTS / "skipped_trained_model_partition.png"), full_page=True)
-        assert "did not materialize" in text or "Failed" in text
+        assert f"Run {blocked['run_id'][:8]} failed, and did not materialize this asset." in text
         browser.close()
 
 
