@@ -20,7 +20,7 @@ LINK_NAMES = {"dagster_run": "Dagster run", "cleanup_run": "cleanup run", "faile
               "mlflow_run": "MLflow run", "registry_version": "registry version", "mlflow_runs": "MLflow runs table"}
 
 
-_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]<>|#"})
+_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`[]<>|"})
 
 
 def md_text(text: str) -> str:
