@@ -67,7 +67,12 @@ def materialize(outcome: StageOutcome, rec=None) -> dg.MaterializeResult:
 
     metadata: dict = {}
     for key, value in outcome.facts.items():
-        metadata[key] = dg.MetadataValue.md(value) if key in MARKDOWN_FACTS else metadata_value(value)
+        if key in MARKDOWN_FACTS:
+            metadata[key] = dg.MetadataValue.md(value)
+        elif key.endswith("_url") and str(value).startswith(("http://", "https://")):
+            metadata[key] = dg.MetadataValue.url(value)
+        else:
+            metadata[key] = metadata_value(value)
     for role, path in outcome.files.items():
         if role not in outcome.plots:
             metadata[f"file_{role}"] = dg.MetadataValue.path(path)
@@ -79,5 +84,6 @@ def materialize(outcome: StageOutcome, rec=None) -> dg.MaterializeResult:
         metadata.update(plot_metadata(key, plot.path, plot.title, url))
     if rec is not None:
         metadata["mlflow_run_id"] = dg.MetadataValue.text(rec.run_id)
+        metadata["mlflow_run_url"] = dg.MetadataValue.url(rec.url)
     metadata["lineage"] = dg.MetadataValue.json(outcome.lineage.model_dump())
     return dg.MaterializeResult(value=outcome, metadata=metadata, check_results=check_results(outcome.gates))

@@ -13,6 +13,7 @@ from z4_assets.resources import (FactoryStorage, MlflowTracking, NoopRevoker, Po
 from z4_assets.resources.signer import PackageSigner
 from z4_assets.sensors.failures import cleanup_on_failure
 from z4_assets.sensors.snapshots import z3_snapshot_sensor
+from z4_assets.verdict_page import verdict_spec
 
 
 def vault_from(settings: Settings) -> VaultSecrets | None:
@@ -43,7 +44,7 @@ def resources_from(settings: Settings) -> dict:
         "outcomes": OutcomeStore(root=settings.factory_root),
         "policy": PolicyStore(path=settings.policy),
         "mlflow": MlflowTracking(tracking_uri=settings.mlflow_tracking_uri, experiment_name=settings.mlflow_experiment,
-                                 dagster_url=settings.dagster_url, vault=vault),
+                                 dagster_url=settings.dagster_url, mlflow_url=settings.mlflow_url, vault=vault),
         "signer": PackageSigner(mode=settings.signing_mode, private_key_path=settings.signing_key,
                                 public_key_path=settings.signing_pubkey, package_max_bytes=settings.package_max_bytes,
                                 package_max_members=settings.package_max_members, pkcs11_uri=settings.pkcs11_uri,
@@ -66,7 +67,7 @@ def resources_from_env() -> dict:
 fast_exit()  # a run worker skips the interpreter's last full garbage collection (core/process.py)
 
 defs = dg.Definitions(
-    assets=FACTORY_ASSETS,
+    assets=[*FACTORY_ASSETS, verdict_spec],
     jobs=[model_factory, cleanup_job],
     sensors=[z3_snapshot_sensor, cleanup_on_failure],
     resources=resources_from_env(),

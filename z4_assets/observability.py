@@ -101,8 +101,41 @@ def _rows(rows: str | None, outcome) -> int:
     return int(ref.manifest["row_count"]) if rows == "snapshot" and ref is not None else 0
 
 
+def blocked_message(asset: str, partition: str, outcome) -> str | None:
+    """The step failure of an asset whose gate blocked: each failed gate as measured against threshold,
+    with a few offending examples and where the evidence is. None when every gate let it through."""
+    from z4_assets.core.verdict import gate_line
+
+    failed = [g for g in getattr(outcome, "gates", ()) or () if not g.passed]
+    if not failed:
+        return None
+    lines = [f"BLOCKED: {asset} of {partition} did not pass {len(failed)} gate(s); nothing downstream runs "
+             "for this snapshot."]
+    lines += [gate_line(g.as_dict()) for g in failed]
+    gates_file = (getattr(outcome, "files", None) or {}).get("gates")
+    if gates_file:
+        lines.append(f"Evidence: {gates_file} (and the asset's checks tab)")
+    return "\n".join(lines)
+
+
+def _in_run(context) -> bool:
+    try:
+        return context.run is not None
+    except dg.DagsterError:  # an asset invoked directly, outside any run
+        return False
+
+
+def _then_block(result, blocked: str):
+    """The materialization (outcome, failed checks), then the step's failure as the decision: Dagster's
+    own blocking-check error would be a stack trace naming the gate but not its measured value."""
+    yield result
+    raise dg.Failure(description=blocked, allow_retries=False)
+
+
 def observed(rows: str | None = None):
-    """Decorate an asset function: correlated logging, cost measured and reported.
+    """Decorate an asset function: correlated logging, cost measured and reported. In a run, an asset
+    whose gate blocked yields its materialization (the outcome, its checks), then fails its step with a
+    `dg.Failure` that reads as the decision (measured against threshold), not as a stack trace.
 
     rows="snapshot": the asset reads the snapshot's rows, which are reported as rows processed;
     None: it works on evidence files only, rows processed is 0.
@@ -143,7 +176,11 @@ def observed(rows: str | None = None):
                 core.setLevel(level)
             _report(context, rl, kwargs.get("mlflow"), asset, cost, "ok")
             trail = audit.finished(result) if audit is not None else {}
-            return result._replace(metadata={**(result.metadata or {}), **cost_metadata(cost), **trail})
+            result = result._replace(metadata={**(result.metadata or {}), **cost_metadata(cost), **trail})
+            blocked = blocked_message(asset, rl.snapshot, getattr(result, "value", None))
+            if blocked is None or not _in_run(context):
+                return result  # called directly (a test): the result, its failed checks in it
+            return _then_block(result, blocked)  # Dagster iterates a returned generator
 
         return asset_fn
 

@@ -193,6 +193,8 @@ def demo_project(tmp_path_factory):
     import subprocess
     import sys
 
+    from z4_assets_tests.servers import free_port
+
     root = Path(__file__).resolve().parents[1]
     project = tmp_path_factory.mktemp("project")
     shutil.copy(root / "dagster.yaml", project / "dagster.yaml")
@@ -201,9 +203,12 @@ def demo_project(tmp_path_factory):
         "      location_name: z4_assets\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("Z4_", "MLFLOW_", "DAGSTER_"))}
     env["DAGSTER_HOME"] = str(project)
+    # the UIs' addresses, chosen before the run so that its links point at the servers the UI tests start
+    ports = {"dagster": free_port(), "mlflow": free_port()}
+    env["Z4_DAGSTER_URL"], env["Z4_MLFLOW_URL"] = (f"http://127.0.0.1:{ports[k]}" for k in ("dagster", "mlflow"))
     proc = subprocess.run([sys.executable, "-m", "z4_assets.cli", "demo"], cwd=project, env=env,
                           capture_output=True, text=True, timeout=900)
-    return {"path": project, "env": env, "proc": proc}
+    return {"path": project, "env": env, "proc": proc, "ports": ports}
 
 
 @pytest.fixture(scope="session")

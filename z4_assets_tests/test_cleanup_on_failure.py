@@ -82,7 +82,8 @@ def test_run_failing_its_hygiene_gate_ends_with_scratch_removed_and_report_in_it
     assert run.data.tags["z4.cleanup.dagster_run_id"] == failed.run_id
     assert run.data.tags["z4.cleanup.by"] == f"cleanup job run {cleanup.run_id}"
     assert {a.path for a in client.list_artifacts(run.info.run_id, "postrun")} == {
-        "postrun/cleanup_report.json", "postrun/retention_manifest.json", "postrun/gates.json"}
+        "postrun/cleanup_report.json", "postrun/retention_manifest.json", "postrun/gates.json",
+        "postrun/verdict.md"}  # the failed run's verdict page (z4_assets/verdict_page.py)
     (gate,) = json.loads((paths.postrun / "gates.json").read_text())  # the verdict, as every stage writes it
     assert (gate["name"], gate["passed"]) == ("cleanup_complete", True)
     assert run.data.metrics["cleanup.removed_files"] == len(report["removed"])

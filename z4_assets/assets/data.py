@@ -38,7 +38,7 @@ def z3_snapshot(context: dg.AssetExecutionContext, config: SnapshotConfig, z3: Z
     return materialize(outcome, rec)
 
 
-@factory_asset(HYGIENE, kinds={"pandas"})
+@factory_asset(HYGIENE, kinds={"pandas", "matplotlib"})
 @observed("snapshot")
 def hygiene_report(context: dg.AssetExecutionContext, z3_snapshot: SnapshotOutcome, policy: PolicyStore,
                    storage: FactoryStorage, mlflow: MlflowTracking, broker: SnapshotBroker):

@@ -10,7 +10,7 @@ from z4_assets.observability import observed
 from z4_assets.resources import FactoryStorage, MlflowTracking, PolicyStore, SnapshotBroker
 
 
-@factory_asset(SECURITY, kinds={"pytorch"})
+@factory_asset(SECURITY, kinds={"pytorch", "matplotlib"})
 @observed("snapshot")
 def adversarial_eval(context: dg.AssetExecutionContext, z3_snapshot: SnapshotOutcome,
                      hygiene_report: HygieneOutcome, trained_model: ModelOutcome, policy: PolicyStore,
@@ -24,7 +24,7 @@ def adversarial_eval(context: dg.AssetExecutionContext, z3_snapshot: SnapshotOut
     return materialize(outcome, rec)
 
 
-@factory_asset(FAIRNESS, kinds={"pandas"})
+@factory_asset(FAIRNESS, kinds={"pandas", "matplotlib"})
 @observed("snapshot")
 def fairness_report(context: dg.AssetExecutionContext, z3_snapshot: SnapshotOutcome,
                     hygiene_report: HygieneOutcome, trained_model: ModelOutcome, policy: PolicyStore,

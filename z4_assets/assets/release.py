@@ -30,12 +30,21 @@ def model_card(context: dg.AssetExecutionContext, z3_snapshot: SnapshotOutcome, 
     return materialize(outcome, rec)
 
 
+def signer_kinds() -> set[str]:
+    """What signs the package in this deployment (Z4_SIGNING_MODE), and the CycloneDX SBOM it holds."""
+    from z4_assets.core.settings import Settings
+
+    kind = {"sigstore": "sigstore", "pkcs11": "pkcs11", "certificate": "x509"}.get(Settings.from_env().signing_mode,
+                                                                                 "ecdsa")
+    return {kind, "cyclonedx"}
+
+
 def _started_at(context) -> str:
     record = context.instance.get_run_record_by_id(context.run_id)
     return datetime.fromtimestamp(record.start_time or record.create_timestamp.timestamp(), timezone.utc).isoformat()
 
 
-@factory_asset(PACKAGING, kinds={"ecdsa"})
+@factory_asset(PACKAGING, kinds=signer_kinds())
 @observed()
 def signed_package(context: dg.AssetExecutionContext, z3_snapshot: SnapshotOutcome, hygiene_report: HygieneOutcome,
                    trained_model: ModelOutcome, adversarial_eval: StageOutcome, fairness_report: StageOutcome,
@@ -77,17 +86,22 @@ def run_record(context: dg.AssetExecutionContext, z3_snapshot: SnapshotOutcome, 
 def promotion(context: dg.AssetExecutionContext, z3_snapshot: SnapshotOutcome, signed_package: PackageOutcome,
               run_record: StageOutcome, signer: PackageSigner, policy: PolicyStore, storage: FactoryStorage,
               mlflow: MlflowTracking, broker: SnapshotBroker):
+    from z4_assets.core.links import dagster_asset_url, dagster_run_url
     from z4_assets.core.promotion import run_promotion
+    from z4_assets.verdict_page import VERDICT_ASSET
 
     run = stage_run(context, z3_snapshot.snapshot, storage, policy, broker)
     with mlflow.stage(context, run.snapshot) as rec:
+        links = {"dagster_run": dagster_run_url(mlflow.dagster_url, context.run_id), "mlflow_run": rec.url,
+                 "verdict": dagster_asset_url(mlflow.dagster_url, VERDICT_ASSET, run.partition),
+                 "mlflow_ui": rec.recorder.ui_url}
         outcome = run_promotion(z3_snapshot, signed_package, run_record, run, signer.public_key(),
-                                rec.recorder.client, signer.limits())
+                                rec.recorder.client, signer.limits(), links)
         rec.record(outcome)
     return materialize(outcome, rec)
 
 
-@factory_asset(CLEANUP, kinds={"python"}, deps=[s.asset for s in STAGES if s not in (SNAPSHOT, CLEANUP)])
+@factory_asset(CLEANUP, kinds={"markdown"}, deps=[s.asset for s in STAGES if s not in (SNAPSHOT, CLEANUP)])
 @observed()
 def cleanup_report(context: dg.AssetExecutionContext, z3_snapshot: SnapshotOutcome, storage: FactoryStorage,
                    policy: PolicyStore, mlflow: MlflowTracking, revoker: TokenRevoker):
@@ -98,9 +112,34 @@ def cleanup_report(context: dg.AssetExecutionContext, z3_snapshot: SnapshotOutco
     by = f"cleanup_report asset of run {context.run_id}"
     try:
         with mlflow.stage(context, ref) as rec:
-            outcome = run_cleanup(storage.folder(context.run_id), policy.for_dataset(ref.dataset_id),
-                                  revoker.revoke, by, ref.label)
+            folder = storage.folder(context.run_id)
+            outcome = run_cleanup(folder, policy.for_dataset(ref.dataset_id), revoker.revoke, by, ref.label)
             rec.record(outcome)
+            verdict = _verdict_page(context, folder, ref.label, mlflow, rec)
     finally:  # the run's vault secrets leave this process's memory with it
         revoker.forget(context.run_id)
-    return materialize(outcome, rec)
+    result = materialize(outcome, rec)
+    return result._replace(metadata={**verdict, **result.metadata})
+
+
+def _verdict_page(context, folder, partition: str, mlflow: MlflowTracking, rec) -> dict:
+    """A passing run's verdict page: postrun/verdict.md, this asset's metadata, the MLflow run's description."""
+    from z4_assets.core.links import run_description
+    from z4_assets.core.tracking import DESCRIPTION_TAG
+    from z4_assets.core.verdict import write_verdict
+    from z4_assets.verdict_page import links, record_verdict, step_ends, verdict_metadata
+
+    urls = links(mlflow.dagster_url, rec.recorder, context.run_id)
+    promo = context.instance.get_latest_materialization_event(dg.AssetKey(PROMOTION.asset))
+    version_url = None
+    if promo is not None and promo.run_id == context.run_id:
+        entry = promo.asset_materialization.metadata.get("registry_version_url")
+        version_url = entry.value if entry is not None else None
+    if version_url:
+        urls["registry_version"] = version_url
+    path, text, verdict, stopper = write_verdict(folder, partition, step_ends(context.instance, context.run_id), urls)
+    rec.log(tags={DESCRIPTION_TAG: run_description(partition, mlflow.dagster_url, context.run_id,
+                                                   context.run.job_name) + f"\n\n{text}"})
+    meta = verdict_metadata(path, text, verdict, stopper, urls)
+    record_verdict(context, partition, meta)
+    return meta

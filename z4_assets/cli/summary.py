@@ -6,61 +6,7 @@ from z4_assets.core.files import read_json
 from z4_assets.core.gates import verdict_word
 from z4_assets.core.settings import Settings
 from z4_assets.core.stages import GOVERNANCE, PROMOTION, STAGES, TRAINING
-
-
-def _steps(dagster_home: str, run_id: str) -> dict[str, str]:
-    """asset -> how its step ended, when it did not succeed: 'crashed: <error>' or 'skipped'."""
-    import dagster as dg
-
-    out: dict[str, str] = {}
-    with dg.DagsterInstance.from_config(dagster_home) as instance:
-        for kind in (dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.STEP_SKIPPED):
-            for r in instance.get_records_for_run(run_id, of_type=kind).records:
-                event = r.event_log_entry.dagster_event
-                if event.event_type == dg.DagsterEventType.STEP_SKIPPED:
-                    out.setdefault(event.step_key, "skipped: a stage it needs did not pass in this run")
-                    continue
-                err = event.event_specific_data.error
-                while err is not None and err.cause is not None:
-                    err = err.cause
-                text = (err.message if err else "").strip().splitlines()
-                first = text[0] if text else "unknown error"
-                out[event.step_key] = (f"blocked: {first[first.find(':') + 1:].strip()}"
-                                       if "AssetCheckFailed" in first else f"crashed: {first}")
-    return out
-
-
-def _short(v, width: int = 60) -> str:
-    text = repr(v) if isinstance(v, str) else str(v)
-    return text if len(text) <= width else text[:width - 3] + "..."
-
-
-def offending_examples(g: dict, n: int = 3) -> list[str]:
-    """Up to N offending examples from a failed gate's evidence (gates.json), as a reader wants them:
-    contract violations with their values, named features, rule counts, clusters, ids."""
-    from z4_assets.core.validation import short_check
-
-    d = g.get("details") or {}
-    out: list[str] = []
-    for f in d.get("failures") or []:  # contract: column, what, first values
-        out.append(f"{f.get('column')}: {short_check(str(f.get('check', '')))} "
-                   f"({', '.join(map(str, f.get('examples') or [])) or '-'})")
-    if isinstance(d.get("offending"), dict):  # legal basis: attribute -> declared basis
-        out += [f"{k}: {_short(v)}" for k, v in d["offending"].items()]
-    for key in ("flagged_features", "leaking_features", "unassessable"):
-        items = d.get(key)
-        out += [_short(x) for x in (items.items() if isinstance(items, dict) else items or [])]
-    if isinstance(d.get("per_rule"), dict):
-        out += [f"{rule}: {count} rows" for rule, count in d["per_rule"].items() if count]
-    for c in d.get("clusters") or []:
-        out.append(f"pattern {_short(c.get('pattern'))} ({c.get('flagged_rows', c.get('rows', '?'))} rows)")
-    if d.get("offending_group") is not None:
-        out.append(f"{d.get('attribute', '')} group {d['offending_group']}".strip())
-    if isinstance(d.get("missing"), (dict, list)):
-        out += [_short(m) for m in d["missing"]]
-    if d.get("example_ids"):
-        out.append("ids " + ", ".join(map(str, d["example_ids"][:n])))
-    return out[:n]
+from z4_assets.core.verdict import SUCCEEDED, offending_examples
 
 
 def print_summary(dagster_home: str, run_id: str) -> None:
@@ -68,7 +14,12 @@ def print_summary(dagster_home: str, run_id: str) -> None:
     from z4_assets.core.run_folder import FactoryRoot
 
     run = FactoryRoot(Settings.from_env().factory_root).run(run_id)
-    steps = _steps(dagster_home, run_id)
+    import dagster as dg
+
+    from z4_assets.verdict_page import step_ends
+
+    with dg.DagsterInstance.from_config(dagster_home) as instance:
+        steps = {k: v for k, v in step_ends(instance, run_id).items() if v != SUCCEEDED}
     print(f"\nEvidence of Dagster run {run_id}: {run.run_dir}")
     print(f"{'stage':<11} {'gate':<34} {'verdict':<7} {'measured':>12}  threshold")
     stopped = None  # the first stage of this run that blocked or crashed

@@ -32,15 +32,30 @@ def figure(*args, **kwargs) -> Iterator[tuple]:
         plt.close(fig)
 
 
-def png_bytes(fig, dpi: int) -> bytes:
-    """The figure as PNG bytes, deterministic for the same figure content and matplotlib version."""
+def png_bytes(fig, dpi: int, colours: int = 0) -> bytes:
+    """The figure as PNG bytes, deterministic for the same figure content and matplotlib version.
+    COLOURS > 0: a palette PNG of at most that many colours (a plot of flat colours and text keeps its
+    look at a third of the bytes, so a legible one still fits the inline limit)."""
     import io
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, metadata=PNG_METADATA)
-    return buf.getvalue()
+    if not colours:
+        return buf.getvalue()
+    from PIL import Image
+
+    buf.seek(0)
+    image = Image.open(buf).convert("RGB").quantize(colours, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    out = io.BytesIO()
+    image.save(out, format="PNG", optimize=True)
+    return out.getvalue()
 
 
-def save_png(fig, path: str | Path, dpi: int) -> Path:
-    """Write the figure atomically as PNG; returns the path."""
-    return atomic_write_bytes(path, png_bytes(fig, dpi))
+def save_png(fig, path: str | Path, dpi: int, colours: int = 0) -> Path:
+    """Write the figure atomically as PNG (COLOURS: see png_bytes); returns the path."""
+    return atomic_write_bytes(path, png_bytes(fig, dpi, colours))
+
+
+def caption(snapshot: str, run_id: str) -> str:
+    """The line every evidence plot carries: which snapshot and which Dagster run it belongs to."""
+    return f"snapshot {snapshot} | run {run_id}"

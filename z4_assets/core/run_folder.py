@@ -49,7 +49,7 @@ FILES: dict[str, dict[str, str]] = {
     "record": {"gates": "gates.json", "record": "run_record.json"},
     "promotion": {"gates": "gates.json", "verify_report": "verify_report.json", "promotion": "promotion.json"},
     "postrun": {"gates": "gates.json", "cleanup_report": "cleanup_report.json",
-                "retention_manifest": "retention_manifest.json"},
+                "retention_manifest": "retention_manifest.json", "verdict": "verdict.md"},
     "access": {"access_log": "access_log.jsonl"},
     "incident": {"incident": "incident.json"},
     "intermediate": {"split": "split.parquet"},

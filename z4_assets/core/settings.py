@@ -56,6 +56,9 @@ class Settings:
     k8s_steps: str = ""                            # Z4_K8S_STEPS: per-step pod policy (default deploy/steps.yaml)
     dagster_url: str = "http://127.0.0.1:3000"     # Z4_DAGSTER_URL: the Dagster UI, for links from MLflow
     incident_url: str = ""                         # Z4_INCIDENT_URL: POST each run's incident record here (JSON)
+    mlflow_url: str = ""                           # Z4_MLFLOW_URL: the MLflow UI, for links from Dagster and the
+                                                   # verdict page (default: the tracking URI when http(s),
+                                                   # else http://127.0.0.1:5000, where `mlflow ui` listens)
     package_max_bytes: int = 1 << 30               # Z4_PACKAGE_MAX_BYTES: a package archive's members may add up to
     package_max_members: int = 10_000              # Z4_PACKAGE_MAX_MEMBERS: ... and number this many (core/packaging/_archive.py)
     execution: str = "host"                        # Z4_EXECUTION: host | container (the signed training image)
@@ -92,7 +95,7 @@ class Settings:
             "pseudonym_key_file": "Z4_PSEUDONYM_KEY_FILE", "access_log": "Z4_ACCESS_LOG",
             "sensor_interval_seconds": "Z4_SENSOR_INTERVAL_SECONDS", "executor": "Z4_EXECUTOR",
             "k8s_steps": "Z4_K8S_STEPS",
-            "dagster_url": "Z4_DAGSTER_URL", "incident_url": "Z4_INCIDENT_URL",
+            "dagster_url": "Z4_DAGSTER_URL", "incident_url": "Z4_INCIDENT_URL", "mlflow_url": "Z4_MLFLOW_URL",
             "package_max_bytes": "Z4_PACKAGE_MAX_BYTES", "package_max_members": "Z4_PACKAGE_MAX_MEMBERS",
             "execution": "Z4_EXECUTION", "image": "Z4_IMAGE", "image_evidence": "Z4_IMAGE_EVIDENCE",
             "vuln_db": "Z4_VULN_DB",

@@ -29,7 +29,11 @@ RETRY_OF_DAGSTER_TAG = "retry_of_dagster_run"  # the Dagster run it re-executes
 CLEANUP_OF_TAG = "cleanup_of"
 CLEANUP_OF_DAGSTER_TAG = "cleanup_of_dagster_run"
 ERROR_TAG = "z4.error"
+FAILED_RUN_ERROR_TAG = "z4.failed_run_error"  # on a cleanup run: the error that ended the run it cleans
 CRASH_TAG = "z4.crashed_stage"  # a stage that raised (not a gate): its name
+DESCRIPTION_TAG = "mlflow.note.content"  # the run's (or experiment's) description, Markdown in the MLflow UI
+# MLflow 3 opens an experiment without this tag in its GenAI view (traces); a model-training one on its runs.
+EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
 # What the run record states as the egress policy (issue: observed, not asserted, in the image lane).
 DEFAULT_EGRESS_POLICY = "deny-all: no network egress at run time (local Z3, MLflow and registry only)"
 _CREDENTIALS = re.compile(r"(://)[^/@\s]+@")
@@ -53,18 +57,37 @@ def artifact_download_url(tracking_uri: str, run_id: str, artifact_path: str) ->
     return f"{base}/get-artifact?{urlencode({'path': artifact_path, 'run_uuid': run_id})}"
 
 
+EXPERIMENT_NOTE = (
+    "One run per Dagster run of the z4 model factory. In the runs table, add the columns "
+    "`policy_decision`, `z4.blocked_by` and `dagster_partition` (Columns, Tags); each run's description "
+    "links its Dagster run, and a model version's description its decision, package digest and runs.")
+
+
 def default_tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
 
 
 class RunRecorder:
-    def __init__(self, tracking_uri: str, experiment_name: str):
+    def __init__(self, tracking_uri: str, experiment_name: str, ui_url: str = ""):
+        """UI_URL: the MLflow UI's base URL for links (default: core/links.mlflow_ui_base)."""
         from mlflow.tracking import MlflowClient
 
+        from z4_assets.core.links import mlflow_ui_base
+
         self.tracking_uri = tracking_uri or default_tracking_uri()
+        self.ui_url = mlflow_ui_base(ui_url, self.tracking_uri)
         self.client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
         exp = self.client.get_experiment_by_name(experiment_name)
-        self.experiment_id = exp.experiment_id if exp else self.client.create_experiment(experiment_name)
+        self.experiment_id = exp.experiment_id if exp else self.client.create_experiment(
+            experiment_name, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND, DESCRIPTION_TAG: EXPERIMENT_NOTE})
+        if exp is not None and EXPERIMENT_KIND_TAG not in exp.tags:  # made before the factory set its kind
+            self.client.set_experiment_tag(self.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+
+    def run_url(self, run_id: str) -> str:
+        """The run's page in the MLflow UI."""
+        from z4_assets.core.links import mlflow_run_url
+
+        return mlflow_run_url(self.ui_url, self.experiment_id, run_id)
 
     def open(self, dagster_run_id: str, run_name: str, tags: dict[str, str],
              parent_run_id: str | None = None) -> str:
@@ -112,12 +135,18 @@ class RunRecorder:
         return True
 
     def record_cleanup(self, failed_dagster_run_id: str, cleanup_dagster_run_id: str, postrun_dir,
-                       tags: dict, metrics: dict, passed: bool) -> str:
-        """The cleanup job's records of a failed run, in a NEW MLflow run tagged cleanup_of its MLflow run."""
+                       tags: dict, metrics: dict, passed: bool, run_name: str = "", context_tags: dict | None = None,
+                       description: str = "") -> str:
+        """The cleanup job's records of a failed run, in a NEW MLflow run tagged cleanup_of its MLflow run.
+        RUN_NAME, CONTEXT_TAGS (the snapshot's dataset tags, the failed run's error), DESCRIPTION (Markdown
+        with the links both ways): what an auditor filters and reads it by, like every other run."""
         failed = self.find(failed_dagster_run_id)
-        run = self.client.create_run(self.experiment_id, run_name=f"z4-cleanup-{failed_dagster_run_id[:8]}", tags={
-            DAGSTER_RUN_TAG: cleanup_dagster_run_id, CLEANUP_OF_DAGSTER_TAG: failed_dagster_run_id,
-            CLEANUP_OF_TAG: failed or "none: the failed run recorded nothing in MLflow"})
+        run = self.client.create_run(
+            self.experiment_id, run_name=run_name or f"z4-cleanup-{failed_dagster_run_id[:8]}",
+            tags={**(context_tags or {}), DAGSTER_RUN_TAG: cleanup_dagster_run_id,
+                  CLEANUP_OF_DAGSTER_TAG: failed_dagster_run_id,
+                  CLEANUP_OF_TAG: failed or "none: the failed run recorded nothing in MLflow",
+                  **({DESCRIPTION_TAG: description} if description else {})})
         run_id = run.info.run_id
         self.log(run_id, metrics=metrics, tags=tags)
         self.log_artifacts(run_id, postrun_dir, "postrun")
@@ -196,6 +225,11 @@ class StageRecord:
         return artifact_download_url(self.recorder.tracking_uri, self.run_id, artifact_path)
 
     @property
+    def url(self) -> str:
+        """The run's page in the MLflow UI."""
+        return self.recorder.run_url(self.run_id)
+
+    @property
     def artifact_uri(self) -> str:
         return self.recorder.client.get_run(self.run_id).info.artifact_uri.rstrip("/")
 
@@ -210,8 +244,17 @@ class StageRecord:
         self.blocked_by = outcome.blocked_by
 
 
+def run_name(dataset_id: str, started: datetime | None = None) -> str:
+    """`z4-<dataset>-YYYYMMDD-HHMM-<git short>`: every MLflow run of the factory, cleanup runs too."""
+    from z4_assets.core.provenance import code_version
+
+    started = started or datetime.now(timezone.utc)
+    return f"z4-{dataset_id}-{started:%Y%m%d-%H%M}-{code_version()['git_short']}"
+
+
 def run_tags(snapshot, dagster_run_id: str, job_name: str, dagster_url: str, egress_policy: str) -> dict[str, str]:
     """The tags every factory run's MLflow run carries: code, data, execution and correlation."""
+    from z4_assets.core.links import dagster_run_url, run_description
     from z4_assets.core.provenance import build_facts, code_version, repo_url
 
     code = code_version()
@@ -223,7 +266,8 @@ def run_tags(snapshot, dagster_run_id: str, job_name: str, dagster_url: str, egr
         "data_time_range": json.dumps(tr) if tr else "none: the contract declares no time column",
         "pipeline_id": job_name, "job_id": dagster_run_id, "dagster.job": job_name,
         "started_at": datetime.now(timezone.utc).isoformat(),
-        "dagster_run_url": f"{dagster_url.rstrip('/')}/runs/{dagster_run_id}",
+        "dagster_run_url": dagster_run_url(dagster_url, dagster_run_id),
+        DESCRIPTION_TAG: run_description(snapshot.label, dagster_url, dagster_run_id, job_name),
         "dagster_partition": snapshot.label, "git_sha": code["git_sha"], "git_dirty": code["git_dirty"],
         "dataset_id": snapshot.dataset_id, "snapshot_id": snapshot.snapshot_id, "dataset_hash": m["hash"],
         "snapshot_at": m["snapshot_at"], "contract_hash": m["contract_hash"], "orchestrator": "dagster",
@@ -239,11 +283,7 @@ def open_stage(recorder: RunRecorder, snapshot, dagster_run_id: str, parent_run_
     A stage that raises is recorded as a crash (tags z4.error: the stage, the exception's type and
     first line; z4.crashed_stage), never as a gate; ON_UNRECORDED(message) is told when even that
     cannot be written."""
-    from z4_assets.core.provenance import code_version
-
-    started = datetime.now(timezone.utc)
-    run_name = f"z4-{snapshot.dataset_id}-{started:%Y%m%d-%H%M}-{code_version()['git_short']}"
-    run_id = recorder.open(dagster_run_id, run_name, run_tags(snapshot, dagster_run_id, job_name, dagster_url,
+    run_id = recorder.open(dagster_run_id, run_name(snapshot.dataset_id), run_tags(snapshot, dagster_run_id, job_name, dagster_url,
                                                               egress_policy), parent_run_id=parent_run_id)
     record = StageRecord(recorder, run_id)
     record.log(tags={"run_id": run_id})

@@ -38,6 +38,8 @@ class MlflowTracking(dg.ConfigurableResource):
     egress_policy: str = Field(DEFAULT_EGRESS_POLICY,
                                description="the network egress policy the run executes under, recorded as is")
     dagster_url: str = Field("http://127.0.0.1:3000", description="Dagster UI base URL, for links from MLflow")
+    mlflow_url: str = Field("", description="MLflow UI base URL, for links from Dagster (empty: the tracking URI "
+                                            "when http(s), else http://127.0.0.1:5000)")
     # MLflow's own defaults (7 retries, backoff factor 2, 120 s timeout) make a step wait minutes on a
     # tracking server that is down; these fail the step within seconds instead. An env var set by the
     # operator (MLFLOW_HTTP_REQUEST_*) wins over them.
@@ -47,6 +49,10 @@ class MlflowTracking(dg.ConfigurableResource):
     vault: Optional[VaultSecrets] = Field(None, description="with a vault (Z4_VAULT_ADDR): the run's MLflow "
                                                             "credentials are read from it, held in memory only")
 
+    def recorder(self):
+        """The factory's RunRecorder (for links and lookups)."""
+        return self._recorder()
+
     def _recorder(self):
         """A RunRecorder; MLflow's HTTP client reads its retry settings from the environment."""
         from z4_assets.core.tracking import RunRecorder
@@ -55,7 +61,7 @@ class MlflowTracking(dg.ConfigurableResource):
                             ("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", self.http_backoff_factor),
                             ("MLFLOW_HTTP_REQUEST_TIMEOUT", self.http_timeout_seconds)):
             os.environ.setdefault(name, str(value))
-        return RunRecorder(self.tracking_uri, self.experiment_name)
+        return RunRecorder(self.tracking_uri, self.experiment_name, self.mlflow_url)
 
     @contextmanager
     def stage(self, context: dg.AssetExecutionContext, snapshot: SnapshotRef) -> Iterator[StageRecord]:
@@ -79,11 +85,13 @@ class MlflowTracking(dg.ConfigurableResource):
         return run_id
 
     def record_postrun(self, dagster_run_id: str, postrun_dir, tags: dict, metrics: dict,
-                       cleanup_run_id: str = "", passed: bool = True) -> str:
+                       cleanup_run_id: str = "", passed: bool = True, run_name: str = "",
+                       context_tags: dict | None = None, description: str = "") -> str:
         """The post-run records of a failed run, in a new MLflow run (the cleanup job's, CLEANUP_RUN_ID)
         tagged cleanup_of the failed run's MLflow run, which is left exactly as it was."""
         return self._recorder().record_cleanup(dagster_run_id, cleanup_run_id or f"cleanup-of-{dagster_run_id}",
-                                               postrun_dir, tags, metrics, passed)
+                                               postrun_dir, tags, metrics, passed, run_name, context_tags,
+                                               description)
 
     def mark_interrupted(self, dagster_run_id: str, reason: str) -> str | None:
         """A run whose process died mid-stage: its MLflow run, still RUNNING, becomes KILLED (never

@@ -27,6 +27,7 @@ def run_fairness_report(snapshot: SnapshotOutcome, hygiene: HygieneOutcome, mode
     from z4_assets.core.fairness._direction import favourable_outcome
     from z4_assets.core.fairness._plots import plot_attribute
     from z4_assets.core.fairness._render import summary_markdown
+    from z4_assets.core.plots import caption
     from z4_assets.core.fairness._report import build_report
     from z4_assets.core.split import TEST, load_split
     from z4_assets.core.training import score_rows
@@ -49,7 +50,9 @@ def run_fairness_report(snapshot: SnapshotOutcome, hygiene: HygieneOutcome, mode
     atomic_write_json(files.gates, report["gates"])
     summary = summary_markdown(report)
     atomic_write_text(files.summary, f"# Fairness report: {run.partition}\n\n{summary}")
-    plots = {name: plot_attribute(name, assessed, files, report["bootstrap"]["confidence"])
+    label = caption(run.partition, run.run_id)
+    plots = {name: plot_attribute(name, assessed, files, report["bootstrap"]["confidence"], rules,
+                                  name in report["gated_attributes"], label)
              for name, assessed in report["attributes"].items()}
     subgroup = {f"subgroup.{_metric_key(label)}.{m}": e[m]
                 for a in report["attributes"].values() for label, e in a["groups"].items()

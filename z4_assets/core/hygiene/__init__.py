@@ -29,7 +29,7 @@ def run_hygiene_report(snapshot: SnapshotOutcome, run: StageRun) -> HygieneOutco
 
     files = run.folder.stage(HYGIENE.folder)
     written = write_hygiene_evidence(files, ref.label, ref.manifest["hash"], baseline, df, contract, result,
-                                     policy.hygiene)
+                                     policy.hygiene, run.run_id)
     split_path = run.folder.stage("intermediate").split  # RET-7: not evidence
     pd.DataFrame({"row": range(len(df)), "split": result.split}).to_parquet(split_path, index=False)
 

@@ -10,12 +10,13 @@ from z4_assets.core.contract import Contract
 from z4_assets.core.files import atomic_write_json, atomic_write_text
 from z4_assets.core.gates import render_markdown
 from z4_assets.core.hygiene._checks import HygieneResult
+from z4_assets.core.plots import caption
 
 LEAKAGE_GATES = ("target_leakage", "temporal_leakage", "holdout_leak")
 
 
 def write_hygiene_evidence(files, label: str, dataset_hash: str, baseline: dict | None, df: pd.DataFrame,
-                           contract: Contract, result: HygieneResult, hygiene_policy) -> dict[str, Path]:
+                           contract: Contract, result: HygieneResult, hygiene_policy, run_id: str = "") -> dict[str, Path]:
     """Report, gates, privacy report, leakage checks, summary and the drift-per-feature plot in the
     hygiene folder (FILES: core/run_folder.py names them); returns every file written, by role."""
     from z4_assets.core.hygiene._drift_plot import write_drift_plot
@@ -33,6 +34,7 @@ def write_hygiene_evidence(files, label: str, dataset_hash: str, baseline: dict 
         f"{len(df)} rows, positive rate {result.report['positive_rate']:.3f}, "
         f"split {result.split_strategy} {result.report['split']['counts']}."))
     drift_gate = next(g for g in result.gates if g.name == "drift")
-    plot = write_drift_plot(df, contract, result.split, drift_gate.details, hygiene_policy, files)
+    plot = write_drift_plot(df, contract, result.split, drift_gate.details, hygiene_policy, files,
+                            caption(label, run_id))
     return {"report": files.report, "gates": files.gates, "privacy": files.privacy, "leakage": files.leakage,
             "summary": files.summary, **plot}

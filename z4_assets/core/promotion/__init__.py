@@ -44,9 +44,20 @@ def _image_problem(report, package: PackageOutcome, public_key: str) -> str | No
     return digest_problem(digest, pkg, public_key)
 
 
+def version_description(decision: str, partition: str, package: PackageOutcome, links: dict[str, str]) -> str:
+    """A registry version's description (Markdown, shown above its tags): what an auditor needs without scrolling."""
+    lines = [f"**Decision: {decision}** for snapshot `{partition}`", "",
+             f"package sha256: `{package.sha256}`", ""]
+    names = {"dagster_run": "Dagster run", "mlflow_run": "MLflow run", "verdict": "Verdict page"}
+    lines += [f"- {names[k]}: [{links[k]}]({links[k]})" for k in names if links.get(k)]
+    return "\n".join(lines)
+
+
 def run_promotion(snapshot: SnapshotOutcome, package: PackageOutcome, record: StageOutcome, run: StageRun,
-                  public_key: str, client, limits=None) -> StageOutcome:
-    """CLIENT: the MLflow client of the registry (Z5). LIMITS: the archive limits (ArchiveLimits)."""
+                  public_key: str, client, limits=None, links: dict[str, str] | None = None) -> StageOutcome:
+    """CLIENT: the MLflow client of the registry (Z5). LIMITS: the archive limits (ArchiveLimits).
+    LINKS: dagster_run, mlflow_run, verdict, mlflow_ui (base URLs of the UIs) for the version's description."""
+    from z4_assets.core.links import registry_version_url
     from z4_assets.core.packaging import EVIDENCE_CHECKS, verify_package
     from z4_assets.core.provenance import code_version
 
@@ -78,7 +89,8 @@ def run_promotion(snapshot: SnapshotOutcome, package: PackageOutcome, record: St
         version = register_candidate(client, model_name, package.mlflow_run_id, package.sha256, {
             "mlflow_run_id": package.mlflow_run_id, "dagster_run_id": package.run_id, "decision": decision,
             "dataset": run.partition, "dataset_hash": str(consumed.snapshot), "git_sha": code_version()["git_sha"],
-            "state_dict_sha256": str(consumed.model), **_policy_tags(package)})
+            "state_dict_sha256": str(consumed.model), **_policy_tags(package)},
+            description=version_description(decision, run.partition, package, links or {}))
         atomic_write_json(files.promotion, {"model": model_name, "version": version.version, "alias": ALIAS,
                                             "package_sha256": package.sha256})
     return StageOutcome(
@@ -89,7 +101,9 @@ def run_promotion(snapshot: SnapshotOutcome, package: PackageOutcome, record: St
               "policy_reasons": reasons},
         artifacts={"reports/promotion": str(files.dir)},
         facts={"decision": decision, "model_version": str(version.version if version else "none"), "alias": ALIAS,
-               "package_sha256": package.sha256, "verify_seconds": round(report.seconds, 3)},
+               "package_sha256": package.sha256, "verify_seconds": round(report.seconds, 3),
+               **({"registry_version_url": registry_version_url(links["mlflow_ui"], model_name, version.version)}
+                  if version and (links or {}).get("mlflow_ui") else {})},
         consumed=consumed)
 
 

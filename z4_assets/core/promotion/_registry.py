@@ -29,7 +29,7 @@ def registry_copy_problem(client, mlflow_run_id: str, package_sha256: str) -> st
 
 
 def register_candidate(client, model_name: str, mlflow_run_id: str, package_sha256: str,
-                       tags: dict[str, str], alias: str = ALIAS):
+                       tags: dict[str, str], alias: str = ALIAS, description: str = ""):
     """Create a model version whose source is the run's signed package, and point alias at it."""
     from mlflow.exceptions import MlflowException
 
@@ -40,7 +40,7 @@ def register_candidate(client, model_name: str, mlflow_run_id: str, package_sha2
     source = client.get_run(mlflow_run_id).info.artifact_uri.rstrip("/") + f"/{PACKAGE_ARTIFACT}"
     version = client.create_model_version(
         model_name, source=source, run_id=mlflow_run_id,
-        tags={"package_sha256": package_sha256, **tags})
+        tags={"package_sha256": package_sha256, **tags}, description=description or None)
     client.set_registered_model_alias(model_name, alias, version.version)
     return version
 

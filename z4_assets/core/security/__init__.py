@@ -4,6 +4,7 @@ robustness curve, a membership-inference attack and output-integrity checks, eac
 from __future__ import annotations
 
 from z4_assets.core.outcome import HygieneOutcome, ModelOutcome, Plot, SnapshotOutcome, StageOutcome, accept
+from z4_assets.core.plots import caption
 from z4_assets.core.stage_run import StageRun
 from z4_assets.core.stages import SECURITY
 
@@ -25,7 +26,8 @@ def run_adversarial_eval(snapshot: SnapshotOutcome, hygiene: HygieneOutcome, mod
     result = evaluate_security(df, run.contract, split, torch_model, spec, rules)
     files = run.folder.stage(SECURITY.folder)
     written = write_evidence(files, result, {"snapshot": run.partition, "dataset_hash": consumed.snapshot,
-                                             "state_dict_sha256": config["state_dict_sha256"], "seed": rules.seed})
+                                             "state_dict_sha256": config["state_dict_sha256"], "seed": rules.seed},
+                             caption(run.partition, run.run_id))
     decision = "PASS" if result.passed else "FAIL"
     poisoning, evasion = result.adversarial["poisoning"], result.adversarial["evasion"]
     ai = result.privacy["attribute_inference"]

@@ -183,6 +183,8 @@ def plot_curve(report: dict, path) -> None:
             ax.set_ylabel(metric)
             ax.grid(alpha=0.3)
             ax.legend()
-        fig.suptitle(f"Robustness on {report['rows']} test rows (valid, frozen inputs kept)")
+        named = f"\n{report['caption']}" if report.get("caption") else ""
+        fig.suptitle(f"Robustness on {report['rows']} test rows (valid, frozen inputs kept); dotted: the gate's "
+                     f"epsilon {report['gate_epsilon']}{named}", fontsize=10)
         fig.tight_layout()
         save_png(fig, path, ROBUSTNESS_DPI)

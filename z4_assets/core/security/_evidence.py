@@ -14,16 +14,17 @@ ROLES = ("adv_eval", "privacy_eval", "output_integrity", "robustness_curve", "se
          "suspicious_rows", "gates")
 
 
-def write_evidence(files, outcome: SecurityResult, context: dict) -> dict[str, Path]:
+def write_evidence(files, outcome: SecurityResult, context: dict, caption: str = "") -> dict[str, Path]:
     """Every security file into the security folder (FILES: core/run_folder.py names them).
-    CONTEXT (snapshot label, model digest, ...) is copied into every JSON report."""
+    CONTEXT (snapshot label, model digest, ...) is copied into every JSON report; CAPTION (core/plots.caption)
+    is drawn on the robustness curve."""
     from z4_assets.core.security._evasion import plot_curve
 
     paths = {k: getattr(files, k) for k in ROLES}
     atomic_write_json(paths["adv_eval"], {**context, **outcome.adversarial, "seconds": outcome.seconds})
     atomic_write_json(paths["privacy_eval"], {**context, **outcome.privacy})
     atomic_write_json(paths["output_integrity"], {**context, **outcome.integrity})
-    plot_curve(outcome.adversarial["evasion"], paths["robustness_curve"])
+    plot_curve({**outcome.adversarial["evasion"], "caption": caption}, paths["robustness_curve"])
     flagged = outcome.screen.flagged
     rows = pd.DataFrame({"id": outcome.row_ids[flagged], "cluster": outcome.screen.cluster_of[flagged],
                          "split": outcome.split[flagged]})
