@@ -221,7 +221,8 @@ class PromotionPolicy(Section):
 
 class LicencePolicy(Section):
     allowed: list[str] = Field(description="SPDX ids a dependency may be under (an OR expression needs one, AND all)")
-    denied: list[str] = Field(description="SPDX ids no dependency may be under: FAIL in release and development")
+    denied: list[str] = Field(description="SPDX ids no dependency may be under: FAIL in release mode, a loud "
+                                          "WARN in development (never a pass)")
     exceptions: dict[str, str] = Field(default_factory=dict,
                                        description="package name -> who cleared it and why (a reviewed licence)")
 
