@@ -101,6 +101,7 @@ def bind_lineage(staging: Path, outcomes: dict, consumed) -> dict:
     split.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(split_src, split)
     _, _, config = load_model_dir(staging / "model")
+    artifact = evidence.artifact_file(staging)
     if config["state_dict_sha256"] != consumed.model:
-        raise Z4Error("the packaged weights are not the model its lineage names", staging / evidence.WEIGHTS_FILE)
-    return evidence.lineage_statement(outcomes, consumed, sha256_file(staging / evidence.WEIGHTS_FILE))
+        raise Z4Error("the packaged model is not the model its lineage names", staging / artifact)
+    return evidence.lineage_statement(outcomes, consumed, sha256_file(staging / artifact))
