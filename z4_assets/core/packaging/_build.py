@@ -67,6 +67,8 @@ def _build(outcomes, out_dir: Path, final: Path, tarball: Path, run: dict, priva
             "dataset": run["snapshot"], "dataset_hash": run["dataset_hash"],
             "git_sha": run["git_sha"], "decision": decision,
             "state_dict_sha256": run.get("state_dict_sha256"),
+            "model_family": run.get("model_family", "mlp"), "model_artifact": run.get("model_artifact"),
+            "model_code_sha256": (run.get("model_code") or {}).get("code_sha256"),
             "failed_gates": [f"{g['stage']}/{g['gate']}" for g in gates if g["blocks"]],
         })
         if decision == "PASS":

@@ -14,7 +14,7 @@ from z4_assets.core.training._features import FeatureSpec
 from z4_assets.core.training._monitor import TrainingDiverged
 from z4_assets.core.training._schedule import CONVERGED
 
-__all__ = ["CONVERGED", "PROTOCOL", "describe_schemas", "resolve_family", "FeatureSpec", "TrainingDiverged", "load_model", "load_model_dir", "predict_proba", "rebuild_from", "run_trained_model",
+__all__ = ["CONVERGED", "PROTOCOL", "pickles_in", "describe_schemas", "resolve_family", "FeatureSpec", "TrainingDiverged", "load_model", "load_model_dir", "predict_proba", "rebuild_from", "run_trained_model",
            "score_rows"]
 
 
@@ -40,16 +40,18 @@ def run_trained_model(snapshot: SnapshotOutcome, hygiene: HygieneOutcome, run: S
         monitor.write_jsonl(files.training_log)
         e.steps, e.artifacts = monitor.step_metrics(), {"model": str(files.training_log)}  # for open_stage
         raise
-    written = save_model(files, fit, run.contract)
+    table = {}
+    if section.challengers:
+        from z4_assets.core.training._challengers import train_challengers, write_table
+
+        fits, table = train_challengers(df, run.contract, split, fit, section, run.policy)
+        fit, family = fits[table["chosen"]], fits[table["chosen"]].family
+    written = save_model(files, fit, run.contract, table)
+    if table:
+        written["challengers"] = write_table(files.challengers, table)
     artifact = written.get("weights") or written["onnx"]
     parity, parity_facts = parity_gate(fit, artifact, run.policy.models.parity_tolerance)
     gates = performance_gates(fit, run.policy, parity)
-    challengers = {}
-    if section.challengers:
-        from z4_assets.core.training._challengers import challenger_table
-
-        challengers = challenger_table(df, run.contract, split, fit, section, run.policy, files)
-        written["challengers"] = files.challengers
     atomic_write_json(files.gates, [g.as_dict() for g in gates])
     monitor.write_jsonl(files.training_log)
     steps, health_metrics, health_tags = health_record(monitor)
@@ -69,7 +71,7 @@ def run_trained_model(snapshot: SnapshotOutcome, hygiene: HygieneOutcome, run: S
                "train_seconds": round(fit.seconds, 3), "training_epochs_run": len(monitor.records),
                "training_schedule": fit.facts.get("schedule", {}),
                "training_warnings": [{k: w[k] for k in ("kind", "epoch", "message")} for w in monitor.warnings],
-               **({"challengers": challengers} if challengers else {})},
+               **({"challenger_choice": {"chosen": table["chosen"], "reason": table["reason"]}} if table else {})},
         consumed=consumed, produced=Lineage(model=fit.digest))
 
 
@@ -85,6 +87,13 @@ def chosen_model(run: StageRun, hp: dict):
         dataset_section = load_dataset_config(path, run.snapshot.dataset_id)[0].model
     hp = dict(hp)
     return model_section(hp.pop("model", None), dataset_section, hp)
+
+
+def pickles_in(folder) -> list[str]:
+    """Files under FOLDER that are pickles (or torch.save zips): the factory refuses them."""
+    from z4_assets.core.training._artifact import pickles_in as _pickles
+
+    return _pickles(Path(folder))
 
 
 def load_model(model: ModelOutcome):

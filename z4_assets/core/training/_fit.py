@@ -104,7 +104,7 @@ def parity_gate(outcome: FitOutcome, artifact: Path, tolerance: float) -> tuple[
         f"largest |{artifact.name} score - native score| on {len(diff)} test rows", facts), facts
 
 
-def save_model(files, outcome: FitOutcome, contract: Contract) -> dict[str, Path]:
+def save_model(files, outcome: FitOutcome, contract: Contract, challengers: dict | None = None) -> dict[str, Path]:
     """The artifact (ONNX or safetensors: never a pickle), config, feature spec, metrics and history
     into the model folder (FILES: core/run_folder.py names them), each written atomically."""
     from z4_assets.core.training._artifact import ALLOWED_ARTIFACTS, looks_like_pickle
@@ -132,6 +132,8 @@ def save_model(files, outcome: FitOutcome, contract: Contract) -> dict[str, Path
 
         config |= {"architecture": "mlp", "hidden_sizes": list(outcome.hyperparameters["hidden_sizes"]),
                    "activation": "relu", "torch": torch.__version__}
+    if challengers:
+        config["challengers"] = challengers
     if "coefficients" in outcome.facts:
         config["scorecard"] = {"features": outcome.spec.output_names, "coefficients": outcome.facts["coefficients"],
                                "intercept": outcome.facts["intercept"]}

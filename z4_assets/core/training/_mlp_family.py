@@ -56,6 +56,10 @@ class MlpModel:
     def module(self):
         return self.result.model
 
+    @property
+    def gradient_module(self):
+        return self.result.model
+
     def predict_proba(self, x) -> np.ndarray:
         from z4_assets.core.training._mlp import predict_proba
 

@@ -43,6 +43,7 @@ class _OnnxModel:
 
     artifact = "model.onnx"
     attack = "decision"
+    gradient_module = None
 
     def __init__(self):
         self.native, self.onnx_bytes, self.facts = None, b"", {}
@@ -83,6 +84,12 @@ class LogisticModel(_OnnxModel):
 
     def predict_proba(self, x) -> np.ndarray:
         return self.native.predict_proba(np.asarray(x, dtype=np.float32))[:, 1]
+
+    @property
+    def gradient_module(self):
+        from z4_assets.core.training._artifact import logistic_module
+
+        return logistic_module(self.facts["coefficients"], self.facts["intercept"])
 
 
 def snap_thresholds(model_text: str) -> str:
