@@ -175,7 +175,7 @@ def model_section(run_config: dict | None, dataset_section: dict | None, legacy_
     (TrainConfig before families) stay the mlp family's defaults."""
     merged: dict = dict(dataset_section or {})
     run = {k: v for k, v in (run_config or {}).items() if v not in (None, "", [], {})}
-    if "hyperparameters" in run and run.get("family", merged.get("family")) != merged.get("family"):
+    if run.get("family", merged.get("family")) != merged.get("family"):  # another family: not its keys
         merged.pop("hyperparameters", None)
     merged.update(run)
     unknown = sorted(set(merged) - set(ModelSection.model_fields))

@@ -14,8 +14,20 @@ def safetensors_bytes(module, hidden_sizes: list[int], inputs: int) -> bytes:
     from safetensors.torch import save
 
     state = {k: v.detach().cpu().contiguous() for k, v in sorted(module.state_dict().items())}
-    return save(state, metadata={"family": "mlp", "inputs": str(inputs),
-                                 "hidden_sizes": ",".join(str(h) for h in hidden_sizes)})
+    return canonical(save(state, metadata={"family": "mlp", "inputs": str(inputs),
+                                           "hidden_sizes": ",".join(str(h) for h in hidden_sizes)}))
+
+
+def canonical(data: bytes) -> bytes:
+    """The same safetensors file with its JSON header's keys sorted: the library writes the metadata
+    map in hash order (measured: two saves of one model differed at byte 26), so `z4 rebuild` could
+    not compare bytes. Offsets are relative to the data block, which is kept as it is."""
+    import json
+
+    n = int.from_bytes(data[:8], "little")
+    header = json.dumps(json.loads(data[8:8 + n]), sort_keys=True, separators=(",", ":")).encode()
+    header += b" " * (-len(header) % 8)
+    return len(header).to_bytes(8, "little") + header + data[8 + n:]
 
 
 def module_from_safetensors(data: bytes):

@@ -34,8 +34,11 @@ def canonical_onnx(model, name: str) -> bytes:
 
 
 def onnx_predict(session, x: np.ndarray) -> np.ndarray:
-    out = session.run(None, {GRAPH_INPUT: np.ascontiguousarray(x, dtype=np.float32)})[PROBABILITIES]
-    return np.asarray(out, dtype=np.float64)[:, 1]
+    """P(positive) from an ONNX model with input 'x': its (rows, 2) probabilities output (the second
+    output of a converter's [label, probabilities], or the only output of a hand-built graph)."""
+    outs = session.run(None, {GRAPH_INPUT: np.ascontiguousarray(x, dtype=np.float32)})
+    out = np.asarray(outs[PROBABILITIES] if len(outs) > 1 else outs[0], dtype=np.float64)
+    return out[:, 1] if out.ndim == 2 and out.shape[1] == 2 else out.reshape(-1)
 
 
 class _OnnxModel:
