@@ -66,7 +66,7 @@ def test_each_family_passes_the_whole_factory_with_an_onnx_artifact(runs, name, 
     config = json.loads((run["pkg"] / "model" / "model_config.json").read_text())
     assert config["artifact"] == artifact and config["scoring"]["runtime"] == "onnxruntime"
     attack = check_metadata(run["result"], "evasion_accuracy_drop")
-    assert ("PGD" if name == "logistic" else "HopSkipJump") in attack["summary"], attack
+    assert ("PGD" if name == "logistic" else "HopSkipJump") in attack["verdict"], attack
 
 
 def test_the_plug_ins_code_digest_is_in_the_run_record_and_the_signed_provenance(runs):
@@ -121,7 +121,7 @@ def test_a_plug_in_cannot_skip_a_gate(factory, gate, stage, tmp_path_factory, sa
     if gate == "artifact_parity":
         assert meta["measured"] > 1e-3 and meta["evidence"]["rows_over_tolerance"] > 0
     else:
-        assert "REFUSED" in meta["summary"] and "declares attack None" in meta["summary"]
+        assert "REFUSED" in meta["verdict"] and "declares attack None" in meta["verdict"]
 
 
 @pytest.mark.parametrize("family", ["logistic", "gbdt", "mlp"])

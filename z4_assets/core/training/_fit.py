@@ -39,11 +39,21 @@ class FitOutcome:
     def history(self) -> list:
         return list(self.facts.get("history") or [])
 
+    @property
+    def train(self):
+        """The mlp family's TrainResult (model, history, digest, schedule), as before families."""
+        return getattr(self.model, "result", None)
 
-def fit_and_evaluate(df: pd.DataFrame, contract: Contract, split: np.ndarray, family: Family,
+
+def fit_and_evaluate(df: pd.DataFrame, contract: Contract, split: np.ndarray, family: Family | dict,
                      monitor=None) -> FitOutcome:
     """Fit the feature spec on train, the family's model (an mlp watched by `monitor`, if given), and
-    score every split with the native model."""
+    score every split with the native model. FAMILY may be a plain dict of mlp hyperparameters (as
+    before families; a `model` key, TrainConfig's section, is ignored)."""
+    if isinstance(family, dict):
+        from z4_assets.core.training._families import resolve_family
+
+        family = resolve_family("mlp", {k: v for k, v in family.items() if k != "model"})
     y = (df[contract.target.column] == contract.target.positive).to_numpy(dtype=np.int64)
     masks = {name: split == name for name in (TRAIN, VALIDATION, TEST)}
     spec = fit_features(df[masks[TRAIN]], contract)
