@@ -85,7 +85,8 @@ def run_signed_package(inputs: dict[str, StageOutcome], run: StageRun, ids: Pack
     consumed = accept(PACKAGING.name, run.partition, inputs)
     info = _run_info(run, inputs["training"], ids)
     info["consumed"] = consumed
-    info["required_evidence"] = required_evidence(run.policy.evidence.files)
+    artifact = f"model/{read_json(inputs['training'].files['config']).get('artifact', 'model.safetensors')}"
+    info["required_evidence"] = required_evidence([*run.policy.evidence.files, artifact])
     readers = sorted({o.run_id for o in inputs.values()} | {run.run_id})
     access = run.folder.stage("access")
     info["access_log"] = export_run_log(access_log, readers, access.access_log)
