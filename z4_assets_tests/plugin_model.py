@@ -1,7 +1,7 @@
 """A user's own model, defined in the test suite and trained through the whole factory (issue 17).
 
-LeastSquaresScorecard is the README's plug-in example: ridge least squares on the factory's feature
-matrix, squashed by a sigmoid, exported to ONNX by hand (onnx.helper). Two deliberately bad variants
+LeastSquaresScorecard is the README's plug-in example: a ridge-penalised logistic regression fitted by
+Newton's method in numpy on the factory's feature matrix, exported to ONNX by hand (onnx.helper). Two deliberately bad variants
 show that a plug-in cannot skip a gate: one ships an export that does not score like the model it
 trained (artifact_parity fails), one declares no attack the evasion stage can run (refused).
 """
@@ -20,10 +20,13 @@ class LeastSquaresScorecard:
 
     def fit(self, x_train, y_train, x_val, y_val, hp):
         a = np.c_[x_train, np.ones(len(x_train))].astype(np.float64)
-        target = np.where(y_train == 1, 4.0, -4.0)
-        ridge = float(hp.get("ridge", 1.0)) * np.eye(a.shape[1])
-        self.w = np.linalg.solve(a.T @ a + ridge, a.T @ target).astype(np.float32)
-        return {"best_epoch": 1}
+        w, ridge = np.zeros(a.shape[1]), float(hp.get("ridge", 1.0)) * np.eye(a.shape[1])
+        s = np.where(y_train == 1, 0.5 / y_train.mean(), 0.5 / (1 - y_train.mean()))   # balanced classes
+        for _ in range(int(hp.get("iterations", 25))):                    # Newton steps on the log-loss
+            p = 1.0 / (1.0 + np.exp(-a @ w))
+            w -= np.linalg.solve((a.T * (s * p * (1 - p))) @ a + ridge, a.T @ (s * (p - y_train)) + ridge @ w)
+        self.w = w.astype(np.float32)
+        return {"best_epoch": int(hp.get("iterations", 25))}
 
     def predict_proba(self, x):
         z = np.asarray(x, np.float32) @ self.w[:-1] + self.w[-1]

@@ -88,7 +88,7 @@ def rebuild(pkg: Path, settings, allow_code_drift: bool = False, seed: int | Non
     if seed is not None and "seed" in hp and seed != hp["seed"]:
         hp["seed"] = seed
         notes.append(f"seed overridden: {m['hyperparameters']['seed']} -> {seed}")
-    now_hw = hardware(hp["threads"])
+    now_hw = hardware(int(hp.get("threads", 1)))
     if m.get("hardware") and m["hardware"].get("hardware_cpu") != now_hw["hardware_cpu"]:
         notes.append(f"CPU differs from the record ({m['hardware']['hardware_cpu']}): bits may differ")
 
