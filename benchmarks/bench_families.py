@@ -104,8 +104,6 @@ def main() -> None:
     ap.add_argument("--families", nargs="+", default=list(FAMILIES))
     args = ap.parse_args()
 
-    import numpy as np
-
     from synthetic_data import load_sample, resample
     from z4_assets.core.policy import SplitPolicy, load_policy
     from z4_assets.core.split import assign_split, row_hashes

@@ -12,7 +12,7 @@ import pandas as pd
 
 from z4_assets.core.contract import Contract
 from z4_assets.core.training._features import FeatureSpec, fit_features
-from z4_assets.core.files import atomic_write_bytes, atomic_write_json
+from z4_assets.core.files import atomic_write_json
 from z4_assets.core.gates import Gate
 from z4_assets.core.split import TEST, TRAIN, VALIDATION
 from z4_assets.core.errors import Z4Error
