@@ -21,7 +21,7 @@ class LeastSquaresScorecard:
     def fit(self, x_train, y_train, x_val, y_val, hp):
         a = np.c_[x_train, np.ones(len(x_train))].astype(np.float64)
         w, ridge = np.zeros(a.shape[1]), float(hp.get("ridge", 1.0)) * np.eye(a.shape[1])
-        s = np.where(y_train == 1, 0.5 / y_train.mean(), 0.5 / (1 - y_train.mean()))   # balanced classes
+        s = np.where(y_train == 1, float(hp.get("positive_weight", 1.2)), 1.0)   # weight of a positive row
         for _ in range(int(hp.get("iterations", 25))):                    # Newton steps on the log-loss
             p = 1.0 / (1.0 + np.exp(-a @ w))
             w -= np.linalg.solve((a.T * (s * p * (1 - p))) @ a + ridge, a.T @ (s * (p - y_train)) + ridge @ w)
