@@ -1,7 +1,9 @@
 """A user's own model, defined in the test suite and trained through the whole factory (issue 17).
 
-LeastSquaresScorecard is the README's plug-in example: a ridge-penalised logistic regression fitted by
-Newton's method in numpy on the factory's feature matrix, exported to ONNX by hand (onnx.helper). Two deliberately bad variants
+LeastSquaresScorecard follows the README's plug-in example (which fits by Newton steps in numpy): a
+logistic scorecard fitted with scikit-learn, exported to ONNX by hand (onnx.helper). (Hand-rolled
+weightings tried first on the sample: unweighted flagged 6% at a 22% base rate and failed
+operating_point; weighted, it failed the fairness gates: the factory's verdicts, not the test's.) Two deliberately bad variants
 show that a plug-in cannot skip a gate: one ships an export that does not score like the model it
 trained (artifact_parity fails), one declares no attack the evasion stage can run (refused).
 """
@@ -19,14 +21,12 @@ class LeastSquaresScorecard:
     export_shift = 0.0
 
     def fit(self, x_train, y_train, x_val, y_val, hp):
-        a = np.c_[x_train, np.ones(len(x_train))].astype(np.float64)
-        w, ridge = np.zeros(a.shape[1]), float(hp.get("ridge", 1.0)) * np.eye(a.shape[1])
-        s = np.where(y_train == 1, float(hp.get("positive_weight", 1.2)), 1.0)   # weight of a positive row
-        for _ in range(int(hp.get("iterations", 25))):                    # Newton steps on the log-loss
-            p = 1.0 / (1.0 + np.exp(-a @ w))
-            w -= np.linalg.solve((a.T * (s * p * (1 - p))) @ a + ridge, a.T @ (s * (p - y_train)) + ridge @ w)
-        self.w = w.astype(np.float32)
-        return {"best_epoch": int(hp.get("iterations", 25))}
+        # any library will do: here scikit-learn's lbfgs; the export below is the user's own (no skl2onnx)
+        from sklearn.linear_model import LogisticRegression
+
+        clf = LogisticRegression(C=float(hp.get("C", 1.0)), tol=1e-6, max_iter=1000).fit(x_train, y_train)
+        self.w = np.r_[clf.coef_[0], clf.intercept_[0]].astype(np.float32)
+        return {"best_epoch": int(clf.n_iter_[0])}
 
     def predict_proba(self, x):
         z = np.asarray(x, np.float32) @ self.w[:-1] + self.w[-1]

@@ -45,13 +45,18 @@ def register_df():
     return _register
 
 
+MODELS = {"logistic": {"family": "logistic"}, "gbdt": {"family": "gbdt", "hyperparameters": GBDT_HP},
+          "plugin": {"family": f"{PLUGIN}:scorecard"}}
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, sample_df, register_df, signing_key, cache_root):
-    out = {}
-    for name, model in (("logistic", {"family": "logistic"}), ("gbdt", {"family": "gbdt", "hyperparameters": GBDT_HP}),
-                        ("plugin", {"family": f"{PLUGIN}:scorecard"})):
-        out[name] = _factory(tmp_path_factory, sample_df, register_df, signing_key, cache_root, model, name)
-    return out
+    """One factory run per family, made when a test first asks for it, shared by the module."""
+    class Runs(dict):
+        def __missing__(self, name):
+            self[name] = _factory(tmp_path_factory, sample_df, register_df, signing_key, cache_root, MODELS[name], name)
+            return self[name]
+    return Runs()
 
 
 @pytest.mark.parametrize("name,artifact", [("logistic", "model.onnx"), ("gbdt", "model.onnx"), ("plugin", "model.onnx")])
