@@ -51,7 +51,8 @@ def run_adversarial_eval(snapshot: SnapshotOutcome, hygiene: HygieneOutcome, mod
         params={"security.seed": str(rules.seed), "security.gate_epsilon": str(evasion["gate_epsilon"])},
         metrics={"security.flagged_share": poisoning["flagged_share"],
                  "security.suspicious_clusters": len(poisoning["clusters"]),
-                 "security.accuracy_drop": evasion["accuracy_drop"],
+                 **({"security.accuracy_drop": evasion["accuracy_drop"]}   # none: the attack was refused
+                    if evasion.get("accuracy_drop") is not None else {}),
                  "security.membership_auc": result.privacy["attack_auc"],
                  "security.integrity_failures": len(result.integrity["failed_checks"]),
                  **{f"security.seconds.{k}": v for k, v in result.seconds.items()}},
