@@ -61,10 +61,10 @@ def test_z4_demo_trains_the_bundled_sample_in_a_real_instance(demo_project):
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout
     assert "sample snapshot registered: taiwan_credit_default@" in out
-    assert len(all_gate_names()) == 34 and " FAIL " not in out
+    assert len(all_gate_names()) == 36 and " FAIL " not in out
     # a fresh project's first snapshot: the three drift gates have no baseline to compare with, and the
     # demo registers without a Z3 key (snapshot_signature: no key configured, not blocking by default)
-    assert out.count(" pass ") == 30 and out.count(" insuff. ") == 4, out  # 30: attribute_inference_gain passes
+    assert out.count(" pass ") == 32 and out.count(" insuff. ") == 4, out  # 32: attribute_inference_gain, artifact_parity and trained_in_signed_image (not required) pass
     assert [ln.split()[2] for ln in out.splitlines() if " snapshot_signature " in ln] == ["insuff."], out
     assert "model card:" in out
     assert "registered: z4-taiwan_credit_default version 1 as @candidate" in out

@@ -20,7 +20,7 @@ from z4_assets_tests.conftest import (ALL_ASSETS, TARGET, check_metadata, check_
 ALL_GATES = {"snapshot_hash", "snapshot_signature", "contract", "legal_basis", "duplicate_rows", "conflicting_labels",
              "impossible_values", "target_leakage", "temporal_leakage", "holdout_leak", "drift",
              "drift_missingness", "drift_new_features",
-             "performance_auc", "performance_ks", "operating_point", "fairness_coverage", "fairness_ks_diff",
+             "performance_auc", "performance_ks", "operating_point", "artifact_parity", "fairness_coverage", "fairness_ks_diff",
              "fairness_auc_diff", "fairness_demographic_parity_diff", "fairness_demographic_parity_ratio",
              "fairness_equalized_odds_diff", "model_card_complete", "package_verified", "release_gates_pass",
              "cleanup_complete",
@@ -63,7 +63,7 @@ def test_sample_snapshot_becomes_a_tracked_model(sample_factory_run):
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "reports/hygiene")}
     assert "reports/hygiene/hygiene_report.json" in artifacts
     model_files = {a.path for a in client.list_artifacts(run.info.run_id, "model")}
-    assert {"model/weights.pt", "model/feature_spec.json"} <= model_files
+    assert {"model/model.safetensors", "model/feature_spec.json"} <= model_files
 
     factory = Path(resources["storage"].root)
     run_dir = sample_factory_run["run_dir"]
@@ -90,7 +90,7 @@ def test_sample_snapshot_becomes_a_tracked_model(sample_factory_run):
     # cleanup_report ran last: records in the run folder and the MLflow run, the split is RET-7
     manifest = json.loads((run_dir / "postrun" / "retention_manifest.json").read_text())
     classes = {e["path"]: e["class"] for e in manifest["entries"]}
-    assert classes["model/weights.pt"] == "RET-90" and classes["intermediate/split.parquet"] == "RET-7"
+    assert classes["model/model.safetensors"] == "RET-90" and classes["intermediate/split.parquet"] == "RET-7"
     assert classes["postrun/cleanup_report.json"] == "RET-3650"
     assert not (factory / "scratch" / result.run_id).exists()
     assert {"postrun/cleanup_report.json", "postrun/retention_manifest.json"} <= {

@@ -16,7 +16,7 @@ import pytest
 from z4_assets.core.errors import Z4Error
 from z4_assets.core.packaging import verify_package
 
-WEIGHTS = "package/model/weights.pt"
+WEIGHTS = "package/model/model.safetensors"
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +70,7 @@ def _dup_tampered_first(m):
 
 
 def _second_spelling(m):
-    return [(_info("package/./model/weights.pt"), _tampered(_weights(m))), *m]
+    return [(_info("package/./model/model.safetensors"), _tampered(_weights(m))), *m]
 
 
 def _dotdot(m):
@@ -118,7 +118,7 @@ def _extra_signature(m):
 
 
 def _case_twin(m):
-    return [*m, (_info("package/model/Weights.pt"), _tampered(_weights(m)))]
+    return [*m, (_info("package/model/Model.safetensors"), _tampered(_weights(m)))]
 
 
 def _under_a_file(m):
@@ -141,7 +141,7 @@ def _unreadable_mode(m):
 
 ATTACKS = {
     "duplicate member, tampered copy first": (_dup_tampered_first, "appears twice"),
-    "second spelling package/./model/weights.pt": (_second_spelling, "not a normalized name"),
+    "second spelling package/./model/model.safetensors": (_second_spelling, "not a normalized name"),
     "'..' in a name": (_dotdot, "not a normalized name"),
     "entry outside package/": (_outside_root, "outside package/"),
     "absolute path": (_absolute, "absolute"),
@@ -230,7 +230,7 @@ def _zeros_gz(size: int, head: bytes = b"", tail: bytes = b"") -> bytes:
 def _bomb(path: Path, size: int) -> Path:
     """A tar.gz with one member of SIZE zero bytes."""
     head = (_info("package", tarfile.DIRTYPE, 0o755).tobuf() + _info("package/model", tarfile.DIRTYPE, 0o755).tobuf()
-            + _info("package/model/weights.pt", size=size).tobuf(tarfile.PAX_FORMAT))
+            + _info("package/model/model.safetensors", size=size).tobuf(tarfile.PAX_FORMAT))
     path.write_bytes(_zeros_gz(size, head, b"\0" * 1024))
     return path
 
@@ -274,11 +274,11 @@ def test_folder_packages_refuse_extra_signature_files_symlinks_and_setuid(sample
         if name == "extra signature":
             target.write_bytes(b"unsigned")
         elif name == "symlink":
-            target.symlink_to(copy / "model" / "weights.pt")
+            target.symlink_to(copy / "model" / "model.safetensors")
         elif name == "setuid":
             target.chmod(0o4755)
         else:
-            os.link(copy / "model" / "weights.pt", target)
+            os.link(copy / "model" / "model.safetensors", target)
         report = verify_package(copy, pub)
         assert not report.ok and expected in report.first_problem, (name, report.first_problem)
     link = tmp_path / "link_to_package"

@@ -60,7 +60,7 @@ def test_the_signed_statement_carries_the_required_list_and_the_lineage(sample_p
     required = pred["requiredEvidence"]
     assert required["stages"] == {k: list(v) for k, v in required_evidence().items()}
     assert set(required["stages"]) == {s.name for s in packaged_stages()}
-    assert {"model/weights.pt", evidence.SPLIT_FILE, "reports/fairness/gates.json"} <= set(required["files"])
+    assert {"model/model.safetensors", evidence.SPLIT_FILE, "reports/fairness/gates.json"} <= set(required["files"])
     lineage = pred["lineage"]
     manifest = json.loads((pkg / evidence.MANIFEST_FILE).read_text())
     assert lineage["snapshot"] == manifest["hash"] and lineage["contract"] == manifest["contract_hash"]
@@ -141,7 +141,7 @@ def test_a_package_with_no_model_is_refused(sample_package, tmp_path, signing_ke
     (bad / attest.PROVENANCE_FILE).write_text(json.dumps(prov))
     _resign(bad, signing_key)
     report = verify_package(bad, pub)
-    assert not report.ok and "model/weights.pt" in report.first_problem, report.first_problem
+    assert not report.ok and "model/model_config.json" in report.first_problem, report.first_problem
     assert "Traceback" not in report.first_problem
 
 
@@ -173,7 +173,7 @@ def _manifest_of_other_data(pkg: Path) -> str:
 
 
 def _other_weights(pkg: Path) -> str:
-    w = pkg / "model/weights.pt"
+    w = pkg / "model/model.safetensors"
     data = bytearray(w.read_bytes())
     data[-20] ^= 0x01
     w.write_bytes(bytes(data))
@@ -181,7 +181,7 @@ def _other_weights(pkg: Path) -> str:
         doc = json.loads((pkg / rel).read_text())
         doc["subject"] = attest.model_subjects(pkg)
         (pkg / rel).write_text(json.dumps(doc))
-    return "weights.pt records weights_sha256"
+    return "model.safetensors records weights_sha256"
 
 
 def _stage_of_another_lineage(pkg: Path) -> str:

@@ -74,8 +74,13 @@ def test_missing_fields_names_each_kind():
     assert "training/epochs" not in missing and "training/seed" in missing
     assert "metrics/subgroup." not in missing and "metrics/test_ks" in missing
     assert "security/reports/security/robustness_curve*" not in missing
+    from z4_assets.core.record._fields import FAMILY_FIELDS
+
     total = sum(len(v) for v in REQUIRED.values())
-    assert len(missing_fields({}, {}, {}, set())) == total
+    assert len(missing_fields({}, {}, {}, set())) == total + len(FAMILY_FIELDS["mlp"])   # no family: mlp's
+    logistic = missing_fields({}, {"model_family": "logistic"}, {}, set())
+    assert "training/C" in logistic and "training/hidden_sizes" not in logistic
+    assert "training/model_code_sha256" in logistic
 
 
 @pytest.fixture

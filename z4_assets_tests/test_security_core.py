@@ -209,14 +209,23 @@ def test_load_model_round_trip_and_tamper(tmp_path, frame, contract, fitted):
     model, spec, config = load_model(files.dir, outcome.train.digest)
     x = spec.transform(frame.head(200))
     with torch.no_grad():
-        assert torch.equal(model(torch.from_numpy(x)), outcome.train.model.eval()(torch.from_numpy(x)))
-    assert config["state_dict_sha256"] == outcome.train.digest
+        assert torch.equal(model.module(torch.from_numpy(x)), outcome.train.model.eval()(torch.from_numpy(x)))
+    assert config["state_dict_sha256"] == outcome.train.digest and files.weights.name == "model.safetensors"
+
+    # a torch.save pickle in the folder is refused before anything is read (issue 17)
+    torch.save(model.module.state_dict(), files.dir / "weights.pt")
+    with pytest.raises(Z4Error, match="refusing a pickle file in the model folder: weights.pt"):
+        load_model(files.dir)
+    (files.dir / "weights.pt").unlink()
 
     # other weights with a config rewritten to match: consistent on disk, refused by the lineage's digest
+    from z4_assets.core.training._mlp_family import safetensors_bytes
+
+    module = model.module
     with torch.no_grad():
-        model[0].bias[0] += 1.0
-    torch.save(model.state_dict(), files.weights)
-    atomic_write_json(files.config, {**config, "state_dict_sha256": state_dict_digest(model)})
+        module[0].bias[0] += 1.0
+    files.weights.write_bytes(safetensors_bytes(module, config["hidden_sizes"], config["inputs"]))
+    atomic_write_json(files.config, {**config, "state_dict_sha256": state_dict_digest(module)})
     assert load_model(files.dir)[2]["state_dict_sha256"] != outcome.train.digest
     with pytest.raises(Z4Error, match="differs from the .* this lineage was built on"):
         load_model(files.dir, outcome.train.digest)

@@ -53,7 +53,7 @@ def _package_of_another_run(passed_run, tmp_path) -> Path:
 
 def test_package_layout_and_it_verifies(passed_run):
     pkg = passed_run["pkg"]
-    for rel in ("model/weights.pt", "model/feature_spec.json", "reports/hygiene/hygiene_report.json",
+    for rel in ("model/model.safetensors", "model/feature_spec.json", "reports/hygiene/hygiene_report.json",
                 "sbom/sbom.json", "checksums.json", "metadata.json", attest.PROVENANCE_FILE,
                 attest.SUMMARY_FILE, layout.SIGNATURE_FILE):
         assert (pkg / rel).is_file(), rel
@@ -75,7 +75,7 @@ def test_package_layout_and_it_verifies(passed_run):
     for report in (verify_package(pkg, passed_run["pub"]), verify_package(passed_run["tar"], passed_run["pub"])):
         assert report.ok, report.first_problem
         assert [c["check"] for c in report.checks] == [*(name for name, _ in CHECKS), "z3_snapshot"]
-        assert [c["check"] for c in report.checks] == ["signature", "checksums", "statements", "lineage",
+        assert [c["check"] for c in report.checks] == ["no_pickle", "signature", "checksums", "statements", "lineage",
                                                        "sbom", "image", "required", "gates", "z3_snapshot"]
 
 
@@ -86,7 +86,7 @@ def _copy(passed_run, tmp_path) -> Path:
 
 
 def _flip_weight(pkg, **_):
-    w = pkg / "model/weights.pt"
+    w = pkg / "model/model.safetensors"
     data = bytearray(w.read_bytes())
     data[len(data) // 2] ^= 0x01
     w.write_bytes(bytes(data))
@@ -285,4 +285,4 @@ def test_z4_verify_cli_exit_codes_and_json(passed_run, tmp_path):
     bad = subprocess.run([*cmd[:4], str(pkg), "--key", str(passed_run["pub"])], capture_output=True, text=True)
     assert bad.returncode == 1
     assert "REJECTED" in bad.stdout and bad.stderr.startswith("z4: verify: signature:")
-    assert "weights.pt" in bad.stderr
+    assert "model.safetensors" in bad.stderr

@@ -52,7 +52,7 @@ def test_the_factorys_candidate_loads_after_every_check(registry):
     loaded = load_verified(f"{MODEL}@candidate", registry["pub"], registry["uri"])
     assert loaded.version == str(registry["v1"].version)
     assert loaded.facts["mlflow_run_id"] == registry["v1"].run_id and loaded.facts["decision"] == "PASS"
-    assert "loaded weights match state_dict_sha256" in loaded.checks
+    assert "loaded model.safetensors matches the signed model digest" in loaded.checks
     assert all(f"tag {t} matches the signed package" in loaded.checks for t in BOUND_TAGS)
     # an exact copy of the version (same run, source and tags) is as good: the control for the attacks below
     assert load_verified(copy_version(registry), registry["pub"], registry["uri"]).facts == loaded.facts

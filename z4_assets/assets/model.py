@@ -1,6 +1,8 @@
 """The model group: the candidate model, trained reproducibly on its snapshot's clean split."""
 
 import dagster as dg
+from typing import Any
+
 from pydantic import Field
 
 from z4_assets.assets._stage import factory_asset, stage_run
@@ -9,6 +11,17 @@ from z4_assets.core.outcome import HygieneOutcome, SnapshotOutcome
 from z4_assets.core.stages import TRAINING
 from z4_assets.observability import observed
 from z4_assets.resources import FactoryStorage, MlflowTracking, PolicyStore, SnapshotBroker
+
+
+class ModelConfig(dg.Config):
+    """The run config's `model:` section; empty keys fall back to the dataset config's, then to mlp."""
+
+    family: str = Field("", description="logistic, gbdt, mlp, or a plug-in package.module:factory "
+                                        "(empty: the dataset config's model.family, else mlp)")
+    hyperparameters: dict[str, Any] = Field(default_factory=dict, description="the family's hyperparameters "
+                                            "(docs/model-families.md lists each family's schema)")
+    challengers: list[str] = Field(default_factory=list, description="other families trained on the same split "
+                                   "for the challenger table in the model card")
 
 
 class TrainConfig(dg.Config):
@@ -29,9 +42,11 @@ class TrainConfig(dg.Config):
     weight_decay: float = Field(1e-5, description="Adam weight decay (L2)")
     seed: int = Field(7, description="Seed for torch, numpy, random and the batch order")
     threads: int = Field(1, description="torch intra-op threads (pinned; 1 avoids oversubscribing a shared 2-core box)")
+    model: ModelConfig = Field(default_factory=ModelConfig, description="model family (the mlp keys above are "
+                               "the mlp family's defaults)")
 
 
-@factory_asset(TRAINING, kinds={"pytorch"})
+@factory_asset(TRAINING, kinds={"pytorch", "scikitlearn", "onnx"})
 @observed("snapshot")
 def trained_model(context: dg.AssetExecutionContext, config: TrainConfig, z3_snapshot: SnapshotOutcome,
                   hygiene_report: HygieneOutcome, policy: PolicyStore, storage: FactoryStorage,

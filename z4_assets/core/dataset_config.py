@@ -39,6 +39,8 @@ class DatasetConfig(BaseModel):
     favourable_outcome: str | int | float | bool | None = Field(
         None, description="selected, not_selected, or the target value that is good for the person; "
                           "fairness parity ratios compare rates of this outcome (required at registration)")
+    model: dict | None = Field(None, description="the model section: family, hyperparameters, challengers "
+                                                 "(core/training/_families.py; the run config's model: overrides it)")
 
     def favourable_decision(self, contract: Contract) -> str:
         """`selected` or `not_selected`: which of the model's decisions is favourable to the person.

@@ -96,6 +96,15 @@ class TrainingPolicy(Section):
     min_delta: float = Field(description="... by more than this")
 
 
+class ModelsPolicy(Section):
+    """Model families (core/training/_families.py): the exported artifact and the challenger table."""
+
+    parity_tolerance: float = Field(1e-6, gt=0, description="gate artifact_parity: largest |exported - native| "
+                                    "score on the test split")
+    challenger_auc_margin: float = Field(0.005, ge=0, description="the challenger table picks the simplest family "
+                                         "whose test AUC is within this of the best")
+
+
 class PoisoningPolicy(Section):
     sample_rows: int
     min_support_rows: int
@@ -132,6 +141,10 @@ class EvasionPolicy(Section):
     max_accuracy_drop: float = Field(description="gate evasion_accuracy_drop: clean accuracy - PGD accuracy")
     min_rows: int = Field(ge=1, description="fewer attacked test rows: insufficient evidence")
     insufficient_evidence_blocks: bool
+    decision_rows: int = Field(200, ge=1, description="rows HopSkipJump attacks on a non-differentiable family "
+                               "(a decision-based attack queries the model thousands of times per row)")
+    decision_max_iter: int = Field(20, ge=1, description="HopSkipJump iterations per row")
+    decision_max_eval: int = Field(1000, ge=1, description="HopSkipJump most queries per gradient estimate")
 
 
 class MembershipPolicy(Section):
@@ -270,6 +283,7 @@ class Policy(Section):
     licences: LicencePolicy
     runs: RunsPolicy
     release: ReleasePolicy = Field(default_factory=ReleasePolicy)
+    models: ModelsPolicy = Field(default_factory=ModelsPolicy)
     retention: dict[str, Any] = Field(description="retention classes and rules (validated by core/cleanup)")
     source: str = Field(description="the policy file this was read from")
 

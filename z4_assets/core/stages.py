@@ -70,7 +70,9 @@ TRAINING = Stage(
                            "too small a test split is insufficient evidence).",
            performance_ks="Test-split KS reaches the policy minimum (as performance_auc).",
            operating_point="The model's decisions are not degenerate: it flags someone and not everyone, its "
-                           "flagged share stays near the base rate, it beats the majority class on balanced accuracy."),
+                           "flagged share stays near the base rate, it beats the majority class on balanced accuracy.",
+           artifact_parity="The exported artifact (ONNX or safetensors) scores the test split as the native model "
+                           "does, to the policy tolerance (1e-6): what ships is what was evaluated."),
     "The candidate model, trained reproducibly on the clean split, with a bit-exact weights digest.")
 
 SECURITY = Stage(

@@ -6,13 +6,14 @@ from __future__ import annotations
 import re
 
 from z4_assets.core.fairness._gates import GATES as DISPARITY_GATES
+from z4_assets.core.fairness._groups import attribute_labels
 from z4_assets.core.fairness._render import disparity_table, group_table
 from z4_assets.core.files import atomic_write_json, atomic_write_text
 from z4_assets.core.outcome import HygieneOutcome, ModelOutcome, Plot, SnapshotOutcome, StageOutcome, accept
 from z4_assets.core.stage_run import StageRun
 from z4_assets.core.stages import FAIRNESS
 
-__all__ = ["DISPARITY_GATES", "disparity_table", "group_table", "run_fairness_report"]
+__all__ = ["DISPARITY_GATES", "attribute_labels", "disparity_table", "group_table", "run_fairness_report"]
 
 
 def _metric_key(label: str) -> str:

@@ -21,12 +21,9 @@ def _out_of_scope(ev):
 
 
 def _details(ev):
-    c, mc = ev.get("dataset_config"), ev.get("model_config")
-    return [f"- Model: {code(c['model_name'])}, {mc['architecture']} with hidden layers {mc['hidden_sizes']}, "
-            f"{mc['inputs']} inputs, {mc['outputs']} logits, torch {mc['torch']}",
-            f"- Weights: state_dict sha256 `{mc['state_dict_sha256']}` (best epoch {mc['best_epoch']})",
-            f"- Target: {code(mc['target']['column'])} (positive = {text(mc['target']['positive'])})",
-            f"- Hyperparameters: {text(mc['hyperparameters'])}"] + ([f"- Owner: {text(c['owner'])}"] if c.get("owner") else [])
+    from z4_assets.core.governance._model_sections import details
+
+    return details(ev)
 
 
 def _training_data(ev):
@@ -103,7 +100,7 @@ def _safeguards(ev):
              f"- Sensitive attributes kept out of the model's inputs: {', '.join(map(text, kept_out)) or 'none'} "
              f"(checked against feature_spec.json).",
              f"- Tamper evidence: data and contract re-hashed against the manifest "
-             f"(snapshot_hash gate); weights digest `{ev.get('model_config')['state_dict_sha256'][:16]}...`.",
+             f"(snapshot_hash gate); model digest `{ev.get('model_config')['state_dict_sha256'][:16]}...`.",
              "- Reproducible training: fixed seeds, deterministic kernels and pinned threads."]
     return lines + [f"- Stated by the data owner: {text(x)}" for x in c.get("safeguards", [])]
 

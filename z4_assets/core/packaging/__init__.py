@@ -74,12 +74,14 @@ def _run_info(run: StageRun, model: StageOutcome, ids: PackageIds) -> dict:
         "dataset_hash": ref.manifest["hash"], "contract_hash": ref.manifest["contract_hash"],
         "git_sha": code_version()["git_sha"], "repo_url": repo_url(),
         "environment_uri": env_uri, "environment_digest": env_digest,
-        "seeds": {"train": hp["seed"], "split": policy.split.seed}, "hyperparameters": hp,
+        "seeds": {"train": hp.get("seed"), "split": policy.split.seed}, "hyperparameters": hp,
+        "model_family": config.get("family", "mlp"), "model_code": config.get("code", {}),
+        "model_artifact": config.get("artifact"), "model_artifact_sha256": config.get("artifact_sha256"),
         "dagster_run_id": ids.dagster_run_id, "mlflow_run_id": ids.mlflow_run_id,
         "started_at": ids.started_at, "finished_at": datetime.now(timezone.utc).isoformat(),
         "policy_uri": policy.source, "policy_digest": sha256_file(policy.source),
         "state_dict_sha256": config["state_dict_sha256"], "split_policy": policy.split.model_dump(),
-        "metrics": read_json(model.files["metrics"]), "hardware": hardware(hp["threads"]),
+        "metrics": read_json(model.files["metrics"]), "hardware": hardware(int(hp.get("threads", 1))),
         "purpose": ref.purpose, "container_digest": container_fact(), "image_evidence": ids.image_evidence,
     }
 
@@ -108,7 +110,8 @@ def run_signed_package(inputs: dict[str, StageOutcome], run: StageRun, ids: Pack
     consumed = accept(PACKAGING.name, run.partition, inputs)
     info = _run_info(run, inputs["training"], ids)
     info["consumed"] = consumed
-    info["required_evidence"] = required_evidence(run.policy.evidence.files)
+    artifact = f"model/{read_json(inputs['training'].files['config']).get('artifact', 'model.safetensors')}"
+    info["required_evidence"] = required_evidence([*run.policy.evidence.files, artifact])
     readers = sorted({o.run_id for o in inputs.values()} | {run.run_id})
     access = run.folder.stage("access")
     info["access_log"] = export_run_log(access_log, readers, access.access_log)

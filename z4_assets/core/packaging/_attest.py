@@ -31,6 +31,10 @@ def provenance_statement(pkg: Path, run: dict) -> dict:
         {"uri": "sbom/sbom.json", "digest": {"sha256": run["sbom_sha256"]}},
         *_image(run),
     ]
+    code = run.get("model_code") or {}
+    if code.get("code_sha256"):  # the model family's own code (a plug-in's module), by digest
+        deps.append({"uri": f"python:{code.get('factory')}", "digest": {"sha256": code["code_sha256"]},
+                     "annotations": {"model_family": run.get("model_family"), "builtin": code.get("builtin")}})
     return {
         "_type": STATEMENT_TYPE,
         "subject": model_subjects(pkg),
@@ -39,7 +43,8 @@ def provenance_statement(pkg: Path, run: dict) -> dict:
             "buildDefinition": {
                 "buildType": BUILD_TYPE,
                 "externalParameters": {"job": "model_factory", "snapshot": run["snapshot"]},
-                "internalParameters": {"seeds": run["seeds"], "hyperparameters": run["hyperparameters"]},
+                "internalParameters": {"seeds": run["seeds"], "hyperparameters": run["hyperparameters"],
+                                       "model_family": run.get("model_family", "mlp")},
                 "resolvedDependencies": deps,
             },
             "runDetails": {

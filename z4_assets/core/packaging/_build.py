@@ -71,6 +71,8 @@ def _build(outcomes, out_dir: Path, final: Path, tarball: Path, run: dict, priva
             "git_sha": run["git_sha"], "decision": decision,
             "state_dict_sha256": run.get("state_dict_sha256"),
             "signing_mode": run.get("signing_mode", "ec_key"),
+            "model_family": run.get("model_family", "mlp"), "model_artifact": run.get("model_artifact"),
+            "model_code_sha256": (run.get("model_code") or {}).get("code_sha256"),
             "failed_gates": [f"{g['stage']}/{g['gate']}" for g in gates if g["blocks"]],
         })
         if decision == "PASS":
@@ -105,6 +107,7 @@ def bind_lineage(staging: Path, outcomes: dict, consumed) -> dict:
     split.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(split_src, split)
     _, _, config = load_model_dir(staging / "model")
+    artifact = evidence.artifact_file(staging)
     if config["state_dict_sha256"] != consumed.model:
-        raise Z4Error("the packaged weights are not the model its lineage names", staging / evidence.WEIGHTS_FILE)
-    return evidence.lineage_statement(outcomes, consumed, sha256_file(staging / evidence.WEIGHTS_FILE))
+        raise Z4Error("the packaged model is not the model its lineage names", staging / artifact)
+    return evidence.lineage_statement(outcomes, consumed, sha256_file(staging / artifact))

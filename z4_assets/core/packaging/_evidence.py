@@ -19,9 +19,12 @@ from z4_assets.core.run_folder import FILES
 
 SPLIT_FILE = "lineage/split.parquet"  # the row split the lineage names (row -> train/validation/test)
 MANIFEST_FILE = f"reports/snapshot/{FILES['snapshot']['manifest']}"
-WEIGHTS_FILE, CONFIG_FILE = (f"model/{FILES['model'][k]}" for k in ("weights", "config"))
-# Files the verifier itself reads to check the lineage: always required.
-LINEAGE_FILES = (MANIFEST_FILE, WEIGHTS_FILE, CONFIG_FILE, SPLIT_FILE, "metadata.json", "sbom/sbom.json")
+CONFIG_FILE = f"model/{FILES['model']['config']}"
+# The model artifact: the one file of these that model_config.json names (never a pickle).
+ARTIFACT_FILES = tuple(f"model/{FILES['model'][k]}" for k in ("weights", "onnx"))
+WEIGHTS_FILE = ARTIFACT_FILES[0]
+# Files the verifier itself reads to check the lineage: always required (plus the artifact the config names).
+LINEAGE_FILES = (MANIFEST_FILE, CONFIG_FILE, SPLIT_FILE, "metadata.json", "sbom/sbom.json")
 LINEAGE_KEYS = ("snapshot", "contract", "split", "model", "weights_sha256")
 # JSON keys under which a packaged report records a digest of its lineage -> the lineage entry.
 RECORDED = {"dataset_hash": "snapshot", "contract_hash": "contract", "state_dict_sha256": "model",
@@ -80,6 +83,17 @@ def lineage_statement(inputs: dict, consumed, weights_sha256: str) -> dict:
     return {**top, "weights_sha256": weights_sha256, "stages": stages}
 
 
+def artifact_file(pkg: Path) -> str:
+    """The model artifact model_config.json names, refused unless it is one the factory ships."""
+    name = read_json_once(pkg / CONFIG_FILE).get("artifact", FILES["model"]["weights"])
+    rel = f"model/{name}"
+    if rel not in ARTIFACT_FILES:
+        raise Z4Error(f"{CONFIG_FILE} names artifact {name!r}, not one of {', '.join(ARTIFACT_FILES)}")
+    if not (pkg / rel).is_file() or (pkg / rel).is_symlink():
+        raise Z4Error(f"missing {rel}: the lineage cannot be checked without it")
+    return rel
+
+
 def _agree(what: str, recorded, expected: str, key: str) -> None:
     if recorded != expected:
         raise Z4Error(f"{what} records {key} {str(recorded)[:16]}... but the signed lineage says {expected[:16]}...")
@@ -114,7 +128,8 @@ def check_lineage(pkg: Path, lineage: dict, provenance: dict) -> str:
     manifest = read_json_once(pkg / MANIFEST_FILE)
     _agree(MANIFEST_FILE, manifest.get("hash"), lineage["snapshot"], "snapshot")
     _agree(MANIFEST_FILE, manifest.get("contract_hash"), lineage["contract"], "contract")
-    _agree(WEIGHTS_FILE, sha256_file(pkg / WEIGHTS_FILE), lineage["weights_sha256"], "weights_sha256")
+    artifact = artifact_file(pkg)
+    _agree(artifact, sha256_file(pkg / artifact), lineage["weights_sha256"], "weights_sha256")
     _agree(SPLIT_FILE, sha256_file(pkg / SPLIT_FILE), lineage["split"], "split")
     deps = provenance["predicate"]["buildDefinition"]["resolvedDependencies"]
     z3 = [d for d in deps if str(d.get("uri", "")).startswith("z3://")]

@@ -10,7 +10,7 @@ MANIFEST = "repro/manifest.json"
 RUN_SH = "repro/run.sh"
 
 _RUN_SH = """#!/usr/bin/env bash
-# Rebuild this model from its record and compare weights bit for bit.
+# Rebuild this model from its record and compare the model digest (artifact bytes or weights) bit for bit.
 # Needs: the project checked out at git {git_sha}, installed (`python -m pip install -e .`),
 # and the snapshot {snapshot} under $Z4_Z3_ROOT (default ./data/z3). Run from the project root.
 set -euo pipefail
@@ -25,6 +25,8 @@ def write_bundle(pkg: Path, run: dict) -> dict:
         "dataset": run["snapshot"], "dataset_hash": run["dataset_hash"],
         "contract_hash": run["contract_hash"],
         "hyperparameters": run["hyperparameters"], "seeds": run["seeds"],
+        "model_family": run.get("model_family", "mlp"), "model_code": run.get("model_code", {}),
+        "model_artifact": run.get("model_artifact"), "model_artifact_sha256": run.get("model_artifact_sha256"),
         "split_policy": run["split_policy"],
         "lock": {"uri": run["environment_uri"], "sha256": run["environment_digest"]},
         "sbom_ref": {"path": "sbom/sbom.json", "sha256": run["sbom_sha256"]},

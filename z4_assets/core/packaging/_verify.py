@@ -46,6 +46,16 @@ def _load_json(pkg: Path, rel: str) -> dict:
         raise Z4Error(f"{rel} is not valid JSON: {e}", pkg) from None
 
 
+def _no_pickle(pkg, *_):
+    """No file of the package is a pickle (or a torch.save zip): loading it could run code."""
+    from z4_assets.core.training import pickles_in
+
+    if found := pickles_in(pkg):
+        raise Z4Error(f"refusing a pickle file in the package: {found[0]} (a model ships as ONNX or "
+                      "safetensors; unpickling can execute code)")
+    return "no pickle file in the package"
+
+
 def _signature(pkg, public_key, identity, issuer):
     verify_signature(pkg, public_key, identity, issuer)
     return "signature covers every file"
@@ -150,7 +160,7 @@ def _origin(pkg, *_, check, z3_public_key):
 # In order; the first failure is the one reported. Integrity first, then the evidence a release needs
 # (promotion's release_gates_pass reads EVIDENCE_CHECKS, package_verified the rest); verify_package
 # appends the Z3 snapshot-origin check last.
-CHECKS = [("signature", _signature), ("checksums", _checksums), ("statements", _subjects),
+CHECKS = [("no_pickle", _no_pickle), ("signature", _signature), ("checksums", _checksums), ("statements", _subjects),
           ("lineage", _lineage), ("sbom", _sbom), ("image", _image), ("required", _required), ("gates", _gates)]
 EVIDENCE_CHECKS = ("required", "gates")
 

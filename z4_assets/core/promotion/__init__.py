@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from z4_assets.core.files import atomic_write_json
 from z4_assets.core.outcome import PackageOutcome, SnapshotOutcome, StageOutcome, accept
-from z4_assets.core.promotion._consume import Loaded, load_verified, parse_model_ref
+from z4_assets.core.promotion._consume import Loaded, load_verified, open_verified, parse_model_ref
 from z4_assets.core.promotion._registry import ALIAS, load_model_by_alias, register_candidate, registry_copy_problem
 from z4_assets.core.stage_run import StageRun
 from z4_assets.core.stages import PROMOTION
 
-__all__ = ["ALIAS", "Loaded", "load_model_by_alias", "load_verified", "parse_model_ref", "run_promotion"]
+__all__ = ["ALIAS", "Loaded", "load_model_by_alias", "load_verified", "open_verified", "parse_model_ref",
+           "run_promotion"]
 
 
 def _policy_tags(package: PackageOutcome) -> dict[str, str]:
@@ -90,7 +91,7 @@ def run_promotion(snapshot: SnapshotOutcome, package: PackageOutcome, record: St
             "mlflow_run_id": package.mlflow_run_id, "dagster_run_id": package.run_id, "decision": decision,
             "dataset": run.partition, "dataset_hash": str(consumed.snapshot), "git_sha": code_version()["git_sha"],
             "state_dict_sha256": str(consumed.model), **_policy_tags(package)},
-            description=version_description(decision, run.partition, package, links or {}))
+            description=version_description(decision, run.partition, package, links or {}), tarball=package.tarball)
         atomic_write_json(files.promotion, {"model": model_name, "version": version.version, "alias": ALIAS,
                                             "package_sha256": package.sha256})
     return StageOutcome(

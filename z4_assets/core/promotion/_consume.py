@@ -56,6 +56,40 @@ def _version(client, name: str, alias: str):
         raise Z4Error(f"{name}@{alias}: no such registered model version ({e.error_code})") from None
 
 
+def open_verified(local: Path, where: str, tags: dict, public_key, workdir: Path, identity: str | None = None,
+                  issuer: str | None = None, z3_public_key=None):
+    """(scorer, FeatureSpec, config, metadata, checks) of a local package tarball, only after: its sha256
+    is the registry tag's, it verifies offline, every bound tag equals its signed metadata, the policy
+    tags match, and the artifact's digest is the signed one. Nothing of the model is read before."""
+    from z4_assets.core.files import sha256_file
+    from z4_assets.core.packaging import extract_tarball, verify_package
+    from z4_assets.core.settings import Settings
+    from z4_assets.core.training import load_model_dir
+
+    checks = []
+    digest = sha256_file(local)
+    if digest != tags["package_sha256"]:
+        raise Z4Error(f"{where}: refusing to load: package digest differs from the registry tag "
+                      f"package_sha256 ({digest[:16]}... != {tags['package_sha256'][:16]}...)")
+    checks.append("package digest matches the registry tag")
+    limits = Settings.from_env().package_limits
+    report = verify_package(local, public_key, identity, issuer, limits, z3_public_key=z3_public_key)
+    if not report.ok:
+        raise Z4Error(f"{where}: refusing to load: {report.first_problem}")
+    checks.append(f"package verifies offline ({len(report.checks)} checks)")
+    pkg = extract_tarball(local, workdir, limits)
+    try:
+        metadata = json.loads((pkg / "metadata.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise Z4Error(f"{where}: the package's metadata.json is unreadable ({type(e).__name__})") from None
+    checks += check_metadata(where, tags, metadata)
+    checks.append(check_policy_tags(where, tags, pkg))
+    # the loader recomputes the artifact's digest (ONNX bytes or safetensors tensors) and compares
+    model, spec, config = load_model_dir(pkg / "model", metadata.get("state_dict_sha256"))
+    checks.append(f"loaded {config.get('artifact', 'model')} matches the signed model digest")
+    return model, spec, config, metadata, checks
+
+
 def check_links(client, where: str, version) -> tuple[object, str]:
     """(the version's MLflow run, where its package must be). Refuses an orphan (no run, or a run
     that is gone), a source other than that run's package, a run of another Dagster run, and a
@@ -123,11 +157,7 @@ def load_verified(ref: str, public_key: str | Path | None, tracking_uri: str | N
     import mlflow.artifacts
     from mlflow.tracking import MlflowClient
 
-    from z4_assets.core.files import sha256_file
-    from z4_assets.core.packaging import extract_tarball, verify_package
-    from z4_assets.core.settings import Settings
     from z4_assets.core.tracking import default_tracking_uri
-    from z4_assets.core.training import load_model_dir
 
     name, alias = parse_model_ref(ref)
     uri = tracking_uri or default_tracking_uri()
@@ -143,24 +173,7 @@ def load_verified(ref: str, public_key: str | Path | None, tracking_uri: str | N
                                                              dst_path=tmp, tracking_uri=uri))
         except Exception as e:  # MLflow raises per store: missing file, permissions, server errors
             raise Z4Error(f"{where}: cannot fetch {source}/{PACKAGE_TARBALL}: {type(e).__name__}") from None
-        digest = sha256_file(local)
-        if digest != tags["package_sha256"]:
-            raise Z4Error(f"{where}: refusing to load: package digest differs from the registry tag "
-                          f"package_sha256 ({digest[:16]}... != {tags['package_sha256'][:16]}...)")
-        checks.append("package digest matches the registry tag")
-        limits = Settings.from_env().package_limits
-        report = verify_package(local, public_key, identity, issuer, limits, z3_public_key=z3_public_key)
-        if not report.ok:
-            raise Z4Error(f"{where}: refusing to load: {report.first_problem}")
-        checks.append(f"package verifies offline ({len(report.checks)} checks)")
-        pkg = extract_tarball(local, Path(tmp) / "x", limits)
-        try:
-            metadata = json.loads((pkg / "metadata.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            raise Z4Error(f"{where}: the package's metadata.json is unreadable ({type(e).__name__})") from None
-        checks += check_metadata(where, tags, metadata)
-        checks.append(check_policy_tags(where, tags, pkg))
-        # the loader recomputes the state_dict digest of the weights it loads and compares
-        model, spec, config = load_model_dir(pkg / "model", metadata.get("state_dict_sha256"))
-        checks.append("loaded weights match state_dict_sha256")
+        model, spec, config, metadata, more = open_verified(local, where, tags, public_key, Path(tmp) / "x",
+                                                            identity, issuer, z3_public_key)
+        checks += more
         return Loaded(name, alias, str(version.version), model, spec, config, metadata, checks)

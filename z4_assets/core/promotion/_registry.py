@@ -29,9 +29,19 @@ def registry_copy_problem(client, mlflow_run_id: str, package_sha256: str) -> st
 
 
 def register_candidate(client, model_name: str, mlflow_run_id: str, package_sha256: str,
-                       tags: dict[str, str], alias: str = ALIAS, description: str = ""):
-    """Create a model version whose source is the run's signed package, and point alias at it."""
+                       tags: dict[str, str], alias: str = ALIAS, description: str = "",
+                       tarball: str | Path | None = None):
+    """Create a model version whose source is the run's signed package, and point alias at it. With
+    TARBALL (the verified package), the source is also an MLflow pyfunc (`mlflow models serve -m
+    models:/NAME@ALIAS`) whose load_context verifies that package before scoring (core/serving)."""
     from mlflow.exceptions import MlflowException
+
+    if tarball is not None:
+        from z4_assets.core.serving import pyfunc_files
+
+        with tempfile.TemporaryDirectory(prefix="z4-pyfunc-") as tmp:
+            folder = pyfunc_files(Path(tmp) / "pyfunc", Path(tarball), model_name, mlflow_run_id)
+            client.log_artifacts(mlflow_run_id, str(folder), PACKAGE_ARTIFACT)
 
     try:
         client.get_registered_model(model_name)

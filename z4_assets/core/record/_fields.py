@@ -11,8 +11,7 @@ REQUIRED = {
              "tag:data_time_range"],
     "execution": ["tag:run_id", "tag:pipeline_id", "tag:job_id", "tag:orchestrator", "tag:started_at",
                   "tag:ended_at", "tag:seeds"],
-    "training": ["param:hidden_sizes", "param:epochs", "param:batch_size", "param:learning_rate",
-                 "param:weight_decay", "param:seed", "param:threads", "tag:split", "tag:hardware_cpu",
+    "training": ["param:model_family", "tag:model_code_sha256", "tag:split", "tag:hardware_cpu",
                  "tag:hardware_threads", "tag:hardware_ram", "tag:egress_policy"],
     "metrics": ["metric:test_auc", "metric:test_ks", "metric:subgroup."],
     "hygiene": ["artifact:reports/hygiene/hygiene_report.json", "artifact:reports/snapshot/dataset_manifest.json",
@@ -28,10 +27,29 @@ REQUIRED = {
 }
 
 
+# The model family's own hyperparameters the record must hold (a plug-in: its code digest above).
+FAMILY_FIELDS = {
+    "mlp": ["param:hidden_sizes", "param:epochs", "param:batch_size", "param:learning_rate",
+            "param:weight_decay", "param:seed", "param:threads"],
+    "logistic": ["param:C", "param:max_iter", "param:tol", "param:class_weight"],
+    "gbdt": ["param:n_estimators", "param:learning_rate", "param:num_leaves", "param:seed", "param:threads"],
+}
+
+
+def family_required(params: dict, required: dict[str, list[str]] = REQUIRED) -> dict[str, list[str]]:
+    """REQUIRED plus the fields of the family the run trained (params model_family; mlp before families)."""
+    family = str(params.get("model_family", "mlp"))
+    out = {k: list(v) for k, v in required.items()}
+    out["training"] = out.get("training", []) + FAMILY_FIELDS.get(family, [])
+    return out
+
+
 def missing_fields(tags: dict, params: dict, metrics: dict, artifacts: set[str],
                    required: dict[str, list[str]] = REQUIRED) -> list[str]:
     """Every required field absent from the record, as 'category/field'."""
     missing = []
+    if required is REQUIRED:
+        required = family_required(params)
     for category, fields in required.items():
         for f in fields:
             kind, key = f.split(":", 1)

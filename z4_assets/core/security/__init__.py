@@ -8,7 +8,23 @@ from z4_assets.core.plots import caption
 from z4_assets.core.stage_run import StageRun
 from z4_assets.core.stages import SECURITY
 
-__all__ = ["run_adversarial_eval"]
+__all__ = ["evasion_report", "run_adversarial_eval"]
+
+
+def evasion_report(model, spec, contract, df, split, rules) -> dict:
+    """The evasion attack that fits MODEL's family (PGD, HopSkipJump, or a refusal) on a seeded
+    sample of the test split: the challenger table's evasion column."""
+    import numpy as np
+
+    from z4_assets.core.security._evasion import feature_bounds, robustness_curve
+    from z4_assets.core.split import TEST
+
+    test = np.flatnonzero(split == TEST)
+    rng = np.random.default_rng(int(rules.seed))
+    rows = np.sort(rng.choice(test, min(len(test), int(rules.evasion.sample_rows)), replace=False))
+    x, y = spec.transform(df.iloc[rows]), (df[contract.target.column] == contract.target.positive).to_numpy()[rows]
+    return robustness_curve(model, x, y.astype(np.int64), feature_bounds(spec, contract, df), rules.evasion,
+                            int(rules.seed))
 
 
 def run_adversarial_eval(snapshot: SnapshotOutcome, hygiene: HygieneOutcome, model: ModelOutcome,
@@ -38,7 +54,8 @@ def run_adversarial_eval(snapshot: SnapshotOutcome, hygiene: HygieneOutcome, mod
         params={"security.seed": str(rules.seed), "security.gate_epsilon": str(evasion["gate_epsilon"])},
         metrics={"security.flagged_share": poisoning["flagged_share"],
                  "security.suspicious_clusters": len(poisoning["clusters"]),
-                 "security.accuracy_drop": evasion["accuracy_drop"],
+                 **({"security.accuracy_drop": evasion["accuracy_drop"]}   # none: the attack was refused
+                    if evasion.get("accuracy_drop") is not None else {}),
                  "security.membership_auc": result.privacy["attack_auc"],
                  **({"security.attribute_inference_max_gain": ai["max_gain"]} if ai["max_gain"] is not None else {}),
                  "security.integrity_failures": len(result.integrity["failed_checks"]),

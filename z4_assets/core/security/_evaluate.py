@@ -110,7 +110,10 @@ def _evaluate(df, contract, split, model, spec, rules) -> SecurityResult:
         cl["example_ids"] = ids[screen.cluster_of == cl["cluster"]][: int(rules.poisoning.report_ids)].tolist()
         cl["trigger_effect_on_model"] = trigger_effect(model, spec, df, y, test, cl, carries, rng)
     secs["trigger_effect"] = time.perf_counter() - t
-    if rules.poisoning.art_signals:
+    if rules.poisoning.art_signals and getattr(model, "family", "mlp") != "mlp":
+        poisoning["art_signals"] = {"skipped": f"ART's activation detectors read a neural network's hidden layer; "
+                                               f"family {model.family} has none (the data-level screen still gates)"}
+    elif rules.poisoning.art_signals:
         t = time.perf_counter()
         poisoning["art_signals"] = art_signals.art_poison_signals(
             model, x[train], y[train], screen.flagged[train], rules.poisoning, seed)
@@ -119,7 +122,7 @@ def _evaluate(df, contract, split, model, spec, rules) -> SecurityResult:
     t = time.perf_counter()
     ev_rows = _sample(test, int(rules.evasion.sample_rows), rng)
     bounds = evasion.feature_bounds(spec, contract, df)
-    robustness = evasion.robustness_curve(model, x[ev_rows], y[ev_rows], bounds, rules.evasion)
+    robustness = evasion.robustness_curve(model, x[ev_rows], y[ev_rows], bounds, rules.evasion, seed)
     secs["evasion"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -171,15 +174,21 @@ def poisoning_gates(screen: PoisonScreen, p: dict, ids: np.ndarray) -> list[Gate
 
 
 def evasion_gate(robustness: dict, e) -> Gate:
+    if robustness.get("refused"):
+        return SECURITY.gate.evasion_accuracy_drop.verdict(
+            False, None, "<=", e.max_accuracy_drop, f"REFUSED: no evasion attack fits {robustness['refused']}",
+            {"refused": robustness["refused"]})
+    attack = {"hopskipjump": "HopSkipJump", "pgd": "PGD"}.get(robustness.get("gate_attack"), "PGD")
     if robustness["rows"] < e.min_rows:
         return SECURITY.gate.evasion_accuracy_drop.insufficient(
-            f"accuracy drop under PGD on {robustness['rows']} test rows; needs >= {e.min_rows}", "<=",
+            f"accuracy drop under {attack} on {robustness['rows']} test rows; needs >= {e.min_rows}", "<=",
             e.max_accuracy_drop, e.insufficient_evidence_blocks,
             {"rows": robustness["rows"], "accuracy_drop": robustness["accuracy_drop"], "minimum": e.min_rows})
     return SECURITY.gate.evasion_accuracy_drop.compare(robustness["accuracy_drop"], "<=", e.max_accuracy_drop,
-                   f"accuracy drop under PGD at epsilon {robustness['gate_epsilon']} (valid rows, frozen inputs kept)",
+                   f"accuracy drop under {attack} at epsilon {robustness['gate_epsilon']} (valid rows, frozen inputs kept)",
                    {"clean_accuracy": robustness["clean"]["accuracy"], "auc_drop": robustness["auc_drop"],
-                    "rows": robustness["rows"], "validity": robustness["validity"]})
+                    "rows": robustness["rows"], "validity": robustness["validity"],
+                    "attack": robustness.get("attack", "PGD")})
 
 
 def membership_gate(priv: dict, m) -> Gate:

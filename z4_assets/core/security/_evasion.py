@@ -139,7 +139,35 @@ class Attacker:
         return project(art.generate(self.x, y=self.onehot, mask=self.mask), self.x, self.mask, self.bounds)
 
 
-def robustness_curve(model, x: np.ndarray, y: np.ndarray, bounds: FeatureBounds, cfg: dict) -> dict:
+def robustness_curve(model, x: np.ndarray, y: np.ndarray, bounds: FeatureBounds, cfg: dict, seed: int = 0) -> dict:
+    """The attack that fits the family: FGSM and PGD where it is differentiable, HopSkipJump where it
+    only gives decisions; a family that declares neither is refused (the gate fails)."""
+    from z4_assets.core.security._art_model import gradient_module
+    from z4_assets.core.security import _evasion_decision as decision
+
+    kind, family = getattr(model, "attack", "gradient"), getattr(model, "family", "mlp")
+    if kind == "gradient" and gradient_module(model) is not None:
+        report = gradient_curve(model, x, y, bounds, cfg)
+        if family != "mlp":  # an exact torch copy: prove it scores as the artifact does
+            copy = _torch_proba(gradient_module(model), x)
+            report["gradient_copy_max_abs_diff"] = float(np.abs(copy - proba(model, x)).max()) if len(x) else 0.0
+            if report["gradient_copy_max_abs_diff"] > 1e-4:
+                return decision.refused(family, "its differentiable copy does not score as its artifact "
+                                        f"(max diff {report['gradient_copy_max_abs_diff']:.2e})")
+        return report
+    if kind == "decision":
+        return decision.decision_curve(model, x, y, bounds, cfg, seed)
+    return decision.refused(family, f"declares attack {kind!r}: neither 'gradient' (with a torch module) nor "
+                            "'decision'; the evasion stage cannot attack it")
+
+
+def _torch_proba(module, x):
+    from z4_assets.core.training import predict_proba
+
+    return np.asarray(predict_proba(module, np.ascontiguousarray(x, dtype=np.float32)), dtype=np.float64)
+
+
+def gradient_curve(model, x: np.ndarray, y: np.ndarray, bounds: FeatureBounds, cfg: dict) -> dict:
     """Accuracy and AUC against epsilon for FGSM and PGD, on valid rows only."""
     attacker = Attacker(model, x, y, bounds, cfg.pgd_iterations)
     clean = _metrics(y, proba(model, attacker.x))
@@ -158,6 +186,7 @@ def robustness_curve(model, x: np.ndarray, y: np.ndarray, bounds: FeatureBounds,
     gate_point = next(p for p in points if p["epsilon"] == float(cfg.gate_epsilon))
     return {
         "space": "scaled features ((value - train mean) / train std), L-inf norm",
+        "attack": "ART FGSM and PGD (white-box gradients, L-inf)",
         "rows": int(len(y)), "clean": clean, "curve": points,
         "gate_epsilon": float(cfg.gate_epsilon), "gate_attack": "pgd",
         "accuracy_drop": round(clean["accuracy"] - gate_point["pgd_accuracy"], 6),
@@ -173,16 +202,22 @@ def plot_curve(report: dict, path) -> None:
     from z4_assets.core.plots import figure, save_png
 
     eps = [0.0] + [p["epsilon"] for p in report["curve"]]
+    attacks = [(a, s) for a, s in (("fgsm", "--"), ("pgd", "-"), ("hopskipjump", "-"))
+               if report["curve"] and f"{a}_accuracy" in report["curve"][0]]
     with figure(1, 2, figsize=(9, 3.6)) as (fig, axes):
         for ax, metric in zip(axes, ("accuracy", "auc")):
-            for attack, style in (("fgsm", "--"), ("pgd", "-")):
+            if report.get("refused"):
+                ax.text(0.5, 0.5, "not attacked:\n" + report["refused"][:80], ha="center", va="center", wrap=True)
+            for attack, style in attacks:
                 ys = [report["clean"][metric]] + [p[f"{attack}_{metric}"] for p in report["curve"]]
-                ax.plot(eps, ys, style, marker="o", label=attack.upper())
-            ax.axvline(report["gate_epsilon"], color="grey", lw=0.8, ls=":")
+                ax.plot(eps, ys, style, marker="o", label={"hopskipjump": "HopSkipJump"}.get(attack, attack.upper()))
+            if report.get("gate_epsilon") is not None:
+                ax.axvline(report["gate_epsilon"], color="grey", lw=0.8, ls=":")
             ax.set_xlabel("epsilon (L-inf, std units)")
             ax.set_ylabel(metric)
             ax.grid(alpha=0.3)
-            ax.legend()
+            if attacks:
+                ax.legend()
         named = f"\n{report['caption']}" if report.get("caption") else ""
         fig.suptitle(f"Robustness on {report['rows']} test rows (valid, frozen inputs kept); dotted: the gate's "
                      f"epsilon {report['gate_epsilon']}{named}", fontsize=10)

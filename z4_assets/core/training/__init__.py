@@ -3,42 +3,59 @@ test AUC and KS, with a bit-exact weights digest; and how later stages load and 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from z4_assets.core.files import atomic_write_json
 from z4_assets.core.outcome import HygieneOutcome, Lineage, ModelOutcome, SnapshotOutcome, accept
 from z4_assets.core.stage_run import StageRun
 from z4_assets.core.stages import TRAINING
+from z4_assets.core.training._families import PROTOCOL, describe_schemas, resolve_family
 from z4_assets.core.training._features import FeatureSpec
 from z4_assets.core.training._monitor import TrainingDiverged
 from z4_assets.core.training._schedule import CONVERGED
 
-__all__ = ["CONVERGED", "FeatureSpec", "TrainingDiverged", "load_model", "load_model_dir", "locate_package", "predict_proba", "rebuild_from", "run_trained_model",
+__all__ = ["CONVERGED", "PROTOCOL", "pickles_in", "describe_schemas", "resolve_family", "FeatureSpec", "TrainingDiverged", "load_model", "load_model_dir", "locate_package", "predict_proba", "rebuild_from", "run_trained_model",
            "score_rows"]
 
 
 def run_trained_model(snapshot: SnapshotOutcome, hygiene: HygieneOutcome, run: StageRun, hp: dict) -> ModelOutcome:
-    """Fit the feature spec and the MLP on the train split (HP: TrainConfig's hyperparameters), score
-    every split, gate on the test split. A NaN/inf loss raises TrainingDiverged after writing the log."""
+    """Fit the feature spec and the chosen family's model on the train split (HP: TrainConfig, whose
+    `model:` section overrides the dataset config's), export it (ONNX or safetensors), score every
+    split, gate on the test split and on the export's parity. A NaN/inf loss raises TrainingDiverged
+    after writing the log."""
     from z4_assets.core.split import load_split
-    from z4_assets.core.training._fit import fit_and_evaluate, performance_gates, save_model, tracking_record
+    from z4_assets.core.training._fit import fit_and_evaluate, parity_gate, performance_gates, save_model, tracking_record
     from z4_assets.core.training._monitor import TrainingMonitor, health_record
 
     consumed = accept(TRAINING.name, run.partition, {"snapshot": snapshot, "hygiene": hygiene})
+    section = chosen_model(run, hp)
+    family = resolve_family(section.family, section.hyperparameters)
     df = run.rows()
     split = load_split(hygiene.split_path, len(df), consumed.split)
     files = run.folder.stage(TRAINING.folder)
     monitor = TrainingMonitor(run.policy.training, {"dagster_run_id": run.run_id, "snapshot_id": run.partition})
     try:
-        fit = fit_and_evaluate(df, run.contract, split, hp, monitor)
+        fit = fit_and_evaluate(df, run.contract, split, family, monitor)
     except TrainingDiverged as e:
         monitor.write_jsonl(files.training_log)
         e.steps, e.artifacts = monitor.step_metrics(), {"model": str(files.training_log)}  # for open_stage
         raise
-    gates = performance_gates(fit, run.policy)
-    written = save_model(files, fit, run.contract)
+    table = {}
+    if section.challengers:
+        from z4_assets.core.training._challengers import train_challengers, write_table
+
+        fits, table = train_challengers(df, run.contract, split, fit, section, run.policy)
+        fit, family = fits[table["chosen"]], fits[table["chosen"]].family
+    written = save_model(files, fit, run.contract, table)
+    if table:
+        written["challengers"] = write_table(files.challengers, table)
+    artifact = written.get("weights") or written["onnx"]
+    parity, parity_facts = parity_gate(fit, artifact, run.policy.models.parity_tolerance)
+    gates = performance_gates(fit, run.policy, parity)
     atomic_write_json(files.gates, [g.as_dict() for g in gates])
     monitor.write_jsonl(files.training_log)
     steps, health_metrics, health_tags = health_record(monitor)
-    params, metrics, tags = tracking_record(hp, fit, run.contract, split, run.policy)
+    params, metrics, tags = tracking_record(fit.hyperparameters, fit, run.contract, split, run.policy)
     test = fit.metrics["test"]
     return ModelOutcome(
         stage=TRAINING.name, partition=run.partition, run_id=run.run_id, gates=tuple(gates),
@@ -47,24 +64,48 @@ def run_trained_model(snapshot: SnapshotOutcome, hygiene: HygieneOutcome, run: S
         params={k: str(v) for k, v in params.items()}, metrics={**metrics, **health_metrics},
         tags={**{k: str(v) for k, v in tags.items()}, **health_tags}, steps=tuple(steps),
         artifacts={"model": str(files.dir)},
-        facts={"state_dict_sha256": fit.train.digest, "test_auc": test["auc"], "test_ks": test["ks"],
+        facts={"state_dict_sha256": fit.digest, "model_family": family.name, "model_code": family.record(),
+               "model_artifact": artifact.name, "artifact_parity": parity_facts,
+               "test_auc": test["auc"], "test_ks": test["ks"],
                "test_selection_rate": test["selection_rate"], "test_balanced_accuracy": test["balanced_accuracy"],
-               "train_seconds": round(fit.train.seconds, 3), "training_epochs_run": len(monitor.records),
-               "training_schedule": fit.train.schedule,
-               "training_warnings": [{k: w[k] for k in ("kind", "epoch", "message")} for w in monitor.warnings]},
-        consumed=consumed, produced=Lineage(model=fit.train.digest))
+               "train_seconds": round(fit.seconds, 3), "training_epochs_run": len(monitor.records),
+               "training_schedule": fit.facts.get("schedule", {}),
+               "training_warnings": [{k: w[k] for k in ("kind", "epoch", "message")} for w in monitor.warnings],
+               **({"challenger_choice": {"chosen": table["chosen"], "reason": table["reason"]}} if table else {})},
+        consumed=consumed, produced=Lineage(model=fit.digest))
+
+
+def chosen_model(run: StageRun, hp: dict):
+    """The `model:` section in force: the run config's over the snapshot's dataset config's."""
+    from z4_assets.core.training._families import model_section
+
+    dataset_section = None
+    path = getattr(run.snapshot, "dataset_config_path", None)
+    if path is not None and Path(path).is_file():
+        from z4_assets.core.dataset_config import load_dataset_config
+
+        dataset_section = load_dataset_config(path, run.snapshot.dataset_id)[0].model
+    hp = dict(hp)
+    return model_section(hp.pop("model", None), dataset_section, hp)
+
+
+def pickles_in(folder) -> list[str]:
+    """Files under FOLDER that are pickles (or torch.save zips): the factory refuses them."""
+    from z4_assets.core.training._artifact import pickles_in as _pickles
+
+    return _pickles(Path(folder))
 
 
 def load_model(model: ModelOutcome):
-    """(torch module, FeatureSpec, config) of a model outcome, refused unless its weights are the ones
-    its lineage names."""
+    """(scorer, FeatureSpec, config) of a model outcome, refused unless its artifact is the one its
+    lineage names. The scorer: predict_proba(x), family, attack, gradient_module (torch or None)."""
     from z4_assets.core.training._model_io import load_model as _load
 
     return _load(model.model_dir, model.produced.model)
 
 
 def load_model_dir(model_dir, expected_digest: str | None = None):
-    """(torch module, FeatureSpec, config) from a model folder (a package's model/), digest checked."""
+    """(scorer, FeatureSpec, config) from a model folder (a package's model/), digest checked."""
     from z4_assets.core.training._model_io import load_model as _load
 
     return _load(model_dir, expected_digest)
@@ -78,6 +119,9 @@ def score_rows(model: ModelOutcome, df):
 
 
 def predict_proba(model, x):
+    """P(positive) of a scorer (load_model's) or a bare torch module, as float64."""
+    if hasattr(model, "predict_proba"):
+        return model.predict_proba(x)
     from z4_assets.core.training._mlp import predict_proba as _predict
 
     return _predict(model, x)

@@ -85,10 +85,10 @@ def rebuild(pkg: Path, settings, allow_code_drift: bool = False, seed: int | Non
                           "(check out that commit, or pass --allow-code-drift)")
         notes.append(f"code drift allowed: built with {code[:12]}, recorded {m['git_sha'][:12]}")
     hp = dict(m["hyperparameters"])
-    if seed is not None and seed != hp["seed"]:
+    if seed is not None and "seed" in hp and seed != hp["seed"]:
         hp["seed"] = seed
         notes.append(f"seed overridden: {m['hyperparameters']['seed']} -> {seed}")
-    now_hw = hardware(hp["threads"])
+    now_hw = hardware(int(hp.get("threads", 1)))
     if m.get("hardware") and m["hardware"].get("hardware_cpu") != now_hw["hardware_cpu"]:
         notes.append(f"CPU differs from the record ({m['hardware']['hardware_cpu']}): bits may differ")
 
@@ -100,9 +100,27 @@ def rebuild(pkg: Path, settings, allow_code_drift: bool = False, seed: int | Non
                               key=broker.load_key(os.environ.get(PSEUDONYM_KEY_ENV, ""), settings.pseudonym_key_file),
                               log_path=settings.access_log_path, reader="z4 rebuild")
     split, _ = assign_split(df, contract, SplitPolicy(**m["split_policy"]), row_hashes(df, contract.candidate_features))
-    outcome = fit_and_evaluate(df, contract, split, hp)
-    rebuilt = outcome.train.digest
+    from z4_assets.core.training._families import resolve_family
+
+    family = resolve_family(m.get("model_family", "mlp"), hp)
+    recorded_code = (m.get("model_code") or {}).get("code_sha256")
+    if recorded_code and recorded_code != family.code_sha256:
+        if not allow_code_drift:
+            raise Z4Error(f"refusing to rebuild: the code of model family {family.name} has sha256 "
+                          f"{family.code_sha256[:12]}, the record {recorded_code[:12]}")
+        notes.append(f"model family code drift allowed: {family.code_sha256[:12]} vs recorded {recorded_code[:12]}")
+    outcome = fit_and_evaluate(df, contract, split, family)
+    rebuilt = outcome.digest
     identical = rebuilt == m["state_dict_sha256"]
+    with tempfile.TemporaryDirectory(prefix="z4-rebuild-artifact-") as tmp:
+        artifact = Path(outcome.model.save(tmp))
+        artifact_sha = sha256_file(artifact)
+    if m.get("model_artifact_sha256") and artifact_sha != m["model_artifact_sha256"]:
+        identical = False
+        notes.append(f"exported artifact {artifact.name} bytes differ: sha256 {artifact_sha[:16]}... vs recorded "
+                     f"{m['model_artifact_sha256'][:16]}...")
+    if not identical:
+        notes.append(nondeterminism_note(family.name, m, hp))
     deltas = {}
     for split_name, metrics in outcome.metrics.items():
         for key in ("auc", "ks"):
@@ -118,6 +136,15 @@ def rebuild(pkg: Path, settings, allow_code_drift: bool = False, seed: int | Non
     recorder.log(run.info.run_id, params=hp, metrics={k: v["rebuilt"] for k, v in deltas.items()})
     recorder.client.set_terminated(run.info.run_id, "FINISHED")
     return RebuildResult(identical, m["state_dict_sha256"], rebuilt, deltas, run.info.run_id, notes)
+
+
+def nondeterminism_note(family: str, m: dict, hp: dict) -> str:
+    """What this factory knows can make the bits differ, for the family rebuilt."""
+    known = {"mlp": "torch kernels: MKL_CBWR / CPU instruction set, torch build, thread count",
+             "gbdt": "LightGBM: version, threads (deterministic=True and force_row_wise=True are set)",
+             "logistic": "scikit-learn/scipy lbfgs: BLAS build and CPU instruction set"}
+    return (f"cannot reproduce bit for bit: known sources for {family}: {known.get(family, 'the plug-in code')}; "
+            f"recorded hardware {m.get('hardware', {}).get('hardware_cpu', 'unknown')}, threads {hp.get('threads', 1)}")
 
 
 def rebuild_from(source: str, settings, allow_code_drift: bool = False, seed: int | None = None,

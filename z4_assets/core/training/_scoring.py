@@ -9,9 +9,8 @@ import pandas as pd
 
 
 def score_rows(model_dir: str | Path, df: pd.DataFrame, expected_digest: str | None = None) -> np.ndarray:
-    """P(positive) per row of df, as the trained model computes it (float32)."""
+    """P(positive) per row of df, as the exported artifact computes it."""
     from z4_assets.core.training._model_io import load_model
-    from z4_assets.core.training._mlp import predict_proba
 
-    model, spec, _ = load_model(model_dir, expected_digest)
-    return predict_proba(model, spec.transform(df))
+    scorer, spec, _ = load_model(model_dir, expected_digest)
+    return scorer.predict_proba(spec.transform(df))
