@@ -25,7 +25,7 @@ ALL_GATES = {"snapshot_hash", "snapshot_signature", "contract", "legal_basis", "
              "fairness_equalized_odds_diff", "model_card_complete", "package_verified", "release_gates_pass",
              "cleanup_complete",
              "poisoning_share", "poisoning_clusters", "evasion_accuracy_drop", "membership_auc",
-             "attribute_inference_gain", "output_integrity", "run_record_complete",
+             "attribute_inference_gain", "output_integrity", "run_record_complete", "trained_in_signed_image",
              "purpose"}
 
 

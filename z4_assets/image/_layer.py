@@ -47,7 +47,9 @@ def project_layer(wheel: Path, out_tar: Path, epoch: int) -> Path:
 
     with tempfile.TemporaryDirectory(prefix="z4-layer-") as tmp:
         stage = Path(tmp) / "root"
-        _run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", "--no-compile",
+        # --ignore-installed: with --root/--prefix pip still "replaces" the project installed in the running
+        # environment, i.e. uninstalls the developer's (or CI's) own editable install; never touch it
+        _run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", "--no-compile", "--ignore-installed",
               "--no-warn-script-location", "--root", str(stage), "--prefix", VENV, str(wheel)],
              "installing the project's wheel into its layer", env=_clean_env(epoch))
         site = next(stage.glob("opt/z4/lib/python3*/site-packages"))
