@@ -38,6 +38,7 @@ def image(tmp_path_factory, signing_key):
     from z4_assets_tests.image_prebuild import wait
 
     print(wait())
+    installed_before = _installed_project()
     evidence = tmp_path_factory.mktemp("image") / "evidence"
     env = _env(Z4_SIGNING_KEY=str(signing_key), Z4_IMAGE_EVIDENCE=str(evidence))
     proc = subprocess.run([*CLI, "image", "build", "--work-dir", str(ROOT / "build" / "image-work")], cwd=ROOT,
@@ -46,7 +47,27 @@ def image(tmp_path_factory, signing_key):
     ref = proc.stdout.strip().splitlines()[-1]
     assert ref.startswith(f"{REPO}@sha256:")
     return {"ref": ref, "digest": ref.split("@")[1], "evidence": evidence, "env": env,
+            "installed": (installed_before, _installed_project()),
             "pub": str(signing_key.with_name(signing_key.stem + ".pub.pem")), "stdout": proc.stdout}
+
+
+def _installed_project() -> str | None:
+    """How the running environment has the project installed (its direct_url), None when it has not."""
+    import importlib
+    import importlib.metadata as md
+
+    importlib.invalidate_caches()
+    try:
+        return md.distribution("z4-model-factory").read_text("direct_url.json") or ""
+    except md.PackageNotFoundError:
+        return None
+
+
+def test_the_build_leaves_the_running_environment_alone(image):
+    """The project layer is a pip install into a staging root: it once uninstalled the editable install
+    of whoever ran the build (and CI's), which broke every later subprocess importing z4_assets."""
+    before, after = image["installed"]
+    assert after == before
 
 
 def test_build_is_non_root_and_its_evidence_names_the_digest(image):
