@@ -22,6 +22,23 @@ CONTAINER_TESTS = "test_image_container.py"
 
 _proc: subprocess.Popen | None = None
 _log: Path | None = None
+_installed: list = []  # how the running environment had the project installed before any build
+
+
+def installed_project() -> str | None:
+    """The project's install in the running environment (its direct_url), None when it has none."""
+    import importlib
+    import importlib.metadata as md
+
+    importlib.invalidate_caches()
+    try:
+        return md.distribution("z4-model-factory").read_text("direct_url.json") or ""
+    except md.PackageNotFoundError:
+        return None
+
+
+def installed_before_any_build() -> str | None:
+    return _installed[0] if _installed else installed_project()
 
 
 def start() -> None:
@@ -61,6 +78,7 @@ def order_last_and_prebuild(items: list) -> None:
     image = [i for i in items if i.path.name == CONTAINER_TESTS]
     if not image:
         return
+    _installed[:] = [installed_project()]
     rest = [i for i in items if i.path.name != CONTAINER_TESTS]
     items[:] = rest + image
     if rest:  # run alone, the module builds in the foreground as before

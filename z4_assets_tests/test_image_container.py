@@ -35,10 +35,10 @@ def _env(**extra) -> dict:
 def image(tmp_path_factory, signing_key):
     """`z4 image build`, signed with the session's key; its evidence in a temp folder (after the suite's
     background build of the same inputs, if one was started: image_prebuild.py)."""
-    from z4_assets_tests.image_prebuild import wait
+    from z4_assets_tests.image_prebuild import installed_before_any_build, installed_project, wait
 
     print(wait())
-    installed_before = _installed_project()
+    installed_before = installed_before_any_build()
     evidence = tmp_path_factory.mktemp("image") / "evidence"
     env = _env(Z4_SIGNING_KEY=str(signing_key), Z4_IMAGE_EVIDENCE=str(evidence))
     proc = subprocess.run([*CLI, "image", "build", "--work-dir", str(ROOT / "build" / "image-work")], cwd=ROOT,
@@ -47,20 +47,8 @@ def image(tmp_path_factory, signing_key):
     ref = proc.stdout.strip().splitlines()[-1]
     assert ref.startswith(f"{REPO}@sha256:")
     return {"ref": ref, "digest": ref.split("@")[1], "evidence": evidence, "env": env,
-            "installed": (installed_before, _installed_project()),
+            "installed": (installed_before, installed_project()),
             "pub": str(signing_key.with_name(signing_key.stem + ".pub.pem")), "stdout": proc.stdout}
-
-
-def _installed_project() -> str | None:
-    """How the running environment has the project installed (its direct_url), None when it has not."""
-    import importlib
-    import importlib.metadata as md
-
-    importlib.invalidate_caches()
-    try:
-        return md.distribution("z4-model-factory").read_text("direct_url.json") or ""
-    except md.PackageNotFoundError:
-        return None
 
 
 def test_the_build_leaves_the_running_environment_alone(image):
