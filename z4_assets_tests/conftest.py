@@ -266,3 +266,20 @@ def fork_factory(run: dict, root: Path) -> dict:
     shutil.copytree(Path(shared["storage"].root) / "outcomes", root / "factory" / "outcomes")
     return make_resources(root, Path(shared["z3"].root), Path(shared["signer"].private_key_path),
                           Path(shared["storage"].cache_root))
+
+
+@pytest.fixture
+def instance(tmp_path):
+    """A throwaway Dagster instance (runs, event log, sensors' cursors) under the test's folder."""
+    (tmp_path / "dh").mkdir()
+    with dg.instance_for_test(temp_dir=str(tmp_path / "dh")) as inst:
+        yield inst
+
+
+def with_duplicate_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """DF plus 5% of its rows again under new ids: fails duplicate_rows (a blocked run)."""
+    import numpy as np
+
+    dup = df.sample(frac=0.05, random_state=3).copy()
+    dup["ID"] = np.arange(len(df) + 1, len(df) + 1 + len(dup))
+    return pd.concat([df, dup], ignore_index=True)

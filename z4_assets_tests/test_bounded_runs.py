@@ -54,13 +54,6 @@ def test_deadline_stops_a_blocked_body_and_retries_are_for_transient_failures_on
     assert not is_transient(KeyError("x"))
 
 
-@pytest.fixture
-def instance(tmp_path):
-    (tmp_path / "dh").mkdir()
-    with dg.instance_for_test(temp_dir=str(tmp_path / "dh")) as inst:
-        yield inst
-
-
 def _hanging_listener() -> tuple[socket.socket, int]:
     """A TCP server that accepts every connection and never answers: a hung object store."""
     srv = socket.socket()

@@ -5,29 +5,13 @@ from __future__ import annotations
 import json
 
 import dagster as dg
-import numpy as np
-import pandas as pd
-import pytest
 from mlflow.tracking import MlflowClient
 
 from z4_assets.jobs import cleanup_job
 from z4_assets.resources import S3Z3Store
 from z4_assets.sensors.failures import cleanup_on_failure
-from z4_assets_tests.conftest import check_verdicts, run_factory
+from z4_assets_tests.conftest import with_duplicate_rows, check_verdicts, run_factory
 from z4_assets_tests.s3_fake import BUCKET, PREFIX, s3_endpoint, upload  # noqa: F401 (fixture)
-
-
-@pytest.fixture
-def instance(tmp_path):
-    (tmp_path / "dh").mkdir()
-    with dg.instance_for_test(temp_dir=str(tmp_path / "dh")) as inst:
-        yield inst
-
-
-def _with_duplicates(df: pd.DataFrame) -> pd.DataFrame:
-    dup = df.sample(frac=0.05, random_state=3).copy()
-    dup["ID"] = np.arange(len(df) + 1, len(df) + 1 + len(dup))
-    return pd.concat([df, dup], ignore_index=True)
 
 
 def _failure_context(instance: dg.DagsterInstance, run_id: str):
@@ -39,7 +23,7 @@ def _failure_context(instance: dg.DagsterInstance, run_id: str):
 
 def test_run_failing_its_hygiene_gate_ends_with_scratch_removed_and_report_in_its_mlflow_run(
         sample_df, register, factory_resources, instance, s3_endpoint):
-    ref = register(_with_duplicates(sample_df.iloc[:6000]))
+    ref = register(with_duplicate_rows(sample_df.iloc[:6000]))
     upload(s3_endpoint, ref.path)  # the bucket store copies the snapshot into the run's scratch
     resources = {**factory_resources, "z3": S3Z3Store(bucket=BUCKET, prefix=PREFIX, endpoint_url=s3_endpoint,
                                                       region_name="us-east-1")}

@@ -9,8 +9,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import dagster as dg
-import numpy as np
-import pandas as pd
 import pytest
 
 from z4_assets.core.incident import CRASH, GATE, TIMEOUT, build_incident, classify, open_incident, post_json
@@ -19,7 +17,7 @@ from z4_assets.core.runbooks import FAILURE_KINDS, ROOT, failure_runbook, gate_r
 from z4_assets.core.stages import all_gate_names
 from z4_assets.jobs import cleanup_job
 from z4_assets.sensors.failures import cleanup_on_failure
-from z4_assets_tests.conftest import check_metadata, check_verdicts, run_factory
+from z4_assets_tests.conftest import with_duplicate_rows, check_metadata, check_verdicts, run_factory
 from z4_assets_tests.servers import free_port
 
 ENTRY = ("**Means:**", "**Check first", "**Fix", "Exception")
@@ -91,19 +89,6 @@ def receiver():
     r.close()
 
 
-@pytest.fixture
-def instance(tmp_path):
-    (tmp_path / "dh").mkdir()
-    with dg.instance_for_test(temp_dir=str(tmp_path / "dh")) as inst:
-        yield inst
-
-
-def _with_duplicates(df: pd.DataFrame) -> pd.DataFrame:
-    dup = df.sample(frac=0.05, random_state=3).copy()
-    dup["ID"] = np.arange(len(df) + 1, len(df) + 1 + len(dup))
-    return pd.concat([df, dup], ignore_index=True)
-
-
 def _cleanup(instance, run_id, resources):
     (entry,) = instance.all_logs(run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
     context = dg.build_run_status_sensor_context(sensor_name=cleanup_on_failure.name, dagster_event=entry.dagster_event,
@@ -116,7 +101,7 @@ def _cleanup(instance, run_id, resources):
 def test_a_blocked_run_opens_exactly_one_incident_delivered_to_the_receiver(
         sample_df, register, factory_resources, instance, receiver, monkeypatch):
     monkeypatch.setenv("Z4_INCIDENT_URL", receiver.url)
-    ref = register(_with_duplicates(sample_df.iloc[:6000]))
+    ref = register(with_duplicate_rows(sample_df.iloc[:6000]))
     failed = run_factory(factory_resources, partition=ref.label, instance=instance)
     assert not failed.success and check_verdicts(failed)["duplicate_rows"] is False
     meta = check_metadata(failed, "duplicate_rows")

@@ -32,13 +32,6 @@ def vault(tmp_path_factory):
     stop_dev_vault(v)
 
 
-@pytest.fixture
-def instance(tmp_path):
-    (tmp_path / "dh").mkdir()
-    with dg.instance_for_test(temp_dir=str(tmp_path / "dh")) as inst:
-        yield inst
-
-
 def vault_resources(resources: dict, vault, address: str | None = None) -> dict:
     """The factory's resources as definitions.py wires them with Z4_VAULT_ADDR: no key file, no key value."""
     def secrets(address: str) -> VaultSecrets:  # a new object: Dagster re-reads a copied resource's old config

@@ -23,13 +23,6 @@ MLFLOW_UI = "https://mlflow.bank.example/ui"
 
 
 @pytest.fixture
-def instance(tmp_path):
-    (tmp_path / "dh").mkdir()
-    with dg.instance_for_test(temp_dir=str(tmp_path / "dh")) as inst:
-        yield inst
-
-
-@pytest.fixture
 def resources(factory_resources):
     m = factory_resources["mlflow"]
     return {**factory_resources, "mlflow": MlflowTracking(tracking_uri=m.tracking_uri, experiment_name=m.experiment_name,

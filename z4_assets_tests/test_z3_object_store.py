@@ -17,13 +17,6 @@ def store(s3_endpoint):
     return S3Z3Store(bucket=BUCKET, prefix=PREFIX, endpoint_url=s3_endpoint, region_name="us-east-1")
 
 
-@pytest.fixture
-def instance(tmp_path):
-    (tmp_path / "dh").mkdir()
-    with dg.instance_for_test(temp_dir=str(tmp_path / "dh")) as inst:
-        yield inst
-
-
 def test_listing_hides_snapshots_without_a_manifest_and_staging_prefixes(sample_df, register, store, s3_endpoint):
     ref = register(sample_df.iloc[:500])
     upload(s3_endpoint, ref.path, ("data.parquet", "contract.yaml"))  # manifest not uploaded yet
