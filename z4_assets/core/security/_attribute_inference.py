@@ -56,21 +56,16 @@ def attribute_codes(df: pd.DataFrame, contract: Contract, attr: str, bands: int)
 
 def _score_model(model, n_features: int):
     """The candidate as ART sees it: input = its features plus the attacked code in the last column
-    (ART reads the attacked feature from x; the model never sees it), output = P(positive)."""
-    import torch
-    import torch.nn as nn
-    from art.estimators.regression import PyTorchRegressor
+    (ART reads the attacked feature from x; the model never sees it), output = P(positive). A black box
+    over the factory's scorer, so every family (torch, ONNX, a plug-in) is attacked the same way."""
+    from art.estimators.regression.blackbox import BlackBoxRegressor
 
-    class ScoreOnly(nn.Module):
-        def __init__(self, inner):
-            super().__init__()
-            self.inner = inner
+    from z4_assets.core.security._art_model import proba
 
-        def forward(self, x):
-            return torch.softmax(self.inner(x[:, :n_features]), dim=1)[:, 1:2]
+    def predict(x: np.ndarray) -> np.ndarray:
+        return proba(model, np.asarray(x, dtype=np.float32)[:, :n_features]).reshape(-1)
 
-    return PyTorchRegressor(model=ScoreOnly(model).eval(), loss=nn.MSELoss(), input_shape=(n_features + 1,),
-                            device_type="cpu")
+    return BlackBoxRegressor(predict, input_shape=(n_features + 1,))
 
 
 def _attack(model, x: np.ndarray, codes: np.ndarray, fit: np.ndarray, ev: np.ndarray, seed: int) -> dict:
