@@ -35,7 +35,7 @@ ALL_ASSETS = {a.key.to_user_string() for a in FACTORY_ASSETS}
 FAST_TRAIN = {"epochs": 3, "class_weight": "none", "patience": 0}
 # Trains to convergence whatever a dataset config pins (the bundled sample pins the schedule before
 # issue 16): the run config's model.hyperparameters win over everything (core/training/_families.py).
-CONVERGED_TRAIN = {"model": {"family": "mlp", "hyperparameters": {"epochs": None, "patience": 10, "class_weight": "auto"}}}
+CONVERGED_TRAIN = {"model": {"family": "mlp", "hyperparameters": {"epochs": "auto", "patience": 10, "class_weight": "auto"}}}
 # ... and gated on the point estimate of AUC/KS: see fixture_policy.yaml
 FIXTURE_POLICY = Path(__file__).resolve().parent / "fixture_policy.yaml"
 

@@ -15,7 +15,8 @@ DEFAULTS = {"hidden_sizes": [64, 32], "epochs": None, "batch_size": 512, "learni
             "max_epochs": 200, "patience": 10, "min_delta": 1e-4, "class_weight": "auto",
             "imbalance_below": 0.4}
 BEFORE = {"hidden_sizes": [64, 32], "epochs": 8, "batch_size": 512, "learning_rate": 2e-3,
-          "weight_decay": 1e-5, "seed": 7, "threads": 1}   # the defaults before this change
+          "weight_decay": 1e-5, "seed": 7, "threads": 1,
+          "patience": 0, "class_weight": "none"}   # the defaults before this change
 
 
 def test_the_defaults_train_to_convergence_and_the_mlp_schema_agrees():

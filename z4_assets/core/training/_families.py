@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from z4_assets.core.errors import Z4Error
 
@@ -58,7 +58,8 @@ class GbdtHyperparameters(_Schema):
 
 class MlpHyperparameters(_Schema):
     hidden_sizes: list[int] = Field([64, 32], description="Width of each hidden layer of the MLP")
-    epochs: int | None = Field(None, description="Epoch cap; none = a budget scaled to the data (step_budget)")
+    epochs: int | None = Field(None, description="Epoch cap; none (or \"auto\", where a null cannot be written, "
+                                                 "as in a Dagster run config's map) = a budget scaled to the data")
     step_budget: int = Field(400, description="Optimizer steps the epoch budget aims at")
     min_epochs: int = Field(5, description="Fewest epochs the scaled budget gives")
     max_epochs: int = Field(200, description="Most epochs the scaled budget gives")
@@ -71,6 +72,11 @@ class MlpHyperparameters(_Schema):
     weight_decay: float = Field(1e-5, description="Adam weight decay (L2)")
     seed: int = Field(7, description="Seed for torch, numpy, random and the batch order")
     threads: int = Field(1, description="torch intra-op threads")
+
+    @field_validator("epochs", mode="before")
+    @classmethod
+    def _auto_is_scaled(cls, v):
+        return None if v == "auto" else v
 
 
 SCHEMAS: dict[str, type[_Schema]] = {"logistic": LogisticHyperparameters, "gbdt": GbdtHyperparameters,
