@@ -11,7 +11,7 @@ import yaml
 
 from z4_assets.cli import main
 from z4_assets.core.fairness._reference import reference_disparities
-from z4_assets_tests.conftest import DATASET, SAMPLE_CONTRACT, SAMPLE_DATASET_CONFIG, check_verdicts, run_factory
+from z4_assets_tests.conftest import CONVERGED_TRAIN, DATASET, SAMPLE_CONTRACT, SAMPLE_DATASET_CONFIG, check_verdicts, run_factory
 from z4_assets_tests.small_credit import LOANAPP, loanapp_files
 
 
@@ -91,10 +91,7 @@ def test_a_positive_favourable_dataset_is_gated_on_its_favourable_rate(tmp_path,
 
     contract, data, config = loanapp_files(tmp_path / "d", target="approve", favourable=1)
     add_snapshot(z3_root, LOANAPP, contract, data, dataset_config=config)
-    from z4_assets.assets.model import TrainConfig
-    from z4_assets.core.training import CONVERGED
-
-    result = run_factory(factory_resources, train={**TrainConfig().model_dump(), **CONVERGED},
+    result = run_factory(factory_resources, train=CONVERGED_TRAIN,
                          assets=[z3_snapshot, hygiene_report, trained_model, fairness_report])
     verdicts = check_verdicts(result)
     assert verdicts["operating_point"], verdicts

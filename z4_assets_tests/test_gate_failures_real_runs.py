@@ -20,7 +20,7 @@ import yaml
 from z4_assets.assets import FACTORY_ASSETS, cleanup_report
 from z4_assets.core.stages import FAIRNESS, TRAINING
 from z4_assets.partitions import snapshots
-from z4_assets_tests.conftest import (TARGET, check_metadata, check_verdicts, downstream_of, fork_factory,
+from z4_assets_tests.conftest import (CONVERGED_TRAIN, TARGET, check_metadata, check_verdicts, downstream_of, fork_factory,
                                       materialized, run_factory, started)
 
 
@@ -63,12 +63,9 @@ def test_the_converged_model_of_the_sample_fails_evasion_and_its_age_disparities
     under PGD at the policy epsilon drops past 0.05, and at that operating point its AGE parity gap and
     ratio and its equalized-odds gap are past the policy (docs/gates.md: 0.0785, 0.166, 0.151). No
     threshold is changed."""
-    from z4_assets.assets.model import TrainConfig
-    from z4_assets.core.training import CONVERGED
-
     resources = fork_factory(sample, tmp_path)
     later = downstream_of("trained_model")
-    result = run_factory(resources, train={**TrainConfig().model_dump(), **CONVERGED},
+    result = run_factory(resources, train=CONVERGED_TRAIN,
                          assets=[a for a in FACTORY_ASSETS if a.key.to_user_string() in later | {"trained_model"}])
 
     assert not result.success

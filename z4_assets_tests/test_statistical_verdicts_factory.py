@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from z4_assets.assets import hygiene_report, trained_model, z3_snapshot
 from z4_assets.core.gates import INSUFFICIENT
-from z4_assets_tests.conftest import (check_metadata, check_verdicts, downstream_of, run_factory, started)
+from z4_assets_tests.conftest import (CONVERGED_TRAIN, check_metadata, check_verdicts, downstream_of, run_factory, started)
 from z4_assets_tests.small_credit import LOANAPP, loanapp_files, taiwan_sample
 
 BACKBONE = [z3_snapshot, hygiene_report, trained_model]
@@ -60,24 +60,28 @@ def test_a_model_that_flags_nobody_fails_the_operating_point_and_stops_the_facto
     assert verdicts["operating_point"] is False and "flags nobody (selection rate 0)" in meta["verdict"]
     assert not started(result) & downstream_of("trained_model")
 
-    from z4_assets.assets.model import TrainConfig
-    from z4_assets.core.training import CONVERGED
-
-    again = run_factory(factory_resources, train={**TrainConfig().model_dump(), **CONVERGED}, assets=[trained_model])  # converged
+    again = run_factory(factory_resources, train=CONVERGED_TRAIN, assets=[trained_model])  # converged
     assert check_verdicts(again)["operating_point"], check_metadata(again, "operating_point")["verdict"]
     flagged = again.asset_materializations_for_node("trained_model")[0].metadata
     assert 0 < flagged["test_selection_rate"].value < 0.5
 
 
-def test_the_1000_row_sample_flags_someone_and_its_auc_is_undecided(register, factory_resources):
+def test_the_1000_row_sample_flags_someone_and_its_auc_is_undecided(register, factory_resources, tmp_path):
     """The issue's small credit case with the default training and policy: the model flags someone
     (operating_point passes); its test AUC interval straddles 0.70, so performance is insufficient
-    evidence and blocks, instead of a pass or a fail read off ~200 rows."""
-    from z4_assets.assets.model import TrainConfig
-    from z4_assets.core.training import CONVERGED
+    evidence and blocks, instead of a pass or a fail read off ~200 rows. Its dataset config pins no
+    schedule (the bundled sample's does): the factory's defaults, which train to convergence."""
+    import yaml
 
-    register(taiwan_sample(1000))
-    result = run_factory(_packaged_policy(factory_resources), train={**TrainConfig().model_dump(), **CONVERGED}, assets=BACKBONE)
+    from z4_assets_tests.conftest import SAMPLE_DATASET_CONFIG
+
+    config = yaml.safe_load(SAMPLE_DATASET_CONFIG.read_text())
+    config.pop("model")
+    unpinned = tmp_path / "dataset.yaml"
+    unpinned.write_text(yaml.safe_dump(config))
+    register(taiwan_sample(1000), dataset_config=unpinned)
+    defaults = {"epochs": None, "patience": 10, "class_weight": "auto"}  # TrainConfig's, over the fixtures' FAST_TRAIN
+    result = run_factory(_packaged_policy(factory_resources), train=defaults, assets=BACKBONE)
     verdicts = check_verdicts(result)
     op = check_metadata(result, "operating_point")
     assert verdicts["operating_point"], op["verdict"]

@@ -18,16 +18,32 @@ BEFORE = {"hidden_sizes": [64, 32], "epochs": 8, "batch_size": 512, "learning_ra
           "weight_decay": 1e-5, "seed": 7, "threads": 1}   # the defaults before this change
 
 
-def test_the_converged_schedule_here_is_the_train_config_with_converged():
-    """TrainConfig's defaults train as before (8 epochs, no early stopping, no weighting); CONVERGED
-    is the one named change to train to convergence."""
+def test_the_defaults_train_to_convergence_and_the_mlp_schema_agrees():
+    """TrainConfig's defaults are the converged schedule (CONVERGED), and the mlp family's schema has the
+    same defaults (a dataset config's pin is judged against them: core/training/_families.py)."""
     from z4_assets.assets.model import TrainConfig
     from z4_assets.core.training import CONVERGED
+    from z4_assets.core.training._families import MlpHyperparameters
 
     mlp = {k: v for k, v in TrainConfig().model_dump().items() if k != "model"}   # model: issue 17's section
-    assert {**mlp, **CONVERGED} == DEFAULTS
-    assert {k: TrainConfig().model_dump()[k] for k in ("epochs", "patience", "class_weight")} == \
-        {"epochs": 8, "patience": 0, "class_weight": "none"}
+    assert {**mlp, **CONVERGED} == mlp == DEFAULTS
+    assert mlp == MlpHyperparameters().model_dump()
+
+
+def test_a_dataset_pin_holds_unless_the_run_asks_otherwise():
+    from z4_assets.assets.model import TrainConfig
+    from z4_assets.core.training._families import model_section
+
+    pin = {"family": "mlp", "hyperparameters": {"epochs": 8, "patience": 0, "class_weight": "none"}}
+    defaults = {k: v for k, v in TrainConfig().model_dump().items() if k != "model"}
+    hp = model_section({}, pin, defaults).hyperparameters
+    assert (hp["epochs"], hp["patience"], hp["class_weight"]) == (8, 0, "none")
+    hp = model_section({}, pin, {**defaults, "epochs": 3}).hyperparameters       # set to another value: wins
+    assert (hp["epochs"], hp["patience"]) == (3, 0)
+    hp = model_section({"hyperparameters": {"epochs": None, "patience": 10}}, pin, defaults).hyperparameters
+    assert (hp["epochs"], hp["patience"], hp["class_weight"]) == (None, 10, "none")  # the run's model section
+    hp = model_section({}, None, defaults).hyperparameters                       # no pin: the defaults
+    assert (hp["epochs"], hp["patience"], hp["class_weight"]) == (None, 10, "auto")
 
 
 def test_epoch_budget_scales_with_the_data_and_a_number_caps_it():
@@ -93,7 +109,7 @@ def _small_cases(tmp_path):
 
 def test_the_small_credit_datasets_give_models_that_flag_someone(tmp_path):
     for name, (df, contract) in _small_cases(tmp_path).items():
-        _, rate, tpr, acc, majority = _fit(df, contract, BEFORE)
+        _, rate, tpr, acc, majority = _fit(df, contract, {**BEFORE, "patience": 0, "class_weight": "none"})
         assert rate == 0 and acc == majority, f"{name}: the old default flagged someone after all"
         fit, rate, tpr, acc, majority = _fit(df, contract, DEFAULTS)
         assert 0.05 < rate < 0.5 and tpr > 0.4, f"{name}: selection rate {rate}, TPR {tpr}"

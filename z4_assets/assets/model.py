@@ -25,17 +25,19 @@ class ModelConfig(dg.Config):
 
 
 class TrainConfig(dg.Config):
-    """The defaults train as before issue 16 (8 epochs, no early stopping, no weighting); the converged
-    schedule is core.training.CONVERGED (epochs: null, patience: 10, class_weight: auto)."""
+    """The mlp's hyperparameters; the defaults train to convergence (core.training.CONVERGED: an epoch
+    budget scaled to the data, early stopping with patience 10, class weights for an imbalanced target).
+    A key set here to another value wins over a dataset config's `model.hyperparameters`, which wins
+    over a key left at its default (core/training/_families.py, model_section)."""
 
     hidden_sizes: list[int] = Field([64, 32], description="Width of each hidden layer of the MLP")
-    epochs: int | None = Field(8, description="Epoch cap; none = a budget scaled to the data (step_budget)")
+    epochs: int | None = Field(None, description="Epoch cap; none = a budget scaled to the data (step_budget)")
     step_budget: int = Field(400, description="Optimizer steps the epoch budget aims at: ceil(steps / batches per epoch)")
     min_epochs: int = Field(5, description="Fewest epochs the scaled budget gives")
     max_epochs: int = Field(200, description="Most epochs the scaled budget gives")
-    patience: int = Field(0, description="Early stopping: epochs without a lower validation loss before it stops (0: off)")
+    patience: int = Field(10, description="Early stopping: epochs without a lower validation loss before it stops (0: off)")
     min_delta: float = Field(1e-4, description="Early stopping: a validation loss must drop by more than this")
-    class_weight: str = Field("none", description="auto (balanced below imbalance_below), balanced or none")
+    class_weight: str = Field("auto", description="auto (balanced below imbalance_below), balanced or none")
     imbalance_below: float = Field(0.4, description="auto weighs classes when the minority share is below this")
     batch_size: int = Field(512, description="Mini-batch size")
     learning_rate: float = Field(2e-3, description="Adam learning rate")

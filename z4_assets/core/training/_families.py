@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from z4_assets.core.errors import Z4Error
 
@@ -58,19 +58,25 @@ class GbdtHyperparameters(_Schema):
 
 class MlpHyperparameters(_Schema):
     hidden_sizes: list[int] = Field([64, 32], description="Width of each hidden layer of the MLP")
-    epochs: int | None = Field(8, description="Epoch cap; none = a budget scaled to the data (step_budget)")
+    epochs: int | None = Field(None, description="Epoch cap; none (or \"auto\", where a null cannot be written, "
+                                                 "as in a Dagster run config's map) = a budget scaled to the data")
     step_budget: int = Field(400, description="Optimizer steps the epoch budget aims at")
     min_epochs: int = Field(5, description="Fewest epochs the scaled budget gives")
     max_epochs: int = Field(200, description="Most epochs the scaled budget gives")
-    patience: int = Field(0, description="Early stopping patience in epochs (0: off)")
+    patience: int = Field(10, description="Early stopping patience in epochs (0: off)")
     min_delta: float = Field(1e-4, description="Early stopping: a validation loss must drop by more than this")
-    class_weight: str = Field("none", description="auto, balanced or none")
+    class_weight: str = Field("auto", description="auto, balanced or none")
     imbalance_below: float = Field(0.4, description="auto weighs classes when the minority share is below this")
     batch_size: int = Field(512, description="Mini-batch size")
     learning_rate: float = Field(2e-3, description="Adam learning rate")
     weight_decay: float = Field(1e-5, description="Adam weight decay (L2)")
     seed: int = Field(7, description="Seed for torch, numpy, random and the batch order")
     threads: int = Field(1, description="torch intra-op threads")
+
+    @field_validator("epochs", mode="before")
+    @classmethod
+    def _auto_is_scaled(cls, v):
+        return None if v == "auto" else v
 
 
 SCHEMAS: dict[str, type[_Schema]] = {"logistic": LogisticHyperparameters, "gbdt": GbdtHyperparameters,
@@ -171,18 +177,24 @@ class ModelSection(_Schema):
 
 
 def model_section(run_config: dict | None, dataset_section: dict | None, legacy_mlp: dict | None = None) -> ModelSection:
-    """The run config's `model:` over the dataset config's; the run config's top-level MLP keys
-    (TrainConfig before families) stay the mlp family's defaults."""
-    merged: dict = dict(dataset_section or {})
+    """The run config's `model:` over the dataset config's. For the mlp, its hyperparameters from lowest
+    to highest: the run config's top-level keys left at their defaults (TrainConfig), the dataset
+    config's `model.hyperparameters`, the run config's top-level keys set to another value, the run
+    config's `model.hyperparameters`. So a dataset's pinned schedule holds unless a run asks otherwise."""
+    dataset = dict(dataset_section or {})
     run = {k: v for k, v in (run_config or {}).items() if v not in (None, "", [], {})}
-    if run.get("family", merged.get("family")) != merged.get("family"):  # another family: not its keys
-        merged.pop("hyperparameters", None)
-    merged.update(run)
+    same_family = run.get("family", dataset.get("family")) == dataset.get("family")
+    dataset_hp = dict(dataset.get("hyperparameters") or {}) if same_family else {}  # another family: not its keys
+    merged = {**dataset, **run}
     unknown = sorted(set(merged) - set(ModelSection.model_fields))
     if unknown:
         raise Z4Error(f"model: unknown key {unknown[0]!r}{did_you_mean(unknown[0], ModelSection.model_fields)}")
+    merged["hyperparameters"] = {**dataset_hp, **dict(run.get("hyperparameters") or {})}
     section = ModelSection(**merged)
     if section.family == "mlp" and legacy_mlp:
-        base = {k: v for k, v in legacy_mlp.items() if k in MlpHyperparameters.model_fields}
-        section = section.model_copy(update={"hyperparameters": {**base, **section.hyperparameters}})
+        defaults = {k: f.default for k, f in MlpHyperparameters.model_fields.items()}
+        legacy = {k: v for k, v in legacy_mlp.items() if k in defaults}
+        explicit = {k: v for k, v in legacy.items() if v != defaults[k]}
+        section = section.model_copy(update={"hyperparameters": {
+            **legacy, **dataset_hp, **explicit, **dict(run.get("hyperparameters") or {})}})
     return section

@@ -102,6 +102,8 @@ def rebuild(pkg: Path, settings, allow_code_drift: bool = False, seed: int | Non
     split, _ = assign_split(df, contract, SplitPolicy(**m["split_policy"]), row_hashes(df, contract.candidate_features))
     from z4_assets.core.training._families import resolve_family
 
+    if m.get("model_family", "mlp") == "mlp":  # a record from before the converged default: what it trained with
+        hp = {"epochs": 8, "patience": 0, "class_weight": "none", **hp}
     family = resolve_family(m.get("model_family", "mlp"), hp)
     recorded_code = (m.get("model_code") or {}).get("code_sha256")
     if recorded_code and recorded_code != family.code_sha256:

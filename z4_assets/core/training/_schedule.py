@@ -24,10 +24,10 @@ import numpy as np
 # the defaults are in z4_assets/assets/model.py (TrainConfig), the only place a run gets them.
 CLASS_WEIGHTS = ("auto", "balanced", "none")
 
-# The converged schedule as run config (trained_model's TrainConfig): a scaled epoch budget, early
-# stopping, class weighting. Not the default yet: on the bundled sample its model fails the AGE
-# fairness and PGD gates (docs/gates.md, "Training to convergence"), and which model the sample
-# should ship is a model-risk decision, not a gate to loosen.
+# The converged schedule, TrainConfig's default since issue 16: a scaled epoch budget, early stopping,
+# class weighting. The bundled sample's dataset.yaml pins the schedule before it (its converged model
+# fails the AGE fairness and PGD gates: docs/gates.md, "Training to convergence"), a model-risk
+# decision recorded in that file and in every card trained on it.
 CONVERGED = {"epochs": None, "patience": 10, "class_weight": "auto"}
 
 
