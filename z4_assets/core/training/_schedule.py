@@ -27,7 +27,7 @@ CLASS_WEIGHTS = ("auto", "balanced", "none")
 # The converged schedule, TrainConfig's default since issue 16: a scaled epoch budget, early stopping,
 # class weighting. The bundled sample's dataset.yaml pins the schedule before it (its converged model
 # fails the AGE fairness and PGD gates: docs/gates.md, "Training to convergence"), a model-risk
-# decision recorded in that file and in every card trained on it.
+# decision recorded in that file, which every snapshot of the sample carries (hashed in its manifest).
 CONVERGED = {"epochs": None, "patience": 10, "class_weight": "auto"}
 
 
