@@ -46,6 +46,22 @@ def repo_files(root: Path) -> list[str]:
         return sorted(files)
 
 
+def _scan_in_spawned_workers(found, files: list[str]) -> None:
+    """detect-secrets scans with a multiprocessing Pool of the default start method, fork: forked from a
+    process that runs threads (a test suite's servers, MLflow, gRPC), a worker can inherit a held lock
+    and hang for ever. Its workers are spawned instead (fresh interpreters)."""
+    import multiprocessing
+
+    from detect_secrets.core import secrets_collection
+
+    saved = secrets_collection.mp
+    secrets_collection.mp = multiprocessing.get_context("spawn")
+    try:
+        found.scan_files(*files)
+    finally:
+        secrets_collection.mp = saved
+
+
 def scan_secrets(root: Path, baseline: str = BASELINE) -> LaneResult:
     from detect_secrets import SecretsCollection
     from detect_secrets.settings import transient_settings
@@ -65,7 +81,7 @@ def scan_secrets(root: Path, baseline: str = BASELINE) -> LaneResult:
     files = repo_files(root)
     with transient_settings({"plugins_used": base["plugins_used"], "filters_used": base["filters_used"]}):
         found = SecretsCollection(root=str(root))
-        found.scan_files(*files)
+        _scan_in_spawned_workers(found, files)
     new = sorted(
         {
             (os.path.relpath(s.filename, root), s.line_number, s.type)
