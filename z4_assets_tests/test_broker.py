@@ -174,12 +174,14 @@ READER_ALLOWED = {
     "core/split.py": "load_split reads the run's own split.parquet (row -> split), no snapshot data",
     "core/hygiene/_baseline.py": "the drift baseline's own value counts per feature (no rows, no ids), "
                                  "checked against the sha256 its profile names",
+    "cli/consume.py": "`z4 score` reads the user's own input CSV to score it, never a snapshot",
 }
 # module -> why it may touch a snapshot's data_path; only to hash the bytes, never to decode rows
 DATA_PATH_ALLOWED = {
     "core/broker.py": "reads rows", "core/z3.py": "defines SnapshotRef.data_path",
     "core/snapshot/_checks.py": "hash_gate: sha256 of the bytes",
     "core/training/_rebuild.py": "sha256 before rebuilding",
+    "audit_events.py": "the OpenLineage schema facet: pq.read_schema, the footer's column names and types, no row",
 }
 # the one unpseudonymised read (the intake contract gate): the resource passes raw_for_intake,
 # the snapshot asset asks for it

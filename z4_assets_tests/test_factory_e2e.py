@@ -130,7 +130,11 @@ def test_an_unknown_or_malformed_partition_fails_in_one_line_and_leaves_nothing(
     assert expect in failure and "\n" not in failure and "Traceback" not in failure, failure
     factory = Path(factory_resources["storage"].root)
     left = sorted(str(p.relative_to(factory)) for p in factory.rglob("*")) if factory.exists() else []
-    assert left == [], left  # no outcome, no run folder, no scratch
+    # no outcome, no run folder, no scratch: only the audit chain, which records the refusal (issue 19)
+    assert [p for p in left if p != "audit" and not p.startswith("audit/")] == [], left
+    events = [json.loads(line) for line in (factory / "audit" / "events.jsonl").read_text().splitlines()]
+    crashed = [e for e in events if e["type"].endswith("stage.crashed")]
+    assert len(crashed) == 1 and crashed[0]["data"]["stage"] == "z3_snapshot", [e["type"] for e in events]
     client = MlflowClient(factory_resources["mlflow"].tracking_uri)
     exp = client.get_experiment_by_name("z4-tests")
     assert exp is None or client.search_runs([exp.experiment_id]) == []
