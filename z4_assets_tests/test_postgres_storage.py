@@ -93,7 +93,7 @@ def test_model_factory_runs_with_run_event_log_and_schedule_storage_in_postgres(
     assert (job_name, status, run_partition) == ("model_factory", "SUCCESS", partition)
     assert partitions == [partition]
     assert events > 50
-    assert materialized == factory_job_assets()
+    assert materialized == factory_job_assets() | {"verdict"}  # cleanup_report also records the verdict page
     assert checks >= len(materialized)
     assert all(schedule_tables), f"schedule storage tables missing: {schedule_tables}"
     assert password_hits == 0
