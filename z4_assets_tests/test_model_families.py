@@ -35,6 +35,42 @@ def test_the_run_config_model_section_overrides_the_dataset_config():
         model_section({"famly": "gbdt"}, None)
 
 
+def test_challenger_hyperparameters_are_checked_before_anything_trains():
+    section = model_section({"challengers": ["gbdt", "logistic", "mlp"],
+                             "challenger_hyperparameters": {"gbdt": {"num_leaves": 7}}},
+                            {"family": "mlp", "challenger_hyperparameters": {"logistic": {"C": 0.5}}})
+    families = section.challenger_families()
+    assert list(families) == ["gbdt", "logistic"]       # the candidate's own family is not its challenger
+    assert families["gbdt"].hyperparameters["num_leaves"] == 7 and families["logistic"].hyperparameters["C"] == 0.5
+    with pytest.raises(Z4Error, match="did you mean 'num_leaves'"):
+        model_section({"challengers": ["gbdt"], "challenger_hyperparameters": {"gbdt": {"num_leafs": 7}}},
+                      None).challenger_families()
+    with pytest.raises(Z4Error, match="'gdbt', which is not a challenger.*did you mean 'gbdt'"):
+        model_section({"challengers": ["gbdt"], "challenger_hyperparameters": {"gdbt": {}}}, None).challenger_families()
+
+
+def _row(family: str, auc: float, fair: bool = True, refused: str | None = None) -> dict:
+    return {"family": family, "auc": {"point": auc},
+            "fairness": {"passed": fair, "failed": [] if fair else ["fairness_equalized_odds_diff"]},
+            "evasion": {"refused": refused}}
+
+
+def test_the_policy_picks_the_simplest_eligible_family_within_the_margin():
+    from z4_assets.core.training._challengers import pick
+
+    assert pick([_row("mlp", 0.771), _row("logistic", 0.729)], 0.005)[0] == "mlp"
+    chosen, reason = pick([_row("mlp", 0.771), _row("logistic", 0.768), _row("gbdt", 0.769)], 0.005)
+    assert chosen == "logistic" and "within the policy margin of 0.005 of the best (mlp" in reason
+    # the best AUC fails a fairness gate: the pick is among the families that pass
+    chosen, reason = pick([_row("gbdt", 0.791, fair=False), _row("mlp", 0.771), _row("logistic", 0.729)], 0.005)
+    assert chosen == "mlp" and "gbdt (fails fairness_equalized_odds_diff)" in reason
+    chosen, reason = pick([_row("pkg.m:f", 0.80, refused="declares attack 'none'"), _row("logistic", 0.70)], 0.005)
+    assert chosen == "logistic" and "no evasion attack fits it" in reason
+    # none is eligible: the pick is among all, and the candidate's own gates will say why
+    chosen, reason = pick([_row("gbdt", 0.79, fair=False), _row("mlp", 0.77, fair=False)], 0.005)
+    assert chosen == "gbdt" and "the candidate's own gates decide" in reason
+
+
 @pytest.fixture(scope="module")
 def matrix(sample_df, contract):
     from z4_assets.core.training._features import fit_features

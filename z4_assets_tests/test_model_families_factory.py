@@ -143,20 +143,38 @@ def test_each_family_fails_a_planted_leakage_snapshot_at_hygiene(family, sample_
 def test_the_challenger_table_picks_the_candidate_and_says_why(tmp_path_factory, sample_df, register_df,
                                                              signing_key, cache_root):
     run = _factory(tmp_path_factory, sample_df, register_df, signing_key, cache_root,
-                   {"family": "mlp", "challengers": ["logistic", f"{PLUGIN}:scorecard"]}, "challengers")
+                   {"family": "mlp", "challengers": ["logistic", f"{PLUGIN}:scorecard"],
+                    "challenger_hyperparameters": {"logistic": {"C": 0.25}}}, "challengers")
     assert run["result"].success, {k: v for k, v in check_verdicts(run["result"]).items() if not v}
     table = json.loads((run["root"] / "factory" / "runs" / run["result"].run_id / "model" / "challengers.json").read_text())
     assert {r["family"] for r in table["rows"]} == {"mlp", "logistic", f"{PLUGIN}:scorecard"}
     best = max(table["rows"], key=lambda r: r["auc"]["point"])
     chosen = next(r for r in table["rows"] if r["family"] == table["chosen"])
     assert chosen["auc"]["point"] >= best["auc"]["point"] - table["margin"]
+    rows = {r["family"]: r for r in table["rows"]}
+    assert rows["logistic"]["hyperparameters"]["C"] == 0.25       # the challenger's own hyperparameters
+    fairness = json.loads((run["root"] / "factory" / "runs" / run["result"].run_id / "fairness"
+                           / "fairness.json").read_text())
+    stage_gaps = {f"{a}.{d}" for a, r in fairness["attributes"].items() for d in r["disparities"]}
     for r in table["rows"]:
         assert r["auc"]["ci"][0] <= r["auc"]["point"] <= r["auc"]["ci"][1]
-        assert r["selection_rate_gap"]["ci"] and r["evasion"]["accuracy_drop"] is not None
+        # every gap the fairness stage reports, each with its interval, for every challenger
+        assert set(r["fairness"]["gaps"]) == stage_gaps and len(stage_gaps) >= 5
+        for gap in r["fairness"]["gaps"].values():
+            assert None not in gap["ci"] and gap["ci"][0] <= gap["ci"][1]
+        assert set(r["fairness"]["gates"]) == {g["name"] for g in fairness["gates"]}
+        drop, (lo, hi) = r["evasion"]["accuracy_drop"], r["evasion"]["accuracy_drop_ci"]
+        assert lo - 1e-9 <= drop <= hi + 1e-9
+    # the candidate's row is the fairness stage's own verdict on the same model
+    chosen_row = rows[table["chosen"]]
+    for attr, r in fairness["attributes"].items():
+        for d, v in r["disparities"].items():
+            assert chosen_row["fairness"]["gaps"][f"{attr}.{d}"]["point"] == pytest.approx(v["value"], abs=1e-9)
     config = json.loads((run["pkg"] / "model" / "model_config.json").read_text())
     assert config["family"] == table["chosen"]
     card = (run["pkg"] / "reports" / "governance" / "model_card.md").read_text()
     assert "Challenger table" in card and f"**Choice:** {table['chosen']}" in card.replace("\\", "")
+    assert "Fairness gaps of each challenger" in card and "logistic: C=0.25" in card.replace("\\", "")
 
 
 def test_verify_refuses_a_pickle_planted_in_a_re_signed_package(runs, tmp_path, signing_key):

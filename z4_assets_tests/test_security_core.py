@@ -237,3 +237,17 @@ def test_load_model_round_trip_and_tamper(tmp_path, frame, contract, fitted):
     files.feature_spec.unlink()
     with pytest.raises(Z4Error, match="feature_spec.json: model file is missing"):
         load_model(files.dir)
+
+
+def test_the_accuracy_drop_interval_is_a_paired_bootstrap_of_the_attacked_rows():
+    from z4_assets.core.security._evasion import drop_interval
+
+    y = np.array([1, 0] * 100)
+    right = np.where(y == 1, 0.9, 0.1)
+    assert drop_interval(y, right, right, 0)["accuracy_drop_ci"] == [0.0, 0.0]        # nothing evaded
+    assert drop_interval(y, right, 1 - right, 0)["accuracy_drop_ci"] == [1.0, 1.0]    # every row evaded
+    flipped = right.copy()
+    flipped[:20] = 1 - flipped[:20]                                                   # 10% evaded
+    lo, hi = drop_interval(y, right, flipped, 0)["accuracy_drop_ci"]
+    assert 0.04 < lo < 0.1 < hi < 0.16
+    assert drop_interval(y[:0], right[:0], right[:0], 0)["accuracy_drop_ci"] == [None, None]

@@ -22,6 +22,9 @@ class ModelConfig(dg.Config):
                                             "(docs/model-families.md lists each family's schema)")
     challengers: list[str] = Field(default_factory=list, description="other families trained on the same split "
                                    "for the challenger table in the model card")
+    challenger_hyperparameters: dict[str, Any] = Field(
+        default_factory=dict, description="a challenger's hyperparameters by its family, e.g. "
+        "{gbdt: {num_leaves: 15}} (schema defaults otherwise)")
 
 
 class TrainConfig(dg.Config):

@@ -45,26 +45,54 @@ def scorecard(mc: dict) -> list[str]:
 
 
 def _ci(m: dict) -> str:
+    if m.get("point") is None:
+        return "n/a"
     lo, hi = m.get("ci") or (None, None)
-    return f"{m['point']:.4f}" + (f" [{lo:.4f}, {hi:.4f}]" if lo is not None else "")
+    return f"{m['point']:.4f}" + (f" [{lo:.4f}, {hi:.4f}]" if lo is not None and hi is not None else "")
+
+
+def _drop(ev: dict) -> str:
+    if ev.get("accuracy_drop") is None:
+        return "REFUSED: " + text(ev.get("refused") or "n/a")
+    return (_ci({"point": ev["accuracy_drop"], "ci": ev.get("accuracy_drop_ci")})
+            + f" ({ev['attack']}, {ev['rows']} rows)")
+
+
+def _fairness(f: dict) -> str:
+    if not f:
+        return "n/a"
+    failed = f.get("failed") or []
+    return ("pass" if f.get("passed") else "FAIL: " + ", ".join(text(g) for g in failed)) + \
+        f" ({len(f.get('gates') or {})} gates)"
+
+
+def _settings(hp: dict | None) -> str:
+    return text(", ".join(f"{k}={v}" for k, v in sorted(hp.items()))) if hp else "its own defaults"
 
 
 def challengers(mc: dict) -> list[str]:
     table = mc.get("challengers")
     if not table:
         return []
+    names = [row["family"] for row in table["rows"]]
+    label = {n: text(n) + (" (candidate)" if n == table["chosen"] else "") for n in names}
     lines = ["", f"Challenger table (every family on the same split, test split, {table['confidence']:.0%} "
              "intervals):", "",
-             "| family | AUC | KS | largest selection-rate gap | evasion accuracy drop | digest |",
+             "| family | AUC | KS | fairness gates | evasion accuracy drop | digest |",
              "| --- | --- | --- | --- | --- | --- |"]
     for row in table["rows"]:
-        gap = row.get("selection_rate_gap") or {}
-        ev = row.get("evasion") or {}
-        drop = (f"{ev['accuracy_drop']:.4f} ({ev['attack']}, {ev['rows']} rows)" if ev.get("accuracy_drop") is not None
-                else "REFUSED: " + text(ev.get("refused") or "n/a"))
-        lines.append(f"| {text(row['family'])}{' (candidate)' if row['family'] == table['chosen'] else ''} | "
-                     f"{_ci(row['auc'])} | {_ci(row['ks'])} | "
-                     f"{(_ci(gap) + ' ' + text(gap.get('attribute', ''))) if gap else 'n/a'} | "
-                     f"{drop} | "
+        lines.append(f"| {label[row['family']]} | {_ci(row['auc'])} | {_ci(row['ks'])} | "
+                     f"{_fairness(row.get('fairness') or {})} | {_drop(row.get('evasion') or {})} | "
                      f"`{row['digest'][:12]}` |")
+    gaps = list(dict.fromkeys(k for row in table["rows"] for k in ((row.get("fairness") or {}).get("gaps") or {})))
+    if gaps:
+        lines += ["", "Fairness gaps of each challenger (the fairness stage's report on the test split, "
+                  "bootstrap intervals):", "",
+                  "| attribute.gap | " + " | ".join(label[n] for n in names) + " |",
+                  "| --- |" + " --- |" * len(names)]
+        for key in gaps:
+            cells = [_ci(((row.get("fairness") or {}).get("gaps") or {}).get(key) or {}) for row in table["rows"]]
+            lines.append(f"| {text(key)} | " + " | ".join(cells) + " |")
+    lines += ["", "Hyperparameters:"] + [f"- {text(row['family'])}: {_settings(row.get('hyperparameters'))}"
+                                          for row in table["rows"]]
     return lines + ["", f"**Choice:** {text(table['chosen'])}. {text(table['reason'])}"]

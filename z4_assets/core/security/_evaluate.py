@@ -188,6 +188,7 @@ def evasion_gate(robustness: dict, e) -> Gate:
                    f"accuracy drop under {attack} at epsilon {robustness['gate_epsilon']} (valid rows, frozen inputs kept)",
                    {"clean_accuracy": robustness["clean"]["accuracy"], "auc_drop": robustness["auc_drop"],
                     "rows": robustness["rows"], "validity": robustness["validity"],
+                    "accuracy_drop_ci": robustness.get("accuracy_drop_ci"),
                     "attack": robustness.get("attack", "PGD")})
 
 

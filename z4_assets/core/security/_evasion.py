@@ -115,6 +115,24 @@ def _metrics(y: np.ndarray, p: np.ndarray) -> dict:
     return {"accuracy": round(float(((p >= 0.5) == y).mean()), 6), "auc": round(auc, 6)}
 
 
+DROP_RESAMPLES, DROP_CONFIDENCE = 1000, 0.95
+
+
+def drop_interval(y: np.ndarray, p_clean: np.ndarray, p_adv: np.ndarray, seed: int) -> dict:
+    """The accuracy drop's percentile interval: a paired bootstrap of the attacked rows (each row's
+    clean correctness minus its attacked correctness), so the interval says how much the drop could
+    move with another sample of the same size."""
+    d = (((p_clean >= 0.5) == y).astype(np.float64) - ((p_adv >= 0.5) == y).astype(np.float64))
+    if len(d) == 0:
+        return {"accuracy_drop_ci": [None, None]}
+    rng = np.random.default_rng([int(seed), 7])
+    draws = d[rng.integers(0, len(d), (DROP_RESAMPLES, len(d)))].mean(axis=1)
+    lo, hi = np.quantile(draws, [(1 - DROP_CONFIDENCE) / 2, (1 + DROP_CONFIDENCE) / 2])
+    return {"accuracy_drop_ci": [round(float(lo), 6), round(float(hi), 6)],
+            "accuracy_drop_ci_method": f"paired bootstrap of the attacked rows, {DROP_CONFIDENCE:.0%}, "
+                                       f"{DROP_RESAMPLES} resamples"}
+
+
 class Attacker:
     """FGSM and PGD (L-inf, scaled units) on one batch, with the contract's clip values and mask."""
 
@@ -147,7 +165,7 @@ def robustness_curve(model, x: np.ndarray, y: np.ndarray, bounds: FeatureBounds,
 
     kind, family = getattr(model, "attack", "gradient"), getattr(model, "family", "mlp")
     if kind == "gradient" and gradient_module(model) is not None:
-        report = gradient_curve(model, x, y, bounds, cfg)
+        report = gradient_curve(model, x, y, bounds, cfg, seed)
         if family != "mlp":  # an exact torch copy: prove it scores as the artifact does
             copy = _torch_proba(gradient_module(model), x)
             report["gradient_copy_max_abs_diff"] = float(np.abs(copy - proba(model, x)).max()) if len(x) else 0.0
@@ -167,10 +185,11 @@ def _torch_proba(module, x):
     return np.asarray(predict_proba(module, np.ascontiguousarray(x, dtype=np.float32)), dtype=np.float64)
 
 
-def gradient_curve(model, x: np.ndarray, y: np.ndarray, bounds: FeatureBounds, cfg: dict) -> dict:
+def gradient_curve(model, x: np.ndarray, y: np.ndarray, bounds: FeatureBounds, cfg: dict, seed: int = 0) -> dict:
     """Accuracy and AUC against epsilon for FGSM and PGD, on valid rows only."""
     attacker = Attacker(model, x, y, bounds, cfg.pgd_iterations)
-    clean = _metrics(y, proba(model, attacker.x))
+    p_clean = proba(model, attacker.x)
+    clean, p_gate = _metrics(y, p_clean), p_clean
     eps_grid = sorted({float(e) for e in cfg.epsilons} | {float(cfg.gate_epsilon)})
     points, checks = [], {"rows_outside_contract": 0, "rows_with_frozen_input_moved": 0}
     for eps in eps_grid:
@@ -179,7 +198,10 @@ def gradient_curve(model, x: np.ndarray, y: np.ndarray, bounds: FeatureBounds, c
             x_adv = attacker.generate(name, eps)
             for k, v in validity(x_adv, attacker.x, bounds, attacker.mask).items():
                 checks[k] += v
-            m = _metrics(y, proba(model, x_adv))
+            p_adv = proba(model, x_adv)
+            m = _metrics(y, p_adv)
+            if name == "pgd" and eps == float(cfg.gate_epsilon):
+                p_gate = p_adv
             row[f"{name}_accuracy"], row[f"{name}_auc"] = m["accuracy"], m["auc"]
             row[f"{name}_rows_changed"] = int((np.abs(x_adv - attacker.x) > 1e-6).any(axis=1).sum())
         points.append(row)
@@ -190,6 +212,7 @@ def gradient_curve(model, x: np.ndarray, y: np.ndarray, bounds: FeatureBounds, c
         "rows": int(len(y)), "clean": clean, "curve": points,
         "gate_epsilon": float(cfg.gate_epsilon), "gate_attack": "pgd",
         "accuracy_drop": round(clean["accuracy"] - gate_point["pgd_accuracy"], 6),
+        **drop_interval(y, p_clean, p_gate, seed),
         "auc_drop": round(clean["auc"] - gate_point["pgd_auc"], 6),
         "frozen_inputs": bounds.frozen_reasons,
         "attacked_inputs": [f["name"] for f in bounds.numeric],

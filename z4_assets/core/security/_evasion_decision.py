@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from z4_assets.core.security._art_model import black_box, proba
-from z4_assets.core.security._evasion import FeatureBounds, _metrics, project, row_mask, validity
+from z4_assets.core.security._evasion import FeatureBounds, _metrics, drop_interval, project, row_mask, validity
 
 
 def decision_curve(model, x: np.ndarray, y: np.ndarray, bounds: FeatureBounds, cfg, seed: int) -> dict:
@@ -47,6 +47,7 @@ def decision_curve(model, x: np.ndarray, y: np.ndarray, bounds: FeatureBounds, c
         points.append({"epsilon": eps, "hopskipjump_accuracy": m["accuracy"], "hopskipjump_auc": m["auc"],
                        "hopskipjump_rows_changed": int(within.sum())})
     gate = next(p for p in points if p["epsilon"] == float(cfg.gate_epsilon))
+    at_gate = np.where(evaded & (dist <= float(cfg.gate_epsilon) + 1e-6), p_adv, p_clean)
     checks = validity(x_adv, xs, bounds, mask)
     return {
         "space": "scaled features ((value - train mean) / train std), L-inf norm",
@@ -54,6 +55,7 @@ def decision_curve(model, x: np.ndarray, y: np.ndarray, bounds: FeatureBounds, c
         "rows": int(n), "clean": clean, "curve": points,
         "gate_epsilon": float(cfg.gate_epsilon), "gate_attack": "hopskipjump",
         "accuracy_drop": round(clean["accuracy"] - gate["hopskipjump_accuracy"], 6),
+        **drop_interval(ys, p_clean, at_gate, seed),
         "auc_drop": round(clean["auc"] - gate["hopskipjump_auc"], 6),
         "evaded_rows_any_epsilon": int(evaded.sum()),
         "median_evading_distance": float(np.median(dist[evaded])) if evaded.any() else None,

@@ -30,6 +30,7 @@ def run_trained_model(snapshot: SnapshotOutcome, hygiene: HygieneOutcome, run: S
     consumed = accept(TRAINING.name, run.partition, {"snapshot": snapshot, "hygiene": hygiene})
     section = chosen_model(run, hp)
     family = resolve_family(section.family, section.hyperparameters)
+    challengers = section.challenger_families()
     df = run.rows()
     split = load_split(hygiene.split_path, len(df), consumed.split)
     files = run.folder.stage(TRAINING.folder)
@@ -41,10 +42,13 @@ def run_trained_model(snapshot: SnapshotOutcome, hygiene: HygieneOutcome, run: S
         e.steps, e.artifacts = monitor.step_metrics(), {"model": str(files.training_log)}  # for open_stage
         raise
     table = {}
-    if section.challengers:
+    if challengers:
+        from z4_assets.core.fairness._direction import favourable_outcome
         from z4_assets.core.training._challengers import train_challengers, write_table
 
-        fits, table = train_challengers(df, run.contract, split, fit, section, run.policy)
+        favourable, _ = favourable_outcome(run.snapshot, run.contract, run.policy.fairness.favourable_outcome)
+        fairness_rules = run.policy.fairness.model_copy(update={"favourable_outcome": favourable})
+        fits, table = train_challengers(df, run.contract, split, fit, challengers, run.policy, fairness_rules)
         fit, family = fits[table["chosen"]], fits[table["chosen"]].family
     written = save_model(files, fit, run.contract, table)
     if table:

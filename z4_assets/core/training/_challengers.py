@@ -1,7 +1,8 @@
 """The challenger table: several families trained on the same split, compared side by side with
-intervals (test AUC and KS, the largest between-group selection-rate gap, the evasion accuracy drop),
-and the policy's pick: the simplest family whose test AUC is within `models.challenger_auc_margin`
-of the best one. The pick becomes the candidate; the others are evidence only."""
+intervals (test AUC and KS, every fairness gap of the fairness stage, the evasion accuracy drop),
+and the policy's pick: among the families that pass the fairness gates and can be attacked, the
+simplest whose test AUC is within `models.challenger_auc_margin` of the best one. The pick becomes
+the candidate; the others are evidence only."""
 
 from __future__ import annotations
 
@@ -9,19 +10,32 @@ import numpy as np
 
 from z4_assets.core.files import atomic_write_json
 from z4_assets.core.split import TEST
-from z4_assets.core.training._families import SIMPLICITY, resolve_family
+from z4_assets.core.training._families import SIMPLICITY
 
-GAP_RESAMPLES, MIN_GROUP_ROWS = 200, 30
 
 
 def rank(family: str) -> int:
     return SIMPLICITY.index(family) if family in SIMPLICITY else len(SIMPLICITY)   # a plug-in: last
 
 
+def _excluded(row: dict) -> str | None:
+    """Why a family cannot be the candidate whatever its AUC: it fails the fairness stage's gates, or
+    no evasion attack fits it (its gate would be refused)."""
+    fairness, evasion = row.get("fairness") or {}, row.get("evasion") or {}
+    if fairness and not fairness.get("passed"):
+        return "fails " + ", ".join(fairness.get("failed") or ["its fairness gates"])
+    if evasion.get("refused"):
+        return "no evasion attack fits it"
+    return None
+
+
 def pick(rows: list[dict], margin: float) -> tuple[str, str]:
-    """(family, reason): the simplest family within MARGIN of the best test AUC (point estimates)."""
-    best = max(rows, key=lambda r: r["auc"]["point"])
-    eligible = [r for r in rows if r["auc"]["point"] >= best["auc"]["point"] - margin]
+    """(family, reason): among the families that pass the fairness gates and can be attacked (all of
+    them when none can), the simplest within MARGIN of the best test AUC (point estimates)."""
+    out = {r["family"]: _excluded(r) for r in rows if _excluded(r)}
+    pool = [r for r in rows if r["family"] not in out] or rows
+    best = max(pool, key=lambda r: r["auc"]["point"])
+    eligible = [r for r in pool if r["auc"]["point"] >= best["auc"]["point"] - margin]
     chosen = min(eligible, key=lambda r: (rank(r["family"]), -r["auc"]["point"]))
     if chosen is best:
         reason = (f"{chosen['family']} has the best test AUC ({best['auc']['point']:.4f}) and no simpler family "
@@ -30,39 +44,34 @@ def pick(rows: list[dict], margin: float) -> tuple[str, str]:
         reason = (f"{chosen['family']} is the simplest family whose test AUC ({chosen['auc']['point']:.4f}) is "
                   f"within the policy margin of {margin:g} of the best ({best['family']}, "
                   f"{best['auc']['point']:.4f}); simplicity order: {' < '.join(SIMPLICITY)} < plug-ins")
+    if out and len(pool) < len(rows):
+        reason += "; not eligible: " + "; ".join(f"{f} ({why})" for f, why in out.items())
+    elif out:
+        reason += ("; no family passes its fairness gates with an evasion attack that fits it, so the pick is "
+                   "among all of them and the candidate's own gates decide")
     return chosen["family"], reason
 
 
-def selection_gap(df_test, contract, scores: np.ndarray, fairness_policy, reference, seed: int) -> dict:
-    """Largest between-group gap in selection rate (score >= 0.5) over the sensitive attributes, with a
-    bootstrap percentile interval; groups under MIN_GROUP_ROWS test rows are left out."""
-    from z4_assets.core.fairness import attribute_labels
+def fairness_columns(df_test, contract, y, scores: np.ndarray, rules, reference) -> dict:
+    """The fairness stage's own report (core/fairness) of one challenger on the test split: every
+    disparity of every sensitive attribute with its bootstrap interval, and the stage's gate verdicts,
+    so the table compares challengers on the same evidence the candidate is gated on."""
+    from z4_assets.core.fairness._report import build_report
+    from z4_assets.core.gates import verdict_word
 
-    flagged, best = scores >= 0.5, None
-    rng = np.random.default_rng(seed)
-    for attr in contract.sensitive:
-        if attr not in df_test:
-            continue
-        labels = np.asarray(attribute_labels(df_test, contract, attr, fairness_policy, reference)[0], dtype=object)
-        groups = [g for g in np.unique(labels) if (labels == g).sum() >= MIN_GROUP_ROWS]
-        if len(groups) < 2:
-            continue
-        rates = [flagged[labels == g].mean() for g in groups]
-        point = float(max(rates) - min(rates))
-        if best is None or point > best["point"]:
-            draws = []
-            for _ in range(GAP_RESAMPLES):
-                idx = rng.integers(0, len(flagged), len(flagged))
-                f, lab = flagged[idx], labels[idx]
-                r = [f[lab == g].mean() for g in groups if (lab == g).any()]
-                draws.append(max(r) - min(r))
-            lo, hi = np.quantile(draws, [0.025, 0.975])
-            best = {"attribute": attr, "point": round(point, 6), "ci": [round(float(lo), 6), round(float(hi), 6)]}
-    return best or {}
+    report = build_report(df_test, contract, y, scores, rules, reference=reference).report
+    gaps = {f"{attr}.{name}": {"point": d["value"], "ci": d["ci"]}
+            for attr, a in report["attributes"].items() for name, d in a["disparities"].items()}
+    unassessable = {attr: a["reason"] for attr, a in report["attributes"].items() if not a["assessable"]}
+    return {"passed": report["passed"], "gaps": gaps, "unassessable": unassessable,
+            "gated_attributes": report["gated_attributes"],
+            "gates": {g["name"]: verdict_word(g) for g in report["gates"]},
+            "failed": [g["name"] for g in report["gates"] if not g["passed"]]}
 
 
-def challenger_table(df, contract, split, fits: dict, policy, evasion) -> dict:
-    """FITS: family -> FitOutcome (the same split); EVASION: family -> the evasion report of its model."""
+def challenger_table(df, contract, split, fits: dict, policy, evasion, fairness_rules) -> dict:
+    """FITS: family -> FitOutcome (the same split); EVASION: family -> the evasion report of its model;
+    FAIRNESS_RULES: the fairness policy with the snapshot's favourable outcome resolved."""
     from z4_assets.core.confidence import auc_ks_intervals, exact_auc_ks
 
     perf, test = policy.performance, split == TEST
@@ -75,8 +84,10 @@ def challenger_table(df, contract, split, fits: dict, policy, evasion) -> dict:
         rows.append({"family": name, "digest": fit.digest, "code_sha256": fit.family.code_sha256,
                      "auc": {"point": round(point["auc"], 6), "ci": ci["auc"]},
                      "ks": {"point": round(point["ks"], 6), "ci": ci["ks"]},
-                     "selection_rate_gap": selection_gap(df[test], contract, p, policy.fairness, df, perf.seed),
-                     "evasion": {k: ev.get(k) for k in ("accuracy_drop", "rows", "refused")}
+                     "hyperparameters": fit.hyperparameters,
+                     "fairness": fairness_columns(df[test], contract, np.asarray(y, dtype=np.int64), p,
+                                                  fairness_rules, df),
+                     "evasion": {k: ev.get(k) for k in ("accuracy_drop", "accuracy_drop_ci", "rows", "refused")}
                                 | {"attack": ev.get("gate_attack")},
                      "train_seconds": round(fit.seconds, 3)})
     chosen, reason = pick(rows, policy.models.challenger_auc_margin)
@@ -84,19 +95,20 @@ def challenger_table(df, contract, split, fits: dict, policy, evasion) -> dict:
             "margin": policy.models.challenger_auc_margin, "rule": "simplest family within the AUC margin of the best"}
 
 
-def train_challengers(df, contract, split, candidate_fit, section, policy, monitor=None) -> tuple[dict, dict]:
-    """(fits by family, table). The section's family is already fitted; each challenger is fitted with
-    its schema's defaults on the same split and attacked by the evasion that fits it."""
+def train_challengers(df, contract, split, candidate_fit, challengers: dict, policy,
+                      fairness_rules) -> tuple[dict, dict]:
+    """(fits by family, table). The candidate's family is already fitted; each challenger (family ->
+    Family, with the hyperparameters the section gives it) is fitted on the same split, attacked by
+    the evasion that fits it and assessed by the fairness stage's report."""
     from z4_assets.core.security import evasion_report
     from z4_assets.core.training._fit import fit_and_evaluate
 
     fits = {candidate_fit.family.name: candidate_fit}
-    for name in section.challengers:
-        if name not in fits:
-            fits[name] = fit_and_evaluate(df, contract, split, resolve_family(name, {}), None)
+    for name, family in challengers.items():
+        fits[name] = fit_and_evaluate(df, contract, split, family, None)
     evasion = {name: evasion_report(fit.model, fit.spec, contract, df, split, policy.security)
                for name, fit in fits.items()}
-    return fits, challenger_table(df, contract, split, fits, policy, evasion)
+    return fits, challenger_table(df, contract, split, fits, policy, evasion, fairness_rules)
 
 
 def write_table(path, table: dict):

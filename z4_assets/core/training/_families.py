@@ -174,6 +174,18 @@ class ModelSection(_Schema):
     hyperparameters: dict[str, Any] = Field(default_factory=dict, description="the family's hyperparameters")
     challengers: list[str] = Field(default_factory=list, description="other families trained on the same split "
                                    "for the challenger table")
+    challenger_hyperparameters: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="a challenger's hyperparameters by its family (schema defaults otherwise)")
+
+    def challenger_families(self) -> dict[str, Family]:
+        """Each challenger (not the candidate's own family) with its checked hyperparameters: a wrong
+        family or key is one line before anything trains."""
+        stray = sorted(set(self.challenger_hyperparameters) - set(self.challengers))
+        if stray:
+            raise Z4Error(f"model: challenger_hyperparameters names {stray[0]!r}, which is not a challenger"
+                          f"{did_you_mean(stray[0], self.challengers)}; challengers: {', '.join(self.challengers) or 'none'}")
+        return {name: resolve_family(name, self.challenger_hyperparameters.get(name, {}))
+                for name in dict.fromkeys(self.challengers) if name != self.family}
 
 
 def model_section(run_config: dict | None, dataset_section: dict | None, legacy_mlp: dict | None = None) -> ModelSection:
@@ -190,6 +202,8 @@ def model_section(run_config: dict | None, dataset_section: dict | None, legacy_
     if unknown:
         raise Z4Error(f"model: unknown key {unknown[0]!r}{did_you_mean(unknown[0], ModelSection.model_fields)}")
     merged["hyperparameters"] = {**dataset_hp, **dict(run.get("hyperparameters") or {})}
+    merged["challenger_hyperparameters"] = {**dict(dataset.get("challenger_hyperparameters") or {}),
+                                            **dict(run.get("challenger_hyperparameters") or {})}
     section = ModelSection(**merged)
     if section.family == "mlp" and legacy_mlp:
         defaults = {k: f.default for k, f in MlpHyperparameters.model_fields.items()}
