@@ -62,6 +62,9 @@ def test_an_override_is_named_key_by_key_with_the_gates_it_loosens(tmp_path):
     off.write_text("defaults:\n  security:\n    poisoning:\n      insufficient_blocks: false\n")
     t2 = policy_trace(load_policy(off, DATASET))
     assert t2["loosened_gates"] == ["poisoning_clusters", "poisoning_share"]
+    parity = tmp_path / "parity.yaml"
+    parity.write_text("defaults:\n  models:\n    parity_tolerance: 0.01\n")
+    assert policy_trace(load_policy(parity, DATASET))["loosened_gates"] == ["artifact_parity"]
     same = tmp_path / "same.yaml"
     same.write_text("datasets:\n  taiwan_credit_default:\n    fairness: {ks_diff_max: 0.12}\n")
     assert policy_trace(load_policy(same, DATASET))["digest"] == policy_trace(load_policy(None, DATASET))["digest"]

@@ -43,6 +43,7 @@ GATE_KEYS = {
     "performance.insufficient_evidence_blocks": ((T.performance_auc, T.performance_ks, T.operating_point), "false"),
     "performance.operating_point.positive_rate_ratio_max": ((T.operating_point,), "up"),
     "performance.operating_point.balanced_accuracy_min": ((T.operating_point,), "down"),
+    "models.parity_tolerance": ((T.artifact_parity,), "up"),
     "security.poisoning.max_flagged_share": ((S.poisoning_share,), "up"),
     "security.poisoning.max_homogeneous_clusters": ((S.poisoning_clusters,), "up"),
     "security.poisoning.insufficient_blocks": (_POISON, "false"),
