@@ -22,6 +22,12 @@ CONTAINER_TESTS = "test_image_container.py"
 
 _proc: subprocess.Popen | None = None
 _log: Path | None = None
+# Under pytest-xdist every worker collects the suite: only the first worker builds; the others find
+# its build through files named by the run's id (build/image-prebuild/<run id>/: log, exit code).
+_WORKER, _RUN = os.environ.get("PYTEST_XDIST_WORKER"), os.environ.get("PYTEST_XDIST_TESTRUNUID")
+_SHARED = ROOT / "build" / "image-prebuild" / _RUN if _RUN else None
+_RC_WRAPPER = ("import os, subprocess, sys; rc = subprocess.call(sys.argv[2:]); "
+               "open(sys.argv[1] + '.tmp', 'w').write(str(rc)); os.replace(sys.argv[1] + '.tmp', sys.argv[1])")
 _installed: list = []  # how the running environment had the project installed before any build
 
 
@@ -44,7 +50,7 @@ def installed_before_any_build() -> str | None:
 def start() -> None:
     """`z4 image build` into the shared work folder, with a throwaway key and evidence folder."""
     global _proc, _log
-    if _proc is not None:
+    if _proc is not None or (_WORKER not in (None, "gw0")):
         return
     from z4_assets.core.packaging._signing import keygen
 
@@ -54,14 +60,20 @@ def start() -> None:
     env.update(PYTHONPATH=str(ROOT), Z4_SIGNING_KEY=str(key), Z4_IMAGE_EVIDENCE=str(tmp / "evidence"))
     WORK_DIR.mkdir(parents=True, exist_ok=True)
     _log = tmp / "build.log"
+    build = [sys.executable, "-m", "z4_assets.cli", "image", "build", "--work-dir", str(WORK_DIR)]
+    if _SHARED is not None:  # the other workers wait for this exit code file
+        _SHARED.mkdir(parents=True, exist_ok=True)
+        (_SHARED / "log").write_text(str(_log))
+        build = [sys.executable, "-c", _RC_WRAPPER, str(_SHARED / "rc"), *build]
     with open(_log, "wb") as out:
-        _proc = subprocess.Popen([sys.executable, "-m", "z4_assets.cli", "image", "build", "--work-dir",
-                                  str(WORK_DIR)], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        _proc = subprocess.Popen(build, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     _proc.started = time.monotonic()  # type: ignore[attr-defined]
 
 
 def wait(timeout: float = 3600) -> str:
     """Wait for the background build (if one was started); a line saying how it went."""
+    if _proc is None and _SHARED is not None and _WORKER != "gw0":
+        return _wait_for_first_worker(timeout)
     if _proc is None:
         return "no background build was started"
     try:
@@ -71,6 +83,23 @@ def wait(timeout: float = 3600) -> str:
         return f"background build killed after {timeout:.0f} s"
     took = time.monotonic() - _proc.started  # type: ignore[attr-defined]
     return f"background build exited {code} after {took:.0f} s (log {_log})"
+
+
+def _wait_for_first_worker(timeout: float) -> str:
+    """Another worker's build: its exit code file (a minute's grace for the log file: it is written at
+    that worker's collection, which ran beside this one's)."""
+    started = time.monotonic()
+    while not (_SHARED / "log").exists():
+        if time.monotonic() - started > 60:
+            return "no background build was started by worker gw0"
+        time.sleep(1)
+    rc = _SHARED / "rc"
+    while not rc.exists():
+        if time.monotonic() - started > timeout:
+            return f"worker gw0's background build still running after {timeout:.0f} s"
+        time.sleep(5)
+    return (f"worker gw0's background build exited {rc.read_text()} (waited {time.monotonic() - started:.0f} s; "
+            f"log {(_SHARED / 'log').read_text()})")
 
 
 def order_last_and_prebuild(items: list) -> None:
