@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from z4_assets.core.errors import Z4Error
+from z4_assets.core.signing_modes import SIGNING_MODES
 
 DEFAULT_POLICY = Path(__file__).resolve().parents[1] / "policy.yaml"
 
@@ -262,9 +263,8 @@ class ReleasePolicy(Section):
     @field_validator("require_signing")
     @classmethod
     def _known_modes(cls, modes: list[str]) -> list[str]:
-        known = ("ec_key", "pkcs11", "certificate", "sigstore")
-        if unknown := [m for m in modes if m not in known]:
-            raise ValueError(f"unknown signing mode {unknown[0]!r}: use {', '.join(known)}")
+        if unknown := [m for m in modes if m not in SIGNING_MODES]:
+            raise ValueError(f"unknown signing mode {unknown[0]!r}: use {', '.join(SIGNING_MODES)}")
         return modes
 
 

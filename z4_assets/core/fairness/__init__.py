@@ -13,12 +13,29 @@ from z4_assets.core.outcome import HygieneOutcome, ModelOutcome, Plot, SnapshotO
 from z4_assets.core.stage_run import StageRun
 from z4_assets.core.stages import FAIRNESS
 
-__all__ = ["DISPARITY_GATES", "attribute_labels", "disparity_table", "group_table", "run_fairness_report"]
+__all__ = ["DISPARITY_GATES", "attribute_labels", "disparity_table", "fairness_of_scores", "favourable_rules",
+           "group_table", "run_fairness_report"]
 
 
 def _metric_key(label: str) -> str:
     """'SEX=1 & AGE=[21,25)' -> 'SEX_1__AGE_21-25': MLflow metric names allow [\\w./ -] only."""
     return re.sub(r"_+", "_", re.sub(r"[^\w.\- ]", "_", label.replace(",", "-").replace(" & ", "__"))).strip("_")
+
+
+def favourable_rules(snapshot, contract, rules):
+    """RULES (the policy's fairness section) with the snapshot's favourable outcome in force."""
+    from z4_assets.core.fairness._direction import favourable_outcome
+
+    favourable, _ = favourable_outcome(snapshot, contract, rules.favourable_outcome)
+    return rules.model_copy(update={"favourable_outcome": favourable})
+
+
+def fairness_of_scores(test, contract, y, scores, rules, reference) -> dict:
+    """The fairness stage's report (groups, disparities with intervals, gate verdicts) of SCORES on
+    the TEST rows, without writing anything: the challenger table's fairness columns."""
+    from z4_assets.core.fairness._report import build_report
+
+    return build_report(test, contract, y, scores, rules, reference=reference).report
 
 
 def run_fairness_report(snapshot: SnapshotOutcome, hygiene: HygieneOutcome, model: ModelOutcome,

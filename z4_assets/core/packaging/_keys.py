@@ -17,8 +17,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from z4_assets.core.errors import Z4Error
-
-MODES = ("ec_key", "sigstore", "pkcs11", "certificate")
+from z4_assets.core.signing_modes import SIGNING_MODES as MODES
 
 
 @dataclass(frozen=True)

@@ -43,11 +43,10 @@ def run_trained_model(snapshot: SnapshotOutcome, hygiene: HygieneOutcome, run: S
         raise
     table = {}
     if challengers:
-        from z4_assets.core.fairness._direction import favourable_outcome
+        from z4_assets.core.fairness import favourable_rules
         from z4_assets.core.training._challengers import train_challengers, write_table
 
-        favourable, _ = favourable_outcome(run.snapshot, run.contract, run.policy.fairness.favourable_outcome)
-        fairness_rules = run.policy.fairness.model_copy(update={"favourable_outcome": favourable})
+        fairness_rules = favourable_rules(run.snapshot, run.contract, run.policy.fairness)
         fits, table = train_challengers(df, run.contract, split, fit, challengers, run.policy, fairness_rules)
         fit, family = fits[table["chosen"]], fits[table["chosen"]].family
     written = save_model(files, fit, run.contract, table)

@@ -56,10 +56,10 @@ def fairness_columns(df_test, contract, y, scores: np.ndarray, rules, reference)
     """The fairness stage's own report (core/fairness) of one challenger on the test split: every
     disparity of every sensitive attribute with its bootstrap interval, and the stage's gate verdicts,
     so the table compares challengers on the same evidence the candidate is gated on."""
-    from z4_assets.core.fairness._report import build_report
+    from z4_assets.core.fairness import fairness_of_scores
     from z4_assets.core.gates import verdict_word
 
-    report = build_report(df_test, contract, y, scores, rules, reference=reference).report
+    report = fairness_of_scores(df_test, contract, y, scores, rules, reference)
     gaps = {f"{attr}.{name}": {"point": d["value"], "ci": d["ci"]}
             for attr, a in report["attributes"].items() for name, d in a["disparities"].items()}
     unassessable = {attr: a["reason"] for attr, a in report["attributes"].items() if not a["assessable"]}
