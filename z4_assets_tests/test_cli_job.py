@@ -68,7 +68,7 @@ def test_z4_demo_trains_the_bundled_sample_in_a_real_instance(demo_project):
     assert [ln.split()[2] for ln in out.splitlines() if " snapshot_signature " in ln] == ["insuff."], out
     assert "model card:" in out
     assert "registered: z4-taiwan_credit_default version 1 as @candidate" in out
-    assert "state_dict sha256" in out
+    assert "(mlp; model digest sha256 " in out and "of its state_dict tensors" in out
     assert (tmp_path / "mlflow.db").is_file()
     assert (tmp_path / ".dagster_home" / "storage").is_dir()
     # the demo's snapshot is the project's first (the session's demo project is shared: the UI tests add

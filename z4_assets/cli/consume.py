@@ -33,7 +33,7 @@ def cmd_load(args) -> int:
             print(f"ok   {line}")
         print(f"LOADED: {loaded.name}@{loaded.alias} = version {loaded.version} "
               f"(run {loaded.facts.get('mlflow_run_id')}, snapshot {loaded.facts.get('dataset')}, "
-              f"weights {str(loaded.facts.get('state_dict_sha256'))[:16]})")
+              f"model digest {str(loaded.facts.get('state_dict_sha256'))[:16]})")
     return 0
 
 

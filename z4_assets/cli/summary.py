@@ -54,7 +54,8 @@ def _deliverables(run) -> None:
     model = run.stage(TRAINING.folder, create=False)
     if model.config.is_file():
         cfg = read_json(model.config)
-        print(f"\nmodel: {model.dir} (state_dict sha256 {cfg['state_dict_sha256'][:16]}...)")
+        print(f"\nmodel: {model.dir} ({cfg.get('family', 'mlp')}; model digest sha256 "
+              f"{cfg['state_dict_sha256'][:16]}... of its {cfg.get('digest_of', 'state_dict tensors')})")
     card = run.stage(GOVERNANCE.folder, create=False).card
     if card.is_file():
         print(f"model card: {card}")

@@ -27,6 +27,13 @@ def evasion_report(model, spec, contract, df, split, rules) -> dict:
                             int(rules.seed))
 
 
+def _attacks(evasion: dict) -> str:
+    """The attacks the robustness curve shows, for its title."""
+    if evasion.get("refused"):
+        return "not attacked: no attack fits the family"
+    return "HopSkipJump" if evasion.get("gate_attack") == "hopskipjump" else "FGSM, PGD"
+
+
 def run_adversarial_eval(snapshot: SnapshotOutcome, hygiene: HygieneOutcome, model: ModelOutcome,
                          run: StageRun) -> StageOutcome:
     from z4_assets.core.security._evaluate import evaluate_security
@@ -50,7 +57,8 @@ def run_adversarial_eval(snapshot: SnapshotOutcome, hygiene: HygieneOutcome, mod
     return StageOutcome(
         stage=SECURITY.name, partition=run.partition, run_id=run.run_id, gates=tuple(result.gates),
         files={k: str(v) for k, v in written.items()},
-        plots={"robustness_curve": Plot(title="Robustness curve (FGSM, PGD)", path=str(written["robustness_curve"]))},
+        plots={"robustness_curve": Plot(title=f"Robustness curve ({_attacks(evasion)})",
+                                        path=str(written["robustness_curve"]))},
         params={"security.seed": str(rules.seed), "security.gate_epsilon": str(evasion["gate_epsilon"])},
         metrics={"security.flagged_share": poisoning["flagged_share"],
                  "security.suspicious_clusters": len(poisoning["clusters"]),
