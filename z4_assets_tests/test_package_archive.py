@@ -252,7 +252,8 @@ def test_a_small_archive_expanding_to_4_gib_is_refused_before_writing(tmp_path):
 
 
 @pytest.mark.parametrize("blob,expected", [(b"not gzip at all", "not a readable package archive"),
-                                           (gzip.compress(b"\x01" * 700), "not a readable package archive")])
+                                           (gzip.compress(b"\x01" * 700, mtime=0), "not a readable package archive")],
+                         ids=["not-gzip", "gzip-of-no-tar"])
 def test_unreadable_archives_get_one_line(tmp_path, sample_package, blob, expected):
     _, pub = sample_package
     p = tmp_path / "bad.tar.gz"
