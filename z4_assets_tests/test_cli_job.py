@@ -80,7 +80,7 @@ def test_z4_demo_trains_the_bundled_sample_in_a_real_instance(demo_project):
         assert run.job_name == "model_factory" and run.status == dg.DagsterRunStatus.SUCCESS
         assert f"model_factory on {ref.label}" in out and f"Evidence of Dagster run {run.run_id}" in out
         assert run.tags.items() >= _sensor_tags(ref).items()  # the sensor would have launched the same run
-        assert instance.get_dynamic_partitions(snapshots.name)[0] == ref.label
+        assert ref.label in instance.get_dynamic_partitions(snapshots.name)
         event = instance.get_latest_materialization_event(dg.AssetKey("trained_model"))
         assert event is not None and event.asset_materialization.partition == ref.label
 
