@@ -45,6 +45,13 @@ def test_challenger_hyperparameters_are_checked_before_anything_trains():
     with pytest.raises(Z4Error, match="did you mean 'num_leaves'"):
         model_section({"challengers": ["gbdt"], "challenger_hyperparameters": {"gbdt": {"num_leafs": 7}}},
                       None).challenger_families()
+    # a malformed section is one line, never a validation traceback
+    with pytest.raises(Z4Error, match=r"^model: challenger_hyperparameters\.gbdt: Input should be a valid dictionary"):
+        model_section({"challengers": ["gbdt"], "challenger_hyperparameters": {"gbdt": 5}}, None)
+    with pytest.raises(Z4Error, match=r"^model: challengers: Input should be a valid list"):
+        model_section(None, {"challengers": "gbdt"})
+    with pytest.raises(Z4Error, match="hyperparameters in the dataset config must be a mapping, got int"):
+        model_section(None, {"hyperparameters": 3})
     with pytest.raises(Z4Error, match="'gdbt', which is not a challenger.*did you mean 'gbdt'"):
         model_section({"challengers": ["gbdt"], "challenger_hyperparameters": {"gdbt": {}}}, None).challenger_families()
 

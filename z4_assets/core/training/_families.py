@@ -195,6 +195,10 @@ def model_section(run_config: dict | None, dataset_section: dict | None, legacy_
     config's `model.hyperparameters`. So a dataset's pinned schedule holds unless a run asks otherwise."""
     dataset = dict(dataset_section or {})
     run = {k: v for k, v in (run_config or {}).items() if v not in (None, "", [], {})}
+    for where, src in (("dataset config", dataset), ("run config", run)):
+        for key in ("hyperparameters", "challenger_hyperparameters"):
+            if src.get(key) is not None and not isinstance(src[key], dict):
+                raise Z4Error(f"model: {key} in the {where} must be a mapping, got {type(src[key]).__name__}")
     same_family = run.get("family", dataset.get("family")) == dataset.get("family")
     dataset_hp = dict(dataset.get("hyperparameters") or {}) if same_family else {}  # another family: not its keys
     merged = {**dataset, **run}
@@ -204,7 +208,11 @@ def model_section(run_config: dict | None, dataset_section: dict | None, legacy_
     merged["hyperparameters"] = {**dataset_hp, **dict(run.get("hyperparameters") or {})}
     merged["challenger_hyperparameters"] = {**dict(dataset.get("challenger_hyperparameters") or {}),
                                             **dict(run.get("challenger_hyperparameters") or {})}
-    section = ModelSection(**merged)
+    try:
+        section = ModelSection(**merged)
+    except ValidationError as e:
+        err = e.errors()[0]
+        raise Z4Error(f"model: {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
     if section.family == "mlp" and legacy_mlp:
         defaults = {k: f.default for k, f in MlpHyperparameters.model_fields.items()}
         legacy = {k: v for k, v in legacy_mlp.items() if k in defaults}
