@@ -23,11 +23,12 @@ def _metric_key(label: str) -> str:
 
 
 def favourable_rules(snapshot, contract, rules):
-    """RULES (the policy's fairness section) with the snapshot's favourable outcome in force."""
+    """(RULES with the snapshot's favourable outcome in force, where that outcome came from); RULES:
+    the policy's fairness section."""
     from z4_assets.core.fairness._direction import favourable_outcome
 
-    favourable, _ = favourable_outcome(snapshot, contract, rules.favourable_outcome)
-    return rules.model_copy(update={"favourable_outcome": favourable})
+    favourable, source = favourable_outcome(snapshot, contract, rules.favourable_outcome)
+    return rules.model_copy(update={"favourable_outcome": favourable}), source
 
 
 def fairness_of_scores(test, contract, y, scores, rules, reference) -> dict:
@@ -42,7 +43,6 @@ def run_fairness_report(snapshot: SnapshotOutcome, hygiene: HygieneOutcome, mode
                         run: StageRun) -> StageOutcome:
     import numpy as np
 
-    from z4_assets.core.fairness._direction import favourable_outcome
     from z4_assets.core.fairness._plots import plot_attribute
     from z4_assets.core.fairness._render import summary_markdown
     from z4_assets.core.plots import caption
@@ -51,9 +51,8 @@ def run_fairness_report(snapshot: SnapshotOutcome, hygiene: HygieneOutcome, mode
     from z4_assets.core.training import score_rows
 
     consumed = accept(FAIRNESS.name, run.partition, {"snapshot": snapshot, "hygiene": hygiene, "training": model})
-    contract, rules = run.contract, run.policy.fairness
-    favourable, source = favourable_outcome(run.snapshot, contract, rules.favourable_outcome)
-    rules = rules.model_copy(update={"favourable_outcome": favourable})
+    contract = run.contract
+    rules, source = favourable_rules(run.snapshot, contract, run.policy.fairness)
     df = run.rows()
     split = load_split(hygiene.split_path, len(df), consumed.split)
     test = df[split == TEST]

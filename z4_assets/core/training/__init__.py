@@ -46,7 +46,7 @@ def run_trained_model(snapshot: SnapshotOutcome, hygiene: HygieneOutcome, run: S
         from z4_assets.core.fairness import favourable_rules
         from z4_assets.core.training._challengers import train_challengers, write_table
 
-        fairness_rules = favourable_rules(run.snapshot, run.contract, run.policy.fairness)
+        fairness_rules, _ = favourable_rules(run.snapshot, run.contract, run.policy.fairness)
         fits, table = train_challengers(df, run.contract, split, fit, challengers, run.policy, fairness_rules)
         fit, family = fits[table["chosen"]], fits[table["chosen"]].family
     written = save_model(files, fit, run.contract, table)
