@@ -112,6 +112,38 @@ def test_each_family_exports_the_same_bytes_twice_and_its_export_scores_as_it_do
     assert diff.max() <= 1e-6, diff.max()
 
 
+_EXPORT_IN_A_FRESH_PROCESS = """
+import hashlib, sys
+import numpy as np
+from z4_assets.core.training._families import resolve_family
+rng = np.random.default_rng(7)
+x = rng.normal(size=(600, 5)).astype(np.float32)
+y = (x[:, 0] + 0.5 * rng.normal(size=600) > 0).astype(np.int64)
+fam = resolve_family(sys.argv[1], {"n_estimators": 5} if sys.argv[1] == "gbdt" else {})
+model = fam.new()
+model.fit(x[:400], y[:400], x[400:], y[400:], dict(fam.hyperparameters))
+print(model.digest())
+"""
+
+
+@pytest.mark.parametrize("name", ["gbdt", "logistic"])
+def test_the_onnx_export_does_not_depend_on_the_processs_hash_seed(name):
+    """onnxmltools keeps opset (domain, version) pairs in a Python set: under PYTHONHASHSEED=20 it lists
+    ai.onnx.ml before the default domain, under 0 after it. This made one CI rebuild of gbdt DIFFERENT
+    with the same booster; canonical_onnx sorts opset_import."""
+    import os
+    import subprocess
+    import sys
+
+    digests = set()
+    for seed in ("0", "20"):
+        proc = subprocess.run([sys.executable, "-c", _EXPORT_IN_A_FRESH_PROCESS, name], capture_output=True,
+                              text=True, env={**os.environ, "PYTHONHASHSEED": seed}, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        digests.add(proc.stdout.strip().splitlines()[-1])
+    assert len(digests) == 1, digests
+
+
 def test_snapped_lightgbm_thresholds_decide_exactly_as_the_original_on_float32_rows(matrix):
     import lightgbm as lgb
 

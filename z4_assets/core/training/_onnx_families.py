@@ -26,10 +26,17 @@ PROBABILITIES = 1      # output index of the (rows, 2) probabilities (0 is the l
 
 
 def canonical_onnx(model, name: str) -> bytes:
-    """Serialized ONNX bytes that depend only on the fitted model (converters draw a random graph name)."""
+    """Serialized ONNX bytes that depend only on the fitted model. The converters draw a random graph
+    name, and list opset_import in the order of a Python set (onnxmltools' container keeps its
+    (domain, version) pairs in one): the same booster exported in two processes gave two digests in
+    about one run out of six. Both are fixed here; opset_import is sorted by domain."""
     model.graph.name = name
     model.producer_version = ""
     model.doc_string = ""
+    opsets = sorted(((o.domain, o.version) for o in model.opset_import))
+    del model.opset_import[:]
+    for domain, version in opsets:
+        model.opset_import.add(domain=domain, version=version)
     return model.SerializeToString(deterministic=True)
 
 
