@@ -72,7 +72,8 @@ def test_complete_run_writes_a_complete_card_with_the_real_numbers(sample_factor
         resolves(gate_runbook(gate))
 
     assert ("stops the model for: performance and operating point, fairness; is shown but does not stop it "
-            "for: membership inference (policy).") in card, "the card says what insufficient evidence does"
+            "for: evasion, membership inference, attribute inference (policy).") in card, \
+        "the card says what insufficient evidence does, for every gate family the policy lets decide it"
     config = yaml.safe_load(SAMPLE_DATASET_CONFIG.read_text())
     for text in (config["purpose"], config["intended_use"], *config["out_of_scope"]):
         assert inert(text) in card  # quoted inert (core/governance/_escape.py)
@@ -132,6 +133,34 @@ def _card(run: Path, ref, ids: dict | None = None, files: dict | None = None):
     ids = ids or {"dagster_run_id": "r1", "mlflow_run_id": "m1", "git_sha": "abc123", "dataset_hash": "h"}
     ev.pieces["policy_trace"] = json.loads((run / "governance" / "policy_trace.json").read_text())
     return render_card(ev, ids, THRESHOLDS)
+
+
+def test_the_cards_evidence_rule_covers_every_policy_switch_for_insufficient_evidence():
+    """Each policy section with insufficient_evidence_blocks has its line in the card: flipping any one
+    of them moves exactly its family from one side of the card's sentence to the other."""
+    from z4_assets.core.governance import evidence_rules
+
+    policy = load_policy(None, DATASET)
+
+    def switches(model, path=()):
+        for name in type(model).model_fields:
+            value = getattr(model, name)
+            if name == "insufficient_evidence_blocks":
+                yield path
+            elif hasattr(type(value), "model_fields"):
+                yield from switches(value, path + (name,))
+
+    paths = list(switches(policy))
+    assert len(paths) == len(evidence_rules(policy)) == 5, paths
+    for path in paths:
+        section = policy
+        for name in path:
+            section = getattr(section, name)
+        before = evidence_rules(policy)
+        object.__setattr__(section, "insufficient_evidence_blocks", not section.insufficient_evidence_blocks)
+        after = evidence_rules(policy)
+        object.__setattr__(section, "insufficient_evidence_blocks", not section.insufficient_evidence_blocks)
+        assert len([k for k in before if before[k] != after[k]]) == 1, path
 
 
 def test_the_pieces_are_the_ones_gather_reads():

@@ -37,9 +37,7 @@ def run_model_card(snapshot: SnapshotOutcome, hygiene: HygieneOutcome, model: Mo
     ids = {"dagster_run_id": run.run_id, "mlflow_run_id": mlflow_run_id, "git_sha": code["git_sha"],
            "git_dirty": code["git_dirty"], "dataset_hash": consumed.snapshot}
     p = run.policy
-    sufficiency = {"performance and operating point": p.performance.insufficient_evidence_blocks,
-                   "fairness": rules.insufficient_evidence_blocks,
-                   "membership inference": p.security.membership.insufficient_evidence_blocks}
+    sufficiency = evidence_rules(p)
     files = run.folder.stage(GOVERNANCE.folder)
     trace = policy_trace(run.policy)
     atomic_write_json(files.policy_trace, trace)
@@ -59,3 +57,14 @@ def run_model_card(snapshot: SnapshotOutcome, hygiene: HygieneOutcome, model: Mo
         artifacts={"reports/governance": str(files.dir), ".": str(files.card)},
         facts={"card": card, "missing_evidence": evidence.missing, "policy_digest": trace["digest"],
                "policy_loosened_gates": trace["loosened_gates"]}, consumed=consumed)
+
+
+def evidence_rules(policy) -> dict[str, bool]:
+    """Gate family -> whether the policy lets an INSUFFICIENT EVIDENCE verdict stop the model: every
+    policy section that has the switch (the card's sentence names all of them)."""
+    s = policy.security
+    return {"performance and operating point": policy.performance.insufficient_evidence_blocks,
+            "fairness": policy.fairness.insufficient_evidence_blocks,
+            "evasion": s.evasion.insufficient_evidence_blocks,
+            "membership inference": s.membership.insufficient_evidence_blocks,
+            "attribute inference": s.attribute_inference.insufficient_evidence_blocks}
