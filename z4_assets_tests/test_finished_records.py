@@ -68,7 +68,7 @@ def test_a_crash_is_recorded_as_a_crash_with_its_error_never_as_a_gate(rec):
     assert run.data.tags["policy_reasons"].startswith("error in fairness_report: ValueError")
 
 
-def test_cleanup_records_in_a_new_run_and_a_dead_worker_only_closes_a_run_still_running(rec, tmp_path):
+def test_cleanup_records_in_a_new_run_and_a_dead_worker_closes_a_run_it_never_finished(rec, tmp_path):
     with stage(rec, "run-1") as first:
         first.blocked_by = "contract"
     original = frozen(rec, first.run_id)
@@ -80,8 +80,15 @@ def test_cleanup_records_in_a_new_run_and_a_dead_worker_only_closes_a_run_still_
     tags = rec.client.get_run(cleanup).data.tags
     assert cleanup != first.run_id and tags["cleanup_of"] == first.run_id and tags["cleanup_of_dagster_run"] == "run-1"
     assert frozen(rec, first.run_id) == original
-    assert rec.finish_if_running(first.run_id, "run-1", "run worker died") is False  # finished: left alone
+    assert rec.close_interrupted(first.run_id, "run-1", "run worker died") is False  # blocked: left alone
     assert frozen(rec, first.run_id) == original
     running = rec.open("run-2", "z4-test", {})
-    assert rec.finish_if_running(running, "run-2", "run worker died") is True
+    assert rec.close_interrupted(running, "run-2", "run worker died") is True
     assert rec.client.get_run(running).info.status == "KILLED"
+    with stage(rec, "run-3", name="z3_snapshot"):  # the worker dies after this stage, before the next
+        pass
+    between = rec.find("run-3")
+    assert rec.client.get_run(between).info.status == "FINISHED"
+    assert rec.close_interrupted(between, "run-3", "run worker died") is True
+    run = rec.client.get_run(between)
+    assert run.info.status == "KILLED" and run.data.tags[ERROR_TAG] == "run-3: run worker died"

@@ -8,7 +8,8 @@ leaves the final status.
 A different Dagster run never touches it (seed 002: records are immutable, corrections are new
 runs). A retry (re-execution) gets its own MLflow run tagged `retry_of` = the MLflow run of the
 Dagster run it re-executes; the cleanup job records in a new MLflow run tagged `cleanup_of`. Only
-a run whose worker died while RUNNING is closed (KILLED) from outside: it was never finished.
+a run whose worker died is closed (KILLED) from outside: it was never finished, whether it died in a
+stage (RUNNING) or between two (the last stage left FINISHED). A run a gate blocked stays FAILED.
 """
 
 from __future__ import annotations
@@ -127,9 +128,11 @@ class RunRecorder:
         self.client.set_tag(run_id, "policy_reasons", error)
         self.client.set_terminated(run_id, status=status)
 
-    def finish_if_running(self, run_id: str, attempt_run_id: str, error: str) -> bool:
-        """Close a run whose worker died mid-stage (still RUNNING) as KILLED; a finished run is left as it is."""
-        if self.client.get_run(run_id).info.status != "RUNNING":
+    def close_interrupted(self, run_id: str, attempt_run_id: str, error: str) -> bool:
+        """Close the run of a Dagster run whose worker died as KILLED: RUNNING (it died in a stage) or
+        FINISHED (it died between stages: the stage before left FINISHED, the factory run never ended).
+        A run already FAILED (a gate blocked it, or a stage crashed) or KILLED is left as it is."""
+        if self.client.get_run(run_id).info.status not in ("RUNNING", "FINISHED"):
             return False
         self.fail(run_id, attempt_run_id, error, status="KILLED")
         return True

@@ -94,10 +94,10 @@ class MlflowTracking(dg.ConfigurableResource):
                                                description)
 
     def mark_interrupted(self, dagster_run_id: str, reason: str) -> str | None:
-        """A run whose process died mid-stage: its MLflow run, still RUNNING, becomes KILLED (never
-        FINISHED or promoted). A run already finished is left as it is; a retry is a new MLflow run."""
+        """A run whose process died, in a stage or between two: its MLflow run becomes KILLED (never
+        FINISHED or promoted). A run a gate blocked stays FAILED; a retry is a new MLflow run."""
         recorder = self._recorder()
         run_id = recorder.find(dagster_run_id)
         if run_id is not None:
-            recorder.finish_if_running(run_id, dagster_run_id, reason)
+            recorder.close_interrupted(run_id, dagster_run_id, reason)
         return run_id
