@@ -194,3 +194,22 @@ def test_verify_refuses_a_pickle_planted_in_a_re_signed_package(runs, tmp_path, 
     report = verify_package(pkg, pub)
     assert not report.ok and report.first_problem.startswith("no_pickle: refusing a pickle file in the package: "
                                                              "model/calibration.json"), report.first_problem
+
+
+MEMORISING_GBDT = {"n_estimators": 120, "num_leaves": 255, "min_child_samples": 1, "learning_rate": 0.5}
+
+
+def test_a_memorising_model_fails_membership_at_the_shipped_threshold(tmp_path_factory, sample_df, register_df,
+                                                                      signing_key, cache_root):
+    """The shipped policy's membership gate in a whole factory run: gbdt with leaves down to one row
+    memorises its training rows (train AUC ~1, test ~0.74, so it passes the performance gates); the
+    loss attack tells members from non-members (AUC ~0.82) and membership_auc fails at 0.55, nothing
+    released. (HopSkipJump also moves this brittle model: evasion_accuracy_drop fails beside it.)"""
+    run = _factory(tmp_path_factory, sample_df, register_df, signing_key, cache_root,
+                   {"family": "gbdt", "hyperparameters": MEMORISING_GBDT}, "memorising")
+    verdicts = check_verdicts(run["result"])
+    assert verdicts["performance_auc"] and verdicts["performance_ks"] and verdicts["artifact_parity"], verdicts
+    assert verdicts["membership_auc"] is False and not run["result"].success
+    auc = check_metadata(run["result"], "membership_auc")
+    assert auc["threshold"] == 0.55 and auc["measured"] > 0.7, auc
+    assert not started(run["result"]) & downstream_of("adversarial_eval"), "nothing downstream of security starts"
