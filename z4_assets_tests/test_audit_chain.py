@@ -76,6 +76,44 @@ def test_an_edit_with_recomputed_digests_still_breaks_at_the_head(tmp_path):
     assert not v.ok and any("head names" in p for p in v.problems), v.problems
 
 
+def _forge(trail, edit) -> None:
+    """Rewrite the chain AND its head consistently: EDIT(events) changes the history, every digest after
+    it is recomputed and the head file rewritten, so the chain alone verifies."""
+    from z4_assets.core.audit._chain import GENESIS, PREV, SEQ, Head, _write_head, encode, line_digest
+
+    events = edit([json.loads(x) for x in _lines(trail)])
+    prev, out = GENESIS, []
+    for i, e in enumerate(events, start=1):
+        e[PREV], e[SEQ] = prev, i
+        line = encode(e)
+        prev = line_digest(line)
+        out.append(line)
+    trail.chain.write_bytes(b"".join(out))
+    _write_head(trail._path("head"), Head(len(out), prev, sum(len(x) for x in out)))
+
+
+@pytest.mark.parametrize("forgery,expected", [
+    ("edit", "is not the one MLflow run r1 recorded"), ("truncate", "the chain has no event 20"),
+])
+def test_a_chain_rewritten_with_its_head_verifies_alone_but_not_against_recorded_heads(tmp_path, forgery, expected):
+    trail = _trail(tmp_path)
+    recorded = [("MLflow run r1", trail.head()), ("MLflow run r0", "none")]  # what each run tagged
+    assert trail.verify(recorded).ok and "1 head(s) recorded outside the chain agree" in trail.verify(recorded).note
+
+    def edit(events):
+        if forgery == "edit":
+            events[5]["data"]["verdict"] = "FAIL"
+            return events
+        return events[:-3]
+
+    _forge(trail, edit)
+    assert trail.verify().ok, "the limit of a chain checked alone: a consistent rewrite verifies"
+    v = trail.verify(recorded)
+    assert not v.ok and any(expected in p for p in v.problems), v.problems
+    bad = trail.verify([("MLflow run r2", "12:not-a-digest")])
+    assert not bad.ok and "is not seq:sha256" in bad.problems[0]
+
+
 def test_a_writer_that_died_mid_line_leaves_a_named_torn_line_and_later_events_chain(tmp_path):
     trail = _trail(tmp_path, n=3)
     with open(trail.chain, "ab") as f:

@@ -32,9 +32,10 @@ def _resources(tmp_path, z3_root, signing_key, cache_root, receiver: Receiver | 
     return resources
 
 
-def _cli(args, tmp_path, receiver: Receiver | None = None):
+def _cli(args, tmp_path, receiver: Receiver | None = None, env: dict | None = None):
+    extra = env or {}
     env = {k: v for k, v in os.environ.items() if not k.startswith(("Z4_", "OPENLINEAGE_"))}
-    env.update(PYTHONPATH=str(ROOT), Z4_FACTORY_ROOT=str(tmp_path / "factory"))
+    env.update(PYTHONPATH=str(ROOT), Z4_FACTORY_ROOT=str(tmp_path / "factory"), **extra)
     if receiver is not None:
         env.update(Z4_AUDIT_URL=receiver.audit_url, OPENLINEAGE_URL=receiver.lineage_url)
     return subprocess.run([sys.executable, "-m", "z4_assets.cli", "audit", *args], env=env, cwd=tmp_path,
@@ -119,6 +120,27 @@ def test_full_run_delivers_the_complete_schema_valid_trail(sample_df, tmp_path, 
     assert "package.signed" in shown.stdout and "duplicate_rows" in shown.stdout and "model.promoted" in shown.stdout
     ok = _cli(["verify"], tmp_path)
     assert ok.returncode == 0 and "intact" in ok.stdout, ok.stdout + ok.stderr
+    # the chain and its head rewritten together verify alone; the heads MLflow recorded catch it
+    mlflow_env = {"MLFLOW_TRACKING_URI": resources["mlflow"].tracking_uri,
+                  "Z4_MLFLOW_EXPERIMENT": resources["mlflow"].experiment_name}
+    anchored = _cli(["verify", "--against-mlflow"], tmp_path, env=mlflow_env)
+    assert anchored.returncode == 0 and "1 head(s) recorded outside the chain agree" in anchored.stdout, \
+        anchored.stdout + anchored.stderr
+    original = trail.chain.read_bytes(), trail._path("head").read_bytes()
+    from z4_assets_tests.test_audit_chain import _forge
+
+    def promote_a_failure(events):
+        first = next(e for e in events if e["type"] == "io.z4.factory.gate.evaluated")
+        first["data"]["verdict"] = "FAIL"
+        return events
+
+    _forge(trail, promote_a_failure)
+    assert _cli(["verify"], tmp_path).returncode == 0
+    forged = _cli(["verify", "--against-mlflow"], tmp_path, env=mlflow_env)
+    assert forged.returncode == 1 and f"the one MLflow run {mlflow_run} recorded" in forged.stdout, \
+        forged.stdout + forged.stderr
+    trail.chain.write_bytes(original[0])
+    trail._path("head").write_bytes(original[1])
     # one edited byte in the local chain: `z4 audit verify` says where and exits non-zero
     data = bytearray(trail.chain.read_bytes())
     at = data.index(b'"verdict":"PASS"') + len(b'"verdict":"')

@@ -1,4 +1,5 @@
-"""`z4 audit verify | flush | show RUN_ID`: the audit chain checked, delivered by hand, read as a table."""
+"""`z4 audit verify [--against-mlflow] | flush | show RUN_ID`: the audit chain checked (against the heads
+MLflow recorded, when asked), delivered by hand, read as a table."""
 
 from __future__ import annotations
 
@@ -38,9 +39,24 @@ def file_digest(path) -> str | None:
         return None
 
 
+def mlflow_anchors(settings) -> list[tuple[str, str]]:
+    """Every run's recorded audit head (`z9.audit_head`) in the factory's MLflow experiment."""
+    from z4_assets.core.tracking import RunRecorder
+
+    rec = RunRecorder(settings.mlflow_tracking_uri, settings.mlflow_experiment)
+    out, token = [], None
+    while True:
+        page = rec.client.search_runs([rec.experiment_id], filter_string="tags.`z9.audit_head` != ''",
+                                      max_results=1000, page_token=token)
+        out += [(f"MLflow run {r.info.run_id}", r.data.tags["z9.audit_head"]) for r in page]
+        token = page.token
+        if not token:
+            return out
+
+
 def _verify(args) -> int:
     t = trail()
-    v = t.verify()
+    v = t.verify(mlflow_anchors(Settings.from_env()) if args.against_mlflow else None)
     if v.ok:
         print(f"audit chain intact: {v.events} events, head {t.head()}" + (f" ({v.note})" if v.note else ""))
         return 0
@@ -111,6 +127,9 @@ def add_parsers(sub) -> None:
     audit = sub.add_parser("audit", help="the audit chain: verify it, deliver it to Z9, show a run's trail")
     verbs = audit.add_subparsers(dest="verb", required=True)
     v = verbs.add_parser("verify", help="check the local chain: an edited, removed or reordered event fails")
+    v.add_argument("--against-mlflow", action="store_true",
+                   help="also check the chain against the head every run recorded in MLflow (z9.audit_head): "
+                        "catches a chain and head file rewritten together")
     v.set_defaults(func=_verify)
     f = verbs.add_parser("flush", help="deliver the queued events to Z4_AUDIT_URL / OPENLINEAGE_URL now")
     f.add_argument("--budget", type=float, default=600.0, help="stop after this many seconds (the rest stays queued)")

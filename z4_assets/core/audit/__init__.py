@@ -115,10 +115,20 @@ class AuditTrail:
     def _cursor(self, sink: Sink) -> Path:
         return self._path(f"cursor_{sink.name}")
 
-    def verify(self) -> Verdict:
-        from z4_assets.core.audit._chain import verify
+    def verify(self, anchors: list[tuple[str, str]] | None = None) -> Verdict:
+        """The chain walked (core/audit/_chain.verify); with ANCHORS, (where, "seq:digest") heads
+        recorded outside it, also checked against them (the verdict's note says how many)."""
+        from dataclasses import replace
 
-        return verify(self.chain, self._path("head"))
+        from z4_assets.core.audit._chain import check_anchors, verify
+
+        v = verify(self.chain, self._path("head"))
+        if anchors is None:
+            return v
+        checked, problems = check_anchors(self.chain, anchors)
+        note = "; ".join(x for x in (v.note, f"{checked} head(s) recorded outside the chain agree"
+                                     if not problems else "") if x)
+        return replace(v, ok=v.ok and not problems, problems=v.problems + problems, note=note)
 
     @classmethod
     def from_settings(cls, settings, env=None) -> AuditTrail:

@@ -7,9 +7,10 @@ leaves nothing inconsistent), and writes the new line with one O_APPEND write an
 walks the file: an edited byte, a removed or a reordered event breaks the digest of the line after
 it (or, for the last line, the head); the sequence numbers say which event is missing.
 
-What this cannot show: someone who can write the whole file and the head can rewrite both
+What this alone cannot show: someone who can write the whole file and the head can rewrite both
 consistently. The copy delivered to Z9 and the head recorded in each run's MLflow tags are the
-outside anchors (`z4 audit verify` prints the head to compare).
+outside anchors: `z4 audit verify --against-mlflow` checks the chain against every recorded head
+(`check_anchors`), and prints the head to compare with Z9's copy.
 """
 
 from __future__ import annotations
@@ -211,3 +212,42 @@ def read_from(chain: Path, offset: int) -> Iterator[tuple[int, bytes]]:
                 return  # a line being written
             pos += len(line)
             yield pos, line
+
+
+def check_anchors(chain: Path, anchors: list[tuple[str, str]]) -> tuple[int, list[str]]:
+    """Compare the chain with heads recorded outside it: ANCHORS are (where, "seq:digest"), e.g. every
+    MLflow run's `z9.audit_head`. Someone who rewrites the chain and its head file consistently still
+    cannot change what another system recorded: the event at each recorded seq must have the recorded
+    digest. Returns (anchors checked, problems)."""
+    wanted: dict[int, list[tuple[str, str]]] = {}
+    problems: list[str] = []
+    for where, head in anchors:
+        seq, _, digest = str(head).partition(":")
+        if head == "none":
+            continue  # recorded before the chain's first event
+        if not seq.isdigit() or len(digest) != 64:
+            problems.append(f"{where}: the recorded head {str(head)[:80]!r} is not seq:sha256")
+            continue
+        wanted.setdefault(int(seq), []).append((where, digest))
+    found: dict[int, str] = {}
+    if wanted and chain.exists():
+        with open(chain, "rb") as f:
+            for line in f:
+                try:
+                    seq = int(json.loads(line)[SEQ])
+                except (ValueError, KeyError, TypeError):
+                    continue
+                if seq in wanted:
+                    found[seq] = line_digest(line)
+    checked = 0
+    for seq, recorded in sorted(wanted.items()):
+        for where, digest in recorded:
+            checked += 1
+            got = found.get(seq)
+            if got is None:
+                problems.append(f"{where} recorded the head at seq {seq}; the chain has no event {seq} "
+                                "(truncated or renumbered)")
+            elif got != digest:
+                problems.append(f"event seq {seq} is not the one {where} recorded (digest {digest[:12]}..., the "
+                                f"chain's {got[:12]}...): the chain was rewritten at or before it")
+    return checked, problems
