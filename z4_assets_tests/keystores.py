@@ -14,18 +14,21 @@ SOFTHSM_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
 SO_PIN = "5678"  # test tokens only  # pragma: allowlist secret
 
 
-def softhsm_tokens(folder: Path, labels: dict[str, str]) -> Path:
-    """Initialise one SoftHSM2 token per LABEL -> PIN under FOLDER; point SOFTHSM2_CONF at it (the
-    module reads it once per process, so every token is made before the module is first loaded)."""
+def softhsm_tokens(folder: Path, labels: dict[str, str], export: bool = True) -> Path:
+    """Initialise one SoftHSM2 token per LABEL -> PIN under FOLDER; EXPORT: point this process's
+    SOFTHSM2_CONF at it (the module reads it once per process, so every token is made before the
+    module is first loaded). Without EXPORT, only subprocesses given SOFTHSM2_CONF see the tokens."""
     assert Path(SOFTHSM_MODULE).is_file() and shutil.which("softhsm2-util"), \
         "SoftHSM2 is missing: .ci/system-deps installs softhsm2 and opensc from Debian"
     (folder / "tokens").mkdir(parents=True)
     conf = folder / "softhsm2.conf"
     conf.write_text(f"directories.tokendir = {folder / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n")
-    os.environ["SOFTHSM2_CONF"] = str(conf)
+    if export:
+        os.environ["SOFTHSM2_CONF"] = str(conf)
     for label, pin in labels.items():
         subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", label, "--pin", pin,
-                        "--so-pin", SO_PIN], check=True, capture_output=True, env=os.environ)
+                        "--so-pin", SO_PIN], check=True, capture_output=True,
+                       env={**os.environ, "SOFTHSM2_CONF": str(conf)})
     return conf
 
 

@@ -218,3 +218,51 @@ def test_release_mode_without_a_database_blocks(image, tmp_path):
                            str(ROOT / "build" / "image-work")], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=3600)
     assert proc.returncode == 1 and "image scan: FAIL: not scanned" in proc.stdout, proc.stdout + proc.stderr
+
+
+IMAGE_TOKEN_PIN = "2468"  # test token only  # pragma: allowlist secret
+
+
+@pytest.fixture(scope="module")
+def image_token(tmp_path_factory):
+    """A SoftHSM2 token with a key pair made by `z4 keygen --pkcs11`; only subprocesses see it."""
+    from z4_assets_tests.keystores import softhsm_tokens, token_uri
+
+    folder = tmp_path_factory.mktemp("image-token")
+    conf = softhsm_tokens(folder, {"imagesign": IMAGE_TOKEN_PIN}, export=False)
+    (folder / "pin").write_text(IMAGE_TOKEN_PIN)
+    env = _env(SOFTHSM2_CONF=str(conf), Z4_PKCS11_URI=token_uri("imagesign"), Z4_PKCS11_PIN_FILE=str(folder / "pin"))
+    proc = subprocess.run([*CLI, "keygen", "--pkcs11", "--out", str(folder / "token.pub.pem")], env=env,
+                          capture_output=True, text=True, cwd=folder)
+    assert proc.returncode == 0, proc.stderr
+    return {"env": env, "pub": folder / "token.pub.pem", "folder": folder}
+
+
+def test_in_pkcs11_mode_the_image_is_signed_inside_the_token(image, image_token, tmp_path):
+    """`z4 image build` with Z4_SIGNING_MODE=pkcs11: no key file; the statement verifies with the token's
+    exported public key and not with the file key. A wrong PIN stops it before the build, in one line."""
+    from z4_assets.core.packaging import public_key_fingerprint
+
+    evidence = tmp_path / "evidence"
+    env = {**image_token["env"], "Z4_SIGNING_MODE": "pkcs11", "Z4_IMAGE_EVIDENCE": str(evidence)}
+    proc = subprocess.run([*CLI, "image", "build", "--work-dir", str(ROOT / "build" / "image-work")], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=3600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == image["ref"] and IMAGE_TOKEN_PIN not in proc.stdout + proc.stderr
+    bundle = json.loads((evidence / "statement.sigstore.json").read_text())
+    assert "sha256:" + bundle["verificationMaterial"]["publicKey"]["hint"] == public_key_fingerprint(image_token["pub"])
+    ok = subprocess.run([*CLI, "image", "verify", image["ref"]], capture_output=True, text=True,
+                        env={**env, "Z4_SIGNING_PUBKEY": str(image_token["pub"])})
+    assert ok.returncode == 0 and image["digest"] in ok.stdout, ok.stderr
+    other = subprocess.run([*CLI, "image", "verify", image["ref"]], capture_output=True, text=True,
+                           env={**env, "Z4_SIGNING_PUBKEY": image["pub"]})
+    assert other.returncode == 2 and "does not verify" in other.stderr
+
+    (image_token["folder"] / "wrong.pin").write_text("1357")
+    wrong = {**env, "Z4_PKCS11_PIN_FILE": str(image_token["folder"] / "wrong.pin"),
+             "Z4_IMAGE_EVIDENCE": str(tmp_path / "never")}
+    proc = subprocess.run([*CLI, "image", "build", "--work-dir", str(ROOT / "build" / "image-work")], cwd=ROOT,
+                          env=wrong, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 2 and "refused (wrong PIN?)" in proc.stderr, proc.stdout + proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "1357" not in proc.stdout + proc.stderr
+    assert "building" not in proc.stdout and not (tmp_path / "never").exists()

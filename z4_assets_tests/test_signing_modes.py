@@ -164,3 +164,22 @@ def test_a_z3_manifest_signed_in_the_registrars_token_verifies_and_another_key_i
     assert statement["hash"] == ref.manifest["hash"]
     with pytest.raises(Z4Error, match="Z3 signature does not verify"):
         verify_manifest(manifest, sig, tokens["z4"]["pub"], ref.dataset_id, ref.snapshot_id)
+
+
+def test_the_training_images_statement_signed_in_the_token_verifies_and_another_key_is_refused(tokens, tmp_path):
+    """pkcs11 mode signs the image's statement inside the token too (`z4 image build`: cli/image.py);
+    the runners verify it with the exported public key, as they verify an EC-key signature."""
+    import json
+
+    from z4_assets.core.packaging import TokenSigner, image_statement, sign_image_statement, verify_image_statement
+
+    stmt = image_statement("localhost/z4-training", "sha256:" + "ab" * 32, {"git_sha": "0" * 40})
+    bundle = sign_image_statement(stmt, TokenSigner(tokens["z4"]["uri"], PINS["z4"]))
+    path = tmp_path / "statement.sigstore.json"
+    path.write_text(json.dumps(bundle))
+    assert verify_image_statement(path, tokens["z4"]["pub"]) == stmt
+    assert "sha256:" + bundle["verificationMaterial"]["publicKey"]["hint"] == public_key_fingerprint(tokens["z4"]["pub"])
+    with pytest.raises(Z4Error, match="does not verify with the factory's public key"):
+        verify_image_statement(path, tokens["other"]["pub"])
+    with pytest.raises(Z4Error, match="refused \\(wrong PIN\\?\\)"):
+        sign_image_statement(stmt, TokenSigner(tokens["z4"]["uri"], "0000"))

@@ -21,7 +21,7 @@ def cmd_build(args) -> int:
         raise Z4Error("z4 image build runs from the project's git checkout (Dockerfile and .git beside z4_assets)")
     mode = args.mode or os.environ.get(MODE_ENV, "development")
     db = Path(args.vuln_db or settings.vuln_db) if (args.vuln_db or settings.vuln_db) else None
-    built = build_image(ROOT, Path(settings.image_evidence), Path(args.work_dir), settings.signing_key, mode, db,
+    built = build_image(ROOT, Path(settings.image_evidence), Path(args.work_dir), image_signer(settings), mode, db,
                         force=args.force)
     scan = built.scan
     loud = "!!! " if scan.status == "WARN" else ""
@@ -35,6 +35,22 @@ def cmd_build(args) -> int:
     print(f"{'reused' if built.reused else 'built'} in {built.seconds:.0f} s; evidence in {built.evidence_dir}/")
     print(built.ref)
     return 0
+
+
+def image_signer(settings: Settings):
+    """What signs the image's statement: in pkcs11 mode the key inside the token Z4_PKCS11_URI names
+    (PIN from Z4_PKCS11_PIN_FILE or Z4_PKCS11_PIN), checked before anything is built; else the PEM
+    key at Z4_SIGNING_KEY (ec_key and certificate modes: the certificate's key)."""
+    if settings.signing_mode != "pkcs11":
+        return settings.signing_key
+    from z4_assets.cli.release import _pkcs11_pin
+    from z4_assets.core.packaging import TokenSigner
+
+    if not settings.pkcs11_uri:
+        raise Z4Error("Z4_SIGNING_MODE=pkcs11 needs Z4_PKCS11_URI, the token key that signs the image's statement")
+    signer = TokenSigner(settings.pkcs11_uri, _pkcs11_pin(settings))
+    signer.sign(b"z4 image build: token check")  # PIN, token and key work: fail before a build, not after
+    return signer
 
 
 def cmd_verify(args) -> int:

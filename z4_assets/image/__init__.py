@@ -96,9 +96,10 @@ def _cached(tag: str, inputs: str, work_dir: Path) -> dict | None:
     return facts if ok else None
 
 
-def build_image(root: Path, evidence_dir: Path, work_dir: Path, signing_key: str, mode: str,
+def build_image(root: Path, evidence_dir: Path, work_dir: Path, signing_key, mode: str,
                 vuln_db: Path | None, log=print, force: bool = False) -> ImageBuild:
-    """Build (or reuse), describe, scan and sign the training image; evidence lands in EVIDENCE_DIR."""
+    """Build (or reuse), describe, scan and sign the training image; evidence lands in EVIDENCE_DIR.
+    SIGNING_KEY: the factory key's PEM path, or a TokenSigner (the key inside a PKCS#11 token)."""
     t0 = time.perf_counter()
     epoch = source_date_epoch(root)
     inputs = inputs_digest(root, epoch)
@@ -142,7 +143,7 @@ def build_image(root: Path, evidence_dir: Path, work_dir: Path, signing_key: str
                       seconds=time.perf_counter() - t0, scan=result, evidence_dir=evidence_dir)
 
 
-def _describe_and_sign(facts: dict, evidence_dir: Path, signing_key: str, mode: str, vuln_db: Path | None):
+def _describe_and_sign(facts: dict, evidence_dir: Path, signing_key, mode: str, vuln_db: Path | None):
     """SBOM from the image's own files, the scan, the signed statement: written all or nothing."""
     ref = f"{REPO}@{facts['digest']}"
     mount = _podman.podman("image", "mount", ref, what="mounting the image").stdout.strip()

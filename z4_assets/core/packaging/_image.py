@@ -1,9 +1,10 @@
 """The training image's signed statement and its place in a run's package.
 
 The statement is an in-toto Statement over the image digest, in a DSSE envelope, in a Sigstore
-bundle (v0.3), signed with the factory's EC key as model-signing signs a model package. Whoever
-runs the image (the container runner, the Kubernetes launcher, `z4 rebuild`) verifies it and runs
-only a digest it names. A run trained in the image carries the image's evidence in `image/`.
+bundle (v0.3), signed with the factory's EC key (a PEM file, or inside the PKCS#11 token in pkcs11
+mode) as model-signing signs a model package. Whoever runs the image (the container runner, the
+Kubernetes launcher, `z4 rebuild`) verifies it and runs only a digest it names. A run trained in
+the image carries the image's evidence in `image/`.
 """
 
 from __future__ import annotations
@@ -40,12 +41,32 @@ def _key_hint(public_key) -> str:
     return hashlib.sha256(pem).hexdigest()
 
 
-def sign_image_statement(stmt: dict, private_key: str | Path) -> dict:
-    """A Sigstore bundle (v0.3, DSSE) over STMT, signed with the EC P-256 key at PRIVATE_KEY."""
-    from cryptography.hazmat.primitives import hashes, serialization
+def sign_image_statement(stmt: dict, private_key) -> dict:
+    """A Sigstore bundle (v0.3, DSSE) over STMT, signed with the factory's EC P-256 key: a PEM file's
+    path, or a key held in a PKCS#11 token (core.packaging.TokenSigner: the same ECDSA signature, made
+    inside the token, so the key never exists as a file). Verified the same way, with the public key."""
+    from cryptography.hazmat.primitives import hashes
+
+    payload = json.dumps(stmt, sort_keys=True, separators=(",", ":")).encode()
+    if hasattr(private_key, "sign") and hasattr(private_key, "public_key"):  # a key in a token
+        public = private_key.public_key()
+        sig = private_key.sign(_pae(PAYLOAD_TYPE, payload))
+    else:
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        key = _load_ec_key(Path(private_key))
+        public = key.public_key()
+        sig = key.sign(_pae(PAYLOAD_TYPE, payload), ec.ECDSA(hashes.SHA256()))
+    return {"mediaType": BUNDLE_MEDIA_TYPE,
+            "verificationMaterial": {"publicKey": {"hint": _key_hint(public)}, "tlogEntries": []},
+            "dsseEnvelope": {"payload": base64.b64encode(payload).decode(), "payloadType": PAYLOAD_TYPE,
+                             "signatures": [{"sig": base64.b64encode(sig).decode(), "keyid": ""}]}}
+
+
+def _load_ec_key(path: Path):
+    from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    path = Path(private_key)
     if not path.is_file():
         raise Z4Error("no signing key: run `z4 keygen` and set Z4_SIGNING_KEY", path)
     try:
@@ -54,12 +75,7 @@ def sign_image_statement(stmt: dict, private_key: str | Path) -> dict:
         raise Z4Error(f"cannot sign with this key ({type(e).__name__})", path) from None
     if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
         raise Z4Error("the signing key is not an EC P-256 key", path)
-    payload = json.dumps(stmt, sort_keys=True, separators=(",", ":")).encode()
-    sig = key.sign(_pae(PAYLOAD_TYPE, payload), ec.ECDSA(hashes.SHA256()))
-    return {"mediaType": BUNDLE_MEDIA_TYPE,
-            "verificationMaterial": {"publicKey": {"hint": _key_hint(key.public_key())}, "tlogEntries": []},
-            "dsseEnvelope": {"payload": base64.b64encode(payload).decode(), "payloadType": PAYLOAD_TYPE,
-                             "signatures": [{"sig": base64.b64encode(sig).decode(), "keyid": ""}]}}
+    return key
 
 
 def verify_image_statement(bundle_path: str | Path, public_key: str | Path) -> dict:
