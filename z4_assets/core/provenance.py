@@ -8,13 +8,15 @@ import subprocess
 from functools import lru_cache
 from pathlib import Path
 
+from z4_assets.core.settings import child_env
+
 _PKG = Path(__file__).resolve().parents[1]
 
 
 def _git(*args: str) -> str | None:
     try:
         out = subprocess.run(["git", "-C", str(_PKG), *args], capture_output=True, text=True,
-                             timeout=10, check=True)
+                             timeout=10, check=True, env=child_env())
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip()

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from z4_assets.core.errors import Z4Error
 from z4_assets.core.files import sha256_file
+from z4_assets.core.settings import child_env
 
 SPEC_VERSION = "1.6"
 _PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
@@ -73,7 +74,7 @@ def generate_sbom(out_path: str | os.PathLike, cache_dir: str | os.PathLike | No
     cmd.append(python or sys.executable)
     try:
         proc = subprocess.run(  # nosec B603 # fixed argv, no shell
-            cmd, capture_output=True, text=True, timeout=600, check=False
+            cmd, capture_output=True, text=True, timeout=600, check=False, env=child_env()
         )
         if proc.returncode != 0:
             last = (proc.stderr.strip().splitlines() or ["no output"])[-1]

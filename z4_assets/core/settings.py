@@ -20,6 +20,19 @@ AUDIT_URL_ENV, OPENLINEAGE_URL_ENV = "Z4_AUDIT_URL", "OPENLINEAGE_URL"
 PKCS11_PIN_ENV = "Z4_PKCS11_PIN"             # the token PIN (secret: dg.EnvVar, never read here)
 VAULT_SECRET_ID_ENV = "Z4_VAULT_SECRET_ID"   # the AppRole secret id (secret: dg.EnvVar, never read here)
 VAULT_TOKEN_ENV = "Z4_VAULT_TOKEN"           # a token the deployment injects (secret: dg.EnvVar)
+# Variables that hold a secret, or a URL that may carry one: the tools the factory starts for its own
+# work (cyclonedx-py, git) get the environment without them (`child_env`). MLflow's credentials are
+# put into this process's environment from the vault (resources/vault.py) and leave it with the run.
+SECRET_ENV = (PSEUDONYM_KEY_ENV, PKCS11_PIN_ENV, VAULT_SECRET_ID_ENV, VAULT_TOKEN_ENV, AUDIT_URL_ENV,
+              OPENLINEAGE_URL_ENV, "VAULT_TOKEN", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
+              "MLFLOW_TRACKING_TOKEN", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+
+
+def child_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """ENV (this process's environment by default) without SECRET_ENV: for a tool the factory runs."""
+    return {k: v for k, v in (os.environ if env is None else env).items() if k not in SECRET_ENV}
+
+
 # The Z3 registrar's key signs snapshot manifests; it is not the factory's and by default does not live
 # in the project beside it (`z4 keygen --z3`). The factory holds only its public key (Z4_Z3_PUBKEY).
 DEFAULT_Z3_SIGNING_KEY = "~/.config/z4-z3/z3-signing.pem"
