@@ -236,8 +236,10 @@ class StageAudit:
                                              f"the {r.sink} sink (delivered later, or by `z4 audit flush`)")
             mlflow = self.kwargs.get("mlflow")
             if mlflow is not None:
+                from z4_assets.core.audit import CHAIN_TAG, HEAD_TAG
+
                 mlflow.log_to_run(self.run_id, tags={"z9.audit_queued": str(queued),
-                                                     "z9.audit_head": self.trail.head()})
+                                                     HEAD_TAG: self.trail.head(), CHAIN_TAG: self.trail.chain_id()})
         except Exception as e:  # noqa: BLE001
             self.context.log.warning(f"audit: delivery not attempted ({type(e).__name__})")
         return out

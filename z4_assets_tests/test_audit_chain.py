@@ -248,3 +248,25 @@ def test_a_chain_file_replaced_by_a_symlink_is_never_written_through(tmp_path):
     with pytest.raises(OSError):
         trail.emit("stage.started", {"stage": "x"}, trail.ids(dagster_run_id="r"))
     assert elsewhere.read_bytes() == before
+
+
+def test_heads_recorded_for_another_factory_roots_chain_are_not_compared(tmp_path):
+    """Two factory roots may share an MLflow experiment: a head names its chain (z9.audit_chain) and
+    `z4 audit verify --against-mlflow` compares only this chain's (and those recorded before heads
+    named a chain)."""
+    from z4_assets.cli.audit import mlflow_anchors
+    from z4_assets.core.audit import CHAIN_TAG, HEAD_TAG
+    from z4_assets.core.settings import Settings
+    from z4_assets.core.tracking import RunRecorder
+
+    trail = _trail(tmp_path)
+    settings = Settings(mlflow_tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", mlflow_experiment="z4-anchors")
+    rec = RunRecorder(settings.mlflow_tracking_uri, settings.mlflow_experiment)
+    tags = {"ours": {HEAD_TAG: trail.head(), CHAIN_TAG: trail.chain_id()},
+            "older": {HEAD_TAG: trail.head()},
+            "theirs": {HEAD_TAG: "3:" + "e" * 64, CHAIN_TAG: "/elsewhere/audit/events.jsonl"},
+            "none": {}}
+    ids = {name: rec.client.create_run(rec.experiment_id, run_name=name, tags=t).info.run_id for name, t in tags.items()}
+    anchors, other = mlflow_anchors(settings, trail.chain_id())
+    assert other == 1 and sorted(a[0] for a in anchors) == sorted(f"MLflow run {ids[n]}" for n in ("ours", "older"))
+    assert trail.verify(anchors).ok

@@ -39,24 +39,34 @@ def file_digest(path) -> str | None:
         return None
 
 
-def mlflow_anchors(settings) -> list[tuple[str, str]]:
-    """Every run's recorded audit head (`z9.audit_head`) in the factory's MLflow experiment."""
+def mlflow_anchors(settings, chain_id: str) -> tuple[list[tuple[str, str]], int]:
+    """The audit heads the runs in the factory's MLflow experiment recorded for this chain, and how many
+    heads of other chains (another factory root sharing the experiment) were left out. A run recorded
+    before heads named their chain counts as this chain's."""
+    from z4_assets.core.audit import CHAIN_TAG, HEAD_TAG
     from z4_assets.core.tracking import RunRecorder
 
     rec = RunRecorder(settings.mlflow_tracking_uri, settings.mlflow_experiment)
-    out, token = [], None
+    out, other, token = [], 0, None
     while True:
-        page = rec.client.search_runs([rec.experiment_id], filter_string="tags.`z9.audit_head` != ''",
+        page = rec.client.search_runs([rec.experiment_id], filter_string=f"tags.`{HEAD_TAG}` != ''",
                                       max_results=1000, page_token=token)
-        out += [(f"MLflow run {r.info.run_id}", r.data.tags["z9.audit_head"]) for r in page]
+        for r in page:
+            if r.data.tags.get(CHAIN_TAG, chain_id) != chain_id:
+                other += 1
+            else:
+                out.append((f"MLflow run {r.info.run_id}", r.data.tags[HEAD_TAG]))
         token = page.token
         if not token:
-            return out
+            return out, other
 
 
 def _verify(args) -> int:
     t = trail()
-    v = t.verify(mlflow_anchors(Settings.from_env()) if args.against_mlflow else None)
+    anchors, other = mlflow_anchors(Settings.from_env(), t.chain_id()) if args.against_mlflow else (None, 0)
+    v = t.verify(anchors)
+    if other:
+        print(f"({other} head(s) in MLflow belong to another factory root's chain: not compared)")
     if v.ok:
         print(f"audit chain intact: {v.events} events, head {t.head()}" + (f" ({v.note})" if v.note else ""))
         return 0

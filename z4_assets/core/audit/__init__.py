@@ -21,8 +21,9 @@ from z4_assets.core.audit._lineage import run_event, snapshot_input
 from z4_assets.core.run_folder import AUDIT
 
 DOWN_PAUSE = 30.0  # seconds a run's stages leave a sink alone after it was found down
+HEAD_TAG, CHAIN_TAG = "z9.audit_head", "z9.audit_chain"  # MLflow tags: the head a run saw, and of which chain
 
-__all__ = ["AuditTrail", "Actor", "RunIds", "EVENT_TYPES", "OIDC_SUBJECT_ENV", "LINEAGE_TYPE", "Report",
+__all__ = ["AuditTrail", "Actor", "RunIds", "CHAIN_TAG", "HEAD_TAG", "EVENT_TYPES", "OIDC_SUBJECT_ENV", "LINEAGE_TYPE", "Report",
            "Verdict", "trace_id_for", "lineage_output", "run_event", "snapshot_input"]
 
 
@@ -114,6 +115,11 @@ class AuditTrail:
 
     def _cursor(self, sink: Sink) -> Path:
         return self._path(f"cursor_{sink.name}")
+
+    def chain_id(self) -> str:
+        """Which chain a recorded head belongs to (MLflow tag z9.audit_chain): its file's absolute
+        path, so the heads of another factory root sharing the MLflow experiment are told apart."""
+        return str(self.chain.resolve())
 
     def verify(self, anchors: list[tuple[str, str]] | None = None) -> Verdict:
         """The chain walked (core/audit/_chain.verify); with ANCHORS, (where, "seq:digest") heads
