@@ -63,6 +63,10 @@ def test_build_is_non_root_and_its_evidence_names_the_digest(image):
     assert facts["digest"] == image["digest"] and facts["user"] == "10001:10001"
     stmt = json.loads((image["evidence"] / "statement.intoto.json").read_text())
     assert stmt["subject"][0]["digest"]["sha256"] == image["digest"].removeprefix("sha256:")
+    from z4_assets.image._rootfs import SOURCES
+
+    assert stmt["predicate"]["debian_sources"] == list(SOURCES) == facts["debian_sources"]
+    assert any(" bookworm-security " in line for line in SOURCES)  # the image carries Debian's security fixes
     sbom = json.loads((image["evidence"] / "sbom.cdx.json").read_text())
     purls = [c["purl"] for c in sbom["components"]]
     assert any(p.startswith("pkg:deb/debian/python3.11@") for p in purls)
@@ -147,6 +151,8 @@ def test_the_image_runs_as_non_root_on_a_read_only_root(image):
     out = _in_image(image, "import os; print(os.getuid()); open('/opt/z4/x','w')")
     assert out.stdout.splitlines()[0] == "10001"
     assert "Read-only file system" in out.stderr
+    sources = _in_image(image, "print(open('/etc/apt/sources.list').read())")
+    assert "debian-security bookworm-security main" in sources.stdout, sources.stdout + sources.stderr
 
 
 @pytest.fixture(scope="module")

@@ -134,7 +134,8 @@ def build_image(root: Path, evidence_dir: Path, work_dir: Path, signing_key, mod
                  "lock_sha256": sha256_file(root / "requirements.lock"),
                  "rootfs_tar_sha256": sha256_file(base), "rootfs_key": base_key,
                  "project_layer_sha256": sha256_file(ctx / "project.tar"),
-                 "debian_suite": _rootfs.SUITE, "debian_packages_requested": list(_rootfs.DEBIAN_PACKAGES),
+                 "debian_suite": _rootfs.SUITE, "debian_sources": list(_rootfs.SOURCES),
+                 "debian_packages_requested": list(_rootfs.DEBIAN_PACKAGES),
                  "build_seconds": round(time.perf_counter() - t0, 1)}
         atomic_write_json(work_dir / f"facts-{inputs[:16]}.json", facts)
     _podman.podman("tag", tag, f"{REPO}:latest", what="podman tag")
@@ -161,7 +162,7 @@ def _describe_and_sign(facts: dict, evidence_dir: Path, signing_key, mode: str, 
     if not result.blocks:  # a blocked image is never signed, so no runner will start it
         stmt = image_statement(REPO, facts["digest"], {
             **{k: facts[k] for k in ("image_id", "inputs_digest", "git_sha", "git_dirty", "lock_sha256",
-                                     "source_date_epoch", "debian_suite")},
+                                     "source_date_epoch", "debian_suite", "debian_sources")},
             "sbom": {"sha256": sha256_file(files["sbom"])}, "scan": {"status": result.status,
                                                                      "sha256": sha256_file(files["scan"])}})
         atomic_write_json(files["statement"], stmt)

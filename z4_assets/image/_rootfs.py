@@ -16,6 +16,12 @@ from pathlib import Path
 from z4_assets.core.errors import Z4Error
 
 SUITE = "bookworm"
+# The image's apt sources: the suite, its point-release updates and Debian's security archive, so the
+# image carries the fixes the CVE scan would otherwise report (mmdebstrap installs the newest version
+# any of them offers, and leaves this list in the image's /etc/apt/sources.list).
+SOURCES = (f"deb http://deb.debian.org/debian {SUITE} main",
+           f"deb http://deb.debian.org/debian {SUITE}-updates main",
+           f"deb http://deb.debian.org/debian-security {SUITE}-security main")
 # Debian packages of the image (plus what they depend on, plus Debian's essential set).
 DEBIAN_PACKAGES = ("python3", "python3-venv", "ca-certificates", "libgomp1")
 UID = 10001
@@ -94,7 +100,7 @@ def mmdebstrap_argv(out_tar: Path, wheels: Path, lock: Path) -> list[str]:
     argv = ["mmdebstrap", "--quiet", "--mode=root", "--variant=minbase", "--format=tar",
             "--include=" + ",".join(DEBIAN_PACKAGES)]
     argv += [f"--customize-hook={h}" for h in hooks]
-    return [*argv, SUITE, str(out_tar)]
+    return [*argv, SUITE, str(out_tar), *SOURCES]
 
 
 def build_rootfs(out_tar: Path, wheels: Path, lock: Path, epoch: int) -> Path:
