@@ -5,6 +5,7 @@ import dagster as dg
 from pydantic import Field
 
 from z4_assets.core.stages import STAGES
+from z4_assets.incidents import incident_on_failure, open_run_incident
 from z4_assets.k8s import factory_executor
 from z4_assets.resources import FactoryStorage, MlflowTracking, PolicyStore, TokenRevoker
 
@@ -15,6 +16,7 @@ model_factory = dg.define_asset_job(
     "model_factory",
     selection=dg.AssetSelection.assets(*(s.asset for s in STAGES)),
     executor_def=factory_executor(),
+    hooks={incident_on_failure},
     description="One Z3 snapshot (the run's partition, <dataset_id>@<snapshot_id>) through every stage of the "
                 "factory. Data: the snapshot's signature, hash, contract, legal basis and purpose; hygiene "
                 "(duplicates, conflicting labels, impossible values, leakage, drift against the baseline). Model: "
@@ -61,30 +63,11 @@ def cleanup_failed_run(context: dg.OpExecutionContext, config: CleanupTarget, st
 
 def _incident(context: dg.OpExecutionContext, folder, partition: str, outcome, storage) -> None:
     """The failed run's one incident record (core/incident.py): its failed gates, or the step that
-    crashed or timed out; POSTed to Z4_INCIDENT_URL when set. A second cleanup of the run reuses it."""
-    from z4_assets.core.incident import build_incident, open_incident
-    from z4_assets.core.settings import Settings
-
-    settings = Settings.from_env()
-    errors = []
-    for entry in context.instance.all_logs(folder.run_id, of_type=dg.DagsterEventType.STEP_FAILURE):
-        error = entry.dagster_event.step_failure_data.error if entry.dagster_event else None
-        errors.append({"step": entry.step_key, "error_class": error.cls_name if error else None,
-                       "message": (error.message.strip()[:500] if error else "")})
+    crashed or timed out; POSTed to Z4_INCIDENT_URL when set. A second cleanup of the run, or the
+    record its failed step already opened (incident_on_failure), is reused."""
     failed_revocations = outcome.gates[0].details.get("failed_revocations") or []
-    links = {"dagster_run": f"{settings.dagster_url.rstrip('/')}/runs/{folder.run_id}",
-             "cleanup_run": f"{settings.dagster_url.rstrip('/')}/runs/{context.run_id}",
-             "run_folder": str(folder.run_dir)}
-    record, new = open_incident(folder, build_incident(folder, partition, errors, links,
-                                                       [str(r.get("lease", r)) for r in failed_revocations]),
-                                settings.incident_url)
-    if new:  # one incident per run, one event: a second cleanup reuses both
-        from z4_assets.audit_events import incident_opened
-
-        incident_opened(context, storage, folder.run_id, partition, record)
-    state = "opened" if new else "already open"
-    context.log.info(f"incident {state} for run {folder.run_id}: {record['title']} "
-                     f"(runbook {record['runbook']}; delivery {record['delivery']['status']})")
+    open_run_incident(context, folder, partition, storage, [str(r.get("lease", r)) for r in failed_revocations],
+                      cleanup_run_id=context.run_id)
 
 
 def _verdict(context, failed_run_id: str, folder, partition: str, mlflow: MlflowTracking, outcome) -> dict:

@@ -130,6 +130,14 @@ def test_the_ci_line_runs_the_newest_partition_and_exits_1_when_a_gate_blocks(pr
         assert snapshot.run_id == run.run_id and snapshot.asset_materialization.partition == tampered.label
         assert instance.get_latest_materialization_event(dg.AssetKey("hygiene_report")) is None
         assert instance.get_latest_materialization_event(dg.AssetKey("trained_model")) is None
+    # no daemon ran a cleanup: the blocked step opened the run's one incident itself (z4_assets/incidents.py)
+    record = json.loads((home / "data" / "factory" / "runs" / run.run_id / "incident" / "incident.json").read_text())
+    assert (record["kind"], record["gate"], record["run_id"]) == ("gate", "snapshot_hash", run.run_id)
+    assert record["runbook"].endswith("#snapshot_hash") and record["snapshot"] == tampered.label
+    chain = (home / "data" / "factory" / "audit" / "events.jsonl").read_text().splitlines()
+    opened = [e for e in map(json.loads, chain) if e["type"] == "io.z4.factory.incident.opened"
+              and e["dagsterrunid"] == run.run_id]
+    assert len(opened) == 1 and opened[0]["data"]["gate"] == "snapshot_hash", opened
 
 
 def test_dagster_job_execute_without_a_partition_fails_at_once_in_one_line(project, ci_run):
