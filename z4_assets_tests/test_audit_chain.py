@@ -270,3 +270,31 @@ def test_heads_recorded_for_another_factory_roots_chain_are_not_compared(tmp_pat
     anchors, other = mlflow_anchors(settings, trail.chain_id())
     assert other == 1 and sorted(a[0] for a in anchors) == sorted(f"MLflow run {ids[n]}" for n in ("ours", "older"))
     assert trail.verify(anchors).ok
+
+
+def test_against_mlflow_that_cannot_be_compared_is_one_line_never_a_pass(tmp_path):
+    """An unreachable MLflow (its password never printed), a missing experiment, an experiment with no
+    recorded head for a chain that has events: exit 2 and one line each, never "intact"."""
+    import os
+    import subprocess
+    import sys
+
+    from z4_assets.core.tracking import RunRecorder
+    from z4_assets_tests.audit_helpers import free_port
+
+    _trail(tmp_path / "factory", n=3)
+    db = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    RunRecorder(db, "z4-empty")  # an experiment in which no run recorded a head
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("Z4_", "MLFLOW_"))}
+    base.update(Z4_FACTORY_ROOT=str(tmp_path / "factory"), MLFLOW_HTTP_REQUEST_MAX_RETRIES="0")
+    cases = {f"http://z9:pw-7c1e@127.0.0.1:{free_port()}": ("z4-model-factory", "cannot read the recorded audit heads"),  # pragma: allowlist secret
+             db: ("z4-absent", "no MLflow experiment 'z4-absent'"),
+             db + " ": ("z4-empty", "no run in MLflow recorded a head of this chain (3 events)")}
+    for uri, (experiment, expected) in cases.items():
+        proc = subprocess.run([sys.executable, "-m", "z4_assets.cli", "audit", "verify", "--against-mlflow"],
+                              env={**base, "MLFLOW_TRACKING_URI": uri.strip(), "Z4_MLFLOW_EXPERIMENT": experiment},
+                              capture_output=True, text=True, cwd=tmp_path, timeout=120)
+        errors = [line for line in proc.stderr.splitlines() if line.startswith("z4: ")]
+        assert proc.returncode == 2 and len(errors) == 1 and expected in errors[0], proc.stdout + proc.stderr
+        assert "Traceback" not in proc.stderr and "pw-7c1e" not in proc.stdout + proc.stderr
+        assert "intact" not in proc.stdout

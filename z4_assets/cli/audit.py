@@ -42,29 +42,49 @@ def file_digest(path) -> str | None:
 def mlflow_anchors(settings, chain_id: str) -> tuple[list[tuple[str, str]], int]:
     """The audit heads the runs in the factory's MLflow experiment recorded for this chain, and how many
     heads of other chains (another factory root sharing the experiment) were left out. A run recorded
-    before heads named their chain counts as this chain's."""
-    from z4_assets.core.audit import CHAIN_TAG, HEAD_TAG
-    from z4_assets.core.tracking import RunRecorder
+    before heads named their chain counts as this chain's. Read only: no experiment is created. An
+    MLflow that cannot be read, or has no such experiment, is one line (Z4Error), never a pass."""
+    from mlflow.tracking import MlflowClient
 
-    rec = RunRecorder(settings.mlflow_tracking_uri, settings.mlflow_experiment)
-    out, other, token = [], 0, None
-    while True:
-        page = rec.client.search_runs([rec.experiment_id], filter_string=f"tags.`{HEAD_TAG}` != ''",
+    from z4_assets.core.audit import CHAIN_TAG, HEAD_TAG
+    from z4_assets.core.errors import Z4Error
+    from z4_assets.core.tracking import default_tracking_uri, redact_uri
+
+    uri = settings.mlflow_tracking_uri or default_tracking_uri()
+    try:
+        client = MlflowClient(tracking_uri=uri)
+        exp = client.get_experiment_by_name(settings.mlflow_experiment)
+        if exp is None:
+            raise Z4Error(f"no MLflow experiment {settings.mlflow_experiment!r} at {redact_uri(uri)}: no recorded "
+                          "audit heads to compare the chain with (MLFLOW_TRACKING_URI, Z4_MLFLOW_EXPERIMENT)")
+        out, other, token = [], 0, None
+        while True:
+            page = client.search_runs([exp.experiment_id], filter_string=f"tags.`{HEAD_TAG}` != ''",
                                       max_results=1000, page_token=token)
-        for r in page:
-            if r.data.tags.get(CHAIN_TAG, chain_id) != chain_id:
-                other += 1
-            else:
-                out.append((f"MLflow run {r.info.run_id}", r.data.tags[HEAD_TAG]))
-        token = page.token
-        if not token:
-            return out, other
+            for r in page:
+                if r.data.tags.get(CHAIN_TAG, chain_id) != chain_id:
+                    other += 1
+                else:
+                    out.append((f"MLflow run {r.info.run_id}", r.data.tags[HEAD_TAG]))
+            token = page.token
+            if not token:
+                return out, other
+    except Z4Error:
+        raise
+    except Exception as e:  # noqa: BLE001 - an unreachable or refusing server: one line, no traceback
+        raise Z4Error(f"cannot read the recorded audit heads from MLflow at {redact_uri(uri)} "
+                      f"({type(e).__name__})") from None
 
 
 def _verify(args) -> int:
     t = trail()
     anchors, other = mlflow_anchors(Settings.from_env(), t.chain_id()) if args.against_mlflow else (None, 0)
     v = t.verify(anchors)
+    if anchors == [] and v.events:
+        from z4_assets.core.errors import Z4Error
+
+        raise Z4Error(f"no run in MLflow recorded a head of this chain ({v.events} events): nothing to compare "
+                      "it with (the right MLFLOW_TRACKING_URI and Z4_MLFLOW_EXPERIMENT?)")
     if other:
         print(f"({other} head(s) in MLflow belong to another factory root's chain: not compared)")
     if v.ok:
